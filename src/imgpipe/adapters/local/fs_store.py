@@ -1,0 +1,493 @@
+"""The local object store: objects are files under a data folder, keys map to paths safely.
+
+Layout: `root/uploads/...`, `root/renditions/...` hold the objects; `root/.imgpipe/` holds
+internal state (`tmp/` for atomic writes, the SQLite database) and is never reachable by a key.
+
+Key -> path: a key is split on `/` into segments, and each segment becomes one file name.
+A *plain* segment maps verbatim, so a file dropped into `root/uploads/` keeps its name.
+A segment is plain unless it
+
+- is empty (`a//b`, a leading or trailing `/`), `.` or `..`;
+- starts with `%` (the escape marker);
+- holds a backslash or a control character (U+0000-U+001F, U+007F-U+009F);
+- is longer than 255 UTF-8 bytes (NAME_MAX);
+- is the first segment and spells `.imgpipe` in any ASCII case.
+
+Any other segment is escaped: `%` + the segment with `%`, `+`, `\\` and control characters
+percent-encoded (UTF-8, `%XX`); the rest, unicode included, stays readable. An escaped name
+longer than 255 bytes is split into folders: `%+chunk/%+chunk/.../%last`. The `%+` marker
+never starts a single escaped name (a literal `+` is always encoded there), and a plain name
+never starts with `%`, so the mapping is one-to-one and `key_for(path_for(key)) == key`.
+
+Where S3 holds both `a/b` and `a/b/c`, a filesystem cannot: `put` raises KeyConflictError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import mimetypes
+import os
+import stat
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+from urllib.parse import unquote
+
+from imgpipe.core.errors import InvalidRequestError, KeyConflictError, ObjectNotFoundError
+from imgpipe.core.keys import validate_key
+from imgpipe.core.model import ObjectInfo, iso
+
+STATE_DIR = ".imgpipe"
+NAME_MAX = 255
+ESCAPE = "%"
+CONTINUED = "%+"
+_CHUNK_BYTES = NAME_MAX - len(CONTINUED)
+_COPY_CHUNK = 1024 * 1024
+_ETAG_CACHE_SIZE = 65_536
+_STALE_TMP_S = 24 * 3600
+_LOCK_STRIPES = 64
+_REPLACE_ATTEMPTS = 5
+
+_CONTENT_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".jpe": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".avif": "image/avif",
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+    ".json": "application/json",
+}
+
+
+def _is_control(ch: str) -> bool:
+    code = ord(ch)
+    return code < 0x20 or 0x7F <= code <= 0x9F
+
+
+def _is_plain(segment: str, first: bool) -> bool:
+    if segment in ("", ".", "..") or segment.startswith(ESCAPE):
+        return False
+    if len(segment.encode("utf-8")) > NAME_MAX:
+        return False
+    if first and segment.isascii() and segment.lower() == STATE_DIR:
+        return False
+    return not any(ch == "\\" or _is_control(ch) for ch in segment)
+
+
+def _escape_tokens(segment: str) -> list[str]:
+    """The escaped body of a segment, one token per character (a `%XX` run or the char)."""
+    tokens = []
+    for ch in segment:
+        if ch in "%+\\" or _is_control(ch):
+            tokens.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+        else:
+            tokens.append(ch)
+    return tokens
+
+
+def _segment_names(segment: str, first: bool) -> list[str]:
+    """The file name(s) one key segment maps to: one name, or several for a long segment."""
+    if _is_plain(segment, first):
+        return [segment]
+    tokens = _escape_tokens(segment)
+    body = "".join(tokens)
+    if len(body.encode("utf-8")) + len(ESCAPE) <= NAME_MAX:
+        return [ESCAPE + body]
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for token in tokens:
+        token_size = len(token.encode("utf-8"))
+        if current and size + token_size > _CHUNK_BYTES:
+            chunks.append("".join(current))
+            current, size = [], 0
+        current.append(token)
+        size += token_size
+    chunks.append("".join(current))
+    return [CONTINUED + chunk for chunk in chunks[:-1]] + [ESCAPE + chunks[-1]]
+
+
+def relative_parts(key: str) -> list[str]:
+    """The path components (relative to the data folder) of a valid key; pure."""
+    validate_key(key)
+    parts: list[str] = []
+    for index, segment in enumerate(key.split("/")):
+        parts.extend(_segment_names(segment, first=index == 0))
+    return parts
+
+
+class UnmappablePathError(InvalidRequestError, ValueError):
+    """A path that no object key maps to (outside the data folder, internal, or misnamed)."""
+
+
+def key_from_parts(parts: Sequence[str]) -> str:
+    """The key whose path components are `parts`; UnmappablePathError if no key maps there."""
+    shown = "/".join(parts)
+    broken = f"{shown!r}: a '%+' folder must continue a name: rename it"
+    segments: list[str] = []
+    pending: list[str] = []
+    try:
+        for name in parts:
+            if name.startswith(CONTINUED):
+                pending.append(name[len(CONTINUED) :])
+            elif name.startswith(ESCAPE):
+                pending.append(name[len(ESCAPE) :])
+                segments.append(unquote("".join(pending), errors="strict"))
+                pending = []
+            elif pending:
+                raise UnmappablePathError(broken)
+            else:
+                segments.append(name)
+        if pending:
+            raise UnmappablePathError(broken)
+        key = "/".join(segments)
+        canonical = relative_parts(key)
+    except UnmappablePathError:
+        raise
+    except (InvalidRequestError, UnicodeError) as exc:
+        raise UnmappablePathError(f"{shown!r} does not name an object key") from exc
+    if canonical != list(parts):
+        raise UnmappablePathError(
+            f"{shown!r} is not how imgpipe names a key's file (names starting with '%' are "
+            "escaped key segments; control characters and backslashes are escaped): rename it"
+        )
+    return key
+
+
+def guess_content_type(key: str) -> str:
+    """The content type of an object, from the extension of its key."""
+    suffix = PurePosixPath(key.rsplit("/", 1)[-1]).suffix.lower()
+    if not suffix:
+        return "application/octet-stream"
+    known = _CONTENT_TYPES.get(suffix) or mimetypes.guess_type("x" + suffix, strict=False)[0]
+    return known or "application/octet-stream"
+
+
+def _version(mtime_ns: int) -> str:
+    return format(mtime_ns, "x")
+
+
+def _last_modified(mtime_ns: int) -> str:
+    return iso(datetime.fromtimestamp(mtime_ns / 1e9, UTC))
+
+
+class FilesystemObjectStore:
+    """ObjectStore over a local folder; writes are atomic (temp file, fsync, rename)."""
+
+    def __init__(self, root: Path, bucket: str = "local") -> None:
+        self.bucket = bucket
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
+        self.state_dir = self.root / STATE_DIR
+        self.tmp_dir = self.state_dir / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._etags: OrderedDict[str, tuple[int, int, int, int, str]] = OrderedDict()
+        self._etags_lock = threading.Lock()
+        self._remove_stale_tmp()
+
+    # -- key <-> path ---------------------------------------------------------------------
+
+    def path_for(self, key: str) -> Path:
+        """The file of `key`, strictly inside the data folder; InvalidRequestError if invalid."""
+        return self.root.joinpath(*relative_parts(key))
+
+    def key_for(self, path: Path | str) -> str:
+        """The key stored at `path` (a relative path is taken from the working directory).
+
+        Raises UnmappablePathError (an InvalidRequestError and a ValueError) for a path outside
+        the data folder, inside `.imgpipe/`, or with a name no key maps to."""
+        path = Path(path).absolute()
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            try:
+                rel = path.parent.resolve().joinpath(path.name).relative_to(self.root)
+            except ValueError:
+                raise UnmappablePathError(
+                    f"{str(path)!r} is not inside the data folder {str(self.root)!r}"
+                ) from None
+        parts = rel.parts
+        if not parts or parts[0] == STATE_DIR:
+            raise UnmappablePathError(f"{str(path)!r} is not an object in {str(self.root)!r}")
+        return key_from_parts(parts)
+
+    def _inside(self, path: Path, *, folder: bool = False) -> bool:
+        """True when `path`, symbolic links followed, stays in the data folder, off state
+        (`folder`: the data folder itself counts as inside)."""
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # a symbolic link loop, a name too long
+            return False
+        return (
+            (folder or resolved != self.root)
+            and resolved.is_relative_to(self.root)
+            and not resolved.is_relative_to(self.state_dir)
+        )
+
+    # -- ObjectStore ----------------------------------------------------------------------
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self.path_for(key)
+        try:
+            with self._open_for_read(key, path) as fd:
+                return self._info(key, path, fd, os.fstat(fd))
+        except ObjectNotFoundError:
+            return None
+
+    def get(self, key: str, version_id: str | None = None) -> bytes:
+        path = self.path_for(key)
+        with self._open_for_read(key, path) as fd:
+            st = os.fstat(fd)
+            if version_id is not None and version_id != _version(st.st_mtime_ns):
+                raise ObjectNotFoundError(f"{key!r} has no version {version_id!r}")
+            chunks = []
+            while chunk := os.read(fd, _COPY_CHUNK):
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
+        path = self.path_for(key)
+        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp_dir)
+        tmp = Path(tmp_name)
+        try:
+            md5 = hashlib.md5(usedforsecurity=False)
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(body, bytes | bytearray | memoryview):
+                    md5.update(body)
+                    out.write(body)
+                else:
+                    while chunk := body.read(_COPY_CHUNK):
+                        md5.update(chunk)
+                        out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            etag = md5.hexdigest()
+            st = self._replace(key, path, tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._remember_etag(path, st, etag)
+        return self._info_from(key, st, etag)
+
+    def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        with self._lock(key):
+            try:
+                if not self._inside(path.parent, folder=True):
+                    return
+                path.unlink()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return
+            except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG:
+                    return
+                if exc.errno == errno.EPERM and path.is_dir():  # unlink of a folder
+                    return
+                raise
+        with self._etags_lock:
+            self._etags.pop(str(path), None)
+        self._remove_empty_parents(path.parent)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix`, sorted by key (UTF-8 byte order)."""
+        if not prefix.isascii():
+            try:
+                prefix.encode("utf-8")
+            except UnicodeEncodeError:
+                return  # no key holds a lone surrogate
+        complete = prefix.split("/")[:-1]
+        start = self.root
+        for index, segment in enumerate(complete):
+            start = start.joinpath(*_segment_names(segment, first=index == 0))
+        found: list[tuple[str, Path]] = []
+        for path in self._walk(start):
+            try:
+                key = self.key_for(path)
+            except UnmappablePathError:
+                continue  # a dropped file whose name no key maps to; see key_from_parts
+            if key.startswith(prefix):
+                found.append((key, path))
+        found.sort()
+        for key, _ in found:
+            info = self.head(key)
+            if info is not None:
+                yield info
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _lock(self, key: str) -> threading.Lock:
+        return self._locks[hash(key) % _LOCK_STRIPES]
+
+    @contextlib.contextmanager
+    def _open_for_read(self, key: str, path: Path) -> Iterator[int]:
+        try:
+            if not self._inside(path):
+                raise ObjectNotFoundError(f"no object {key!r}")
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise ObjectNotFoundError(f"no object {key!r}") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise ObjectNotFoundError(f"no object {key!r}") from exc
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ObjectNotFoundError(f"no object {key!r}")
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _replace(self, key: str, path: Path, tmp: Path) -> os.stat_result:
+        """Move `tmp` to `path` with an mtime newer than the old object's; the new stat."""
+        for _ in range(_REPLACE_ATTEMPTS):
+            self._make_parents(key, path)
+            with self._lock(key):
+                try:
+                    old = path.stat()
+                except (FileNotFoundError, NotADirectoryError):
+                    old = None
+                if old is not None and stat.S_ISDIR(old.st_mode):
+                    with contextlib.suppress(OSError):
+                        path.rmdir()  # an empty folder left by someone: take its place
+                    if path.exists():
+                        raise KeyConflictError(
+                            f"cannot store {key!r}: other keys start with {key + '/'!r}, and a "
+                            "local folder cannot be both a file and a folder"
+                        )
+                    old = None
+                mtime_ns = time.time_ns()
+                if old is not None and mtime_ns <= old.st_mtime_ns:
+                    mtime_ns = old.st_mtime_ns + 1
+                os.utime(tmp, ns=(mtime_ns, mtime_ns))
+                st = tmp.stat()
+                try:
+                    os.replace(tmp, path)
+                except FileNotFoundError:
+                    continue  # a concurrent delete removed the (empty) parent folder
+            self._fsync_dir(path.parent)
+            return st
+        raise KeyConflictError(f"cannot store {key!r}: its folder keeps disappearing")
+
+    def _make_parents(self, key: str, path: Path) -> None:
+        parent = path.parent
+        if not self._inside(parent, folder=True):  # before mkdir: make nothing outside
+            raise InvalidRequestError(
+                f"cannot store {key!r}: a symbolic link leads out of the data folder"
+            )
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            blocker = parent
+            while blocker != self.root and not blocker.is_file():
+                blocker = blocker.parent
+            try:
+                other = self.key_for(blocker)
+            except InvalidRequestError:
+                other = str(blocker.relative_to(self.root))
+            raise KeyConflictError(
+                f"cannot store {key!r}: {other!r} is already an object, and a local folder "
+                "cannot be both a file and a folder"
+            ) from exc
+        if not self._inside(parent, folder=True):
+            raise InvalidRequestError(
+                f"cannot store {key!r}: a symbolic link leads out of the data folder"
+            )
+
+    def _remove_empty_parents(self, folder: Path) -> None:
+        """Remove folders emptied by a delete, keeping the top level (`uploads/`, ...)."""
+        while self.root not in (folder, folder.parent):
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+    @staticmethod
+    def _fsync_dir(folder: Path) -> None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _info(self, key: str, path: Path, fd: int, st: os.stat_result) -> ObjectInfo:
+        etag = self._cached_etag(path, st)
+        if etag is None:
+            md5 = hashlib.md5(usedforsecurity=False)
+            offset = 0
+            while chunk := os.pread(fd, _COPY_CHUNK, offset):
+                md5.update(chunk)
+                offset += len(chunk)
+            etag = md5.hexdigest()
+            self._remember_etag(path, st, etag)
+        return self._info_from(key, st, etag)
+
+    @staticmethod
+    def _info_from(key: str, st: os.stat_result, etag: str) -> ObjectInfo:
+        version = _version(st.st_mtime_ns)
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            etag=etag,
+            content_type=guess_content_type(key),
+            version_id=version,
+            sequencer=version,
+            last_modified=_last_modified(st.st_mtime_ns),
+        )
+
+    @staticmethod
+    def _fingerprint(st: os.stat_result) -> tuple[int, int, int, int]:
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _cached_etag(self, path: Path, st: os.stat_result) -> str | None:
+        with self._etags_lock:
+            cached = self._etags.get(str(path))
+            if cached is None or cached[:4] != self._fingerprint(st):
+                return None
+            self._etags.move_to_end(str(path))
+            return cached[4]
+
+    def _remember_etag(self, path: Path, st: os.stat_result, etag: str) -> None:
+        with self._etags_lock:
+            self._etags[str(path)] = (*self._fingerprint(st), etag)
+            self._etags.move_to_end(str(path))
+            while len(self._etags) > _ETAG_CACHE_SIZE:
+                self._etags.popitem(last=False)
+
+    def _walk(self, start: Path) -> Iterator[Path]:
+        """Regular files under `start` (symbolic links not followed), skipping `.imgpipe`."""
+        stack = [start]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+                    continue
+                raise
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if not (folder == self.root and entry.name == STATE_DIR):
+                        stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    yield Path(entry.path)
+
+    def _remove_stale_tmp(self) -> None:
+        cutoff = time.time() - _STALE_TMP_S
+        for entry in os.scandir(self.tmp_dir):
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)

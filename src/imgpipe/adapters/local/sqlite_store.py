@@ -1,0 +1,258 @@
+"""The local metadata store: image records in SQLite (WAL), written with compare-and-set.
+
+Safe for many threads (one connection per thread) and several processes (WAL, busy timeout,
+`BEGIN IMMEDIATE` for writes). `SqliteConnections` is shared with the SQLite job queue, which
+may keep its tables in the same database file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from imgpipe.core.errors import InvalidRequestError, StoreUnavailableError
+from imgpipe.core.model import ImageRecord, RecordPage, Status
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_S = 10.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS image_records (
+    image_id    TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    revision    INTEGER NOT NULL,
+    item        TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS image_records_by_status
+    ON image_records (status, uploaded_at DESC, image_id DESC);
+CREATE INDEX IF NOT EXISTS image_records_by_time
+    ON image_records (uploaded_at DESC, image_id DESC);
+"""
+
+
+class SqliteConnections:
+    """One SQLite connection per thread to one database file, all closed by `close()`."""
+
+    def __init__(self, db_path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._closed = False
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and not self._closed:
+            return conn
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailableError(f"{self.db_path} is closed")
+            conn = sqlite3.connect(
+                self.db_path,
+                timeout=self._busy_timeout_s,
+                isolation_level=None,  # autocommit; transactions are explicit
+                check_same_thread=False,  # only its own thread uses it; close() may be elsewhere
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable across kill -9
+            except sqlite3.Error as exc:
+                conn.close()
+                raise StoreUnavailableError(f"cannot open {self.db_path}: {exc}") from exc
+            # Connections of threads that have ended are closed here, so pools that churn
+            # threads do not pile up open files.
+            alive = []
+            for thread, other in self._all:
+                if thread.is_alive():
+                    alive.append((thread, other))
+                else:
+                    other.close()
+            alive.append((threading.current_thread(), conn))
+            self._all = alive
+        self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken at once (`BEGIN IMMEDIATE`), so it never has to upgrade."""
+        conn = self.connection()
+        with _translated(self.db_path):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with _translated(self.db_path):
+            return fn(self.connection())
+
+    def executescript(self, script: str) -> None:
+        with _translated(self.db_path):
+            self.connection().executescript(script)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for _, conn in self._all:
+                conn.close()
+            self._all = []
+
+
+@contextmanager
+def _translated(db_path: Path) -> Iterator[None]:
+    """SQLite's busy and I/O errors become StoreUnavailableError (transient: retry later)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailableError(f"{db_path}: {exc}") from exc
+
+
+def encode_cursor(uploaded_at: str, image_id: str) -> str:
+    raw = json.dumps([uploaded_at, image_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """The (uploadedAt, imageId) of a cursor; InvalidRequestError for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequestError("invalid cursor") from exc
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(part, str) for part in value)
+    ):
+        raise InvalidRequestError("invalid cursor")
+    return value[0], value[1]
+
+
+def _record(item: str) -> ImageRecord:
+    return ImageRecord.model_validate(json.loads(item))
+
+
+class SqliteMetadataStore:
+    """MetadataStore over SQLite; `put` is a compare-and-set on `revision`."""
+
+    def __init__(self, db_path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        self._db = SqliteConnections(db_path, busy_timeout_s)
+        try:
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def db_path(self) -> Path:
+        return self._db.db_path
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        row = self._db.read(
+            lambda c: c.execute(
+                "SELECT item FROM image_records WHERE image_id = ?", (image_id,)
+            ).fetchone()
+        )
+        return None if row is None else _record(row[0])
+
+    def put(self, record: ImageRecord, expected_revision: int | None) -> ImageRecord | None:
+        written = record.model_copy(update={"revision": (expected_revision or 0) + 1})
+        values: dict[str, Any] = {
+            "image_id": written.image_id,
+            "key": written.key,
+            "status": str(written.status),
+            "uploaded_at": written.uploaded_at,
+            "revision": written.revision,
+            "item": json.dumps(written.to_item(), separators=(",", ":")),
+            "expected": expected_revision,
+        }
+        with self._db.write() as conn:
+            if expected_revision is None:
+                cur = conn.execute(
+                    "INSERT INTO image_records (image_id, key, status, uploaded_at, revision, item)"
+                    " VALUES (:image_id, :key, :status, :uploaded_at, :revision, :item)"
+                    " ON CONFLICT (image_id) DO NOTHING",
+                    values,
+                )
+            else:
+                cur = conn.execute(
+                    "UPDATE image_records SET key = :key, status = :status,"
+                    " uploaded_at = :uploaded_at, revision = :revision, item = :item"
+                    " WHERE image_id = :image_id AND revision = :expected",
+                    values,
+                )
+            return written if cur.rowcount == 1 else None
+
+    def delete(self, image_id: str) -> None:
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM image_records WHERE image_id = ?", (image_id,))
+
+    def list(self, status: Status | None, limit: int, cursor: str | None) -> RecordPage:
+        """Newest `uploadedAt` first, ties by `imageId` (descending); keyset pagination."""
+        if limit < 1:
+            raise InvalidRequestError("limit must be at least 1")
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(str(status))
+        if cursor is not None:
+            uploaded_at, image_id = decode_cursor(cursor)
+            where.append("(uploaded_at, image_id) < (?, ?)")
+            params.extend((uploaded_at, image_id))
+        sql = "SELECT item FROM image_records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY uploaded_at DESC, image_id DESC LIMIT ?"
+        params.append(limit + 1)
+        rows = self._db.read(lambda c: c.execute(sql, params).fetchall())
+        items = [_record(row[0]) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor(last.uploaded_at, last.image_id)
+        return RecordPage(items=items, next_cursor=next_cursor)
+
+    def count_by_status(self) -> dict[Status, int]:
+        rows = self._db.read(
+            lambda c: c.execute(
+                "SELECT status, COUNT(*) FROM image_records GROUP BY status"
+            ).fetchall()
+        )
+        counts = dict.fromkeys(Status, 0)
+        for status, count in rows:
+            counts[Status(status)] = count
+        return counts

@@ -1,0 +1,153 @@
+"""Where rendering runs: in this process, or in child processes that may crash or hang alone.
+
+`SubprocessRenderer` keeps N long-lived children. Each call borrows one; a child that dies or
+overruns the time limit is killed and replaced, and the call raises WorkerCrashedError (a
+transient error: the queue retries, then dead-letters). The server never shares its fate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import queue
+import threading
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from imgpipe.core.errors import ImgpipeError, ProcessingError, WorkerCrashedError
+from imgpipe.core.imaging import RenderOptions, RenderResult, render
+
+
+class InProcessRenderer:
+    """Render in the calling thread (Lambda, `imgpipe process`); libvips releases the GIL."""
+
+    def render(self, data: bytes, options: RenderOptions) -> RenderResult:
+        return render(data, options)
+
+
+def _child_main(conn: Connection, vips_concurrency: int) -> None:
+    os.environ.setdefault("VIPS_CONCURRENCY", str(vips_concurrency))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if request is None:
+            return
+        data, options = request
+        reply: tuple[str, Any]
+        try:
+            reply = ("ok", render(data, options))
+        except ImgpipeError as exc:
+            reply = ("error", exc)
+        except Exception as exc:  # an engine bug must not kill the child's loop
+            reply = ("error", ProcessingError(f"{type(exc).__name__}: {exc}"))
+        conn.send(reply)
+
+
+class _Child:
+    def __init__(self, ctx: mp.context.BaseContext, vips_concurrency: int) -> None:
+        parent, child = ctx.Pipe()
+        self.conn: Connection = parent
+        self.process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
+            target=_child_main, args=(child, vips_concurrency), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.jobs = 0
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.process.join(2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self.conn.close()
+
+
+class SubprocessRenderer:
+    """A fixed pool of rendering processes with a per-call time limit."""
+
+    def __init__(
+        self,
+        processes: int,
+        timeout_s: float,
+        vips_concurrency: int = 1,
+        max_jobs_per_child: int = 500,
+    ) -> None:
+        self._ctx = mp.get_context("spawn")
+        self._timeout_s = timeout_s
+        self._vips_concurrency = vips_concurrency
+        self._max_jobs = max_jobs_per_child
+        self._idle: queue.Queue[_Child] = queue.Queue()
+        self._all: list[_Child] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(processes):
+            self._idle.put(self._add())
+
+    def _add(self) -> _Child:
+        child = _Child(self._ctx, self._vips_concurrency)
+        with self._lock:
+            self._all.append(child)
+        return child
+
+    def _replace(self, child: _Child) -> None:
+        child.kill()
+        with self._lock:
+            self._all.remove(child)
+        if not self._closed:
+            self._idle.put(self._add())
+
+    def render(self, data: bytes, options: RenderOptions) -> RenderResult:
+        if self._closed:
+            raise WorkerCrashedError("the renderer is shut down")
+        child = self._idle.get()
+        try:
+            child.conn.send((data, options))
+            if not child.conn.poll(self._timeout_s):
+                self._replace(child)
+                raise WorkerCrashedError(
+                    f"rendering took longer than {self._timeout_s:g} s; the process was killed"
+                )
+            kind, payload = child.conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            code = child.process.exitcode
+            self._replace(child)
+            raise WorkerCrashedError(f"the rendering process died (exit code {code})") from exc
+        child.jobs += 1
+        if child.jobs >= self._max_jobs:
+            self._retire(child)
+        else:
+            self._idle.put(child)
+        if kind == "error":
+            raise payload
+        result: RenderResult = payload
+        return result
+
+    def _retire(self, child: _Child) -> None:
+        child.stop()
+        with self._lock:
+            self._all.remove(child)
+        if not self._closed:
+            self._idle.put(self._add())
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [c.process.pid for c in self._all if c.process.pid is not None]
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            children = list(self._all)
+            self._all.clear()
+        for child in children:
+            child.stop()

@@ -1,0 +1,202 @@
+"""Settings: the one module that reads configuration files and IMGPIPE_* environment variables.
+
+Precedence, highest first: values passed in code (CLI flags), environment variables
+(`IMGPIPE_LIMITS__MAX_BYTES=...`, nested with `__`), the TOML file (`--config FILE` or
+`IMGPIPE_CONFIG`), then the defaults, which work with no file at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from imgpipe.core.model import OutputFormat
+
+InputFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]
+ALL_INPUT_FORMATS: list[InputFormat] = ["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]
+
+ENV_PREFIX = "IMGPIPE_"
+CONFIG_FILE_ENV = "IMGPIPE_CONFIG"
+LEASE_MARGIN_S = 30.0
+
+
+DEFAULT_QUALITY: dict[OutputFormat, int] = {"jpeg": 82, "webp": 80, "avif": 55, "png": 100}
+
+
+def _default_formats() -> list[OutputFormat]:
+    return ["jpeg", "webp"]
+
+
+def _default_quality() -> dict[OutputFormat, int]:
+    return dict(DEFAULT_QUALITY)
+
+
+class RenditionSpec(BaseModel):
+    """One named output size, written in each of its formats."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    width: int = Field(gt=0, le=16384, description="max width in px")
+    height: int = Field(gt=0, le=16384, description="max height in px")
+    fit: Literal["inside", "cover"] = Field(
+        default="inside", description="inside: fit within the box; cover: fill it, crop the rest"
+    )
+    formats: list[OutputFormat] = Field(default_factory=_default_formats, min_length=1)
+    quality: dict[OutputFormat, int] = Field(default_factory=_default_quality)
+
+    def quality_for(self, fmt: OutputFormat) -> int:
+        return self.quality.get(fmt, DEFAULT_QUALITY[fmt])
+
+
+def _default_renditions() -> list[RenditionSpec]:
+    return [
+        RenditionSpec(name="thumb", width=256, height=256),
+        RenditionSpec(name="medium", width=800, height=800),
+        RenditionSpec(name="large", width=1600, height=1600),
+    ]
+
+
+class Limits(BaseModel):
+    max_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="largest original")
+    max_pixels: int = Field(
+        default=100_000_000, gt=0, description="width x height x frames, read from the header"
+    )
+    max_frames: int = Field(default=200, gt=0)
+    allowed_formats: list[InputFormat] = Field(default_factory=lambda: list(ALL_INPUT_FORMATS))
+    processing_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class MetadataOptions(BaseModel):
+    keep_gps: bool = Field(default=False, description="record GPS coordinates in the record")
+    strip_exif: bool = Field(
+        default=True, description="strip EXIF/XMP/IPTC from renditions (ICC is never needed)"
+    )
+
+
+class LocalBackend(BaseModel):
+    data_dir: Path = Field(default=Path("imgpipe-data"))
+    bucket_name: str = Field(default="local", description="the `bucket` field of local records")
+
+
+class AwsBackend(BaseModel):
+    region: str | None = None
+    bucket: str = ""
+    table: str = ""
+    queue_url: str = ""
+    dlq_url: str = ""
+    endpoint_url: str | None = Field(default=None, description="for tests against moto")
+    presign_ttl_s: int = Field(default=900, gt=0, le=7 * 24 * 3600)
+
+
+class Server(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=2, ge=1, le=64, description="concurrent processing jobs")
+    api_token: str | None = Field(default=None, description="Bearer token; required off loopback")
+    upload_url_ttl_s: int = Field(default=900, gt=0, le=24 * 3600)
+    signing_secret: str | None = Field(
+        default=None, description="HMAC key for upload and rendition URLs; made per data dir"
+    )
+    watch_uploads: bool = True
+    max_attempts: int = Field(default=5, ge=1, description="receives before a job dead-letters")
+    visibility_timeout_s: float = Field(default=120.0, gt=0)
+    max_list_limit: int = Field(default=100, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    backend: Literal["local", "aws"] = "local"
+    renditions: list[RenditionSpec] = Field(default_factory=_default_renditions, min_length=1)
+    limits: Limits = Field(default_factory=Limits)
+    metadata: MetadataOptions = Field(default_factory=MetadataOptions)
+    background: tuple[int, int, int] = Field(
+        default=(255, 255, 255), description="what transparent pixels become in JPEG"
+    )
+    local: LocalBackend = Field(default_factory=LocalBackend)
+    aws: AwsBackend = Field(default_factory=AwsBackend)
+    server: Server = Field(default_factory=Server)
+    log_level: str = "INFO"
+
+    @field_validator("renditions")
+    @classmethod
+    def _unique_names(cls, value: list[RenditionSpec]) -> list[RenditionSpec]:
+        names = [r.name for r in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rendition names must be unique, got {names}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.backend == "aws" and not (self.aws.bucket and self.aws.table):
+            raise ValueError("backend 'aws' needs aws.bucket and aws.table")
+        if self.server.visibility_timeout_s <= self.lease_s:
+            # A redelivered job must find the dead worker's lease lapsed, or it waits in vain.
+            raise ValueError(
+                f"server.visibility_timeout_s ({self.server.visibility_timeout_s:g}) must exceed "
+                f"the image lease, limits.processing_timeout_s + {LEASE_MARGIN_S:g} "
+                f"({self.lease_s:g})"
+            )
+        return self
+
+    @property
+    def lease_s(self) -> float:
+        """How long a worker holds an image: its render time limit plus a margin for I/O."""
+        return self.limits.processing_timeout_s + LEASE_MARGIN_S
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get(CONFIG_FILE_ENV)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+    def rendition_hash(self) -> str:
+        """A short hash of everything that shapes the rendition bytes."""
+        shape = {
+            "renditions": [r.model_dump(mode="json") for r in self.renditions],
+            "background": list(self.background),
+            "strip": self.metadata.strip_exif,
+        }
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read settings once: the TOML file (if any), then the environment, then `overrides`."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        previous = os.environ.get(CONFIG_FILE_ENV)
+        os.environ[CONFIG_FILE_ENV] = str(path)
+        try:
+            return Settings(**overrides)
+        finally:
+            if previous is None:
+                os.environ.pop(CONFIG_FILE_ENV, None)
+            else:
+                os.environ[CONFIG_FILE_ENV] = previous
+    return Settings(**overrides)

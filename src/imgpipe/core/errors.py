@@ -1,0 +1,125 @@
+"""The exception tree: every failure imgpipe names, and whether retrying can help.
+
+ImgpipeError
+├── ImageError                 permanent: the image itself is bad; the record ends FAILED
+│   ├── UnsupportedFormatError     unsupported_format
+│   ├── CorruptImageError          corrupt_image
+│   ├── TooLargeError              too_large (bytes)
+│   ├── TooManyPixelsError         too_many_pixels (width x height x frames)
+│   ├── TooManyFramesError         too_many_frames
+│   ├── ObjectNotFoundError        not_found (the original is gone)
+│   └── ProcessingError            internal (the engine failed in a way retrying will not fix)
+├── TransientError             retry: the queue redelivers, then dead-letters
+│   ├── StoreUnavailableError      a backend did not answer or throttled
+│   ├── ImageBusyError             another worker holds this image's lease
+│   └── WorkerCrashedError         the decoding process died or hit a limit
+└── RequestError               a client's mistake; the API answers 4xx
+    ├── InvalidRequestError        400
+    ├── UnauthorizedError          401
+    ├── NotFoundError              404
+    ├── KeyConflictError           409
+    ├── PayloadTooLargeError       413
+    └── UnsupportedMediaTypeError  415
+"""
+
+from __future__ import annotations
+
+
+class ImgpipeError(Exception):
+    """Base of every error imgpipe raises on purpose."""
+
+    code = "internal"
+
+
+class ImageError(ImgpipeError):
+    """The image is bad: processing it again will fail again."""
+
+
+class UnsupportedFormatError(ImageError):
+    code = "unsupported_format"
+
+
+class CorruptImageError(ImageError):
+    code = "corrupt_image"
+
+
+class TooLargeError(ImageError):
+    code = "too_large"
+
+
+class TooManyPixelsError(ImageError):
+    code = "too_many_pixels"
+
+
+class TooManyFramesError(ImageError):
+    code = "too_many_frames"
+
+
+class ObjectNotFoundError(ImageError):
+    code = "not_found"
+
+
+class ProcessingError(ImageError):
+    code = "internal"
+
+
+class TransientError(ImgpipeError):
+    """Something between the parts failed: the same work may succeed later."""
+
+    code = "transient"
+
+
+class StoreUnavailableError(TransientError):
+    code = "store_unavailable"
+
+
+class ImageBusyError(TransientError):
+    code = "image_busy"
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[type[ImageBusyError], tuple[str, float]]:
+        return (type(self), (str(self), self.retry_after_s))
+
+
+class WorkerCrashedError(TransientError):
+    code = "worker_crashed"
+
+
+class RequestError(ImgpipeError):
+    """A client's mistake, answered with a 4xx."""
+
+    code = "bad_request"
+    status = 400
+
+
+class InvalidRequestError(RequestError):
+    code = "bad_request"
+    status = 400
+
+
+class UnauthorizedError(RequestError):
+    code = "unauthorized"
+    status = 401
+
+
+class NotFoundError(RequestError):
+    code = "not_found"
+    status = 404
+
+
+class KeyConflictError(RequestError):
+    code = "key_conflict"
+    status = 409
+
+
+class PayloadTooLargeError(RequestError):
+    code = "too_large"
+    status = 413
+
+
+class UnsupportedMediaTypeError(RequestError):
+    code = "unsupported_media_type"
+    status = 415

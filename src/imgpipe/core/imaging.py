@@ -1,0 +1,847 @@
+"""The imaging engine: header checks, one decode, the rendition cascade, encoding, metadata.
+
+    render(data, options)
+      sniff magic bytes (formats.py), check max_bytes and the allowed formats
+      read the header only (lazy pyvips load, or pillow-heif for HEIC) and check
+        width x height x frames <= max_pixels and frames <= max_frames      <- before any pixel
+      decode ONCE, shrunk on load to the largest size a rendition needs, EXIF-oriented,
+        converted to 8-bit sRGB (grey stays grey), held in memory
+      cascade: each smaller rendition is resized from the smallest in-memory image that is
+        still big enough; "cover" renditions are centre-cropped after resizing
+      encode each rendition in each of its formats, with no metadata
+      metadata (EXIF subset, sha256, phash, blurhash, dominant colour) from the header and
+        the smallest image already in memory
+
+pyvips, numpy and Pillow are imported inside functions: importing this module is cheap
+(cold starts matter on Lambda). Every pyvips error is translated: a file that fails to decode
+is a CorruptImageError with a one-line message; anything else is a ProcessingError.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from imgpipe.core import geometry
+from imgpipe.core.errors import (
+    CorruptImageError,
+    ImgpipeError,
+    ProcessingError,
+    TooLargeError,
+    TooManyFramesError,
+    TooManyPixelsError,
+    UnsupportedFormatError,
+)
+from imgpipe.core.formats import content_type, sniff
+from imgpipe.core.model import EXTENSIONS, Exif, ImageMetadata, OutputFormat
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from imgpipe.config import InputFormat, Limits, MetadataOptions, RenditionSpec, Settings
+
+_T = TypeVar("_T")
+
+# pyvips ships no type hints: a pyvips.Image is `Any` to mypy.
+VipsImage = Any
+
+# Loader classes left usable once every VipsForeignLoad is blocked (libvips 8.18 names; the
+# PNG loader is VipsForeignLoadPng whether spng or libpng backs it, GIF is libnsgif's).
+ALLOWED_LOADER_CLASSES: tuple[str, ...] = (
+    "VipsForeignLoadJpeg",
+    "VipsForeignLoadPng",
+    "VipsForeignLoadWebp",
+    "VipsForeignLoadNsgif",
+    "VipsForeignLoadTiff",
+    "VipsForeignLoadHeif",
+)
+# The `vips-loader` a header must name for each sniffed format (prefix of e.g. jpegload_buffer).
+_LOADER_FOR: dict[str, str] = {
+    "jpeg": "jpegload",
+    "png": "pngload",
+    "webp": "webpload",
+    "gif": "gifload",
+    "tiff": "tiffload",
+    "avif": "heifload",
+}
+# The option string makes truncated and corrupt files fail; as a keyword it had no effect.
+_LOAD_OPTIONS = "fail_on=truncated"
+_WEBP_EFFORT = 4
+_AVIF_EFFORT = 4
+_PNG_COMPRESSION = 6
+# phash, blurhash and the dominant colour are computed from a 32x32 version.
+_ANALYSIS_SIZE = 32
+_BLURHASH_COMPONENTS = (4, 3)
+_MAX_MESSAGE = 200
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything that shapes a render, taken from Settings once."""
+
+    renditions: tuple[RenditionSpec, ...]
+    limits: Limits
+    metadata: MetadataOptions
+    background: tuple[int, int, int]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RenderOptions:
+        return cls(
+            renditions=tuple(settings.renditions),
+            limits=settings.limits,
+            metadata=settings.metadata,
+            background=settings.background,
+        )
+
+
+@dataclass(frozen=True)
+class EncodedRendition:
+    name: str
+    format: OutputFormat
+    width: int
+    height: int
+    data: bytes
+
+    @property
+    def ext(self) -> str:
+        return EXTENSIONS[self.format]
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    metadata: ImageMetadata
+    renditions: tuple[EncodedRendition, ...]
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What the header says, read before any pixel is decoded."""
+
+    format: InputFormat
+    width: int  # as displayed: after EXIF orientation / HEIF transforms
+    height: int
+    orientation: int
+    frames: int
+    has_alpha: bool
+    color_space: str
+    has_icc: bool
+    exif: bytes | None
+    heif_image: Any = None  # pillow_heif.HeifImage, decoded on first access to .data
+
+
+# --------------------------------------------------------------------------------------------
+# libvips set-up
+
+
+def _vips() -> Any:
+    import pyvips
+
+    return pyvips
+
+
+@functools.cache
+def configure_vips() -> None:
+    """Block every libvips loader but the allow-listed ones; no operation cache. Idempotent."""
+    vips = _vips()
+    vips.block_untrusted_set(True)
+    vips.operation_block_set("VipsForeignLoad", True)
+    for name in ALLOWED_LOADER_CLASSES:
+        vips.operation_block_set(name, False)
+    # The operation cache would keep decoded images of earlier requests alive.
+    vips.cache_set_max(0)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def check_header(data: bytes, limits: Limits) -> tuple[str, int, int, int]:
+    """(format, width, height, frames) from the header, limits enforced, no pixel decoded.
+
+    Width and height are as displayed (after EXIF orientation).
+    """
+    configure_vips()
+    header = _guard(lambda: _read_header(data, limits))
+    return header.format, header.width, header.height, header.frames
+
+
+def probe(data: bytes, options: RenderOptions) -> ImageMetadata:
+    """The metadata a record would get, with no rendition encoded (`imgpipe info`)."""
+    configure_vips()
+    return _guard(lambda: _probe(data, options))
+
+
+def render(data: bytes, options: RenderOptions) -> RenderResult:
+    """Check, decode once, and encode every rendition in every format; plus the metadata."""
+    configure_vips()
+    return _guard(lambda: _render(data, options))
+
+
+def _guard(work: Callable[[], _T]) -> _T:
+    """Run `work`, letting imgpipe's errors through and translating everything else."""
+    try:
+        return work()
+    except ImgpipeError:
+        raise
+    except MemoryError as exc:
+        raise TooManyPixelsError("not enough memory to process an image this large") from exc
+    except Exception as exc:
+        raise ProcessingError(f"image processing failed: {_short(exc)}") from exc
+
+
+def _short(exc: BaseException) -> str:
+    """One readable line from an exception (a libvips error can be kilobytes of repeats)."""
+    detail = str(getattr(exc, "detail", "") or "")
+    lines = [line.strip() for line in (detail or str(exc)).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith("unable to ")] or lines
+    message = "; ".join(dict.fromkeys(useful[:3])) or type(exc).__name__
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Header
+
+
+def _read_header(data: bytes, limits: Limits) -> _Header:
+    if len(data) > limits.max_bytes:
+        raise TooLargeError(f"file is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
+    fmt = sniff(data)
+    if fmt not in limits.allowed_formats:
+        allowed = ", ".join(limits.allowed_formats) or "none"
+        raise UnsupportedFormatError(f"{fmt} images are not accepted here (allowed: {allowed})")
+    header = _read_heif_header(data) if fmt == "heif" else _read_vips_header(data, fmt)
+    if header.frames > limits.max_frames:
+        raise TooManyFramesError(
+            f"image has {header.frames} frames; the limit is {limits.max_frames}"
+        )
+    pixels = header.width * header.height * header.frames
+    if pixels > limits.max_pixels:
+        frames = f" x {header.frames} frames" if header.frames > 1 else ""
+        raise TooManyPixelsError(
+            f"image is {header.width}x{header.height}{frames} = {pixels:,} pixels;"
+            f" the limit is {limits.max_pixels:,}"
+        )
+    return header
+
+
+def _read_vips_header(data: bytes, fmt: InputFormat) -> _Header:
+    vips = _vips()
+    try:
+        # Lazy: this parses the header only; no pixel is decoded until something asks.
+        image = vips.Image.new_from_buffer(data, "", access="sequential")
+    except vips.Error as exc:
+        raise CorruptImageError(f"cannot read the {fmt} header: {_short(exc)}") from exc
+    loader = _get(image, "vips-loader", "")
+    if not str(loader).startswith(_LOADER_FOR[fmt]):
+        raise UnsupportedFormatError(f"unsupported format: {fmt} data read by {loader or '?'}")
+    exif = _get(image, "exif-data", None)
+    if exif is None and fmt == "tiff":
+        exif = data  # a TIFF's first IFD is where Make, Model and the EXIF pointer live
+    width, height = int(image.width), int(image.height)
+    if fmt == "avif":
+        # libheif has applied the container's rotation already; EXIF orientation is advisory.
+        orientation = _exif_orientation(exif)
+    else:
+        orientation = _valid_orientation(_get(image, "orientation", 1))
+        width, height = geometry.oriented_size(width, height, orientation)
+    return _Header(
+        format=fmt,
+        width=width,
+        height=height,
+        orientation=orientation,
+        frames=max(1, int(_get(image, "n-pages", 1))),
+        has_alpha=bool(image.hasalpha()),
+        color_space=str(image.interpretation).lower(),
+        has_icc=bool(image.get_typeof("icc-profile-data")),
+        exif=bytes(exif) if exif else None,
+    )
+
+
+def _read_heif_header(data: bytes) -> _Header:
+    """HEIC/HEIF through pillow-heif: libvips' wheel has no HEVC decoder."""
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)
+        image = heif[heif.primary_index]
+        width, height = image.size
+        mode = str(image.mode)
+        info = dict(image.info)
+    except Exception as exc:
+        raise CorruptImageError(f"cannot read the heif header: {_short(exc)}") from exc
+    raw_exif = info.get("exif")
+    exif = bytes(raw_exif) if isinstance(raw_exif, bytes | bytearray) and raw_exif else None
+    raw_depth = info.get("bit_depth")
+    depth = raw_depth if isinstance(raw_depth, int) else 8
+    grey = mode.startswith(("L", "I"))
+    return _Header(
+        format="heif",
+        width=int(width),  # libheif applies the container's rotation and mirroring
+        height=int(height),
+        orientation=_exif_orientation(exif),
+        frames=max(1, len(heif)),
+        has_alpha=bool(image.has_alpha),
+        color_space=_heif_colour_space(grey=grey, deep=depth > 8),
+        has_icc=bool(info.get("icc_profile")),
+        exif=exif,
+        heif_image=image,
+    )
+
+
+def _heif_colour_space(*, grey: bool, deep: bool) -> str:
+    if grey:
+        return "grey16" if deep else "b-w"
+    return "rgb16" if deep else "srgb"
+
+
+def _get(image: VipsImage, field: str, default: Any) -> Any:
+    return image.get(field) if image.get_typeof(field) else default
+
+
+def _valid_orientation(value: Any) -> int:
+    try:
+        orientation = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def _decode(data: bytes, header: _Header, width: int, height: int) -> VipsImage:
+    """Decode once to exactly `width` x `height` (displayed orientation): upright, 8-bit sRGB
+    (or grey), with alpha if the source has it, in memory."""
+    vips = _vips()
+    try:
+        if header.heif_image is not None:
+            image = _heif_pixels(header)
+            image = image.thumbnail_image(
+                width, height=height, size="force", no_rotate=True, **_icc_options(header)
+            )
+            return _normalise(image).copy_memory()
+        try:
+            return _decode_vips(data, width, height, _icc_options(header))
+        except vips.Error:
+            if not header.has_icc:
+                raise
+            # A broken ICC profile should not lose the image: decode again, untransformed.
+            return _decode_vips(data, width, height, {})
+    except vips.Error as exc:
+        raise CorruptImageError(
+            f"{header.format} image is corrupt or truncated: {_short(exc)}"
+        ) from exc
+
+
+def _decode_vips(data: bytes, width: int, height: int, icc: dict[str, str]) -> VipsImage:
+    vips = _vips()
+    image = vips.Image.thumbnail_buffer(
+        data, width, height=height, size="force", option_string=_LOAD_OPTIONS, **icc
+    )
+    loader = str(_get(image, "vips-loader", ""))
+    if not loader.startswith(tuple(_LOADER_FOR.values())):
+        raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
+    return _normalise(image).copy_memory()
+
+
+def _icc_options(header: _Header) -> dict[str, str]:
+    # On an untagged image an sRGB export still runs a transform (~140 ms): only when tagged.
+    return {"export_profile": "srgb"} if header.has_icc else {}
+
+
+def _heif_pixels(header: _Header) -> VipsImage:
+    import numpy as np
+
+    vips = _vips()
+    source = header.heif_image
+    bands_for = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+    try:
+        mode = str(source.mode)
+        bands = bands_for[mode]
+        raw = source.data  # the HEVC decode happens here
+        stride = int(source.stride)
+        width, height = (int(side) for side in source.size)
+    except KeyError as exc:
+        raise UnsupportedFormatError(f"unsupported HEIF pixel layout {exc}") from exc
+    except Exception as exc:
+        raise CorruptImageError(f"heif image is corrupt or truncated: {_short(exc)}") from exc
+    rows = np.frombuffer(raw, dtype=np.uint8, count=stride * height).reshape(height, stride)
+    pixels = np.ascontiguousarray(rows[:, : width * bands])
+    image = vips.Image.new_from_memory(pixels.data, width, height, bands, "uchar")
+    image = image.copy(interpretation="b-w" if bands < 3 else "srgb")
+    icc = header.heif_image.info.get("icc_profile")
+    if icc:
+        image.set_type(vips.GValue.blob_type, "icc-profile-data", bytes(icc))
+    return image
+
+
+def _normalise(image: VipsImage) -> VipsImage:
+    """8-bit sRGB, or 8-bit grey for grey sources; alpha kept; no ICC profile attached."""
+    interpretation = str(image.interpretation)
+    bands = int(image.bands)
+    grey = bands in (1, 2) and interpretation in ("b-w", "grey16", "multiband")
+    if interpretation == "multiband":
+        image = image.copy(interpretation="b-w" if grey else "srgb")
+        interpretation = str(image.interpretation)
+    target = "b-w" if grey else "srgb"
+    if interpretation != target or image.format != "uchar":
+        image = image.colourspace(target)
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    wanted = 2 if grey else 4
+    if image.bands > wanted:
+        image = image.extract_band(0, n=wanted)
+    if image.get_typeof("icc-profile-data"):
+        image = image.copy()
+        image.remove("icc-profile-data")
+    return image
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _probe(data: bytes, options: RenderOptions) -> ImageMetadata:
+    header = _read_header(data, options.limits)
+    sizes = _resize_sizes(header, options.renditions) or [(header.width, header.height)]
+    # The size of render()'s smallest intermediate, so that both give (nearly) the same hashes.
+    width, height = min(sizes, key=lambda size: size[0] * size[1])
+    image = _decode(data, header, width, height)
+    return _metadata(data, header, image, options)
+
+
+def _render(data: bytes, options: RenderOptions) -> RenderResult:
+    header = _read_header(data, options.limits)
+    specs = options.renditions
+    sizes = _resize_sizes(header, specs)
+    if not sizes:
+        raise ProcessingError("no renditions are configured")
+    decode_w = max(width for width, _ in sizes)
+    decode_h = max(height for _, height in sizes)
+    base = _decode(data, header, decode_w, decode_h)
+    if not options.metadata.strip_exif and not options.metadata.keep_gps:
+        base = _without_gps(base)
+
+    # Cascade: resize each size from the smallest in-memory image still at least as big.
+    resized: dict[tuple[int, int], VipsImage] = {(decode_w, decode_h): base}
+    for width, height in sorted(set(sizes), key=lambda size: -(size[0] * size[1])):
+        if (width, height) in resized:
+            continue
+        source = min(
+            (img for (w, h), img in resized.items() if w >= width and h >= height),
+            key=lambda img: img.width * img.height,
+        )
+        resized[(width, height)] = source.thumbnail_image(
+            width, height=height, size="force", no_rotate=True
+        ).copy_memory()
+
+    keep = _keep_flags(options.metadata)
+    encoded: list[EncodedRendition] = []
+    for spec, size in zip(specs, sizes, strict=True):
+        image = resized[size]
+        target_w, target_h = geometry.target_size(
+            header.width, header.height, spec.width, spec.height, spec.fit
+        )
+        if (target_w, target_h) != size:
+            left, top, crop_w, crop_h = geometry.centre_crop(*size, target_w, target_h)
+            image = image.crop(left, top, crop_w, crop_h)
+        for fmt in dict.fromkeys(spec.formats):
+            blob = _encode(image, fmt, spec.quality_for(fmt), keep, options.background)
+            encoded.append(
+                EncodedRendition(
+                    name=spec.name,
+                    format=fmt,
+                    width=int(image.width),
+                    height=int(image.height),
+                    data=blob,
+                )
+            )
+    smallest = min(resized.values(), key=lambda img: img.width * img.height)
+    return RenderResult(
+        metadata=_metadata(data, header, smallest, options), renditions=tuple(encoded)
+    )
+
+
+def _without_gps(image: VipsImage) -> VipsImage:
+    """Renditions that keep EXIF still lose GPS unless the config keeps it: drop the GPS IFD
+    from the EXIF block and the exif-ifd3-* fields libvips would write back from."""
+    vips = _vips()
+    image = image.copy()
+    for field in image.get_fields():
+        if field.startswith("exif-ifd3-"):
+            image.remove(field)
+    raw = _get(image, "exif-data", None)
+    if raw:
+        try:
+            with warnings.catch_warnings(action="ignore"):
+                exif = _load_exif(bytes(raw))
+                del exif[_IFD_GPS]
+                cleaned = b"Exif\x00\x00" + exif.tobytes()
+            image.set_type(vips.GValue.blob_type, "exif-data", cleaned)
+        except Exception:
+            image.remove("exif-data")  # unreadable: drop it rather than leak a location
+    return image
+
+
+def _resize_sizes(header: _Header, specs: tuple[RenditionSpec, ...]) -> list[tuple[int, int]]:
+    return [
+        geometry.resize_size(header.width, header.height, spec.width, spec.height, spec.fit)
+        for spec in specs
+    ]
+
+
+def _keep_flags(metadata: MetadataOptions) -> int:
+    keep = _vips().enums.ForeignKeep
+    if metadata.strip_exif:
+        return int(keep.NONE)
+    return int(keep.EXIF | keep.XMP | keep.IPTC)
+
+
+def _encode(
+    image: VipsImage, fmt: OutputFormat, quality: int, keep: int, background: tuple[int, int, int]
+) -> bytes:
+    if fmt == "jpeg":
+        flat = _flatten(image, background)
+        return bytes(flat.jpegsave_buffer(Q=quality, optimize_coding=True, keep=keep))
+    if fmt == "webp":
+        return bytes(image.webpsave_buffer(Q=quality, effort=_WEBP_EFFORT, keep=keep))
+    if fmt == "avif":
+        if image.bands < 3:
+            image = image.colourspace("srgb")
+        return bytes(
+            image.heifsave_buffer(
+                Q=quality, compression="av1", effort=_AVIF_EFFORT, keep=keep, bitdepth=8
+            )
+        )
+    if fmt == "png":
+        if quality < 100:
+            # Below 100, quantise to a palette (libimagequant), like pngquant.
+            return bytes(
+                image.pngsave_buffer(
+                    palette=True, Q=quality, compression=_PNG_COMPRESSION, keep=keep
+                )
+            )
+        return bytes(image.pngsave_buffer(compression=_PNG_COMPRESSION, keep=keep))
+    raise ProcessingError(f"unknown output format {fmt!r}")
+
+
+def _flatten(image: VipsImage, background: tuple[int, int, int]) -> VipsImage:
+    """JPEG has no alpha: composite onto the configured background colour."""
+    if not image.hasalpha():
+        return image
+    red, green, blue = background
+    if image.bands == 2:
+        if red == green == blue:
+            return image.flatten(background=[red])
+        image = image.colourspace("srgb")
+    return image.flatten(background=[red, green, blue])
+
+
+# --------------------------------------------------------------------------------------------
+# Metadata
+
+
+def _metadata(
+    data: bytes, header: _Header, image: VipsImage, options: RenderOptions
+) -> ImageMetadata:
+    rgb, alpha = _analysis_pixels(image)
+    flat = _composite(rgb, alpha, options.background)
+    return ImageMetadata(
+        contentType=content_type(header.format),
+        format=header.format,
+        fileSize=len(data),
+        width=header.width,
+        height=header.height,
+        orientation=header.orientation,
+        hasAlpha=header.has_alpha,
+        colorSpace=header.color_space,
+        frames=header.frames,
+        exif=parse_exif(header.exif, keep_gps=options.metadata.keep_gps),
+        sha256=hashlib.sha256(data).hexdigest(),
+        phash=phash(flat),
+        blurhash=blurhash(flat, *_BLURHASH_COMPONENTS),
+        dominantColor=dominant_color(rgb, alpha),
+    )
+
+
+def _analysis_pixels(image: VipsImage) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
+    """A 32x32 RGB array (and its alpha, if any) from an in-memory 8-bit image."""
+    import numpy as np
+
+    small = image.thumbnail_image(
+        _ANALYSIS_SIZE, height=_ANALYSIS_SIZE, size="force", no_rotate=True
+    )
+    bands = int(small.bands)
+    pixels = np.frombuffer(small.write_to_memory(), dtype=np.uint8).reshape(
+        int(small.height), int(small.width), bands
+    )
+    colour_bands = 1 if bands <= 2 else 3
+    rgb = pixels[:, :, :colour_bands]
+    if colour_bands == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    alpha = pixels[:, :, colour_bands] if bands in (2, 4) else None
+    return np.ascontiguousarray(rgb), alpha
+
+
+def _composite(
+    rgb: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, background: tuple[int, int, int]
+) -> NDArray[np.uint8]:
+    """The pixels as a JPEG rendition shows them: alpha flattened onto the background."""
+    import numpy as np
+
+    if alpha is None:
+        return rgb
+    weight = alpha.astype(np.float64)[:, :, None] / 255.0
+    mixed = rgb * weight + np.asarray(background, dtype=np.float64) * (1.0 - weight)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def phash(rgb: NDArray[np.uint8]) -> str:
+    """64-bit DCT perceptual hash, 16 hex digits; the definition of the `imagehash` package.
+
+    Luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B) of a 32x32 image, 2-D DCT-II (unscaled),
+    the top-left 8x8 low frequencies including the DC term, each bit = coefficient > their
+    median, row-major, first bit most significant. Compare hashes by Hamming distance.
+    """
+    import numpy as np
+
+    size = rgb.shape[0]
+    luma = rgb[:, :, :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    n = np.arange(size)
+    basis = np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size))
+    low = (basis @ luma @ basis.T)[:8, :8]
+    bits = (low > np.median(low)).flatten()
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return f"{value:016x}"
+
+
+_BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
+
+
+def _base83(value: int, length: int) -> str:
+    return "".join(_BASE83[(value // 83 ** (length - i - 1)) % 83] for i in range(length))
+
+
+def _srgb_to_linear(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    import numpy as np
+
+    v = values / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(value: float) -> int:
+    v = min(1.0, max(0.0, value))
+    if v <= 0.0031308:
+        return int(v * 12.92 * 255 + 0.5)
+    return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
+
+
+def blurhash(rgb: NDArray[np.uint8], x_components: int = 4, y_components: int = 3) -> str:
+    """The BlurHash (woltapp/blurhash reference encoder) of an sRGB image."""
+    import numpy as np
+
+    height, width = rgb.shape[:2]
+    linear = _srgb_to_linear(rgb[:, :, :3].astype(np.float64))
+    xs = np.arange(width) / width
+    ys = np.arange(height) / height
+    factors: list[tuple[float, float, float]] = []
+    for j in range(y_components):
+        for i in range(x_components):
+            basis = np.outer(np.cos(np.pi * j * ys), np.cos(np.pi * i * xs))
+            scale = (1.0 if i == 0 and j == 0 else 2.0) / (width * height)
+            r, g, b = (float((basis * linear[:, :, c]).sum() * scale) for c in range(3))
+            factors.append((r, g, b))
+    dc, ac = factors[0], factors[1:]
+    out = _base83((x_components - 1) + (y_components - 1) * 9, 1)
+    if ac:
+        actual_max = max(abs(v) for factor in ac for v in factor)
+        quantised_max = int(max(0, min(82, math.floor(actual_max * 166 - 0.5))))
+        maximum = (quantised_max + 1) / 166
+        out += _base83(quantised_max, 1)
+    else:
+        maximum = 1.0
+        out += _base83(0, 1)
+    out += _base83(
+        (_linear_to_srgb(dc[0]) << 16) + (_linear_to_srgb(dc[1]) << 8) + _linear_to_srgb(dc[2]), 4
+    )
+    for factor in ac:
+        r, g, b = (
+            int(max(0, min(18, math.floor(_sign_pow(v / maximum, 0.5) * 9 + 9.5)))) for v in factor
+        )
+        out += _base83(r * 19 * 19 + g * 19 + b, 2)
+    return out
+
+
+def _sign_pow(value: float, exponent: float) -> float:
+    return math.copysign(abs(value) ** exponent, value)
+
+
+def dominant_color(rgb: NDArray[np.uint8], alpha: NDArray[np.uint8] | None = None) -> str:
+    """Hex "#rrggbb": the mean of the most populated 8x8x8 colour bucket of the opaque pixels."""
+    import numpy as np
+
+    pixels = rgb[:, :, :3].reshape(-1, 3)
+    if alpha is not None:
+        opaque = alpha.reshape(-1) >= 128
+        if opaque.any():
+            pixels = pixels[opaque]
+    buckets = pixels.astype(np.int64) >> 5
+    index = (buckets[:, 0] << 6) | (buckets[:, 1] << 3) | buckets[:, 2]
+    best = int(np.bincount(index, minlength=512).argmax())
+    red, green, blue = (round(float(v)) for v in pixels[index == best].mean(axis=0))
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+# --------------------------------------------------------------------------------------------
+# EXIF
+
+_IFD_EXIF = 0x8769
+_IFD_GPS = 0x8825
+_TAG_ORIENTATION = 0x0112
+
+
+def _load_exif(raw: bytes) -> Any:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.load(raw)
+    return exif
+
+
+def _exif_orientation(raw: bytes | None) -> int:
+    if not raw:
+        return 1
+    try:
+        with warnings.catch_warnings(action="ignore"):
+            return _valid_orientation(_load_exif(raw).get(_TAG_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
+def parse_exif(raw: bytes | None, *, keep_gps: bool) -> Exif | None:
+    """The curated EXIF subset; whatever can be read from a broken block, never an error."""
+    if not raw:
+        return None
+    with warnings.catch_warnings(action="ignore"):
+        try:
+            exif = _load_exif(raw)
+        except Exception:
+            return None
+        ifd0: dict[int, Any] = _safe(lambda: dict(exif.items())) or {}
+        sub: dict[int, Any] = _safe(lambda: dict(exif.get_ifd(_IFD_EXIF))) or {}
+        gps: dict[int, Any] = {}
+        if keep_gps:
+            gps = _safe(lambda: dict(exif.get_ifd(_IFD_GPS))) or {}
+        fields: dict[str, Any] = {
+            "make": _safe(lambda: _text(ifd0.get(0x010F))),
+            "model": _safe(lambda: _text(ifd0.get(0x0110))),
+            "lens": _safe(lambda: _text(sub.get(0xA434))),
+            "taken_at": _safe(lambda: _taken_at(sub.get(0x9003), sub.get(0x9011))),
+            "exposure_time": _safe(lambda: _exposure(sub.get(0x829A))),
+            "f_number": _safe(lambda: _number(sub.get(0x829D))),
+            "iso": _safe(lambda: _iso(sub.get(0x8827))),
+            "focal_length": _safe(lambda: _number(sub.get(0x920A))),
+            "gps": _safe(lambda: _gps(gps)) if keep_gps else None,
+        }
+    present = {name: value for name, value in fields.items() if value is not None}
+    return Exif(**present) if present else None
+
+
+def _safe(read: Callable[[], _T]) -> _T | None:
+    try:
+        return read()
+    except Exception:
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        return None
+    text = value.replace("\x00", "").strip()
+    return text[:200] or None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, tuple | list):
+        value = value[0] if value else None
+    if value is None:
+        return None
+    number = float(value)
+    return round(number, 2) if math.isfinite(number) and number > 0 else None
+
+
+def _iso(value: Any) -> int | None:
+    if isinstance(value, tuple | list):
+        value = value[0] if value else None
+    if value is None:
+        return None
+    iso = int(value)
+    return iso if iso > 0 else None
+
+
+def _exposure(value: Any) -> str | None:
+    """Exposure as "1/250" for fractions of a second, "2" or "0.5" otherwise."""
+    if isinstance(value, tuple | list):
+        value = value[0] if value else None
+    seconds = _number(value)
+    if seconds is None:
+        return None
+    numerator = getattr(value, "numerator", None)
+    denominator = getattr(value, "denominator", None)
+    if numerator == 1 and isinstance(denominator, int) and denominator > 1:
+        return f"1/{denominator}"
+    exact = float(value)
+    if exact < 0.25:
+        return f"1/{round(1 / exact)}"
+    return f"{round(exact, 4):g}"
+
+
+def _taken_at(original: Any, offset: Any) -> str | None:
+    """DateTimeOriginal "YYYY:MM:DD HH:MM:SS" (+ OffsetTimeOriginal) as ISO-8601."""
+    text = _text(original)
+    if text is None:
+        return None
+    taken = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+    result = taken.isoformat()
+    zone = _text(offset)
+    if zone and len(zone) == 6 and zone[0] in "+-" and zone[3] == ":":
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours <= 14 and minutes < 60:
+            result += zone
+    return result
+
+
+def _gps(gps: dict[int, Any]) -> dict[str, float] | None:
+    lat = _degrees(gps.get(2), gps.get(1), "S")
+    lon = _degrees(gps.get(4), gps.get(3), "W")
+    if lat is None or lon is None or abs(lat) > 90 or abs(lon) > 180:
+        return None
+    result = {"lat": round(lat, 7), "lon": round(lon, 7)}
+    alt = _safe(lambda: float(gps[6]))
+    if alt is not None and math.isfinite(alt):
+        below = gps.get(5) in (1, b"\x01")
+        result["alt"] = round(-alt if below else alt, 2)
+    return result
+
+
+def _degrees(value: Any, ref: Any, negative: str) -> float | None:
+    if not isinstance(value, tuple | list) or not value:
+        return None
+    parts = [float(part) for part in value[:3]]
+    if not all(math.isfinite(part) for part in parts):
+        return None
+    degrees = sum(part / 60.0**i for i, part in enumerate(parts))
+    return -degrees if _text(ref) == negative else degrees

@@ -1,0 +1,112 @@
+"""The ports the core owns: the few operations it needs from storage, queues and metrics.
+
+Adapters (local files and SQLite, or S3, DynamoDB and SQS) implement these; the core never
+imports an adapter. Each port has one contract test suite that every implementation passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+from imgpipe.core.model import ImageRecord, ObjectInfo, RecordPage, Status
+
+
+class ObjectStore(Protocol):
+    """Originals and renditions, by key (a folder on disk, or an S3 bucket)."""
+
+    bucket: str
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def get(self, key: str, version_id: str | None = None) -> bytes:
+        """The object's bytes; raises ObjectNotFoundError when it (or that version) is gone."""
+        ...
+
+    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo: ...
+
+    def delete(self, key: str) -> None:
+        """Idempotent: deleting a missing key is not an error."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+
+class MetadataStore(Protocol):
+    """Image records, one per original key, written with compare-and-set on `revision`."""
+
+    def get(self, image_id: str) -> ImageRecord | None: ...
+
+    def put(self, record: ImageRecord, expected_revision: int | None) -> ImageRecord | None:
+        """Write `record` if the stored revision still equals `expected_revision` (None: no
+        record yet). The written record has revision expected+1 (or 1) and is returned; None
+        when the condition failed (someone else wrote first)."""
+        ...
+
+    def delete(self, image_id: str) -> None: ...
+
+    def list(self, status: Status | None, limit: int, cursor: str | None) -> RecordPage:
+        """Newest upload first. `cursor` is opaque; a bad one raises InvalidRequestError."""
+        ...
+
+    def count_by_status(self) -> dict[Status, int]: ...
+
+
+@dataclass(frozen=True)
+class Message:
+    """A received queue message; `receipt` acknowledges or releases it."""
+
+    body: Mapping[str, Any]
+    receipt: str
+    receive_count: int
+    message_id: str
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    visible: int
+    in_flight: int
+    dead: int
+    oldest_age_s: float = 0.0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class JobQueue(Protocol):
+    """At-least-once delivery with leases, receive counts and a dead-letter queue (SQS-like)."""
+
+    def send(self, body: Mapping[str, Any], dedup_id: str | None = None) -> None:
+        """Enqueue; a body with a dedup_id already waiting is not enqueued twice."""
+        ...
+
+    def receive(self, max_messages: int, visibility_s: float) -> list[Message]: ...
+
+    def ack(self, message: Message) -> None: ...
+
+    def release(self, message: Message, delay_s: float) -> None:
+        """Make the message visible again after delay_s (a retry)."""
+        ...
+
+    def stats(self) -> QueueStats: ...
+
+    def redrive(self) -> int:
+        """Move dead letters back to the queue; returns how many."""
+        ...
+
+
+class Metrics(Protocol):
+    """Counters and timings with low-cardinality labels (never an imageId)."""
+
+    def incr(self, name: str, value: float = 1.0, **labels: str) -> None: ...
+
+    def timing(self, name: str, seconds: float, **labels: str) -> None: ...
+
+
+class NullMetrics:
+    """Metrics that go nowhere: for the CLI and for tests that do not look at metrics."""
+
+    def incr(self, name: str, value: float = 1.0, **labels: str) -> None:
+        return None
+
+    def timing(self, name: str, seconds: float, **labels: str) -> None:
+        return None

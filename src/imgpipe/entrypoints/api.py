@@ -1,0 +1,524 @@
+"""The HTTP API (FastAPI): the same routes locally (uvicorn) and on AWS (Mangum).
+
+Routes translate HTTP into service calls and back; errors become `{"error": {code, message}}`
+with a 4xx for a client's mistake (one table, `_status_for`). What differs between local and
+AWS, how upload URLs and rendition links are made and served, is the `Links` object passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, BinaryIO, Literal, Protocol, cast
+from urllib.parse import quote, urlencode
+
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imgpipe import __version__
+from imgpipe.core import signing
+from imgpipe.core.errors import (
+    ImageError,
+    ImgpipeError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RequestError,
+    TransientError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+)
+from imgpipe.core.keys import image_id_for, is_image_id, new_upload_key, validate_key
+from imgpipe.core.model import CONTENT_TYPES, ImageRecord, Status
+from imgpipe.service import ImageService
+
+log = logging.getLogger("imgpipe.api")
+
+UPLOAD_CONTENT_TYPES = frozenset(
+    {*CONTENT_TYPES.values(), "image/heic", "image/heic-sequence", "image/heif-sequence"}
+)
+MULTIPART_SLACK = 64 * 1024
+SPOOL_BYTES = 4 * 1024 * 1024
+
+
+class UploadTarget(BaseModel):
+    url: str
+    method: Literal["PUT", "POST"]
+    fields: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    expires_at: str
+
+
+class Links(Protocol):
+    """How this deployment hands out upload URLs and rendition links."""
+
+    def upload_target(
+        self, key: str, content_type: str, max_bytes: int, base_url: str
+    ) -> UploadTarget: ...
+
+    def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str: ...
+
+    def verify_rendition(self, key: str, expires: int, signature: str) -> bool: ...
+
+    def rendition_response(self, key: str, content_type: str) -> Response: ...
+
+
+@dataclass
+class ApiContext:
+    service: ImageService
+    links: Links
+    backend: str
+    api_token: str | None = None
+    max_list_limit: int = 100
+    metrics_exposition: Callable[[], bytes] | None = None
+    on_enqueued: Callable[[], None] = field(default=lambda: None)
+    extra_routes: Callable[[FastAPI], None] | None = None
+
+
+# -- request and response bodies --------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class UploadRequest(_Body):
+    filename: str = Field(min_length=1, max_length=1024)
+    content_type: str = Field(alias="contentType", min_length=1, max_length=255)
+    size: int | None = Field(default=None, ge=0)
+
+
+class UploadResponse(BaseModel):
+    image_id: str = Field(serialization_alias="imageId")
+    key: str
+    upload_url: str = Field(serialization_alias="uploadUrl")
+    method: Literal["PUT", "POST"]
+    fields: dict[str, str]
+    headers: dict[str, str]
+    expires_at: str = Field(serialization_alias="expiresAt")
+
+
+class ProcessRequest(_Body):
+    key: str = Field(min_length=1, max_length=4096)
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    backend: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 429, 503)
+}
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _status_for(exc: ImgpipeError) -> int:
+    """The one table from exception types to HTTP statuses."""
+    if isinstance(exc, RequestError):
+        return exc.status
+    if isinstance(exc, TransientError):
+        return 503
+    if isinstance(exc, ImageError):
+        return 422
+    return 500
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ImgpipeError)
+    async def _imgpipe(_: Request, exc: ImgpipeError) -> JSONResponse:
+        status = _status_for(exc)
+        if status >= 500:
+            log.error("request failed", exc_info=exc)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return error_response(status, exc.code, str(exc) or exc.code, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body')}: {err.get('msg')}"
+            for err in exc.errors()[:5]
+        )
+        return error_response(400, "bad_request", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(
+            exc.status_code, code, str(exc.detail), dict(exc.headers) if exc.headers else None
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", exc_info=exc)
+        return error_response(500, "internal", "internal error; see the server log")
+
+
+class BodyLimitMiddleware:
+    """Caps request bodies while they stream: 413 without buffering the whole body."""
+
+    def __init__(self, app: ASGIApp, max_body: Callable[[Scope], int | None]) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.max_body(scope) if scope["type"] == "http" else None
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_413(send, limit)
+            return
+        seen = 0
+        overflow = False
+        answered = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, overflow
+            if overflow:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # Stop reading: the app sees a disconnect, and whatever it answers to
+                    # that (a parse error, say) is replaced by the 413 below.
+                    overflow = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal answered
+            if not overflow:
+                await send(message)
+            elif not answered:
+                answered = True
+                await _send_413(send, limit)
+
+        await self.app(scope, limited_receive, guarded_send)
+        if overflow and not answered:
+            await _send_413(send, limit)
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = (
+        b'{"error":{"code":"too_large","message":"the body is larger than '
+        + str(limit).encode()
+        + b' bytes"}}'
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- local links ------------------------------------------------------------------------------
+
+
+class LocalLinks:
+    """Upload URLs and rendition links signed with the data folder's HMAC key."""
+
+    def __init__(
+        self, service: ImageService, key: bytes, ttl_s: int, sign_renditions: bool
+    ) -> None:
+        self.service = service
+        self.key = key
+        self.ttl_s = ttl_s
+        self.sign_renditions = sign_renditions
+
+    def upload_target(
+        self, key: str, content_type: str, max_bytes: int, base_url: str
+    ) -> UploadTarget:
+        expires = signing.expiry(self.ttl_s)
+        sig = signing.sign(self.key, str(expires), "PUT", key, content_type, str(max_bytes))
+        query = urlencode(
+            {
+                "expires": expires,
+                "contentType": content_type,
+                "maxBytes": max_bytes,
+                "signature": sig,
+            }
+        )
+        return UploadTarget(
+            url=f"{base_url}/upload/{quote(key, safe='/')}?{query}",
+            method="PUT",
+            headers={"Content-Type": content_type},
+            expires_at=_iso_epoch(expires),
+        )
+
+    def verify_upload(
+        self, key: str, content_type: str, max_bytes: int, expires: int, signature: str
+    ) -> bool:
+        return signing.verify(
+            self.key, signature, expires, "PUT", key, content_type, str(max_bytes)
+        )
+
+    def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str:
+        url = f"{base_url}/images/{image_id}/renditions/{filename}"
+        if not self.sign_renditions:
+            return url
+        expires = signing.expiry(self.ttl_s)
+        sig = signing.sign(self.key, str(expires), "GET", key)
+        return f"{url}?{urlencode({'expires': expires, 'signature': sig})}"
+
+    def verify_rendition(self, key: str, expires: int, signature: str) -> bool:
+        return signing.verify(self.key, signature, expires, "GET", key)
+
+    def rendition_response(self, key: str, content_type: str) -> Response:
+        data = self.service.objects.get(key)
+        return Response(
+            data, media_type=content_type, headers={"Cache-Control": "private, max-age=300"}
+        )
+
+
+def _iso_epoch(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    service = ctx.service
+    limits = service.settings.limits
+    app = FastAPI(
+        title="imgpipe",
+        version=__version__,
+        description="Upload images; get metadata and renditions back.",
+        responses=ERRORS,
+    )
+    _install_error_handlers(app)
+
+    def max_body(scope: Scope) -> int | None:
+        path: str = scope.get("path", "")
+        if scope.get("method") == "PUT" and path.startswith("/upload/"):
+            return limits.max_bytes
+        if scope.get("method") == "POST" and path == "/images":
+            return limits.max_bytes + MULTIPART_SLACK
+        return None
+
+    app.add_middleware(BodyLimitMiddleware, max_body=max_body)
+
+    def base_url(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    async def require_token(request: Request) -> None:
+        if ctx.api_token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not signing.constant_time_equal(token, ctx.api_token):
+            raise UnauthorizedError("missing or wrong bearer token")
+
+    authed = [Depends(require_token)]
+
+    def present(record: ImageRecord, request: Request) -> dict[str, Any]:
+        body = record.public()
+        for r in body["renditions"]:
+            filename = r["key"].rsplit("/", 1)[-1]
+            r["url"] = ctx.links.rendition_url(
+                record.image_id, r["key"], filename, base_url(request)
+            )
+        return body
+
+    def known_id(image_id: str) -> str:
+        if not is_image_id(image_id):
+            raise NotFoundError(f"no image {image_id}")
+        return image_id
+
+    @app.get("/health", response_model=Health, tags=["ops"])
+    def health() -> Health:
+        return Health(status="ok", version=__version__, backend=ctx.backend)
+
+    @app.post(
+        "/uploads",
+        response_model=UploadResponse,
+        status_code=201,
+        dependencies=authed,
+        tags=["upload"],
+        response_model_by_alias=True,
+    )
+    def presign_upload(body: UploadRequest, request: Request) -> UploadResponse:
+        content_type = body.content_type.split(";")[0].strip().lower()
+        if content_type not in UPLOAD_CONTENT_TYPES:
+            raise UnsupportedMediaTypeError(
+                f"{content_type!r} is not an image type imgpipe accepts "
+                f"({', '.join(sorted(UPLOAD_CONTENT_TYPES))})"
+            )
+        if body.size is not None and body.size > limits.max_bytes:
+            raise PayloadTooLargeError(f"{body.size} bytes; the limit is {limits.max_bytes}")
+        key = new_upload_key(body.filename)
+        target = ctx.links.upload_target(key, content_type, limits.max_bytes, base_url(request))
+        return UploadResponse(
+            image_id=image_id_for(key),
+            key=key,
+            upload_url=target.url,
+            method=target.method,
+            fields=target.fields,
+            headers=target.headers,
+            expires_at=target.expires_at,
+        )
+
+    @app.post("/images", status_code=202, dependencies=authed, tags=["upload"])
+    def upload_image(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        if file.size is not None and file.size > limits.max_bytes:
+            raise PayloadTooLargeError(f"{file.size} bytes; the limit is {limits.max_bytes}")
+        content_type = (file.content_type or "application/octet-stream").lower()
+        record = service.upload(file.filename or "image", file.file, content_type)
+        ctx.on_enqueued()
+        return present(record, request)
+
+    @app.post("/process-image", dependencies=authed, tags=["images"])
+    def process_image(body: ProcessRequest, request: Request) -> JSONResponse:
+        validate_key(body.key)
+        record = service.process_key_now(body.key)
+        status = 422 if record.status is Status.FAILED else 200
+        return JSONResponse(present(record, request), status)
+
+    @app.get("/images", dependencies=authed, tags=["images"])
+    def list_images(
+        request: Request,
+        status: Annotated[Status | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    ) -> dict[str, Any]:
+        if limit > ctx.max_list_limit:
+            raise InvalidRequestError(f"limit must be at most {ctx.max_list_limit}")
+        page = service.list(status, limit, cursor or None)
+        return {"items": [present(r, request) for r in page.items], "nextCursor": page.next_cursor}
+
+    @app.get("/images/{image_id}", dependencies=authed, tags=["images"])
+    def get_image(image_id: str, request: Request) -> dict[str, Any]:
+        return present(service.get(known_id(image_id)), request)
+
+    @app.post("/images/{image_id}/reprocess", status_code=202, dependencies=authed, tags=["images"])
+    def reprocess(image_id: str, request: Request) -> dict[str, Any]:
+        record = service.reprocess(known_id(image_id))
+        ctx.on_enqueued()
+        return present(record, request)
+
+    @app.delete("/images/{image_id}", status_code=204, dependencies=authed, tags=["images"])
+    def delete_image(image_id: str) -> Response:
+        service.delete(known_id(image_id))
+        return Response(status_code=204)
+
+    @app.get(
+        "/images/{image_id}/renditions/{filename}",
+        tags=["images"],
+        response_class=Response,
+        responses={200: {"content": {"image/*": {}}}},
+    )
+    async def rendition(
+        image_id: str,
+        filename: str,
+        request: Request,
+        expires: Annotated[int | None, Query()] = None,
+        signature: Annotated[str | None, Query(max_length=128)] = None,
+    ) -> Response:
+        record = service.get(known_id(image_id))
+        match = next((r for r in record.renditions if r.key.endswith("/" + filename)), None)
+        if match is None:
+            raise NotFoundError(f"image {image_id} has no rendition {filename}")
+        signed = (
+            expires is not None
+            and signature is not None
+            and ctx.links.verify_rendition(match.key, expires, signature)
+        )
+        if not signed:
+            await require_token(request)
+        return ctx.links.rendition_response(match.key, CONTENT_TYPES[match.format])
+
+    if ctx.metrics_exposition is not None:
+        exposition = ctx.metrics_exposition
+
+        @app.get("/metrics", dependencies=authed, tags=["ops"], response_class=Response)
+        def metrics() -> Response:
+            return Response(exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    if ctx.extra_routes is not None:
+        ctx.extra_routes(app)
+    return app
+
+
+def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> None:
+    """`PUT /upload/{key}`: where a signed upload URL points on the local server."""
+    service = ctx.service
+    limits = service.settings.limits
+
+    @app.put("/upload/{key:path}", status_code=201, tags=["upload"])
+    async def signed_upload(
+        key: str,
+        request: Request,
+        expires: Annotated[int, Query()],
+        signature: Annotated[str, Query(max_length=128)],
+        content_type: Annotated[str, Query(alias="contentType")],
+        max_bytes: Annotated[int, Query(alias="maxBytes")],
+    ) -> dict[str, Any]:
+        if not links.verify_upload(key, content_type, max_bytes, expires, signature):
+            raise UnauthorizedError("the upload URL is invalid or has expired")
+        sent_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if sent_type != content_type:
+            raise UnsupportedMediaTypeError(
+                f"Content-Type must be {content_type!r} as signed, not {sent_type!r}"
+            )
+        cap = min(max_bytes, limits.max_bytes)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            size = 0
+            try:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > cap:
+                        raise PayloadTooLargeError(f"the upload is larger than {cap} bytes")
+                    spool.write(chunk)
+            except ClientDisconnect as exc:
+                # a real disconnect, or BodyLimitMiddleware cut the body off (it answers 413)
+                raise InvalidRequestError("the upload was cut off") from exc
+            if size == 0:
+                raise InvalidRequestError("the upload is empty")
+            spool.seek(0)
+            body_file = cast(BinaryIO, spool)
+            record = await _run_sync(lambda: service.upload_to(key, body_file, content_type))
+        ctx.on_enqueued()
+        body = record.public()
+        body.pop("renditions", None)
+        return body
+
+
+async def _run_sync(fn: Callable[[], ImageRecord]) -> ImageRecord:
+    return await run_in_threadpool(fn)

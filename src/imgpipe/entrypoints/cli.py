@@ -1,0 +1,284 @@
+"""The `imgpipe` command (Typer + Rich): serve, process, info, backfill, redrive."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from imgpipe import __version__, jsonlog
+from imgpipe.config import Settings, load_settings
+
+app = typer.Typer(
+    help="imgpipe: validate, describe and render images, locally or on AWS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (env IMGPIPE_* overrides it)")
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="local data folder [default: ./imgpipe-data]")
+]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"imgpipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    """imgpipe command line."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [default: 8080]")] = None,
+    data_dir: DataDirOpt = None,
+    workers: Annotated[
+        int | None, typer.Option(help="concurrent processing jobs [default: 2]")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the local API, the workers, the uploads watcher and the dashboard."""
+    from imgpipe.bootstrap import DataDirBusyError
+    from imgpipe.entrypoints.local_server import UnsafeBindError
+    from imgpipe.entrypoints.local_server import serve as run
+
+    server = {
+        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
+    }
+    overrides: dict[str, Any] = {"server": server} if server else {}
+    if data_dir is not None:
+        overrides["local"] = {"data_dir": data_dir}
+    settings = _settings(config, **overrides)
+    jsonlog.configure(settings.log_level)
+    try:
+        run(settings)
+    except (UnsafeBindError, DataDirBusyError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+# -- process ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: str
+    record: dict[str, Any]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.record.get("status") == "FAILED")
+
+
+def _collect(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and not any(part.startswith(".") for part in p.parts)
+                )
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            err.print(f"[red]no such file or folder:[/red] {path}")
+            raise typer.Exit(2)
+    return files
+
+
+def _out_names(files: list[Path]) -> list[str]:
+    """`<file stem>`, with -2, -3... when two inputs share a stem."""
+    seen: dict[str, int] = {}
+    names = []
+    for f in files:
+        stem = f.stem or "image"
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return names
+
+
+@app.command()
+def process(
+    paths: Annotated[list[Path], typer.Argument(help="image files and folders (recursed)")],
+    out: Annotated[Path, typer.Option("--out", help="output folder")],
+    config: ConfigOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="processes to use")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+) -> None:
+    """Process files with no server: OUT/<stem>/<rendition>.<ext> and OUT/<stem>/record.json."""
+    from imgpipe.batch import process_file
+    from imgpipe.core.imaging import RenderOptions
+
+    settings = _settings(config)
+    options = RenderOptions.from_settings(settings)
+    files = _collect(paths)
+    names = _out_names(files)
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes: list[FileOutcome] = []
+    progress = Progress(
+        TextColumn("[bold]processing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        disable=not err.is_terminal or as_json,
+    )
+    with progress:
+        task = progress.add_task("", total=len(files))
+        if jobs == 1:
+            for f, name in zip(files, names, strict=True):
+                progress.update(task, description=f.name)
+                record = process_file(str(f), str(out / name), options)
+                outcomes.append(FileOutcome(str(f), record))
+                progress.advance(task)
+        else:
+            with ProcessPoolExecutor(jobs) as pool:
+                futures: list[Future[dict[str, Any]]] = [
+                    pool.submit(process_file, str(f), str(out / name), options)
+                    for f, name in zip(files, names, strict=True)
+                ]
+                for f, future in zip(files, futures, strict=True):
+                    outcomes.append(FileOutcome(str(f), future.result()))
+                    progress.advance(task)
+
+    failed = [o for o in outcomes if o.failed]
+    if as_json:
+        doc = {
+            "records": [o.record for o in outcomes],
+            "processed": len(outcomes) - len(failed),
+            "failed": len(failed),
+        }
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _print_summary(outcomes, failed, out)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_summary(outcomes: list[FileOutcome], failed: list[FileOutcome], out: Path) -> None:
+    console = Console()
+    console.print(
+        f"[green]{len(outcomes) - len(failed)} processed[/green], "
+        f"[{'red' if failed else 'green'}]{len(failed)} failed[/], output in {out}"
+    )
+    if failed:
+        table = Table("file", "error", "why", title="failed", title_style="red")
+        for o in failed:
+            error = o.record.get("error") or {}
+            table.add_row(o.path, str(error.get("code")), str(error.get("message")))
+        console.print(table)
+
+
+# -- info -------------------------------------------------------------------------------------
+
+
+@app.command()
+def info(
+    file: Annotated[Path, typer.Argument(help="an image file")],
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show the metadata imgpipe would record for FILE; no renditions are written."""
+    from imgpipe.core.errors import ImageError
+    from imgpipe.core.imaging import RenderOptions, probe
+
+    settings = _settings(config)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        err.print(f"[red]cannot read {file}:[/red] {exc.strerror}")
+        raise typer.Exit(2) from exc
+    try:
+        meta = probe(data, RenderOptions.from_settings(settings))
+    except ImageError as exc:
+        if as_json:
+            sys.stdout.write(json.dumps({"error": {"code": exc.code, "message": str(exc)}}) + "\n")
+        else:
+            err.print(f"[red]{exc.code}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    doc = meta.model_dump(by_alias=True, mode="json", exclude_none=True)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return
+    table = Table("field", "value", title=str(file), show_header=False)
+    for k, v in doc.items():
+        table.add_row(k, json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v))
+    Console().print(table)
+
+
+# -- queue maintenance ------------------------------------------------------------------------
+
+
+@app.command()
+def backfill(
+    prefix: Annotated[str, typer.Option(help="key prefix to scan")] = "uploads/",
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Queue originals that have no record (or an outdated one)."""
+    from imgpipe.bootstrap import build_local
+
+    overrides: dict[str, Any] = {"local": {"data_dir": data_dir}} if data_dir else {}
+    local = build_local(_settings(config, **overrides), with_workers=False)
+    try:
+        count = local.service.backfill(prefix)
+    finally:
+        local.stop()
+    typer.echo(f"queued {count} object(s) under {prefix}")
+
+
+@app.command()
+def redrive(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """Move dead-lettered jobs back to the queue to be tried again."""
+    from imgpipe.bootstrap import build_local
+
+    overrides: dict[str, Any] = {"local": {"data_dir": data_dir}} if data_dir else {}
+    local = build_local(_settings(config, **overrides), with_workers=False)
+    try:
+        count = local.queue.redrive()
+    finally:
+        local.stop()
+    typer.echo(f"moved {count} dead-lettered job(s) back to the queue")
+
+
+def main() -> None:
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""`imgpipe serve`: the local API, its workers and the uploads watcher in one process."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from imgpipe.bootstrap import LocalApp, build_local
+from imgpipe.config import Settings
+from imgpipe.entrypoints.api import ApiContext, LocalLinks, add_local_upload_route, create_app
+
+log = logging.getLogger("imgpipe.serve")
+
+
+class UnsafeBindError(ValueError):
+    """Binding off loopback without an API token would publish every image."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    if not is_loopback(settings.server.host) and not settings.server.api_token:
+        raise UnsafeBindError(
+            f"refusing to listen on {settings.server.host} without an API token: set "
+            "IMGPIPE_SERVER__API_TOKEN (or server.api_token in the config file)"
+        )
+
+
+def create_local_app(local: LocalApp) -> FastAPI:
+    """The FastAPI app over a built LocalApp; starting the app starts the workers."""
+    settings = local.settings
+    links = LocalLinks(
+        local.service,
+        local.signing_key,
+        settings.server.upload_url_ttl_s,
+        sign_renditions=settings.server.api_token is not None,
+    )
+    ctx = ApiContext(
+        service=local.service,
+        links=links,
+        backend="local",
+        api_token=settings.server.api_token,
+        max_list_limit=settings.server.max_list_limit,
+        metrics_exposition=local.metrics.exposition,
+        on_enqueued=local.wake,
+    )
+    ctx.extra_routes = lambda app: add_local_upload_route(app, ctx, links)
+    app = create_app(ctx)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        local.start()
+        try:
+            yield
+        finally:
+            local.stop()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    check_bind(settings)
+    local = build_local(settings)
+    app = create_local_app(local)
+    log.info(
+        "imgpipe serving",
+        extra={
+            "url": f"http://{settings.server.host}:{settings.server.port}",
+            "dataDir": str(settings.local.data_dir.resolve()),
+        },
+    )
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )

@@ -1,0 +1,73 @@
+"""Shared fixtures: settings in a temporary data folder, services over fakes or local adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
+from imgpipe.adapters.renderers import InProcessRenderer
+from imgpipe.bootstrap import LocalApp, build_local
+from imgpipe.config import Settings
+from imgpipe.core.ports import NullMetrics
+from imgpipe.entrypoints.local_worker import LocalWorkerPool
+from imgpipe.service import ImageService
+
+
+@pytest.fixture(autouse=True)
+def _no_imgpipe_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the settings they make, never the developer's environment."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("IMGPIPE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(local={"data_dir": tmp_path / "data"}, server={"watch_uploads": False})
+
+
+@pytest.fixture
+def fake_service(settings: Settings) -> ImageService:
+    return ImageService(
+        InMemoryObjectStore(),
+        InMemoryMetadataStore(),
+        InMemoryJobQueue(),
+        InProcessRenderer(),
+        settings,
+        NullMetrics(),
+    )
+
+
+@pytest.fixture
+def local_app(settings: Settings) -> Iterator[LocalApp]:
+    """The real local wiring (files, SQLite), rendering in-process, no background threads:
+    tests run the queue with `drain`."""
+    app = build_local(settings, renderer=InProcessRenderer(), with_workers=False)
+    yield app
+    app.stop()
+
+
+def drain(service: ImageService, max_attempts: int = 5, rounds: int = 50) -> int:
+    """Run queued jobs in this thread until the queue is empty; returns how many ran."""
+    pool = LocalWorkerPool(
+        service,
+        service.queue,
+        workers=1,
+        visibility_s=30,
+        max_attempts=max_attempts,
+        backoff=lambda attempt: 0.0,
+    )
+    ran = 0
+    for _ in range(rounds):
+        messages = service.queue.receive(10, 30)
+        if not messages:
+            break
+        for message in messages:
+            pool.run_one(message)
+            ran += 1
+    return ran

@@ -1,0 +1,775 @@
+"""The imaging engine, judged by what a user sees: outputs decoded with Pillow (an independent
+decoder), their sizes, formats, orientation, colours, and that no metadata is left in them."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
+
+import imagegen as gen
+from imgpipe.config import Limits, MetadataOptions, RenditionSpec, Settings
+from imgpipe.core import imaging
+from imgpipe.core.errors import (
+    CorruptImageError,
+    ImageError,
+    ProcessingError,
+    TooLargeError,
+    TooManyFramesError,
+    TooManyPixelsError,
+    UnsupportedFormatError,
+)
+from imgpipe.core.imaging import (
+    EncodedRendition,
+    RenderOptions,
+    check_header,
+    parse_exif,
+    probe,
+    render,
+)
+
+DEFAULTS = RenderOptions.from_settings(Settings())
+ALL_FORMATS = RenditionSpec(
+    name="all", width=64, height=64, formats=["jpeg", "webp", "png", "avif"]
+)
+
+
+def options(
+    *specs: RenditionSpec,
+    limits: Limits | None = None,
+    keep_gps: bool = False,
+    strip_exif: bool = True,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> RenderOptions:
+    return RenderOptions(
+        renditions=specs or DEFAULTS.renditions,
+        limits=limits or Limits(),
+        metadata=MetadataOptions(keep_gps=keep_gps, strip_exif=strip_exif),
+        background=background,
+    )
+
+
+def decoded(rendition: EncodedRendition) -> Image.Image:
+    image = Image.open(io.BytesIO(rendition.data))
+    image.load()
+    return image
+
+
+def close(actual, expected, tolerance: int = 12) -> bool:
+    return all(abs(int(a) - int(e)) <= tolerance for a, e in zip(actual, expected, strict=False))
+
+
+PIL_FORMAT = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG", "avif": "AVIF"}
+
+
+@pytest.fixture(scope="module")
+def large_photo() -> bytes:
+    return gen.photo_jpeg(2000, 1500, gps=True)
+
+
+@pytest.fixture(scope="module")
+def large_result(large_photo: bytes) -> imaging.RenderResult:
+    return render(large_photo, DEFAULTS)
+
+
+# --- sizes and formats ------------------------------------------------------------------------
+
+
+def test_default_renditions_of_a_large_photo(large_result: imaging.RenderResult) -> None:
+    # GIVEN a 2000x1500 photo WHEN rendered with the defaults
+    # THEN thumb, medium and large come out at long edge 256, 800, 1600, as JPEG and WebP
+    got = {(r.name, r.format): r for r in large_result.renditions}
+    assert set(got) == {(n, f) for n in ("thumb", "medium", "large") for f in ("jpeg", "webp")}
+    expected = {"thumb": (256, 192), "medium": (800, 600), "large": (1600, 1200)}
+    for (name, fmt), rendition in got.items():
+        image = decoded(rendition)
+        assert image.format == PIL_FORMAT[fmt]
+        assert image.size == expected[name] == (rendition.width, rendition.height)
+        assert image.mode == "RGB"
+        assert rendition.ext == {"jpeg": "jpg", "webp": "webp"}[fmt]
+
+
+def test_outputs_carry_no_exif_xmp_or_icc(large_result: imaging.RenderResult) -> None:
+    for rendition in large_result.renditions:
+        image = decoded(rendition)
+        assert "exif" not in image.info
+        assert not image.getexif()
+        assert "icc_profile" not in image.info
+        assert "xmp" not in image.info
+        assert b"Exif" not in rendition.data[:2048]
+        assert b"http://ns.adobe.com/xap" not in rendition.data
+
+
+def test_outputs_look_like_the_source(large_photo: bytes, large_result) -> None:
+    source = Image.open(io.BytesIO(large_photo)).convert("RGB").resize((256, 192))
+    thumb = next(r for r in large_result.renditions if (r.name, r.format) == ("thumb", "jpeg"))
+    diff = np.abs(np.asarray(source, float) - np.asarray(decoded(thumb), float))
+    assert diff.mean() < 8
+
+
+def test_a_small_image_is_never_upscaled() -> None:
+    result = render(gen.photo_jpeg(100, 80), DEFAULTS)
+    assert {(r.width, r.height) for r in result.renditions} == {(100, 80)}
+    assert all(decoded(r).size == (100, 80) for r in result.renditions)
+
+
+def test_every_output_format_encodes_and_decodes() -> None:
+    result = render(gen.photo_jpeg(120, 90), options(ALL_FORMATS))
+    assert [r.format for r in result.renditions] == ["jpeg", "webp", "png", "avif"]
+    for rendition in result.renditions:
+        image = decoded(rendition)
+        assert image.format == PIL_FORMAT[rendition.format]
+        assert image.size == (64, 48)
+        assert (
+            rendition.ext
+            == {"jpeg": "jpg", "webp": "webp", "png": "png", "avif": "avif"}[rendition.format]
+        )
+
+
+def test_cover_fills_the_box_with_the_centre() -> None:
+    # GIVEN 400x200: a red, green, blue band left to right (green is the middle half)
+    image = Image.new("RGB", (400, 200), (0, 255, 0))
+    image.paste((255, 0, 0), (0, 0, 100, 200))
+    image.paste((0, 0, 255), (300, 0, 400, 200))
+    data = io.BytesIO()
+    image.save(data, "PNG")
+    spec = RenditionSpec(name="square", width=100, height=100, fit="cover", formats=["png"])
+    # WHEN cropped to a 100x100 cover
+    (square,) = render(data.getvalue(), options(spec)).renditions
+    # THEN only the green middle is left, corner to corner
+    out = decoded(square).convert("RGB")
+    assert out.size == (100, 100)
+    for corner in ((1, 1), (98, 1), (1, 98), (98, 98), (50, 50)):
+        assert close(out.getpixel(corner), (0, 255, 0), 30)
+
+
+def test_cover_never_upscales_a_narrow_source() -> None:
+    spec = RenditionSpec(name="sq", width=256, height=256, fit="cover", formats=["jpeg"])
+    (out,) = render(gen.photo_jpeg(100, 1000), options(spec)).renditions
+    assert decoded(out).size == (100, 256)
+
+
+def test_custom_rendition_boxes_and_quality() -> None:
+    specs = (
+        RenditionSpec(name="wide", width=300, height=100, formats=["jpeg"]),
+        RenditionSpec(name="low", width=200, height=200, formats=["jpeg"], quality={"jpeg": 20}),
+        RenditionSpec(name="high", width=200, height=200, formats=["jpeg"], quality={"jpeg": 95}),
+    )
+    result = render(gen.photo_jpeg(600, 450), options(*specs))
+    sizes = {r.name: decoded(r).size for r in result.renditions}
+    assert sizes == {"wide": (133, 100), "low": (200, 150), "high": (200, 150)}
+    lengths = {r.name: len(r.data) for r in result.renditions}
+    assert lengths["low"] < lengths["high"]
+
+
+# --- orientation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("orientation", "red_at"),
+    [(1, "top"), (3, "bottom"), (6, "right"), (8, "left")],
+)
+def test_outputs_are_upright(orientation: int, red_at: str) -> None:
+    # GIVEN stored pixels red on top, blue below, and an EXIF orientation
+    data = gen.two_tone_jpeg(120, 60, orientation)
+    spec = RenditionSpec(name="t", width=64, height=64, formats=["jpeg", "webp", "png"])
+    result = render(data, options(spec))
+    # Pillow's own exif_transpose of the source is the oracle for "upright"
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    assert result.metadata.orientation == orientation
+    assert (result.metadata.width, result.metadata.height) == upright.size
+    points = {
+        "top": (0.5, 0.1),
+        "bottom": (0.5, 0.9),
+        "left": (0.1, 0.5),
+        "right": (0.9, 0.5),
+    }
+    opposite = {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}
+    for rendition in result.renditions:
+        out = decoded(rendition).convert("RGB")
+        assert out.size == ((64, 32) if orientation in (1, 3) else (32, 64))
+        fx, fy = points[red_at]
+        assert close(out.getpixel((int(fx * out.width), int(fy * out.height))), gen.RED, 40)
+        gx, gy = points[opposite[red_at]]
+        assert close(out.getpixel((int(gx * out.width), int(gy * out.height))), gen.BLUE, 40)
+        ox = int(fx * upright.width)
+        oy = int(fy * upright.height)
+        assert close(upright.getpixel((ox, oy)), gen.RED, 40)
+
+
+def test_probe_reports_the_displayed_size() -> None:
+    metadata = probe(gen.photo_jpeg(400, 300, orientation=6), DEFAULTS)
+    assert (metadata.width, metadata.height, metadata.orientation) == (300, 400, 6)
+
+
+# --- alpha, colour ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [gen.rgba_png, gen.palette_png])
+def test_jpeg_flattens_alpha_onto_the_background_others_keep_it(make) -> None:
+    background = (10, 20, 200)
+    result = render(make(80, 40), options(ALL_FORMATS, background=background))
+    assert result.metadata.has_alpha
+    for rendition in result.renditions:
+        out = decoded(rendition)
+        if rendition.format == "jpeg":
+            assert out.mode == "RGB"
+            assert close(out.getpixel((8, 16)), gen.RED, 12)
+            assert close(out.getpixel((56, 16)), background, 12)
+        else:
+            rgba = out.convert("RGBA")
+            assert rgba.getpixel((8, 16))[3] == 255
+            assert rgba.getpixel((56, 16))[3] == 0
+
+
+def test_cmyk_comes_out_rgb_with_roughly_the_right_colour() -> None:
+    result = render(gen.cmyk_jpeg(40, 40), options(ALL_FORMATS))
+    assert result.metadata.color_space == "cmyk"
+    for rendition in result.renditions:
+        out = decoded(rendition)
+        assert out.mode in ("RGB", "RGBA")
+        red, green, blue = out.convert("RGB").getpixel((20, 20))[:3]
+        assert red > 180
+        assert green < 90
+        assert blue < 90
+
+
+def test_16_bit_rgb_becomes_8_bit() -> None:
+    result = render(gen.rgb16_png(30, 20), options(ALL_FORMATS))
+    assert result.metadata.color_space == "rgb16"
+    for rendition in result.renditions:
+        out = decoded(rendition)
+        assert out.mode in ("RGB", "RGBA")
+        assert close(out.convert("RGB").getpixel((15, 10)), (255, 128, 0), 6)
+
+
+def test_16_bit_grey_becomes_8_bit_grey() -> None:
+    result = render(gen.grey16_png(64, 16), options(ALL_FORMATS))
+    assert result.metadata.color_space == "grey16"
+    jpeg = decoded(result.renditions[0])
+    assert jpeg.mode == "L"
+    assert jpeg.getpixel((1, 8)) < 20
+    assert jpeg.getpixel((62, 8)) > 235
+    for rendition in result.renditions[1:]:
+        out = decoded(rendition).convert("L")
+        assert out.getpixel((1, 8)) < 20
+        assert out.getpixel((62, 8)) > 235
+
+
+def test_greyscale_jpeg() -> None:
+    result = render(gen.grey_jpeg(50, 30), options(ALL_FORMATS))
+    assert result.metadata.color_space == "b-w"
+    assert not result.metadata.has_alpha
+    assert decoded(result.renditions[0]).mode == "L"
+
+
+@pytest.mark.parametrize("make", [gen.p3_png, gen.p3_heic])
+def test_icc_tagged_images_are_converted_to_srgb(make) -> None:
+    # GIVEN Display P3 pixels that mean sRGB (0, 200, 0); read as if sRGB they would be
+    # roughly (90, 197, 58)
+    raw = Image.open(io.BytesIO(gen.p3_png(24, 24, (0, 200, 0)))).getpixel((5, 5))
+    assert not close(raw, (0, 200, 0), 30)
+    data = make(24, 24, (0, 200, 0))
+    # WHEN rendered THEN the outputs show the sRGB colour and carry no profile
+    result = render(data, options(ALL_FORMATS))
+    for rendition in result.renditions:
+        out = decoded(rendition)
+        assert "icc_profile" not in out.info
+        assert close(out.convert("RGB").getpixel((5, 5)), (0, 200, 0), 10)
+
+
+# --- input formats ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "fmt", "mime"),
+    [
+        (lambda: gen.tiff(64, 48), "tiff", "image/tiff"),
+        (lambda: gen.webp(64, 48), "webp", "image/webp"),
+        (lambda: gen.avif(64, 48), "avif", "image/avif"),
+        (lambda: gen.heic(64, 48), "heif", "image/heif"),
+        (lambda: gen._save(gen.photo_pixels(64, 48), "PNG"), "png", "image/png"),
+    ],
+)
+def test_each_input_format_renders(make, fmt: str, mime: str) -> None:
+    data = make()
+    result = render(data, options(ALL_FORMATS))
+    assert (result.metadata.format, result.metadata.content_type) == (fmt, mime)
+    assert (result.metadata.width, result.metadata.height) == (64, 48)
+    assert result.metadata.file_size == len(data)
+    reference = np.asarray(gen.photo_pixels(64, 48), float)
+    for rendition in result.renditions:
+        out = np.asarray(decoded(rendition).convert("RGB"), float)
+        assert out.shape == (48, 64, 3)
+        assert np.abs(out - reference).mean() < 12
+
+
+@pytest.mark.parametrize("make", [gen.heic, gen.avif])
+def test_heif_and_avif_rotation_is_applied(make) -> None:
+    # GIVEN a HEIC/AVIF whose container rotates stored pixels (red on top) by 90 degrees
+    result = render(make(80, 40, orientation=6), options(ALL_FORMATS))
+    assert (result.metadata.width, result.metadata.height) == (40, 80)
+    for rendition in result.renditions:
+        out = decoded(rendition).convert("RGB")
+        assert out.size == (32, 64)
+        assert close(out.getpixel((28, 32)), gen.RED, 40)
+        assert close(out.getpixel((3, 32)), gen.BLUE, 40)
+
+
+def test_heic_with_alpha() -> None:
+    # GIVEN a HEIC whose right half is transparent
+    result = render(gen.heic(32, 32, alpha=True), options(ALL_FORMATS, background=(0, 0, 0)))
+    assert result.metadata.has_alpha
+    for rendition in result.renditions:
+        out = decoded(rendition)
+        if rendition.format == "jpeg":
+            assert close(out.getpixel((28, 16)), (0, 0, 0), 12)
+        else:
+            assert out.mode == "RGBA"
+            assert out.getpixel((4, 16))[3] > 245  # HEIC's alpha plane is lossy
+            assert out.getpixel((28, 16))[3] < 10
+
+
+def test_animated_gif_uses_the_first_frame_and_counts_frames() -> None:
+    result = render(gen.animated_gif(40, 30, frames=3), options(ALL_FORMATS))
+    assert result.metadata.frames == 3
+    for rendition in result.renditions:
+        assert close(decoded(rendition).convert("RGB").getpixel((20, 15)), gen.RED, 12)
+
+
+# --- limits and refusals ----------------------------------------------------------------------
+
+
+def test_a_claimed_60000_square_jpeg_is_refused_from_its_header_fast() -> None:
+    data = gen.claimed_size_jpeg(60000, 60000)
+    assert len(data) < 1000
+    for call in (
+        lambda: check_header(data, Limits()),
+        lambda: probe(data, DEFAULTS),
+        lambda: render(data, DEFAULTS),
+    ):
+        started = time.perf_counter()
+        with pytest.raises(TooManyPixelsError, match="60000x60000"):
+            call()
+        assert time.perf_counter() - started < 0.5
+
+
+def test_check_header_reads_size_and_frames() -> None:
+    assert check_header(gen.photo_jpeg(40, 30, orientation=6), Limits()) == ("jpeg", 30, 40, 1)
+    assert check_header(gen.animated_gif(20, 10, frames=4), Limits()) == ("gif", 20, 10, 4)
+    assert check_header(gen.heic(32, 16), Limits()) == ("heif", 32, 16, 1)
+
+
+def test_pixel_limit_counts_frames() -> None:
+    data = gen.animated_gif(40, 30, frames=3)  # 1,200 pixels a frame, 3,600 in all
+    check_header(data, Limits(max_pixels=3600))
+    with pytest.raises(TooManyPixelsError, match="3 frames"):
+        check_header(data, Limits(max_pixels=3000))
+
+
+def test_frame_limit() -> None:
+    with pytest.raises(TooManyFramesError, match="3 frames"):
+        render(gen.animated_gif(20, 20, frames=3), options(limits=Limits(max_frames=2)))
+
+
+def test_byte_limit() -> None:
+    data = gen.photo_jpeg(64, 64)
+    with pytest.raises(TooLargeError):
+        render(data, options(limits=Limits(max_bytes=len(data) - 1)))
+    check_header(data, Limits(max_bytes=len(data)))
+
+
+def test_heic_pixel_limit_is_checked_before_decoding() -> None:
+    with pytest.raises(TooManyPixelsError):
+        render(gen.heic(64, 64), options(limits=Limits(max_pixels=64 * 64 - 1)))
+
+
+def test_formats_not_allowed_by_config_are_refused() -> None:
+    limits = Limits(allowed_formats=["jpeg"])
+    with pytest.raises(UnsupportedFormatError, match="png"):
+        render(gen.rgba_png(8, 8), options(limits=limits))
+    render(gen.photo_jpeg(8, 8), options(limits=limits))
+
+
+@pytest.mark.parametrize("data", [gen.SVG, gen.PDF, b"P6\n2 2\n255\n" + bytes(12), b""])
+def test_svg_pdf_and_others_are_unsupported(data: bytes) -> None:
+    for call in (check_header, lambda d, _: probe(d, DEFAULTS), lambda d, _: render(d, DEFAULTS)):
+        with pytest.raises(UnsupportedFormatError):
+            call(data, Limits())
+
+
+def test_truncated_jpeg_is_corrupt_with_a_short_message() -> None:
+    with pytest.raises(CorruptImageError) as raised:
+        render(gen.truncated_jpeg(), DEFAULTS)
+    message = str(raised.value)
+    assert "truncated" in message or "premature" in message
+    assert "\n" not in message
+    assert len(message) < 300
+    with pytest.raises(CorruptImageError):
+        probe(gen.truncated_jpeg(), DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gen._save(gen.photo_pixels(200, 150), "PNG"),
+        lambda: gen.webp(200, 150),
+        lambda: gen._save(gen.photo_pixels(200, 150).convert("P"), "GIF"),
+        lambda: gen.avif(200, 150),
+        lambda: gen.heic(200, 150),
+        lambda: gen.tiff(200, 150),
+    ],
+)
+def test_truncated_files_of_every_format_are_corrupt(make) -> None:
+    data = make()
+    with pytest.raises(CorruptImageError):
+        render(data[: len(data) * 2 // 3], DEFAULTS)
+
+
+def test_garbage_after_a_jpeg_signature_is_corrupt() -> None:
+    with pytest.raises(CorruptImageError):
+        render(b"\xff\xd8\xff" + bytes(range(256)) * 4, DEFAULTS)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_damaged_files_fail_cleanly_never_with_a_libvips_error(data: st.DataObject) -> None:
+    original = bytearray(SMALL_FILES[data.draw(st.sampled_from(sorted(SMALL_FILES)))])
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(original) - 1))
+        original[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(original)))
+    message = ""
+    try:
+        render(bytes(original[:cut]), options(ALL_FORMATS))
+    except ImageError as exc:  # anything else (a pyvips.Error) fails the test
+        message = str(exc)
+    assert "\n" not in message
+
+
+SMALL_FILES = {
+    "jpeg": gen.photo_jpeg(24, 16),
+    "png": gen.rgba_png(24, 16),
+    "gif": gen.animated_gif(12, 8, frames=2),
+    "webp": gen.webp(24, 16),
+    "tiff": gen.tiff(12, 8),
+}
+
+
+def test_untrusted_loaders_are_blocked() -> None:
+    import pyvips
+
+    imaging.configure_vips()
+    imaging.configure_vips()  # idempotent
+    for data in (gen.SVG, b"2 2\n1 2\n3 4\n", b"1,2,3\n4,5,6\n"):
+        with pytest.raises(pyvips.Error):
+            pyvips.Image.new_from_buffer(data, "")
+        with pytest.raises(pyvips.Error):
+            pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "")
+    with pytest.raises(pyvips.Error):
+        pyvips.Operation.call("svgload_buffer", gen.SVG)
+    for data in (gen.photo_jpeg(8, 8), gen.rgba_png(8, 8), gen.webp(8, 8), gen.animated_gif(8, 8)):
+        assert pyvips.Image.new_from_buffer(data, "").avg() >= 0
+    assert pyvips.Image.new_from_buffer(gen.tiff(8, 8), "").width == 8
+    assert pyvips.Image.new_from_buffer(gen.avif(8, 8), "").avg() >= 0
+
+
+def test_unexpected_failures_become_processing_errors(monkeypatch) -> None:
+    def explode(*_args: object) -> None:
+        raise RuntimeError("boom\n" + "x" * 5000)
+
+    monkeypatch.setattr(imaging, "_decode", explode)
+    with pytest.raises(ProcessingError) as raised:
+        render(gen.photo_jpeg(16, 16), DEFAULTS)
+    assert len(str(raised.value)) < 300
+
+
+def test_memory_errors_become_too_many_pixels(monkeypatch) -> None:
+    def exhaust(*_args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(imaging, "_decode", exhaust)
+    with pytest.raises(TooManyPixelsError):
+        render(gen.photo_jpeg(16, 16), DEFAULTS)
+
+
+def test_decodes_once_for_all_renditions(monkeypatch, large_photo: bytes) -> None:
+    import pyvips
+
+    calls: list[int] = []
+    original = pyvips.Image.thumbnail_buffer
+
+    def counting(data: bytes, width: int, **kwargs: object):
+        calls.append(width)
+        return original(data, width, **kwargs)
+
+    monkeypatch.setattr(pyvips.Image, "thumbnail_buffer", counting)
+    render(large_photo, DEFAULTS)
+    assert calls == [1600]
+
+
+def test_importing_the_engine_loads_no_image_library() -> None:
+    code = (
+        "import sys, imgpipe.core.imaging;"
+        "print(sorted({'pyvips', 'numpy', 'PIL', 'pillow_heif'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=None
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# --- metadata ---------------------------------------------------------------------------------
+
+
+def test_exif_subset_without_gps_by_default(large_photo: bytes, large_result) -> None:
+    metadata = large_result.metadata
+    assert metadata.exif is not None
+    exif = metadata.exif.model_dump(by_alias=True)
+    assert exif == {
+        "make": "Canon",
+        "model": "Canon EOS R6",
+        "lens": "RF24-105mm F4 L IS USM",
+        "takenAt": "2024-05-17T14:03:22+02:00",
+        "exposureTime": "1/250",
+        "fNumber": 2.8,
+        "iso": 400,
+        "focalLength": 35.0,
+        "gps": None,
+    }
+    assert metadata.sha256 == hashlib.sha256(large_photo).hexdigest()
+    assert (metadata.content_type, metadata.format, metadata.color_space) == (
+        "image/jpeg",
+        "jpeg",
+        "srgb",
+    )
+    assert (metadata.width, metadata.height, metadata.frames, metadata.orientation) == (
+        2000,
+        1500,
+        1,
+        1,
+    )
+
+
+def test_gps_only_when_configured() -> None:
+    data = gen.photo_jpeg(64, 48, gps=True)
+    assert probe(data, options()).exif.gps is None  # type: ignore[union-attr]
+    gps = probe(data, options(keep_gps=True)).exif.gps  # type: ignore[union-attr]
+    assert gps is not None
+    assert math.isclose(gps["lat"], 48 + 51 / 60 + 30.24 / 3600, abs_tol=1e-6)
+    assert math.isclose(gps["lon"], 2 + 17 / 60 + 40.2 / 3600, abs_tol=1e-6)
+    assert gps["alt"] == 35.0
+
+
+def test_renditions_keeping_exif_still_lose_gps_unless_configured() -> None:
+    data = gen.photo_jpeg(64, 48, orientation=6, gps=True)
+    spec = RenditionSpec(name="t", width=32, height=32, formats=["jpeg", "webp"])
+    for keep_gps in (False, True):
+        result = render(data, options(spec, strip_exif=False, keep_gps=keep_gps))
+        for rendition in result.renditions:
+            exif = decoded(rendition).getexif()
+            assert exif.get(0x010F) == "Canon"
+            assert exif.get(0x0112) in (None, 1)  # pixels are upright already
+            assert bool(exif.get_ifd(0x8825)) is keep_gps
+
+
+def test_heic_exif_is_read() -> None:
+    metadata = probe(gen.heic(32, 32), DEFAULTS)
+    assert metadata.exif is not None
+    assert metadata.exif.model == "Canon EOS R6"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"Exif\x00\x00",
+        b"Exif\x00\x00garbage",
+        b"II*\x00\xff\xff\xff\xff",
+        b"MM\x00*\x00\x00\x00\x08\x00\x05",
+        gen.exif_bytes(gps=True)[:40],
+        gen.exif_bytes(gps=True)[:-30],
+    ],
+)
+def test_broken_exif_never_raises(raw: bytes) -> None:
+    parse_exif(raw, keep_gps=True)
+
+
+def test_partly_broken_exif_keeps_what_it_can_read() -> None:
+    raw = gen.exif_bytes(gps=True)
+    exif = parse_exif(raw[: len(raw) - 8], keep_gps=True)
+    assert exif is not None
+    assert exif.make == "Canon"
+
+
+@given(st.binary(max_size=300))
+def test_exif_fuzz_never_raises(raw: bytes) -> None:
+    parse_exif(b"Exif\x00\x00II*\x00\x08\x00\x00\x00" + raw, keep_gps=True)
+
+
+def test_exposure_formats() -> None:
+    from PIL.TiffImagePlugin import IFDRational
+
+    assert imaging._exposure(IFDRational(1, 250)) == "1/250"
+    assert imaging._exposure(IFDRational(10, 2500)) == "1/250"
+    assert imaging._exposure(IFDRational(2, 1)) == "2"
+    assert imaging._exposure(IFDRational(1, 2)) == "1/2"
+    assert imaging._exposure(IFDRational(3, 10)) == "0.3"
+    assert imaging._exposure(IFDRational(1, 0)) is None
+
+
+# phash, blurhash, dominant colour -----------------------------------------------------------
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def test_phash_matches_a_naive_dct_definition() -> None:
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    luma = rgb.astype(float) @ np.array([0.299, 0.587, 0.114])
+    coefficients = np.zeros((8, 8))
+    for u in range(8):
+        for v in range(8):
+            total = 0.0
+            for x in range(32):
+                for y in range(32):
+                    total += (
+                        luma[x, y]
+                        * math.cos(math.pi * (2 * x + 1) * u / 64)
+                        * math.cos(math.pi * (2 * y + 1) * v / 64)
+                    )
+            coefficients[u, v] = total
+    bits = "".join("1" if c > np.median(coefficients) else "0" for c in coefficients.flatten())
+    assert imaging.phash(rgb) == f"{int(bits, 2):016x}"
+
+
+def test_phash_is_stable_across_formats_and_differs_between_pictures() -> None:
+    picture = gen.photo_pixels(300, 200)
+    as_png = gen._save(picture, "PNG")
+    as_jpeg = gen._save(picture, "JPEG", quality=70)
+    other = gen._save(Image.fromarray(np.asarray(picture)[::-1, ::-1].copy()), "PNG")
+    hashes = [probe(data, DEFAULTS).phash for data in (as_png, as_jpeg, other)]
+    assert all(h is not None and len(h) == 16 for h in hashes)
+    assert hamming(hashes[0], hashes[1]) <= 4  # type: ignore[arg-type]
+    assert hamming(hashes[0], hashes[2]) >= 16  # type: ignore[arg-type]
+
+
+def test_probe_and_render_agree(large_photo: bytes, large_result) -> None:
+    probed = probe(large_photo, DEFAULTS)
+    rendered = large_result.metadata
+    assert probed.model_dump(exclude={"phash", "blurhash", "dominant_color"}) == (
+        rendered.model_dump(exclude={"phash", "blurhash", "dominant_color"})
+    )
+    assert hamming(probed.phash, rendered.phash) <= 4  # type: ignore[arg-type]
+
+
+_B83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
+
+
+def decode_blurhash(blurhash: str, width: int, height: int) -> np.ndarray:
+    """The reference decoder (woltapp/blurhash, TypeScript), transcribed."""
+
+    def b83(text: str) -> int:
+        value = 0
+        for char in text:
+            value = value * 83 + _B83.index(char)
+        return value
+
+    def to_linear(value: int) -> float:
+        v = value / 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    def to_srgb(value: float) -> int:
+        v = max(0.0, min(1.0, value))
+        if v <= 0.0031308:
+            return int(v * 12.92 * 255 + 0.5)
+        return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
+
+    size_flag = b83(blurhash[0])
+    ny, nx = size_flag // 9 + 1, size_flag % 9 + 1
+    assert len(blurhash) == 4 + 2 * nx * ny
+    maximum = (b83(blurhash[1]) + 1) / 166
+    dc = b83(blurhash[2:6])
+    colours = [(to_linear(dc >> 16), to_linear((dc >> 8) & 255), to_linear(dc & 255))]
+    for i in range(1, nx * ny):
+        value = b83(blurhash[4 + i * 2 : 6 + i * 2])
+        quantised = (value // (19 * 19), (value // 19) % 19, value % 19)
+        colours.append(tuple(math.copysign(((q - 9) / 9) ** 2, q - 9) * maximum for q in quantised))
+    out = np.zeros((height, width, 3), dtype=np.uint8)
+    for y in range(height):
+        for x in range(width):
+            pixel = [0.0, 0.0, 0.0]
+            for j in range(ny):
+                for i in range(nx):
+                    basis = math.cos(math.pi * x * i / width) * math.cos(math.pi * y * j / height)
+                    for c in range(3):
+                        pixel[c] += colours[i + j * nx][c] * basis
+            out[y, x] = [to_srgb(v) for v in pixel]
+    return out
+
+
+def test_blurhash_of_a_flat_colour() -> None:
+    rgb = np.zeros((32, 32, 3), dtype=np.uint8)
+    rgb[:, :] = (255, 128, 0)
+    blurhash = imaging.blurhash(rgb)
+    assert blurhash[0] == "L"  # 4x3 components
+    assert len(blurhash) == 28
+    # The DC term alone is the average colour
+    assert close(decode_blurhash(blurhash[:6] + "fQ" * 11, 1, 1)[0, 0], (255, 128, 0), 1)
+    # The whole hash decodes to about that colour (BlurHash's basis is not quite orthogonal
+    # on a pixel grid, so a flat image has small AC terms: the reference encoder does that too)
+    picture = decode_blurhash(blurhash, 8, 8).reshape(-1, 3).astype(float)
+    assert np.abs(picture - (255, 128, 0)).mean() < 8
+
+
+def test_blurhash_decodes_to_the_picture_with_a_reference_decoder() -> None:
+    # GIVEN red on top and blue at the bottom, upright
+    result = render(gen.two_tone_jpeg(64, 48, 1), options(ALL_FORMATS))
+    blurhash = result.metadata.blurhash
+    assert blurhash is not None
+    assert len(blurhash) == 28
+    # WHEN decoded by the reference algorithm THEN the top is red and the bottom blue
+    picture = decode_blurhash(blurhash, 16, 12)
+    top, bottom = picture[1, 8], picture[10, 8]
+    assert top[0] > 150 > top[2]
+    assert bottom[2] > 150 > bottom[0]
+    # and the average colour (the DC term alone) is the mean of the linear-light pixels:
+    # half red, half blue is linear (0.5, 0, 0.5), which is sRGB (188, 0, 188)
+    average = decode_blurhash(blurhash[:6] + "fQ" * 11, 2, 2)[0, 0]
+    assert close(average, (188, 0, 188), 10)
+
+
+def test_dominant_colour() -> None:
+    image = Image.new("RGB", (64, 64), (20, 120, 220))
+    image.paste((250, 250, 250), (0, 0, 20, 64))  # less than a third is white
+    result = probe(gen._save(image, "PNG"), DEFAULTS)
+    assert result.dominant_color is not None
+    assert close(bytes.fromhex(result.dominant_color[1:]), (20, 120, 220), 4)
+
+
+def test_dominant_colour_ignores_transparent_pixels() -> None:
+    # Mostly transparent green, a red opaque half: red is what a user sees
+    assert probe(gen.rgba_png(40, 40), DEFAULTS).dominant_color == "#ff0000"
+
+
+# --- options ------------------------------------------------------------------------------
+
+
+def test_render_options_from_settings() -> None:
+    settings = Settings(background=(1, 2, 3), metadata={"keep_gps": True})
+    opts = RenderOptions.from_settings(settings)
+    assert [r.name for r in opts.renditions] == ["thumb", "medium", "large"]
+    assert opts.background == (1, 2, 3)
+    assert opts.metadata.keep_gps
+    assert opts.limits == settings.limits
