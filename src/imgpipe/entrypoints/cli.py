@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -190,17 +191,18 @@ def process(
 
 
 def _print_summary(outcomes: list[FileOutcome], failed: list[FileOutcome], out: Path) -> None:
-    console = Console()
+    """One line per failure (never wrapped, so it greps), then the totals."""
+    console = Console(soft_wrap=True, highlight=False)
+    for o in failed:
+        error = o.record.get("error") or {}
+        console.print(
+            f"[red]failed[/red] {escape(o.path)}: [bold]{error.get('code')}[/bold]: "
+            f"{escape(str(error.get('message')))}"
+        )
     console.print(
         f"[green]{len(outcomes) - len(failed)} processed[/green], "
-        f"[{'red' if failed else 'green'}]{len(failed)} failed[/], output in {out}"
+        f"[{'red' if failed else 'green'}]{len(failed)} failed[/], output in {escape(str(out))}"
     )
-    if failed:
-        table = Table("file", "error", "why", title="failed", title_style="red")
-        for o in failed:
-            error = o.record.get("error") or {}
-            table.add_row(o.path, str(error.get("code")), str(error.get("message")))
-        console.print(table)
 
 
 # -- info -------------------------------------------------------------------------------------
