@@ -86,6 +86,8 @@ class ImageService:
         settings: Settings,
         metrics: Metrics,
         clock: Callable[[], datetime] = utcnow,
+        *,
+        store_notifies: bool = False,
     ) -> None:
         self.objects = objects
         self.records = records
@@ -94,6 +96,8 @@ class ImageService:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
+        # On S3 the bucket's own event notification queues every new object; locally we do.
+        self.store_notifies = store_notifies
         self.options = RenderOptions.from_settings(settings)
         # A lease outlives the slowest allowed render, so it only lapses when a worker died.
         self.lease_s = settings.lease_s
@@ -117,7 +121,8 @@ class ImageService:
         """An original landed: show it as PENDING and queue its processing."""
         event = event_from_info(info)
         record = self._mark_pending(event)
-        self.enqueue(event)
+        if not self.store_notifies:
+            self.enqueue(event)
         return record
 
     def enqueue(self, event: ObjectEvent) -> None:
@@ -385,6 +390,8 @@ class ImageService:
             )
             unfinished = record is not None and not record.status.terminal
             if record is None or behind or unfinished:
-                self.accept(info)
+                event = event_from_info(info)
+                self._mark_pending(event)
+                self.enqueue(event)  # even on S3: no notification will come for these
                 count += 1
         return count

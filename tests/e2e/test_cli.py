@@ -19,8 +19,9 @@ IMGPIPE = [sys.executable, "-m", "imgpipe.entrypoints.cli"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*IMGPIPE, *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, check=False)
+    return subprocess.run(
+        [*IMGPIPE, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
 
 
 @pytest.fixture
@@ -44,8 +45,9 @@ def test_version_and_help() -> None:
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_process_writes_renditions_and_names_failures(photos: Path, tmp_path: Path,
-                                                      jobs: str) -> None:
+def test_process_writes_renditions_and_names_failures(
+    photos: Path, tmp_path: Path, jobs: str
+) -> None:
     out = tmp_path / f"out{jobs}"
     # WHEN a folder with two good images and two bad ones is processed
     result = run("process", str(photos), "--out", str(out), "--jobs", jobs)
@@ -78,17 +80,32 @@ def test_process_json_is_one_document(photos: Path, tmp_path: Path) -> None:
 
 def test_process_with_a_config_file(photos: Path, tmp_path: Path) -> None:
     config = tmp_path / "imgpipe.toml"
-    config.write_text('[[renditions]]\nname = "square"\nwidth = 100\nheight = 100\n'
-                      'fit = "cover"\nformats = ["webp"]\n')
-    result = run("process", str(photos / "beach.jpg"), "--out", str(tmp_path / "o"),
-                 "--config", str(config), "--json")
+    config.write_text(
+        '[[renditions]]\nname = "square"\nwidth = 100\nheight = 100\n'
+        'fit = "cover"\nformats = ["webp"]\n'
+    )
+    result = run(
+        "process",
+        str(photos / "beach.jpg"),
+        "--out",
+        str(tmp_path / "o"),
+        "--config",
+        str(config),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     [rendition] = json.loads(result.stdout)["records"][0]["renditions"]
     assert (rendition["name"], rendition["format"]) == ("square", "webp")
     with Image.open(tmp_path / "o" / "beach" / "square.webp") as im:
         assert im.size == (100, 100)
-    bad = run("process", str(photos), "--out", str(tmp_path / "x"), "--config",
-              str(tmp_path / "missing.toml"))
+    bad = run(
+        "process",
+        str(photos),
+        "--out",
+        str(tmp_path / "x"),
+        "--config",
+        str(tmp_path / "missing.toml"),
+    )
     assert bad.returncode == 2 and "config file not found" in bad.stderr
 
 
@@ -122,8 +139,7 @@ def test_backfill_and_redrive_on_a_data_folder(tmp_path: Path) -> None:
 def test_decoded_outputs_match_source_pixels(photos: Path, tmp_path: Path) -> None:
     """Renditions are the image, not just the right size: compare against Pillow's resize."""
     out = tmp_path / "o"
-    assert run("process", str(photos / "nested" / "beach.png"), "--out", str(out)
-               ).returncode == 0
+    assert run("process", str(photos / "nested" / "beach.png"), "--out", str(out)).returncode == 0
     with Image.open(photos / "nested" / "beach.png") as src:
         reference = src.convert("RGBA").resize((256, 171), Image.Resampling.LANCZOS)
     with Image.open(io.BytesIO((out / "beach" / "thumb.webp").read_bytes())) as im:
