@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
 
 PACKAGES = ("gnome-backgrounds", "mate-backgrounds")
 CAMERA_SIZE = (4032, 3024)  # 12.2 MP, an iPhone's main camera
@@ -50,9 +51,11 @@ def _camera_jpeg(photo: Image.Image, orientation: int) -> bytes:
     exif[0x0112] = orientation
     exif[0x010F] = "Apple"
     exif[0x0110] = "iPhone 13"
-    exif.get_ifd(0x8769).update(
-        {0x9003: "2024:06:01 12:34:56", 0x8827: 100, 0x829A: (1, 250), 0x920A: (26, 10)}
-    )
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = "2024:06:01 12:34:56"
+    sub[0x8827] = 100
+    sub[0x829A] = IFDRational(1, 250)  # RATIONAL, as cameras write it
+    sub[0x920A] = IFDRational(26, 10)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=92, exif=exif.tobytes(), subsampling=0)
     return buf.getvalue()
