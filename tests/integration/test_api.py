@@ -274,3 +274,19 @@ def test_metrics_count_processing(client: TestClient, local_app: LocalApp) -> No
     assert samples[("imgpipe_processing_seconds_count", ())] == 1
     assert samples[("imgpipe_images", (("status", "PROCESSED"),))] == 1
     assert samples[("imgpipe_queue_messages", (("state", "visible"),))] == 0
+
+
+def test_stats_and_dashboard_page(client: TestClient, local_app: LocalApp) -> None:
+    client.post("/images", files={"file": ("a.png", imagegen.rgba_png(30, 30), "image/png")})
+    client.post("/images", files={"file": ("b.jpg", b"nope", "image/jpeg")})
+    _process(local_app)
+    stats = client.get("/stats").json()
+    assert stats["counts"] == {"PENDING": 0, "PROCESSING": 0, "PROCESSED": 1, "FAILED": 1}
+    assert stats["queue"] == {"visible": 0, "inFlight": 0, "dead": 0, "oldestAgeSeconds": 0.0}
+    points = stats["series"]["points"]
+    assert sum(p["processed"] for p in points) == 1 and sum(p["failed"] for p in points) == 1
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>imgpipe</title>" in page.text
+    for asset in ("app.js", "app.css", "charts.js", "blurhash.js"):
+        assert client.get(f"/static/{asset}").status_code == 200
+    assert "/stats" in client.get("/openapi.json").json()["paths"]

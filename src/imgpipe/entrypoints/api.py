@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, BinaryIO, Literal, Protocol, cast
@@ -314,6 +314,20 @@ def _iso_epoch(epoch: int) -> str:
 # -- the app ----------------------------------------------------------------------------------
 
 
+def token_guard(api_token: str | None) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that wants `Authorization: Bearer <api_token>`, when a token is set."""
+
+    async def require_token(request: Request) -> None:
+        if api_token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not signing.constant_time_equal(token, api_token):
+            raise UnauthorizedError("missing or wrong bearer token")
+
+    return require_token
+
+
 def create_app(ctx: ApiContext) -> FastAPI:
     service = ctx.service
     limits = service.settings.limits
@@ -338,14 +352,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     def base_url(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    async def require_token(request: Request) -> None:
-        if ctx.api_token is None:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not signing.constant_time_equal(token, ctx.api_token):
-            raise UnauthorizedError("missing or wrong bearer token")
-
+    require_token = token_guard(ctx.api_token)
     authed = [Depends(require_token)]
 
     def present(record: ImageRecord, request: Request) -> dict[str, Any]:

@@ -6,14 +6,26 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings
-from imgpipe.entrypoints.api import ApiContext, LocalLinks, add_local_upload_route, create_app
+from imgpipe.entrypoints.api import (
+    ApiContext,
+    LocalLinks,
+    add_local_upload_route,
+    create_app,
+    token_guard,
+)
 
 log = logging.getLogger("imgpipe.serve")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 class UnsafeBindError(ValueError):
@@ -55,7 +67,12 @@ def create_local_app(local: LocalApp) -> FastAPI:
         metrics_exposition=local.metrics.exposition,
         on_enqueued=local.wake,
     )
-    ctx.extra_routes = lambda app: add_local_upload_route(app, ctx, links)
+
+    def local_routes(app: FastAPI) -> None:
+        add_local_upload_route(app, ctx, links)
+        add_dashboard_routes(app, local)
+
+    ctx.extra_routes = local_routes
     app = create_app(ctx)
 
     @asynccontextmanager
@@ -68,6 +85,34 @@ def create_local_app(local: LocalApp) -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def add_dashboard_routes(app: FastAPI, local: LocalApp) -> None:
+    """`GET /` (the page), `/static/*` (its assets, shipped in the package: no CDN) and
+    `GET /stats` (what the page charts). The page and assets hold no data, so they are public;
+    `/stats` wants the token like every data route."""
+    require_token = token_guard(local.settings.server.api_token)
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/stats", dependencies=[Depends(require_token)], tags=["ops"])
+    def stats() -> dict[str, Any]:
+        queue = local.queue.stats()
+        return {
+            "counts": {s.value: n for s, n in local.records.count_by_status().items()},
+            "queue": {
+                "visible": queue.visible,
+                "inFlight": queue.in_flight,
+                "dead": queue.dead,
+                "oldestAgeSeconds": round(queue.oldest_age_s, 1),
+            },
+            "workers": local.settings.server.workers,
+            "series": local.series.snapshot(),
+        }
 
 
 def serve(settings: Settings) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from imgpipe.core.errors import ImageBusyError
+from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ObjectEvent
 from imgpipe.core.ports import JobQueue, Message
 from imgpipe.service import ImageService
@@ -94,18 +96,34 @@ class LocalWorkerPool:
                 self.run_one(message)
 
     def run_one(self, message: Message) -> None:
+        key = str(message.body.get("key", ""))
+        context = {
+            "imageId": image_id_for(key) if key else None,
+            "key": key,
+            "attempt": message.receive_count,
+            "job": message.body.get("type"),
+        }
+        started = time.perf_counter()
         try:
             handle_message(self.service, message.body)
         except Exception as exc:
             self._retry_or_give_up(message, exc)
         else:
             self.queue.ack(message)
+            log.info(
+                "job done", extra={**context, "ms": round((time.perf_counter() - started) * 1000)}
+            )
 
     def _retry_or_give_up(self, message: Message, exc: Exception) -> None:
         attempts = message.receive_count
         log.warning(
             "job failed; will retry" if attempts < self.max_attempts else "job failed; giving up",
-            extra={"key": message.body.get("key"), "attempt": attempts, "error": repr(exc)},
+            extra={
+                "key": message.body.get("key"),
+                "attempt": attempts,
+                "error": repr(exc),
+                "imageId": image_id_for(str(message.body.get("key", ""))),
+            },
         )
         if attempts >= self.max_attempts and message.body.get("type") == "created":
             try:

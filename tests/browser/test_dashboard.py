@@ -1,0 +1,213 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright, against a real
+`imgpipe serve`. Without chromium a developer's run skips loudly; under CI=true it fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import imagegen
+from liveserver import Server, start_server, stop, upload_multipart, wait_terminal
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("IMGPIPE_SCREENSHOTS", "/tmp/imgpipe-screenshots"))
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def _require_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    reason = f"Debian's chromium is not installed ({CHROMIUM}); .ci/run installs it"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the browser tests: {reason}")
+    pytest.skip(f"SKIPPING BROWSER TESTS: {reason}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = start_server(tmp_path / "data", tmp_path / "serve.log")
+    yield s
+    stop(s)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1360, "height": 1000})
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(str(e)))
+    pg.problems = problems
+    yield pg
+    context.close()
+
+
+def _seed(server: Server) -> dict[str, dict[str, Any]]:
+    with server.client() as client:
+        ids = [
+            upload_multipart(client, "sunset.jpg", imagegen.photo_jpeg(1600, 1067), "image/jpeg"),
+            upload_multipart(
+                client, "portrait.jpg", imagegen.photo_jpeg(900, 1200, orientation=6), "image/jpeg"
+            ),
+            upload_multipart(client, "logo.png", imagegen.rgba_png(640, 480), "image/png"),
+            upload_multipart(client, "broken.jpg", imagegen.truncated_jpeg(), "image/jpeg"),
+        ]
+        return wait_terminal(client, ids)
+
+
+def test_dashboard_shows_thumbnails_counts_and_failures(server: Server, page: Any) -> None:
+    # GIVEN three good uploads and a broken one, processed
+    records = _seed(server)
+    failed = [r for r in records.values() if r["status"] == "FAILED"]
+    assert len(failed) == 1
+
+    # WHEN a person opens the dashboard
+    page.goto(server.url + "/")
+    page.wait_for_function("document.querySelectorAll('.card').length === 4")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.card[data-status=PROCESSED] img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+
+    # THEN the thumbnails have loaded, the counts are right and the failure is explained
+    widths = page.eval_on_selector_all(
+        ".card[data-status=PROCESSED] img", "els => els.map(e => e.naturalWidth)"
+    )
+    assert len(widths) == 3 and all(w > 0 for w in widths)
+    assert page.text_content("#count-PROCESSED") == "3"
+    assert page.text_content("#count-FAILED") == "1"
+    broken = page.locator(".card[data-status=FAILED]")
+    assert "corrupt_image" in broken.locator(".error").text_content()
+    assert broken.locator("button", has_text="Retry").is_visible()
+    assert page.locator(".card[data-status=PROCESSED] button", has_text="Retry").count() == 3
+    assert not page.locator(".card[data-status=PROCESSED] button").first.is_visible()
+    # blurhash placeholders were painted
+    assert page.eval_on_selector_all(".card .bh", "els => els.filter(c => c.width > 0).length") == 4
+    # ... and they look like the images: the placeholder's mean colour is the thumbnail's
+    differences = page.evaluate("""() => [...document.querySelectorAll(
+            '.card[data-status=PROCESSED]')].map(card => {
+        const mean = (source, w, h) => {
+            const c = document.createElement('canvas'); c.width = w; c.height = h;
+            const ctx = c.getContext('2d'); ctx.fillStyle = '#fff';
+            ctx.fillRect(0, 0, w, h); ctx.drawImage(source, 0, 0, w, h);  // alpha on white
+            const d = ctx.getImageData(0, 0, w, h).data; const m = [0, 0, 0];
+            // BlurHash averages in linear light: so does this oracle
+            const lin = v => { v /= 255; return v <= 0.04045 ? v / 12.92
+                                                 : Math.pow((v + 0.055) / 1.055, 2.4); };
+            for (let i = 0; i < d.length; i += 4) {
+                m[0] += lin(d[i]); m[1] += lin(d[i+1]); m[2] += lin(d[i+2]);
+            }
+            return m.map(v => 255 * v / (w * h));
+        };
+        const a = mean(card.querySelector('canvas.bh'), 32, 32);
+        const b = mean(card.querySelector('img'), 32, 32);
+        return Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+    })""")
+    assert len(differences) == 3
+    assert max(differences) < 25, differences
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+
+    # AND the detail view lists every rendition with its size and bytes
+    page.locator(".card", has_text="portrait.jpg").click()
+    page.wait_for_selector("#detail:not([hidden])")
+    page.wait_for_function("document.getElementById('detail-img').naturalWidth > 0")
+    rows = page.locator("#detail-renditions tr")
+    assert rows.count() == 7  # header + 3 sizes x 2 formats
+    assert "900 × 1200" not in page.text_content("#detail-meta")  # shown upright:
+    assert "1200 × 900" in page.text_content("#detail-meta")
+    page.wait_for_timeout(500)  # the fade-in
+    page.screenshot(path=str(SHOTS / "detail.png"))
+    page.keyboard.press("Escape")
+
+    # AND retrying the failed image goes through the API (it fails again: still corrupt)
+    with server.client() as client:
+        before = client.get(f"/images/{failed[0]['imageId']}").json()["attempts"]
+    broken.locator("button", has_text="Retry").click()
+    with server.client() as client:
+        deadline = 50
+        while (
+            deadline and client.get(f"/images/{failed[0]['imageId']}").json()["attempts"] == before
+        ):
+            page.wait_for_timeout(100)
+            deadline -= 1
+        assert client.get(f"/images/{failed[0]['imageId']}").json()["attempts"] == before + 1
+    assert page.problems == []
+
+
+def test_upload_through_the_page(server: Server, page: Any, tmp_path: Path) -> None:
+    # GIVEN the dashboard and a photo on disk
+    photo = tmp_path / "holiday photo.jpg"
+    photo.write_bytes(imagegen.photo_jpeg(1200, 800))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#health.ok")
+    # WHEN it is chosen with the file picker
+    page.set_input_files("#file-input", str(photo))
+    # THEN it uploads, is processed, and its thumbnail appears
+    page.wait_for_function(
+        "[...document.querySelectorAll('.card[data-status=PROCESSED] img')]"
+        ".some(i => i.complete && i.naturalWidth > 0)",
+        timeout=60_000,
+    )
+    assert page.locator(".card .title").first.text_content() == "holiday_photo.jpg"
+    with server.client() as client:
+        items = client.get("/images").json()["items"]
+    assert [i["status"] for i in items] == ["PROCESSED"]
+    page.screenshot(path=str(SHOTS / "after-upload.png"), full_page=True)
+    assert page.problems == []
+
+
+def test_token_is_asked_for_and_used(tmp_path: Path, browser: Any) -> None:
+    data = tmp_path / "data"
+    env_token = "let-me-in"
+    os.environ["IMGPIPE_SERVER__API_TOKEN"] = env_token
+    try:
+        s = start_server(data, tmp_path / "serve.log")
+    finally:
+        del os.environ["IMGPIPE_SERVER__API_TOKEN"]
+    try:
+        headers = {"Authorization": f"Bearer {env_token}"}
+        with httpx.Client(base_url=s.url, headers=headers) as client:
+            upload_multipart(client, "a.png", imagegen.rgba_png(100, 80), "image/png")
+        context = browser.new_context()
+        pg = context.new_page()
+        pg.goto(s.url + "/")
+        pg.wait_for_selector("#token-dialog[open]")
+        pg.fill("#token-input", env_token)
+        pg.click("#token-save")
+        pg.wait_for_function(
+            "[...document.querySelectorAll('.card img')].some(i => i.naturalWidth > 0)",
+            timeout=60_000,
+        )
+        context.close()
+    finally:
+        stop(s)
