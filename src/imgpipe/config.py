@@ -73,7 +73,14 @@ class Limits(BaseModel):
     )
     max_frames: int = Field(default=200, gt=0)
     allowed_formats: list[InputFormat] = Field(default_factory=lambda: list(ALL_INPUT_FORMATS))
-    processing_timeout_s: float = Field(default=60.0, gt=0)
+    processing_timeout_s: float = Field(
+        default=60.0, gt=0, description="a rendering process running longer is killed"
+    )
+    worker_memory_mb: int = Field(
+        default=2048,
+        ge=256,
+        description="address-space limit of each local rendering process (RLIMIT_AS)",
+    )
 
 
 class MetadataOptions(BaseModel):
@@ -111,6 +118,10 @@ class Server(BaseModel):
     max_attempts: int = Field(default=5, ge=1, description="receives before a job dead-letters")
     visibility_timeout_s: float = Field(default=120.0, gt=0)
     max_list_limit: int = Field(default=100, ge=1)
+    rate_limit_per_s: float = Field(
+        default=50.0, ge=0, description="requests a second per client address; 0: no limit"
+    )
+    rate_limit_burst: int = Field(default=200, ge=1)
 
 
 class Settings(BaseSettings):

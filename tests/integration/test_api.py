@@ -290,3 +290,24 @@ def test_stats_and_dashboard_page(client: TestClient, local_app: LocalApp) -> No
     for asset in ("app.js", "app.css", "charts.js", "blurhash.js"):
         assert client.get(f"/static/{asset}").status_code == 200
     assert "/stats" in client.get("/openapi.json").json()["paths"]
+
+
+def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
+    limited = settings.model_copy(
+        update={
+            "server": settings.server.model_copy(
+                update={"rate_limit_per_s": 0.5, "rate_limit_burst": 3}
+            )
+        }
+    )
+    app = build_local(limited, renderer=InProcessRenderer(), with_workers=False)
+    try:
+        with TestClient(create_local_app(app)) as c:
+            assert [c.get("/images").status_code for _ in range(3)] == [200, 200, 200]
+            refused = c.get("/images")
+            assert refused.status_code == 429
+            assert refused.headers["retry-after"] == "2"
+            assert error_code(refused) == "rate_limited"
+            assert c.get("/health").status_code == 200  # never limited: probes must work
+    finally:
+        app.stop()

@@ -11,12 +11,20 @@ import contextlib
 import multiprocessing as mp
 import os
 import queue
+import resource
+import signal
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from imgpipe.core.errors import ImgpipeError, ProcessingError, WorkerCrashedError
+from imgpipe.core.errors import (
+    ImgpipeError,
+    ProcessingError,
+    TooManyPixelsError,
+    WorkerCrashedError,
+)
 from imgpipe.core.imaging import RenderOptions, RenderResult, render
 
 
@@ -27,8 +35,22 @@ class InProcessRenderer:
         return render(data, options)
 
 
-def _child_main(conn: Connection, vips_concurrency: int) -> None:
+RenderFn = Callable[[bytes, RenderOptions], RenderResult]
+
+
+def _child_main(
+    conn: Connection, vips_concurrency: int, memory_bytes: int | None, render_fn: RenderFn
+) -> None:
     os.environ.setdefault("VIPS_CONCURRENCY", str(vips_concurrency))
+    # numpy only analyses 32x32 pixels: BLAS threads would only cost address space (and
+    # under a tight limit their creation fails at import).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # Ctrl-C reaches the whole process group: the parent decides when children stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if memory_bytes is not None:
+        # A decoder that runs away with memory fails here (MemoryError or a libvips error),
+        # or dies, instead of taking the server with it.
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     while True:
         try:
             request = conn.recv()
@@ -39,20 +61,30 @@ def _child_main(conn: Connection, vips_concurrency: int) -> None:
         data, options = request
         reply: tuple[str, Any]
         try:
-            reply = ("ok", render(data, options))
+            reply = ("ok", render_fn(data, options))
         except ImgpipeError as exc:
             reply = ("error", exc)
+        except MemoryError:
+            reply = ("error", TooManyPixelsError("not enough memory to process this image"))
         except Exception as exc:  # an engine bug must not kill the child's loop
             reply = ("error", ProcessingError(f"{type(exc).__name__}: {exc}"))
         conn.send(reply)
 
 
 class _Child:
-    def __init__(self, ctx: mp.context.BaseContext, vips_concurrency: int) -> None:
+    def __init__(
+        self,
+        ctx: mp.context.BaseContext,
+        vips_concurrency: int,
+        memory_bytes: int | None,
+        render_fn: RenderFn,
+    ) -> None:
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
         self.process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
-            target=_child_main, args=(child, vips_concurrency), daemon=True
+            target=_child_main,
+            args=(child, vips_concurrency, memory_bytes, render_fn),
+            daemon=True,
         )
         self.process.start()
         child.close()
@@ -82,11 +114,17 @@ class SubprocessRenderer:
         timeout_s: float,
         vips_concurrency: int = 1,
         max_jobs_per_child: int = 500,
+        memory_mb: int | None = None,
+        render_fn: RenderFn = render,
     ) -> None:
+        """`render_fn` runs in the children; it must be importable by name (tests pass
+        decoders that hang, crash or hoard memory, to exercise the real limits)."""
         self._ctx = mp.get_context("spawn")
         self._timeout_s = timeout_s
         self._vips_concurrency = vips_concurrency
         self._max_jobs = max_jobs_per_child
+        self._memory_bytes = memory_mb * 1024 * 1024 if memory_mb else None
+        self._render_fn = render_fn
         self._idle: queue.Queue[_Child] = queue.Queue()
         self._all: list[_Child] = []
         self._lock = threading.Lock()
@@ -95,7 +133,7 @@ class SubprocessRenderer:
             self._idle.put(self._add())
 
     def _add(self) -> _Child:
-        child = _Child(self._ctx, self._vips_concurrency)
+        child = _Child(self._ctx, self._vips_concurrency, self._memory_bytes, self._render_fn)
         with self._lock:
             self._all.append(child)
         return child

@@ -22,6 +22,7 @@ from imgpipe.entrypoints.api import (
     create_app,
     token_guard,
 )
+from imgpipe.entrypoints.ratelimit import RateLimitMiddleware, TokenBuckets
 
 log = logging.getLogger("imgpipe.serve")
 
@@ -84,6 +85,13 @@ def create_local_app(local: LocalApp) -> FastAPI:
             local.stop()
 
     app.router.lifespan_context = lifespan
+    if settings.server.rate_limit_per_s > 0:
+        app.add_middleware(
+            RateLimitMiddleware,
+            buckets=TokenBuckets(
+                settings.server.rate_limit_per_s, settings.server.rate_limit_burst
+            ),
+        )
     return app
 
 

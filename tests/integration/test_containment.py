@@ -1,0 +1,94 @@
+"""A decoder that crashes, hangs or hoards memory takes down one rendering process, never the
+server: the call fails with a transient error, the process is replaced, and the next image
+renders. Through the service, such an image ends FAILED after its retries; the rest is fine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import imagegen
+import misbehaving
+from conftest import drain
+from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
+from imgpipe.adapters.renderers import RenderFn, SubprocessRenderer
+from imgpipe.config import Settings
+from imgpipe.core.errors import TooManyPixelsError, WorkerCrashedError
+from imgpipe.core.imaging import RenderOptions
+from imgpipe.core.model import Status
+from imgpipe.core.ports import NullMetrics
+from imgpipe.service import ImageService
+
+OPTIONS = RenderOptions.from_settings(Settings())
+GOOD = imagegen.photo_jpeg(320, 240)
+
+
+def renderer(render_fn: RenderFn, **kwargs: object) -> Iterator[SubprocessRenderer]:
+    r = SubprocessRenderer(1, render_fn=render_fn, **kwargs)  # type: ignore[arg-type]
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def crashing() -> Iterator[SubprocessRenderer]:
+    yield from renderer(misbehaving.crash, timeout_s=60)
+
+
+@pytest.fixture
+def hanging() -> Iterator[SubprocessRenderer]:
+    yield from renderer(misbehaving.hang, timeout_s=3)
+
+
+@pytest.fixture
+def hoarding() -> Iterator[SubprocessRenderer]:
+    yield from renderer(misbehaving.hoard, timeout_s=60, memory_mb=768)
+
+
+def test_a_crash_kills_one_process_and_the_next_image_renders(
+    crashing: SubprocessRenderer,
+) -> None:
+    before = crashing.pids()
+    with pytest.raises(WorkerCrashedError, match="died"):
+        crashing.render(b"CRASH", OPTIONS)
+    assert crashing.pids() != before  # replaced
+    assert len(crashing.render(GOOD, OPTIONS).renditions) == 6
+
+
+def test_a_hang_is_killed_at_the_time_limit(hanging: SubprocessRenderer) -> None:
+    started = time.monotonic()
+    with pytest.raises(WorkerCrashedError, match="longer than 3 s"):
+        hanging.render(b"HANG", OPTIONS)
+    assert time.monotonic() - started < 10
+    assert len(hanging.render(GOOD, OPTIONS).renditions) == 6
+
+
+def test_memory_is_capped_per_process(hoarding: SubprocessRenderer) -> None:
+    # the allocation fails inside the child at the address-space limit: a permanent error
+    with pytest.raises(TooManyPixelsError, match="not enough memory"):
+        hoarding.render(b"HOARD", OPTIONS)
+    assert len(hoarding.render(GOOD, OPTIONS).renditions) == 6
+
+
+def test_the_service_retries_a_crash_then_fails_it_and_carries_on(
+    crashing: SubprocessRenderer, settings: Settings
+) -> None:
+    # GIVEN a poison upload between two good ones, and 3 attempts allowed
+    queue = InMemoryJobQueue(max_receives=3)
+    service = ImageService(
+        InMemoryObjectStore(), InMemoryMetadataStore(), queue, crashing, settings, NullMetrics()
+    )
+    good1 = service.upload("a.jpg", GOOD, "image/jpeg")
+    poison = service.upload("poison.jpg", b"CRASH" + GOOD, "image/jpeg")
+    good2 = service.upload("b.jpg", GOOD, "image/jpeg")
+    # WHEN the queue runs to the end
+    drain(service, max_attempts=3)
+    # THEN the poison is FAILED with the reason, dead-lettered, and the others PROCESSED
+    record = service.get(poison.image_id)
+    assert record.status is Status.FAILED
+    assert record.error is not None and record.error.code == "worker_crashed"
+    assert "gave up after 3 attempts" in record.error.message
+    assert queue.stats().dead == 1
+    assert service.get(good1.image_id).status is Status.PROCESSED
+    assert service.get(good2.image_id).status is Status.PROCESSED

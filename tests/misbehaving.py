@@ -1,0 +1,30 @@
+"""Decoders that misbehave for real, for the containment tests. They run inside the rendering
+child processes (so they must be importable by name there)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from imgpipe.core.imaging import RenderOptions, RenderResult, render
+
+
+def hang(data: bytes, options: RenderOptions) -> RenderResult:
+    if data.startswith(b"HANG"):
+        time.sleep(3600)
+    return render(data, options)
+
+
+def crash(data: bytes, options: RenderOptions) -> RenderResult:
+    if data.startswith(b"CRASH"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return render(data, options)
+
+
+def hoard(data: bytes, options: RenderOptions) -> RenderResult:
+    if data.startswith(b"HOARD"):
+        chunks = []
+        while True:  # until the address-space limit says no
+            chunks.append(bytearray(64 * 1024 * 1024))
+    return render(data, options)
