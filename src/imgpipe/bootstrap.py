@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from imgpipe.adapters.local.fs_store import FilesystemObjectStore
-from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
-from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
-from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
-from imgpipe.adapters.local.watcher import UploadsWatcher
-from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.keys import UPLOADS_PREFIX
 from imgpipe.core.model import ObjectInfo
-from imgpipe.entrypoints.local_worker import LocalWorkerPool
 from imgpipe.service import ImageService, Renderer, removed_message
+
+# Adapters are imported inside the builders: a Lambda cold start loads only AWS's.
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+    from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
+    from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+    from imgpipe.adapters.aws.s3_store import S3ObjectStore
+    from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
+    from imgpipe.adapters.local.fs_store import FilesystemObjectStore
+    from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
+    from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
+    from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
+    from imgpipe.adapters.local.timeseries import TimeSeries
+    from imgpipe.adapters.local.watcher import UploadsWatcher
+    from imgpipe.entrypoints.local_worker import LocalWorkerPool
+
+log = logging.getLogger("imgpipe.bootstrap")
 
 STATE_DIR = ".imgpipe"
 DB_NAME = "imgpipe.db"
@@ -37,9 +53,11 @@ class LocalApp:
     renderer: Renderer
     service: ImageService
     signing_key: bytes
+    series: TimeSeries
     pool: LocalWorkerPool | None = None
     watcher: UploadsWatcher | None = None
     _started: bool = field(default=False, repr=False)
+    _sampling: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: IO[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -55,14 +73,27 @@ class LocalApp:
             self.pool.start()
         if self.watcher is not None:
             self.watcher.start()
+        self._sampling.clear()
+        threading.Thread(target=self._sample, name="imgpipe-sampler", daemon=True).start()
         self.service.backfill(UPLOADS_PREFIX)
         self.wake()
+
+    def _sample(self) -> None:
+        """Queue depth into the dashboard's series, every bucket, until stop()."""
+        from imgpipe.adapters.local.timeseries import BUCKET_S
+
+        while not self._sampling.wait(BUCKET_S):
+            try:
+                self.series.sample_queue()
+            except Exception:  # a busy database must not end the sampling
+                log.exception("could not sample the queue")
 
     def wake(self) -> None:
         if self.pool is not None:
             self.pool.wake()
 
     def stop(self) -> None:
+        self._sampling.set()
         if self.watcher is not None:
             self.watcher.stop()
         if self.pool is not None:
@@ -116,6 +147,15 @@ def build_local(
     with_watcher: bool | None = None,
 ) -> LocalApp:
     """The embedded default: a data folder, SQLite, a pool of rendering processes."""
+    from imgpipe.adapters.local.fs_store import FilesystemObjectStore
+    from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
+    from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
+    from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
+    from imgpipe.adapters.local.timeseries import TeeMetrics, TimeSeries
+    from imgpipe.adapters.local.watcher import UploadsWatcher
+    from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
+    from imgpipe.entrypoints.local_worker import LocalWorkerPool
+
     root = settings.local.data_dir.resolve()
     state_dir = root / STATE_DIR
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -128,13 +168,18 @@ def build_local(
     queue = SqliteJobQueue(db, max_receives=settings.server.max_attempts)
     metrics = PrometheusMetrics()
     metrics.watch_state(queue.stats, records.count_by_status)
+    series = TimeSeries(queue.stats)
     if renderer is None:
         renderer = (
-            SubprocessRenderer(settings.server.workers, settings.limits.processing_timeout_s)
+            SubprocessRenderer(
+                settings.server.workers,
+                settings.limits.processing_timeout_s,
+                memory_mb=settings.limits.worker_memory_mb,
+            )
             if with_workers
             else InProcessRenderer()
         )
-    service = ImageService(objects, records, queue, renderer, settings, metrics)
+    service = ImageService(objects, records, queue, renderer, settings, TeeMetrics(metrics, series))
     app = LocalApp(
         settings,
         objects,
@@ -144,6 +189,7 @@ def build_local(
         renderer,
         service,
         _signing_key(settings, state_dir),
+        series,
     )
     app._lock = lock
     if with_workers:
@@ -169,3 +215,101 @@ def build_local(
             root / UPLOADS_PREFIX, objects.key_for, objects.head, _accept, _removed
         )
     return app
+
+
+# -- AWS ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """One boto3 client per service, made once per process (Lambda warm starts reuse them)."""
+
+    s3: S3Client
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
+
+    def close(self) -> None:
+        for client in (self.s3, self.dynamodb, self.sqs):
+            client.close()
+
+
+def aws_clients(settings: Settings, session: boto3.session.Session | None = None) -> AwsClients:
+    """Clients for settings.aws.region (or the environment's), pointed at endpoint_url when
+    it is set (moto in tests); standard retry mode, short connect timeout."""
+    import boto3
+    from botocore.config import Config
+
+    session = session or boto3.session.Session()
+    config = Config(
+        region_name=settings.aws.region,
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=3,
+        read_timeout=30,
+        tcp_keepalive=True,
+    )
+    endpoint = settings.aws.endpoint_url
+    # SigV4 for presigned URLs and POSTs too (botocore would sign a POST policy with SigV2).
+    s3_config = config.merge(Config(signature_version="s3v4"))
+    return AwsClients(
+        s3=session.client("s3", endpoint_url=endpoint, config=s3_config),
+        dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
+        sqs=session.client("sqs", endpoint_url=endpoint, config=config),
+    )
+
+
+@dataclass
+class AwsApp:
+    """The AWS wiring: what the Lambda handlers and the CLI's AWS commands run."""
+
+    settings: Settings
+    clients: AwsClients
+    objects: S3ObjectStore
+    records: DynamoMetadataStore
+    queue: SqsJobQueue
+    metrics: EmfMetrics
+    service: ImageService
+
+    def close(self) -> None:
+        self.clients.close()
+
+
+def build_aws(
+    settings: Settings,
+    *,
+    session: boto3.session.Session | None = None,
+    clients: AwsClients | None = None,
+    renderer: Renderer | None = None,
+    metrics: EmfMetrics | None = None,
+) -> AwsApp:
+    """The distributed engine: S3, DynamoDB, SQS, EMF metrics; rendering in this process.
+    The bucket's own notifications queue new uploads (store_notifies=True)."""
+    from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
+    from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+    from imgpipe.adapters.aws.s3_store import S3ObjectStore
+    from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
+    from imgpipe.adapters.renderers import InProcessRenderer
+
+    aws = settings.aws
+    missing = [
+        f"aws.{name}"
+        for name in ("bucket", "table", "queue_url", "dlq_url")
+        if not getattr(aws, name)
+    ]
+    if missing:
+        raise ValueError(f"the AWS backend needs {', '.join(missing)}")
+    clients = clients or aws_clients(settings, session)
+    records = DynamoMetadataStore(clients.dynamodb, aws.table)
+
+    objects = S3ObjectStore(clients.s3, aws.bucket)
+    queue = SqsJobQueue(clients.sqs, aws.queue_url, aws.dlq_url)
+    metrics = metrics or EmfMetrics()
+    service = ImageService(
+        objects,
+        records,
+        queue,
+        renderer or InProcessRenderer(),
+        settings,
+        metrics,
+        store_notifies=True,
+    )
+    return AwsApp(settings, clients, objects, records, queue, metrics, service)

@@ -301,7 +301,7 @@ class ImageService:
         current = self.records.get(image_id_for(event.key))
         if current is None or current.status.terminal:
             return current
-        if compare_sequencers(event.sequencer, current.sequencer) < 0:
+        if lifecycle.version_order(event, current) < 0:
             return current
         final = lifecycle.failed(
             current, "not_found", f"{event.key!r} no longer exists", self.clock()
@@ -315,7 +315,7 @@ class ImageService:
         current = self.records.get(image_id_for(event.key))
         if current is None or current.status is Status.PROCESSED:
             return
-        if compare_sequencers(event.sequencer, current.sequencer) < 0:
+        if lifecycle.version_order(event, current) < 0:
             return
         code = exc.code if isinstance(exc, TransientError) else "transient"
         final = lifecycle.failed(
@@ -385,8 +385,7 @@ class ImageService:
                 continue
             record = self.records.get(image_id_for(info.key))
             behind = (
-                record is not None
-                and compare_sequencers(info.sequencer or "0", record.sequencer) > 0
+                record is not None and lifecycle.version_order(event_from_info(info), record) > 0
             )
             unfinished = record is not None and not record.status.terminal
             if record is None or behind or unfinished:

@@ -141,3 +141,41 @@ def test_state_machine_converges_on_the_newest_version(steps: list[tuple[str, in
     assert record is not None
     assert int(record.sequencer, 16) == max(delivered)
     assert record.status is Status.PROCESSED
+
+
+def test_a_head_without_sequencer_names_its_version_by_id() -> None:
+    # GIVEN a record made from an S3 notification (real sequencer, version "v2")
+    done = lifecycle.processed(
+        claimed("0a").model_copy(update={"version_id": "v2", "sequencer": "00ab"}),
+        META,
+        [],
+        NOW,
+        5,
+    )
+    # WHEN a reprocess built from a HEAD (no sequencer: "0") names the same version
+    decision = start(done, ObjectEvent(key=KEY, sequencer="0", version_id="v2", force=True))
+    # THEN it is that version, and the record keeps the real sequencer
+    assert isinstance(decision, lifecycle.Start)
+    assert decision.record.sequencer == "00ab"
+    # AND a HEAD-made event for another version cannot be ordered: it is stale
+    other = ObjectEvent(key=KEY, sequencer="0", version_id="v1", force=True)
+    assert start(done, other) == lifecycle.Skip("stale")
+    # AND the notification for the very version a PENDING record was made from adopts its
+    # real sequencer, so that an older version's late event stays older
+    pending = lifecycle.new_version(ObjectEvent(key=KEY, sequencer="0", version_id="v3"), "b", NOW)
+    notified = start(pending, ObjectEvent(key=KEY, sequencer="00ff", version_id="v3"))
+    assert isinstance(notified, lifecycle.Start) and notified.record.sequencer == "00ff"
+    late = ObjectEvent(key=KEY, sequencer="00aa", version_id="v1")
+    assert start(notified.record.model_copy(update={"lease_until": None}), late) == (
+        lifecycle.Skip("stale")
+    )
+
+
+def test_unversioned_bucket_matches_by_etag() -> None:
+    done = lifecycle.processed(
+        claimed("0a").model_copy(update={"etag": "e1", "version_id": None}), META, [], NOW, 5
+    )
+    assert start(done, ObjectEvent(key=KEY, sequencer="0", etag="e1")) == lifecycle.Skip(
+        "duplicate"
+    )
+    assert start(done, ObjectEvent(key=KEY, sequencer="0", etag="e2")) == lifecycle.Skip("stale")

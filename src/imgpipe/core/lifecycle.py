@@ -45,6 +45,26 @@ class Start:
 Decision = Skip | Busy | Start
 
 
+def version_order(event: ObjectEvent, current: ImageRecord) -> int:
+    """How the event's version compares with the record's: <0 older, 0 the same, >0 newer.
+
+    S3 puts a sequencer only in its notifications; a HEAD (behind a reprocess or a backfill)
+    gives none ("0"). So an event naming the record's own versionId (on an unversioned
+    bucket: the same ETag) is that version whatever its sequencer says; otherwise the
+    sequencers decide, and an unknown one is older than any real one."""
+    if event.version_id and event.version_id == current.version_id:
+        return 0
+    unversioned = not event.version_id and not current.version_id
+    if unversioned and event.etag and event.etag == current.etag:
+        return 0
+    return compare_sequencers(event.sequencer, current.sequencer)
+
+
+def _later(sequencer: str, current: ImageRecord) -> str:
+    """The newer of two sequencers of one version (a HEAD's "0" never replaces a real one)."""
+    return sequencer if compare_sequencers(sequencer, current.sequencer) > 0 else current.sequencer
+
+
 def _lease_held(record: ImageRecord, now: datetime) -> bool:
     return (
         record.status is Status.PROCESSING
@@ -82,7 +102,7 @@ def decide_pending(
     current: ImageRecord | None, event: ObjectEvent, bucket: str, now: datetime
 ) -> ImageRecord | None:
     """The PENDING record to show right after an upload; None when the record is newer."""
-    if current is None or compare_sequencers(event.sequencer, current.sequencer) > 0:
+    if current is None or version_order(event, current) > 0:
         return new_version(event, bucket, now)
     return None
 
@@ -100,7 +120,7 @@ def decide_start(
     if current is None:
         fresh = new_version(event, bucket, now, Status.PROCESSING)
         return Start(fresh.model_copy(update={"attempts": 1, "lease_until": lease_until}))
-    order = compare_sequencers(event.sequencer, current.sequencer)
+    order = version_order(event, current)
     if order < 0:
         return Skip("stale")
     if _lease_held(current, now):
@@ -108,7 +128,7 @@ def decide_start(
     if order == 0:
         if current.status.terminal and not event.force and not _retryable(current):
             return Skip("duplicate")
-        base = current
+        base = current.model_copy(update={"sequencer": _later(event.sequencer, current)})
     else:
         base = new_version(event, bucket, now).model_copy(
             update={"renditions": current.renditions, "revision": current.revision}

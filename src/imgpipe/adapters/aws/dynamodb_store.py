@@ -1,0 +1,214 @@
+"""The DynamoDB metadata store: one item per image, compare-and-set on `revision`.
+
+An item holds `imageId` (the table key), `revision` (N), `doc` (the record as JSON) and the
+keys of two sharded GSIs, so expressions only ever name these attributes, always through
+`#placeholders` (DynamoDB reserves words like `status`, `key` and `size`; moto does not check).
+
+- `byStatus`: `gsi1pk` = "{status}#{shard}", `gsi1sk` = "{uploadedAt}#{imageId}"
+- `byUpload`: `gsi2pk` = "all#{shard}",      `gsi2sk` = "{uploadedAt}#{imageId}"
+
+`shard` = crc32(imageId) % 8 spreads each status over 8 partitions (no hot key for PENDING).
+A list queries every shard newest first and merges; the cursor is the last (uploadedAt,
+imageId) returned, which is each shard's position too: every shard resumes strictly below it.
+GSIs are eventually consistent, so a record may reach a list a moment after it was written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import itertools
+import json
+import zlib
+from collections.abc import Iterator, Mapping
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from imgpipe.adapters.aws.client_errors import error_code, transient_errors
+from imgpipe.core.errors import InvalidRequestError
+from imgpipe.core.model import ImageRecord, RecordPage, Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+
+SHARDS = 8
+BY_STATUS = "byStatus"
+BY_UPLOAD = "byUpload"
+
+# Every expression this store sends; a unit test checks them against DynamoDB's reserved words.
+INSERT_CONDITION = "attribute_not_exists(#id)"
+UPDATE_CONDITION = "#rev = :expected"
+PAGE_KEY_CONDITION = "#pk = :pk AND #sk < :after"
+FIRST_PAGE_KEY_CONDITION = "#pk = :pk"
+EXPRESSIONS = (INSERT_CONDITION, UPDATE_CONDITION, PAGE_KEY_CONDITION, FIRST_PAGE_KEY_CONDITION)
+ID_NAMES = {"#id": "imageId"}
+REVISION_NAMES = {"#rev": "revision"}
+INDEX_NAMES = {
+    BY_STATUS: {"#pk": "gsi1pk", "#sk": "gsi1sk"},
+    BY_UPLOAD: {"#pk": "gsi2pk", "#sk": "gsi2sk"},
+}
+
+
+def shard_of(image_id: str) -> int:
+    """Stable across processes and Python versions (unlike hash())."""
+    return zlib.crc32(image_id.encode("utf-8")) % SHARDS
+
+
+def sort_key(record: ImageRecord) -> str:
+    return f"{record.uploaded_at}#{record.image_id}"
+
+
+def to_item(record: ImageRecord, revision: int) -> dict[str, AttributeValueTypeDef]:
+    doc = record.to_item()
+    doc.pop("revision", None)
+    shard = shard_of(record.image_id)
+    sk = sort_key(record)
+    return {
+        "imageId": {"S": record.image_id},
+        "revision": {"N": str(revision)},
+        "doc": {"S": json.dumps(doc, separators=(",", ":"), ensure_ascii=False)},
+        "gsi1pk": {"S": f"{record.status.value}#{shard}"},
+        "gsi1sk": {"S": sk},
+        "gsi2pk": {"S": f"all#{shard}"},
+        "gsi2sk": {"S": sk},
+    }
+
+
+def from_item(item: Mapping[str, Any]) -> ImageRecord:
+    doc = json.loads(item["doc"]["S"])
+    doc["revision"] = int(item["revision"]["N"])
+    return ImageRecord.model_validate(doc)
+
+
+def encode_cursor(record: ImageRecord) -> str:
+    raw = json.dumps([record.uploaded_at, record.image_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The sort key every shard resumes below; InvalidRequestError for anything else."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (binascii.Error, ValueError, UnicodeError) as exc:
+        raise InvalidRequestError("invalid cursor") from exc
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise InvalidRequestError("invalid cursor")
+    return f"{value[0]}#{value[1]}"
+
+
+class DynamoMetadataStore:
+    """MetadataStore over one DynamoDB table laid out as the SAM template declares it."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        with transient_errors(f"GetItem {self.table}"):
+            found = self.client.get_item(
+                TableName=self.table, Key={"imageId": {"S": image_id}}, ConsistentRead=True
+            )
+        item = found.get("Item")
+        return from_item(item) if item else None
+
+    def put(self, record: ImageRecord, expected_revision: int | None) -> ImageRecord | None:
+        revision = (expected_revision or 0) + 1
+        args: dict[str, Any] = {"TableName": self.table, "Item": to_item(record, revision)}
+        if expected_revision is None:
+            args["ConditionExpression"] = INSERT_CONDITION
+            args["ExpressionAttributeNames"] = ID_NAMES
+        else:
+            args["ConditionExpression"] = UPDATE_CONDITION
+            args["ExpressionAttributeNames"] = REVISION_NAMES
+            args["ExpressionAttributeValues"] = {":expected": {"N": str(expected_revision)}}
+        try:
+            with transient_errors(f"PutItem {self.table}"):
+                self.client.put_item(**args)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return record.model_copy(update={"revision": revision})
+
+    def delete(self, image_id: str) -> None:
+        with transient_errors(f"DeleteItem {self.table}"):
+            self.client.delete_item(TableName=self.table, Key={"imageId": {"S": image_id}})
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def _partition(self, status: Status | None, shard: int) -> tuple[str, str]:
+        if status is None:
+            return BY_UPLOAD, f"all#{shard}"
+        return BY_STATUS, f"{status.value}#{shard}"
+
+    def _query(
+        self, status: Status | None, shard: int, after: str | None, want: int
+    ) -> Iterator[tuple[str, ImageRecord]]:
+        """Up to `want` records of one shard, newest first, below `after`."""
+        index, pk = self._partition(status, shard)
+        names = INDEX_NAMES[index]
+        values: dict[str, AttributeValueTypeDef] = {":pk": {"S": pk}}
+        if after is not None:
+            values[":after"] = {"S": after}
+        query: QueryInputTypeDef = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": PAGE_KEY_CONDITION if after else FIRST_PAGE_KEY_CONDITION,
+            # AWS refuses a name that no expression uses: no #sk on the first page.
+            "ExpressionAttributeNames": names if after else {"#pk": names["#pk"]},
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": want,
+        }
+        given = 0
+        while given < want:
+            with transient_errors(f"Query {self.table}/{index}"):
+                found = self.client.query(**query)
+            for item in found.get("Items", []):
+                given += 1
+                yield item[names["#sk"]]["S"], from_item(item)
+            last = found.get("LastEvaluatedKey")
+            if not last:
+                return
+            query["ExclusiveStartKey"] = last
+            query["Limit"] = want - given
+
+    def list(self, status: Status | None, limit: int, cursor: str | None) -> RecordPage:
+        if limit < 1:
+            raise InvalidRequestError("limit must be at least 1")
+        after = decode_cursor(cursor) if cursor is not None else None
+        # One more than a page from each shard tells whether another page follows.
+        per_shard = [list(self._query(status, s, after, limit + 1)) for s in range(SHARDS)]
+        merged = heapq.merge(*per_shard, key=itemgetter(0), reverse=True)
+        page = [record for _, record in itertools.islice(merged, limit + 1)]
+        more = len(page) > limit
+        page = page[:limit]
+        return RecordPage(items=page, next_cursor=encode_cursor(page[-1]) if more else None)
+
+    def count_by_status(self) -> dict[Status, int]:
+        """Select=COUNT per status and shard (4 x 8 small queries: fine for a dashboard)."""
+        counts = dict.fromkeys(Status, 0)
+        names = {"#pk": INDEX_NAMES[BY_STATUS]["#pk"]}
+        for status in Status:
+            for shard in range(SHARDS):
+                query: QueryInputTypeDef = {
+                    "TableName": self.table,
+                    "IndexName": BY_STATUS,
+                    "KeyConditionExpression": FIRST_PAGE_KEY_CONDITION,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":pk": {"S": f"{status.value}#{shard}"}},
+                    "Select": "COUNT",
+                }
+                while True:
+                    with transient_errors(f"Query {self.table}/{BY_STATUS}"):
+                        found = self.client.query(**query)
+                    counts[status] += int(found.get("Count", 0))
+                    last = found.get("LastEvaluatedKey")
+                    if not last:
+                        break
+                    query["ExclusiveStartKey"] = last
+        return counts

@@ -1,0 +1,43 @@
+"""Upload targets and rendition links on AWS: presigned S3 POST and GET, signed by the API's role.
+
+Clients upload straight to S3 (the API never carries the bytes) and fetch renditions from S3
+through short-lived presigned GETs; the API only signs. No link of ours is verified by the API
+itself, so `verify_rendition` is always False (API Gateway authenticates the routes).
+"""
+
+from __future__ import annotations
+
+from fastapi.responses import RedirectResponse, Response
+
+from imgpipe.adapters.aws.s3_store import S3ObjectStore
+from imgpipe.core.model import iso
+from imgpipe.entrypoints.api import UploadTarget
+
+REDIRECT_STATUS = 307
+
+
+class S3Links:
+    """The api.Links of an AWS deployment."""
+
+    def __init__(self, objects: S3ObjectStore, ttl_s: int) -> None:
+        self.objects = objects
+        self.ttl_s = ttl_s
+
+    def upload_target(
+        self, key: str, content_type: str, max_bytes: int, base_url: str
+    ) -> UploadTarget:
+        url, fields, expires = self.objects.presigned_post(key, content_type, max_bytes, self.ttl_s)
+        return UploadTarget(url=url, method="POST", fields=fields, expires_at=iso(expires))
+
+    def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str:
+        return self.objects.presigned_get(key, self.ttl_s)
+
+    def verify_rendition(self, key: str, expires: int, signature: str) -> bool:
+        return False
+
+    def rendition_response(self, key: str, content_type: str) -> Response:
+        return RedirectResponse(
+            self.objects.presigned_get(key, self.ttl_s),
+            status_code=REDIRECT_STATUS,
+            headers={"Cache-Control": "private, max-age=60"},
+        )

@@ -1,0 +1,150 @@
+"""The worker Lambda: SQS batches of S3 notifications (and our own messages) -> service calls.
+
+Each SQS record's body is one of
+- an S3 event notification: `Records[]` of `ObjectCreated:*` / `ObjectRemoved:*`, keys
+  URL-encoded (decoded with unquote_plus), with sequencer, versionId, eTag, size, eventTime;
+- the `s3:TestEvent` S3 sends when the notification is configured: skipped;
+- our own message (reprocess, backfill, redriven): `{"type": "created" | "removed", ...}`.
+
+A bad image ends FAILED and its message succeeds; a transient failure raises, so that record
+alone is reported in `batchItemFailures` and SQS redelivers it, then dead-letters it. On the
+last receive the record is marked FAILED first, so a dead letter is visible on the record.
+Import loads only what every invocation needs (not pyvips: imaging imports it when it first
+renders); settings, clients and the service are built on the first invocation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from pydantic import ValidationError
+
+from imgpipe.core.errors import RequestError
+from imgpipe.core.keys import image_id_for
+from imgpipe.core.model import ObjectEvent
+from imgpipe.entrypoints.local_worker import handle_message
+from imgpipe.service import created_message, removed_message
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from imgpipe.bootstrap import AwsApp
+
+logger = Logger()  # service from POWERTOOLS_SERVICE_NAME; JSON lines
+# A batch whose every record failed is still a partial response (not a function error):
+# Lambda errors then mean crashes and timeouts only.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+TEST_EVENT = "s3:TestEvent"
+LOG_KEYS = ("imageId", "key", "attempt")
+
+
+@functools.cache
+def app() -> AwsApp:
+    """The AWS wiring, built on first use and kept for the life of the process (warm starts
+    reuse its clients)."""
+    from imgpipe.bootstrap import build_aws
+    from imgpipe.config import load_settings
+
+    settings = load_settings()
+    if settings.backend != "aws":
+        raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
+    return build_aws(settings)
+
+
+def messages_from(body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The service messages (service.created_message / removed_message) a body stands for."""
+    if body.get("Event") == TEST_EVENT:
+        logger.info("skipping the S3 test event", bucket=body.get("Bucket"))
+        return
+    if body.get("type") in ("created", "removed"):
+        yield dict(body)
+        return
+    records = body.get("Records")
+    if not isinstance(records, list):
+        logger.error("dropping a message that is neither an S3 event nor ours", body=body)
+        return
+    for record in records:
+        name = str(record.get("eventName", ""))
+        obj = record.get("s3", {}).get("object", {})
+        key = unquote_plus(str(obj.get("key", "")))
+        if name.startswith("ObjectCreated:"):
+            sequencer = obj.get("sequencer")
+            if not sequencer:
+                logger.warning("an S3 event without a sequencer", key=key, eventName=name)
+            event = ObjectEvent(
+                key=key,
+                sequencer=sequencer or "0",
+                size=obj.get("size"),
+                etag=obj.get("eTag"),
+                version_id=obj.get("versionId"),
+                event_time=record.get("eventTime"),
+            )
+            yield created_message(event)
+        elif name.startswith("ObjectRemoved:"):
+            yield removed_message(key)
+        else:
+            logger.info("ignoring an S3 event", eventName=name, key=key)
+
+
+def handle_record(app: AwsApp, record: SQSRecord) -> None:
+    """One SQS record: every message in it, or raise (transient) to have it redelivered."""
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    try:
+        body = json.loads(record.body)
+        messages = list(messages_from(body if isinstance(body, dict) else {}))
+    except (ValueError, TypeError, AttributeError, ValidationError) as exc:
+        # Nothing will ever make this message processable: acknowledge it, loudly.
+        logger.error("dropping a malformed message", error=str(exc), messageId=record.message_id)
+        return
+    max_attempts = app.settings.server.max_attempts
+    for message in messages:
+        key = str(message.get("key", ""))
+        logger.append_keys(imageId=image_id_for(key), key=key, attempt=attempt)
+        try:
+            handle_message(app.service, message)
+        except (RequestError, ValidationError) as exc:
+            logger.error("dropping a message the service refused", error=str(exc))
+        except Exception as exc:
+            last = attempt >= max_attempts
+            logger.warning(
+                "giving up: SQS will dead-letter this message" if last else "will retry",
+                error=repr(exc),
+            )
+            if last and message.get("type") == "created":
+                event = ObjectEvent.model_validate(
+                    {k: v for k, v in message.items() if k != "type"}
+                )
+                try:
+                    app.service.give_up(event, exc, attempt)
+                except Exception:
+                    logger.exception("could not mark the record FAILED")
+            raise
+        finally:
+            logger.remove_keys(list(LOG_KEYS))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    runtime = app()
+    try:
+        return process_partial_response(
+            event=event,
+            record_handler=lambda record: handle_record(runtime, record),
+            processor=processor,
+            context=context,
+        )
+    finally:
+        runtime.metrics.flush()

@@ -1,0 +1,152 @@
+"""moto's server on 127.0.0.1 for the AWS tests, and the resources as infra/template.yaml
+declares them (made with boto3: versioned bucket, table with both sharded GSIs, queue + DLQ).
+
+Nothing is patched: the adapters talk HTTP to moto through ordinary boto3 clients, with fake
+credentials from the environment. moto keeps its state per process, so each test makes
+resources of its own (uniquely named) rather than resetting the server.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from imgpipe.bootstrap import AwsClients, aws_clients
+from imgpipe.config import AwsBackend, Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import NotificationConfigurationTypeDef
+
+REGION = "us-east-1"
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+CLEARED_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE")
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server on a free loopback port for this module, with fake credentials."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in FAKE_ENV.items():
+            env.setenv(name, value)
+        for name in CLEARED_ENV:
+            env.delenv(name, raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+            if server._server is not None:
+                server._server.server_close()
+
+
+@pytest.fixture(scope="module")
+def aws(moto_endpoint: str) -> Iterator[AwsClients]:
+    """The clients build_aws would make, pointed at moto (closed afterwards)."""
+    settings = Settings(aws=AwsBackend(region=REGION, endpoint_url=moto_endpoint))
+    clients = aws_clients(settings, boto3.session.Session())
+    yield clients
+    clients.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def create_bucket(clients: AwsClients, name: str, *, versioned: bool = True) -> str:
+    clients.s3.create_bucket(Bucket=name)
+    if versioned:
+        clients.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def create_table(clients: AwsClients, name: str) -> str:
+    """The table of infra/template.yaml: key imageId; GSIs byStatus and byUpload."""
+    attributes = ["imageId", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"]
+    clients.dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+        KeySchema=[{"AttributeName": "imageId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, pk, sk in (
+                ("byStatus", "gsi1pk", "gsi1sk"),
+                ("byUpload", "gsi2pk", "gsi2sk"),
+            )
+        ],
+    )
+    return name
+
+
+@dataclass(frozen=True)
+class Queues:
+    url: str
+    arn: str
+    dlq_url: str
+    dlq_arn: str
+
+
+def queue_arn(clients: AwsClients, url: str) -> str:
+    found = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return found["Attributes"]["QueueArn"]
+
+
+def create_queues(
+    clients: AwsClients, name: str, *, max_receives: int, visibility_s: int = 30
+) -> Queues:
+    """A standard queue dead-lettering after `max_receives` receives, and its DLQ."""
+    dlq_url = clients.sqs.create_queue(
+        QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    dlq_arn = queue_arn(clients, dlq_url)
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
+    url = clients.sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_s),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
+    return Queues(url, queue_arn(clients, url), dlq_url, dlq_arn)
+
+
+def notify_uploads(clients: AwsClients, bucket: str, queue: Queues) -> None:
+    """ObjectCreated and ObjectRemoved under uploads/ go to the queue (renditions/: nothing)."""
+    config: NotificationConfigurationTypeDef = {
+        "QueueConfigurations": [
+            {
+                "Id": "uploads",
+                "QueueArn": queue.arn,
+                "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
+            }
+        ]
+    }
+    clients.s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration=config
+    )
