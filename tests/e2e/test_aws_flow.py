@@ -699,3 +699,29 @@ def test_the_api_module_does_not_import_pyvips() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_cli_backfills_and_redrives_on_aws(stack: Stack) -> None:
+    """`imgpipe backfill` and `imgpipe redrive` as a user runs them, with IMGPIPE_BACKEND=aws
+    (the stack fixture's environment, inherited by the subprocess)."""
+    import subprocess
+    import sys
+
+    stack.receive()
+    put_original(stack, "uploads/cli/1.jpg", imagegen.photo_jpeg(120, 90))
+    stack.notifications()  # the notification was lost
+
+    def imgpipe(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "imgpipe.entrypoints.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "queued 1 object(s) under uploads/" in imgpipe("backfill")
+    assert [json.loads(m["Body"])["key"] for m in stack.receive()] == ["uploads/cli/1.jpg"]
+    assert "moved 0 dead-lettered job(s)" in imgpipe("redrive")

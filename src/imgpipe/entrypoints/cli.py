@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +20,10 @@ from rich.table import Table
 
 from imgpipe import __version__, jsonlog
 from imgpipe.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from imgpipe.core.ports import JobQueue
+    from imgpipe.service import ImageService
 
 app = typer.Typer(
     help="imgpipe: validate, describe and render images, locally or on AWS.",
@@ -245,35 +251,46 @@ def info(
 # -- queue maintenance ------------------------------------------------------------------------
 
 
+@contextmanager
+def _service_and_queue(
+    data_dir: Path | None, config: Path | None
+) -> Iterator[tuple[ImageService, JobQueue]]:
+    """The configured backend's wiring without workers: local (the default) or AWS."""
+    from imgpipe.bootstrap import build_aws, build_local
+
+    overrides: dict[str, Any] = {"local": {"data_dir": data_dir}} if data_dir else {}
+    settings = _settings(config, **overrides)
+    if settings.backend == "aws":
+        aws = build_aws(settings)
+        try:
+            yield aws.service, aws.queue
+        finally:
+            aws.close()
+        return
+    local = build_local(settings, with_workers=False)
+    try:
+        yield local.service, local.queue
+    finally:
+        local.stop()
+
+
 @app.command()
 def backfill(
     prefix: Annotated[str, typer.Option(help="key prefix to scan")] = "uploads/",
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Queue originals that have no record (or an outdated one)."""
-    from imgpipe.bootstrap import build_local
-
-    overrides: dict[str, Any] = {"local": {"data_dir": data_dir}} if data_dir else {}
-    local = build_local(_settings(config, **overrides), with_workers=False)
-    try:
-        count = local.service.backfill(prefix)
-    finally:
-        local.stop()
+    """Queue originals that have no record (or an outdated or unfinished one)."""
+    with _service_and_queue(data_dir, config) as (service, _):
+        count = service.backfill(prefix)
     typer.echo(f"queued {count} object(s) under {prefix}")
 
 
 @app.command()
 def redrive(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
-    """Move dead-lettered jobs back to the queue to be tried again."""
-    from imgpipe.bootstrap import build_local
-
-    overrides: dict[str, Any] = {"local": {"data_dir": data_dir}} if data_dir else {}
-    local = build_local(_settings(config, **overrides), with_workers=False)
-    try:
-        count = local.queue.redrive()
-    finally:
-        local.stop()
+    """Move dead-lettered jobs back to the queue to be tried again (AWS: the DLQ)."""
+    with _service_and_queue(data_dir, config) as (_, queue):
+        count = queue.redrive()
     typer.echo(f"moved {count} dead-lettered job(s) back to the queue")
 
 
