@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint format bench clean
+.PHONY: install serve test lint format bench clean fuzz
 
 install: $(STAMP)
 
@@ -35,3 +35,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Fuzz the decode entry point (atheris; a random-mutation loop without it) for FUZZ_SECONDS.
+# Seeds are generated into fuzz/corpus/, crashing inputs land in fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(BIN)/python fuzz/fuzz_decode.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048

@@ -171,22 +171,235 @@ def _png16(pixels: np.ndarray, colour_type: int) -> bytes:
     rows = pixels.astype(">u2").reshape(height, -1).tobytes()
     stride = len(rows) // height
     raw = b"".join(b"\x00" + rows[i * stride : (i + 1) * stride] for i in range(height))
+    return png_bytes(width, height, zlib.compress(raw), bit_depth=16, colour_type=colour_type)
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body))
-            + kind
-            + body
-            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-        )
 
-    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunk(kind: bytes, body: bytes, *, crc: int | None = None) -> bytes:
+    """One PNG chunk; `crc` overrides the checksum (to make a wrong one)."""
+    checksum = zlib.crc32(kind + body) & 0xFFFFFFFF if crc is None else crc
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", checksum)
+
+
+def png_bytes(
+    width: int,
+    height: int,
+    idat: bytes,
+    *,
+    bit_depth: int = 8,
+    colour_type: int = 0,
+    interlace: int = 0,
+    before_idat: Sequence[bytes] = (),
+    idat_crc: int | None = None,
+) -> bytes:
+    """A PNG assembled chunk by chunk around an already-deflated IDAT: the IHDR may claim
+    anything, extra chunks (iCCP, tEXt...) go before the IDAT, and its CRC can be wrong."""
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, interlace)
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", header)
+        + b"".join(before_idat)
+        + png_chunk(b"IDAT", idat, crc=idat_crc)
+        + png_chunk(b"IEND", b"")
     )
+
+
+def deflate_bomb_png(width: int, height: int) -> bytes:
+    """A 1-bit black PNG of `width` x `height` whose IDAT inflates to ~width*height/8 bytes
+    while the file stays tiny (zeros deflate ~1000:1): a decompression bomb."""
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the packed bits
+    packer = zlib.compressobj(9)
+    rows_per_chunk = max(1, (1 << 20) // len(row))
+    parts: list[bytes] = []
+    for start in range(0, height, rows_per_chunk):
+        parts.append(packer.compress(row * min(rows_per_chunk, height - start)))
+    parts.append(packer.flush())
+    return png_bytes(width, height, b"".join(parts), bit_depth=1, colour_type=0)
+
+
+def claimed_size_png(width: int, height: int) -> bytes:
+    """A 16x16 PNG whose IHDR (with a correct CRC) claims `width` x `height`."""
+    raw = (b"\x00" + bytes(16)) * 16
+    return png_bytes(width, height, zlib.compress(raw))
+
+
+def interlaced_png(width: int, height: int) -> bytes:
+    """An Adam7-interlaced PNG (Pillow cannot write one; libvips can)."""
+    import pyvips
+
+    rgb = np.ascontiguousarray(np.asarray(photo_pixels(width, height), dtype=np.uint8))
+    image = pyvips.Image.new_from_memory(rgb.tobytes(), width, height, 3, "uchar")
+    return bytes(image.pngsave_buffer(interlace=True))
+
+
+def gif_bytes(
+    screen_width: int,
+    screen_height: int,
+    frames: int = 1,
+    *,
+    frame_size: tuple[int, int] = (1, 1),
+    pixels: int | None = None,
+) -> bytes:
+    """A GIF written byte by byte: a logical screen of any claimed size holding `frames`
+    frames of `frame_size` (all of colour 0, red); `frames=0` gives a GIF with no image.
+    `pixels` cuts each frame's LZW data to that many pixels (a frame that claims more)."""
+    width, height = frame_size
+    out = bytearray(b"GIF89a")
+    # global colour table of 2 entries (red, blue), background 0, no aspect
+    out += struct.pack("<HHBBB", screen_width, screen_height, 0x80, 0, 0) + bytes(RED + BLUE)
+    if frames > 1:
+        out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
+    lzw = _gif_lzw_zeros(width * height if pixels is None else pixels)
+    for _ in range(frames):
+        out += b"\x21\xf9\x04\x04\x0a\x00\x00\x00"  # graphic control: 100 ms, keep
+        out += b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0)
+        out += b"\x02" + b"".join(
+            bytes([len(lzw[i : i + 255])]) + lzw[i : i + 255] for i in range(0, len(lzw), 255)
+        )
+        out += b"\x00"
+    return bytes(out + b"\x3b")
+
+
+def _gif_lzw_zeros(count: int) -> bytes:
+    """LZW data (minimum code size 2) for `count` pixels of colour 0: a clear code before
+    every pixel keeps the code width at 3 bits, which is valid if not compact."""
+    clear, end = 4, 5
+    codes = [code for _ in range(count) for code in (clear, 0)] + [end]
+    bits = 0
+    for i, code in enumerate(codes):
+        bits |= code << (3 * i)
+    return bits.to_bytes((3 * len(codes) + 7) // 8, "little")
+
+
+def tiff_bytes(
+    width: int,
+    height: int,
+    strip: bytes | None = None,
+    *,
+    compression: int = 1,
+    next_ifd: int = 0,
+    extra: Sequence[tuple[int, int, int, int]] = (),
+) -> bytes:
+    """A little-endian 8-bit grey TIFF with one IFD written by hand: the IFD may claim any
+    size and compression, `next_ifd` may point anywhere (8 is the IFD itself: a loop), and
+    `extra` adds raw (tag, type, count, value) entries."""
+    data = strip if strip is not None else bytes(width * height)
+    entries = sorted(
+        [
+            (256, 4, 1, width),
+            (257, 4, 1, height),
+            (258, 3, 1, 8),
+            (259, 3, 1, compression),
+            (262, 3, 1, 1),
+            (273, 4, 1, 0),  # strip offset, patched below
+            (277, 3, 1, 1),
+            (278, 4, 1, height),
+            (279, 4, 1, len(data)),
+            *extra,
+        ]
+    )
+    ifd_size = 2 + 12 * len(entries) + 4
+    data_at = 8 + ifd_size
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, raw in entries:
+        value = data_at if tag == 273 else raw
+        packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, count) + packed
+    ifd += struct.pack("<I", next_ifd)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + data
+
+
+def multipage_tiff(width: int, height: int, pages: int) -> bytes:
+    """A multi-page TIFF; page i is a solid colour (page 0 red)."""
+    colours = [RED, (0, 255, 0), BLUE, (255, 255, 0)]
+    images = [Image.new("RGB", (width, height), colours[i % len(colours)]) for i in range(pages)]
+    return _save(images[0], "TIFF", save_all=True, append_images=images[1:])
+
+
+def animated_webp(width: int, height: int, frames: int = 3) -> bytes:
+    """An animated WebP; frame i is a solid colour (frame 0 red)."""
+    colours = [RED, (0, 255, 0), BLUE, (255, 255, 0)]
+    images = [Image.new("RGB", (width, height), colours[i % len(colours)]) for i in range(frames)]
+    return _save(
+        images[0], "WEBP", save_all=True, append_images=images[1:], duration=100, lossless=True
+    )
+
+
+def claimed_size_webp(width: int, height: int) -> bytes:
+    """A lossless (VP8L) WebP whose bitstream header claims `width` x `height` (<= 16384)."""
+    data = bytearray(_save(Image.new("RGB", (16, 16), RED), "WEBP", lossless=True))
+    at = data.find(b"VP8L")
+    assert at >= 0 and data[at + 8] == 0x2F, "not a simple lossless WebP"
+    bits = int.from_bytes(data[at + 9 : at + 13], "little")
+    bits = (bits & ~0x0FFFFFFF) | (width - 1) | ((height - 1) << 14)
+    data[at + 9 : at + 13] = bits.to_bytes(4, "little")
+    return bytes(data)
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    """One JPEG marker segment (APPn, COM...); the payload is at most 65533 bytes."""
+    assert len(payload) <= 65533
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def with_segments(jpeg: bytes, segments: Sequence[bytes]) -> bytes:
+    """`jpeg` with marker segments inserted right after its SOI."""
+    assert jpeg[:2] == b"\xff\xd8"
+    return jpeg[:2] + b"".join(segments) + jpeg[2:]
+
+
+def without_segment(jpeg: bytes, marker: int, prefix: bytes = b"") -> bytes:
+    """`jpeg` with every `marker` segment whose payload starts with `prefix` removed."""
+    out, at = bytearray(jpeg[:2]), 2
+    while at + 4 <= len(jpeg) and jpeg[at] == 0xFF and jpeg[at + 1] != 0xDA:
+        length = struct.unpack(">H", jpeg[at + 2 : at + 4])[0]
+        segment = jpeg[at : at + 2 + length]
+        if not (jpeg[at + 1] == marker and segment[4:].startswith(prefix)):
+            out += segment
+        at += 2 + length
+    return bytes(out + jpeg[at:])
+
+
+def icc_segments(profile: bytes) -> list[bytes]:
+    """An ICC profile split into APP2 ICC_PROFILE segments, as JPEG carries it."""
+    size = 65519
+    parts = [profile[i : i + size] for i in range(0, len(profile), size)] or [b""]
+    return [
+        jpeg_segment(0xE2, b"ICC_PROFILE\x00" + bytes([i + 1, len(parts)]) + part)
+        for i, part in enumerate(parts)
+    ]
+
+
+def progressive_jpeg(width: int, height: int) -> bytes:
+    return _save(photo_pixels(width, height), "JPEG", quality=90, progressive=True)
+
+
+def corner_jpeg(width: int, height: int, orientation: int) -> bytes:
+    """Stored pixels blue with the top-left quadrant red, tagged with an EXIF `orientation`:
+    where the red corner lands once upright tells every one of the 8 orientations apart
+    (with the aspect, which 5-8 swap)."""
+    image = Image.new("RGB", (width, height), BLUE)
+    image.paste(RED, (0, 0, width // 2, height // 2))
+    return _save(image, "JPEG", quality=95, exif=exif_bytes(orientation=orientation, camera=False))
+
+
+# Where the red corner of corner_jpeg ends up once the EXIF orientation is applied.
+RED_CORNER = {1: "tl", 2: "tr", 3: "br", 4: "bl", 5: "tl", 6: "tr", 7: "br", 8: "bl"}
+
+
+def vips_native(width: int, height: int) -> bytes:
+    """libvips' own `.v` format (it has no buffer saver: through a temporary file)."""
+    import tempfile
+    from pathlib import Path
+
+    import pyvips
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "image.v"
+        pyvips.Image.black(width, height, bands=3).cast("uchar").write_to_file(str(path))
+        return path.read_bytes()
 
 
 def cmyk_jpeg(width: int, height: int, cmyk: tuple[int, int, int, int] = (0, 255, 255, 0)) -> bytes:
@@ -296,3 +509,14 @@ def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
     out = io.BytesIO()
     image.save(out, fmt, **options)  # type: ignore[arg-type]
     return out.getvalue()
+
+
+def large_image(width: int, height: int, fmt: str) -> bytes:
+    """A big image (a horizontal grey ramp in RGB) encoded by libvips, which streams it:
+    10000x10000 in well under a second, never held whole in Python. `fmt`: ".png", ".jpg"."""
+    import pyvips
+
+    ramp = (pyvips.Image.xyz(width, height)[0] % 256).cast("uchar")
+    rgb = ramp.bandjoin([ramp, ramp]).copy(interpretation="srgb")
+    options = {".png": "[compression=1]", ".jpg": "[Q=50]"}.get(fmt, "")
+    return bytes(rgb.write_to_buffer(fmt + options))

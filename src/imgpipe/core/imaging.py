@@ -73,7 +73,10 @@ _LOADER_FOR: dict[str, str] = {
     "avif": "heifload",
 }
 # The option string makes truncated and corrupt files fail; as a keyword it had no effect.
-_LOAD_OPTIONS = "fail_on=truncated"
+# "error", not "truncated": at "truncated" libtiff's strip errors (an unknown compression,
+# damaged LZW) and PNG CRC errors were ignored and the image rendered black or garbled.
+# Decoder *warnings* (stray bytes between JPEG markers, a resynced scan) still pass.
+_LOAD_OPTIONS = "fail_on=error"
 _WEBP_EFFORT = 4
 _AVIF_EFFORT = 4
 _PNG_COMPRESSION = 6

@@ -31,6 +31,7 @@ from imgpipe.core.errors import (
     ImgpipeError,
     InvalidRequestError,
     NotFoundError,
+    ObjectNotFoundError,
     PayloadTooLargeError,
     RequestError,
     TransientError,
@@ -38,7 +39,7 @@ from imgpipe.core.errors import (
     UnsupportedMediaTypeError,
 )
 from imgpipe.core.keys import image_id_for, is_image_id, new_upload_key, validate_key
-from imgpipe.core.model import CONTENT_TYPES, ImageRecord, Status
+from imgpipe.core.model import CONTENT_TYPES, Exif, ImageRecord, OutputFormat, Status
 from imgpipe.service import ImageService
 
 log = logging.getLogger("imgpipe.api")
@@ -126,9 +127,82 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+# What the routes answer, for /openapi.json only: handlers return the dicts these describe
+# (ImageRecord.public() plus rendition URLs), and the schemathesis tests hold them to it.
+
+
+class RenditionView(BaseModel):
+    name: str
+    format: OutputFormat
+    key: str
+    width: int
+    height: int
+    bytes: int
+    url: str = Field(description="where to fetch it: signed when the API wants a token")
+
+
+class UploadedImageView(BaseModel):
+    """A record without its renditions (the answer to a signed upload)."""
+
+    image_id: str = Field(alias="imageId")
+    key: str
+    bucket: str
+    version_id: str | None = Field(alias="versionId")
+    etag: str | None
+    status: Status
+    error: ErrorBody | None = Field(description="set when FAILED")
+    attempts: int
+    content_type: str | None = Field(alias="contentType")
+    format: str | None
+    file_size: int | None = Field(alias="fileSize")
+    width: int | None = Field(description="after EXIF orientation")
+    height: int | None = Field(description="after EXIF orientation")
+    orientation: int | None
+    has_alpha: bool | None = Field(alias="hasAlpha")
+    color_space: str | None = Field(alias="colorSpace")
+    frames: int | None
+    exif: Exif | None
+    sha256: str | None
+    phash: str | None
+    blurhash: str | None
+    dominant_color: str | None = Field(alias="dominantColor")
+    uploaded_at: str = Field(alias="uploadedAt")
+    processed_at: str | None = Field(alias="processedAt")
+    updated_at: str = Field(alias="updatedAt")
+    duration_ms: int | None = Field(alias="durationMs")
+
+
+class ImageView(UploadedImageView):
+    """An image record as the API shows it."""
+
+    renditions: list[RenditionView]
+
+
+class ImagePage(BaseModel):
+    items: list[ImageView]
+    next_cursor: str | None = Field(alias="nextCursor", description="null on the last page")
+
+
+# Every route may answer these; 422 is an image that cannot be processed (ImageError).
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
 }
+
+
+def _answers(
+    status: int,
+    model: type[BaseModel],
+    description: str,
+    *,
+    also: dict[int | str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Route options declaring the body of a handler that returns a plain dict (and, in
+    `also`, other statuses this route answers differently from ERRORS)."""
+    return {
+        "status_code": status,
+        "response_model": None,
+        "responses": {status: {"model": model, "description": description}, **(also or {})},
+    }
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -138,6 +212,8 @@ def _status_for(exc: ImgpipeError) -> int:
     """The one table from exception types to HTTP statuses."""
     if isinstance(exc, RequestError):
         return exc.status
+    if isinstance(exc, ObjectNotFoundError):
+        return 404  # an object (a rendition, say) vanished from the store: not the image's fault
     if isinstance(exc, TransientError):
         return 503
     if isinstance(exc, ImageError):
@@ -285,7 +361,8 @@ class LocalLinks:
     def verify_upload(
         self, key: str, content_type: str, max_bytes: int, expires: int, signature: str
     ) -> bool:
-        return signing.verify(
+        # hmac.compare_digest raises on non-ASCII text: a 500 that schemathesis found
+        return signature.isascii() and signing.verify(
             self.key, signature, expires, "PUT", key, content_type, str(max_bytes)
         )
 
@@ -298,7 +375,7 @@ class LocalLinks:
         return f"{url}?{urlencode({'expires': expires, 'signature': sig})}"
 
     def verify_rendition(self, key: str, expires: int, signature: str) -> bool:
-        return signing.verify(self.key, signature, expires, "GET", key)
+        return signature.isascii() and signing.verify(self.key, signature, expires, "GET", key)
 
     def rendition_response(self, key: str, content_type: str) -> Response:
         data = self.service.objects.get(key)
@@ -402,7 +479,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
             expires_at=target.expires_at,
         )
 
-    @app.post("/images", status_code=202, dependencies=authed, tags=["upload"])
+    @app.post(
+        "/images",
+        dependencies=authed,
+        tags=["upload"],
+        **_answers(202, ImageView, "stored and queued: the PENDING record"),
+    )
     def upload_image(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
         if file.size is not None and file.size > limits.max_bytes:
             raise PayloadTooLargeError(f"{file.size} bytes; the limit is {limits.max_bytes}")
@@ -411,14 +493,29 @@ def create_app(ctx: ApiContext) -> FastAPI:
         ctx.on_enqueued()
         return present(record, request)
 
-    @app.post("/process-image", dependencies=authed, tags=["images"])
+    @app.post(
+        "/process-image",
+        dependencies=authed,
+        tags=["images"],
+        **_answers(
+            200,
+            ImageView,
+            "processed: the PROCESSED record",
+            also={422: {"model": ImageView, "description": "not a valid image: the FAILED record"}},
+        ),
+    )
     def process_image(body: ProcessRequest, request: Request) -> JSONResponse:
         validate_key(body.key)
         record = service.process_key_now(body.key)
         status = 422 if record.status is Status.FAILED else 200
         return JSONResponse(present(record, request), status)
 
-    @app.get("/images", dependencies=authed, tags=["images"])
+    @app.get(
+        "/images",
+        dependencies=authed,
+        tags=["images"],
+        **_answers(200, ImagePage, "a page of records, newest upload first"),
+    )
     def list_images(
         request: Request,
         status: Annotated[Status | None, Query()] = None,
@@ -430,11 +527,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
         page = service.list(status, limit, cursor or None)
         return {"items": [present(r, request) for r in page.items], "nextCursor": page.next_cursor}
 
-    @app.get("/images/{image_id}", dependencies=authed, tags=["images"])
+    @app.get(
+        "/images/{image_id}",
+        dependencies=authed,
+        tags=["images"],
+        **_answers(200, ImageView, "the record"),
+    )
     def get_image(image_id: str, request: Request) -> dict[str, Any]:
         return present(service.get(known_id(image_id)), request)
 
-    @app.post("/images/{image_id}/reprocess", status_code=202, dependencies=authed, tags=["images"])
+    @app.post(
+        "/images/{image_id}/reprocess",
+        dependencies=authed,
+        tags=["images"],
+        **_answers(202, ImageView, "queued again: the record as it is now"),
+    )
     def reprocess(image_id: str, request: Request) -> dict[str, Any]:
         record = service.reprocess(known_id(image_id))
         ctx.on_enqueued()
@@ -488,7 +595,11 @@ def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> 
     service = ctx.service
     limits = service.settings.limits
 
-    @app.put("/upload/{key:path}", status_code=201, tags=["upload"])
+    @app.put(
+        "/upload/{key:path}",
+        tags=["upload"],
+        **_answers(201, UploadedImageView, "stored and queued: the PENDING record"),
+    )
     async def signed_upload(
         key: str,
         request: Request,
