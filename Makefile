@@ -7,13 +7,23 @@ PYTEST_ARGS ?=
 
 .PHONY: install serve test lint format bench clean fuzz
 
-install: $(STAMP)
+IAC_VENV := .venv-iac
+IAC_STAMP := $(IAC_VENV)/.installed-stamp
+
+install: $(STAMP) $(IAC_STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[aws,dev]'
 	@touch $(STAMP)
+
+# checkov and sam, for the template tests, apart: they pin boto3 and cfn-lint.
+$(IAC_STAMP): infra/requirements-iac.txt
+	@test -x $(IAC_VENV)/bin/python || $(PYTHON) -m venv $(IAC_VENV)
+	$(IAC_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(IAC_VENV)/bin/python -m pip install --quiet -r infra/requirements-iac.txt
+	@touch $(IAC_STAMP)
 
 serve: install
 	$(BIN)/imgpipe serve
@@ -34,7 +44,7 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(IAC_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Fuzz the decode entry point (atheris; a random-mutation loop without it) for FUZZ_SECONDS.
 # Seeds are generated into fuzz/corpus/, crashing inputs land in fuzz/artifacts/.

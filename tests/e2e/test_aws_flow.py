@@ -72,9 +72,10 @@ class FakeLambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     log_group_name: str = "/aws/lambda/imgpipe-worker"
     log_stream_name: str = "2026/01/01/[$LATEST]0123456789abcdef"
+    remaining_ms: int = 300_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return self.remaining_ms
 
 
 @dataclass
@@ -137,10 +138,10 @@ class Stack:
             ]
         }
 
-    def work(self, messages: list[dict[str, Any]]) -> list[str]:
+    def work(self, messages: list[dict[str, Any]], remaining_ms: int = 300_000) -> list[str]:
         """Run the worker handler on a batch; the ids it reports as failed. Succeeded messages
         are deleted, as the event source does with a partial batch response."""
-        context = cast("LambdaContext", FakeLambdaContext())
+        context = cast("LambdaContext", FakeLambdaContext(remaining_ms=remaining_ms))
         response = lambda_worker.handler(self.sqs_event(messages), context)
         failed = [str(f["itemIdentifier"]) for f in response["batchItemFailures"]]
         for m in messages:
@@ -725,3 +726,19 @@ def test_the_cli_backfills_and_redrives_on_aws(stack: Stack) -> None:
     assert "queued 1 object(s) under uploads/" in imgpipe("backfill")
     assert [json.loads(m["Body"])["key"] for m in stack.receive()] == ["uploads/cli/1.jpg"]
     assert "moved 0 dead-lettered job(s)" in imgpipe("redrive")
+
+
+def test_records_are_not_started_without_time_for_a_render(stack: Stack) -> None:
+    # GIVEN two uploads, and an invocation with less time left than one render may take
+    stack.receive()
+    keys = ["uploads/late/1.jpg", "uploads/late/2.jpg"]
+    for key in keys:
+        put_original(stack, key, imagegen.photo_jpeg(200, 150))
+    batch = stack.notifications()
+    # WHEN the worker gets the batch with 10 s left (the stack's render limit is 60 s)
+    failed = stack.work(batch, remaining_ms=10_000)
+    # THEN both go back to SQS untouched, and a later invocation processes them
+    assert sorted(failed) == sorted(m["MessageId"] for m in batch)
+    assert all(stack.records.get(image_id_for(k)) is None for k in keys)
+    assert stack.work(batch) == []
+    assert all(stack.record(k).status is Status.PROCESSED for k in keys)

@@ -248,6 +248,101 @@ def info(
     Console().print(table)
 
 
+# -- AWS: package and deploy -----------------------------------------------------------------
+
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+DEFAULT_TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
+DEFAULT_ZIP = Path("dist") / "imgpipe-lambda.zip"
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            err.print(f"[red]--param wants KEY=VALUE, not {pair!r}[/red]")
+            raise typer.Exit(2)
+        params[name] = value
+    return params
+
+
+@app.command()
+def package(
+    out: Annotated[Path, typer.Option(help="where to write the zip")] = DEFAULT_ZIP,
+    arch: Annotated[str, typer.Option(help="arm64 (the template's) or x86_64")] = "arm64",
+    include_sdk: Annotated[
+        bool, typer.Option(help="ship boto3 (the Lambda runtime has one)")
+    ] = False,
+) -> None:
+    """Build the Lambda zip for python3.13 (pip --platform, no Docker)."""
+    from imgpipe.packaging import PackagingError, build_lambda_zip
+
+    if arch not in ("arm64", "x86_64"):
+        err.print(f"[red]--arch must be arm64 or x86_64, not {arch!r}[/red]")
+        raise typer.Exit(2)
+    try:
+        build_lambda_zip(out, arch=arch, include_sdk=include_sdk)  # type: ignore[arg-type]
+    except PackagingError as exc:
+        err.print(f"[red]packaging failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def deploy(
+    stack: Annotated[str, typer.Option("--stack", help="CloudFormation stack name")],
+    region: Annotated[str | None, typer.Option(help="AWS region [default: the SDK's]")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="template parameter KEY=VALUE (repeat)")
+    ] = None,
+    template: Annotated[Path, typer.Option(help="the SAM template")] = DEFAULT_TEMPLATE,
+    zip_path: Annotated[
+        Path | None, typer.Option("--zip", help="a zip from `imgpipe package` [default: build]")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the stack to finish")] = True,
+) -> None:
+    """Package the Lambda code and deploy the template; print the stack's outputs."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from imgpipe.deploy import DeployError, deploy_stack
+    from imgpipe.packaging import PackagingError, build_lambda_zip
+
+    params = _parse_params(param or [])
+    if not template.is_file():
+        err.print(f"[red]no template at {template}[/red] (pass --template)")
+        raise typer.Exit(2)
+    session = boto3.session.Session(region_name=region)
+    if session.region_name is None:
+        err.print("[red]no region: pass --region or set AWS_REGION[/red]")
+        raise typer.Exit(2)
+    try:
+        if zip_path is None:
+            zip_path = build_lambda_zip(DEFAULT_ZIP)
+        cfn = session.client("cloudformation")
+        s3 = session.client("s3")
+        sts = session.client("sts")
+        outputs = deploy_stack(
+            stack,
+            region=session.region_name,
+            params=params,
+            template=template,
+            zip_path=zip_path,
+            cfn_client=cfn,
+            s3_client=s3,
+            sts_client=sts,
+            wait=wait,
+        )
+    except (PackagingError, DeployError, ClientError, BotoCoreError) as exc:
+        err.print(f"[red]deploy failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console = Console(soft_wrap=True)
+    console.print(f"[green]stack {escape(stack)} deployed[/green] in {session.region_name}")
+    if not outputs:
+        console.print("(no outputs yet)")
+    for name, value in sorted(outputs.items()):
+        console.print(f"{name}: {escape(value)}")
+
+
 # -- queue maintenance ------------------------------------------------------------------------
 
 

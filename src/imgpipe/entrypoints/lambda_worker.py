@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from pydantic import ValidationError
 
-from imgpipe.core.errors import RequestError
+from imgpipe.core.errors import RequestError, TransientError
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ObjectEvent
 from imgpipe.entrypoints.local_worker import handle_message
@@ -49,6 +49,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 TEST_EVENT = "s3:TestEvent"
 LOG_KEYS = ("imageId", "key", "attempt")
+TIME_MARGIN_S = 5.0
 
 
 @functools.cache
@@ -99,8 +100,23 @@ def messages_from(body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             logger.info("ignoring an S3 event", eventName=name, key=key)
 
 
-def handle_record(app: AwsApp, record: SQSRecord) -> None:
-    """One SQS record: every message in it, or raise (transient) to have it redelivered."""
+class OutOfTimeError(TransientError):
+    """Too little of this invocation is left to render one more image: SQS redelivers it."""
+
+    code = "out_of_time"
+
+
+def handle_record(
+    app: AwsApp, record: SQSRecord, remaining_ms: Callable[[], int] | None = None
+) -> None:
+    """One SQS record: every message in it, or raise (transient) to have it redelivered.
+
+    A record is not started with less than one render's time limit (plus a margin) left in
+    the invocation: one slow image must not time out the rest of a batch and spend their
+    receives."""
+    needed_ms = (app.settings.limits.processing_timeout_s + TIME_MARGIN_S) * 1000
+    if remaining_ms is not None and remaining_ms() < needed_ms:
+        raise OutOfTimeError(f"{remaining_ms()} ms left in this invocation; it needs {needed_ms:g}")
     attempt = int(record.attributes.approximate_receive_count or 1)
     try:
         body = json.loads(record.body)
@@ -142,7 +158,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     try:
         return process_partial_response(
             event=event,
-            record_handler=lambda record: handle_record(runtime, record),
+            record_handler=lambda record: handle_record(
+                runtime, record, context.get_remaining_time_in_millis
+            ),
             processor=processor,
             context=context,
         )

@@ -1,0 +1,945 @@
+"""infra/template.yaml, checked rule by rule (issue 5, point 1), then by cfn-lint, checkov and
+sam validate.
+
+The template is parsed with cfn-lint's decoder (it knows !Ref, !Sub, !GetAtt ...) and, for the
+Lambda functions, expanded with the SAM translator exactly as CloudFormation's transform will
+(Globals merged, the SQS event turned into an EventSourceMapping). A small evaluator resolves
+the intrinsic functions for a sample stack, so that rules are checked on values (a bucket ARN,
+an authorization type) rather than on the shape of the YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cfnlint.decode import decode
+from pydantic import BaseModel
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from imgpipe.config import ENV_PREFIX, Settings
+from imgpipe.core.keys import RENDITIONS_PREFIX, UPLOADS_PREFIX, image_id_for, rendition_key
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+BIN = Path(sys.executable).parent
+# checkov and sam live in a venv of their own (they pin boto3 and cfn-lint): `make install`
+IAC_BIN = Path(os.environ.get("IMGPIPE_IAC_BIN", ROOT / ".venv-iac" / "bin"))
+
+
+def iac_tool(name: str) -> str:
+    """A tool from .venv-iac; without it a developer's run skips loudly, CI's fails."""
+    tool = IAC_BIN / name
+    if not tool.exists():
+        reason = f"{tool} is missing: `make install` puts checkov and sam in .venv-iac"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must lint the template: {reason}")
+        pytest.skip(f"SKIPPING TEMPLATE LINTER: {reason}")
+    return str(tool)
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+STACK_NAME = "Imgpipe-PROD"  # capitals: a bucket name may not have them
+STACK_ID = (
+    f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/"
+    "1c2fa620-982a-11e3-aff7-50e2416294e0"
+)
+# The longest region names there are (bucket names are limited to 63 characters).
+LONG_REGIONS = ("ap-southeast-5", "ap-northeast-3", "us-gov-west-1", "eusc-de-east-1")
+
+LAMBDA_VCPU_MB = 1769  # Lambda allots one full vCPU at 1,769 MB
+
+# The interface the Lambda handlers are written against (and nothing else named IMGPIPE_*).
+FUNCTION_ENV = {
+    "IMGPIPE_BACKEND",
+    "IMGPIPE_AWS__BUCKET",
+    "IMGPIPE_AWS__TABLE",
+    "IMGPIPE_AWS__QUEUE_URL",
+    "IMGPIPE_AWS__DLQ_URL",
+    "IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+EMF_METRICS = (
+    "images_processed",
+    "images_failed",
+    "processing_seconds",
+    "bytes_in",
+    "bytes_out",
+    "attempts",
+    "dead_letters",
+)
+# The attribute names imgpipe's DynamoDB records use as keys or expression names.
+RECORD_ATTRIBUTES = ("imageId", "revision", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "doc")
+
+# DynamoDB's reserved words (case-insensitive), from the DynamoDB Developer Guide's "Reserved
+# words in DynamoDB" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+# ReservedWords.html). An expression naming one of them fails on AWS with a ValidationException;
+# moto does not enforce the list at all, so the tests against moto cannot catch it: this does.
+_RESERVED_WORDS_TEXT = """
+    ABORT ABSOLUTE ACTION ADD AFTER AGENT AGGREGATE ALL ALLOCATE ALTER ANALYZE AND ANY ARCHIVE
+    ARE ARRAY AS ASC ASCII ASENSITIVE ASSERTION ASYMMETRIC AT ATOMIC ATTACH ATTRIBUTE AUTH
+    AUTHORIZATION AUTHORIZE AUTO AVG BACK BACKUP BASE BATCH BEFORE BEGIN BETWEEN BIGINT BINARY
+    BIT BLOB BLOCK BOOLEAN BOTH BREADTH BUCKET BULK BY BYTE CALL CALLED CALLING CAPACITY CASCADE
+    CASCADED CASE CAST CATALOG CHAR CHARACTER CHECK CLASS CLOB CLOSE CLUSTER CLUSTERED
+    CLUSTERING CLUSTERS COALESCE COLLATE COLLATION COLLECTION COLUMN COLUMNS COMBINE COMMENT
+    COMMIT COMPACT COMPILE COMPRESS CONDITION CONFLICT CONNECT CONNECTION CONSISTENCY
+    CONSISTENT CONSTRAINT CONSTRAINTS CONSTRUCTOR CONSUMED CONTINUE CONVERT COPY CORRESPONDING
+    COUNT COUNTER CREATE CROSS CUBE CURRENT CURSOR CYCLE DATA DATABASE DATE DATETIME DAY
+    DEALLOCATE DEC DECIMAL DECLARE DEFAULT DEFERRABLE DEFERRED DEFINE DEFINED DEFINITION DELETE
+    DELIMITED DEPTH DEREF DESC DESCRIBE DESCRIPTOR DETACH DETERMINISTIC DIAGNOSTICS DIRECTORIES
+    DISABLE DISCONNECT DISTINCT DISTRIBUTE DO DOMAIN DOUBLE DROP DUMP DURATION DYNAMIC EACH
+    ELEMENT ELSE ELSEIF EMPTY ENABLE END EQUAL EQUALS ERROR ESCAPE ESCAPED EVAL EVALUATE
+    EXCEEDED EXCEPT EXCEPTION EXCEPTIONS EXCLUSIVE EXEC EXECUTE EXISTS EXIT EXPLAIN EXPLODE
+    EXPORT EXPRESSION EXTENDED EXTERNAL EXTRACT FAIL FALSE FAMILY FETCH FIELDS FILE FILTER
+    FILTERING FINAL FINISH FIRST FIXED FLATTERN FLOAT FOR FORCE FOREIGN FORMAT FORWARD FOUND
+    FREE FROM FULL FUNCTION FUNCTIONS GENERAL GENERATE GET GLOB GLOBAL GO GOTO GRANT GREATER
+    GROUP GROUPING HANDLER HASH HAVE HAVING HEAP HIDDEN HOLD HOUR IDENTIFIED IDENTITY IF IGNORE
+    IMMEDIATE IMPORT IN INCLUDING INCLUSIVE INCREMENT INCREMENTAL INDEX INDEXED INDEXES
+    INDICATOR INFINITE INITIALLY INLINE INNER INNTER INOUT INPUT INSENSITIVE INSERT INSTEAD INT
+    INTEGER INTERSECT INTERVAL INTO INVALIDATE IS ISOLATION ITEM ITEMS ITERATE JOIN KEY KEYS
+    LAG LANGUAGE LARGE LAST LATERAL LEAD LEADING LEAVE LEFT LENGTH LESS LEVEL LIKE LIMIT
+    LIMITED LINES LIST LOAD LOCAL LOCALTIME LOCALTIMESTAMP LOCATION LOCATOR LOCK LOCKS LOG
+    LOGED LONG LOOP LOWER MAP MATCH MATERIALIZED MAX MAXLEN MEMBER MERGE METHOD METRICS MIN
+    MINUS MINUTE MISSING MOD MODE MODIFIES MODIFY MODULE MONTH MULTI MULTISET NAME NAMES
+    NATIONAL NATURAL NCHAR NCLOB NEW NEXT NO NONE NOT NULL NULLIF NUMBER NUMERIC OBJECT OF
+    OFFLINE OFFSET OLD ON ONLINE ONLY OPAQUE OPEN OPERATOR OPTION OR ORDER ORDINALITY OTHER
+    OTHERS OUT OUTER OUTPUT OVER OVERLAPS OVERRIDE OWNER PAD PARALLEL PARAMETER PARAMETERS
+    PARTIAL PARTITION PARTITIONED PARTITIONS PATH PERCENT PERCENTILE PERMISSION PERMISSIONS
+    PIPE PIPELINED PLAN POOL POSITION PRECISION PREPARE PRESERVE PRIMARY PRIOR PRIVATE
+    PRIVILEGES PROCEDURE PROCESSED PROJECT PROJECTION PROPERTY PROVISIONING PUBLIC PUT QUERY
+    QUIT QUORUM RAISE RANDOM RANGE RANK RAW READ READS REAL REBUILD RECORD RECURSIVE REDUCE REF
+    REFERENCE REFERENCES REFERENCING REGEXP REGION REINDEX RELATIVE RELEASE REMAINDER RENAME
+    REPEAT REPLACE REQUEST RESET RESIGNAL RESOURCE RESPONSE RESTORE RESTRICT RESULT RETURN
+    RETURNING RETURNS REVERSE REVOKE RIGHT ROLE ROLES ROLLBACK ROLLUP ROUTINE ROW ROWS RULE
+    RULES SAMPLE SATISFIES SAVE SAVEPOINT SCAN SCHEMA SCOPE SCROLL SEARCH SECOND SECTION
+    SEGMENT SEGMENTS SELECT SELF SEMI SENSITIVE SEPARATE SEQUENCE SERIALIZABLE SESSION SET SETS
+    SHARD SHARE SHARED SHORT SHOW SIGNAL SIMILAR SIZE SKEWED SMALLINT SNAPSHOT SOME SOURCE
+    SPACE SPACES SPARSE SPECIFIC SPECIFICTYPE SPLIT SQL SQLCODE SQLERROR SQLEXCEPTION SQLSTATE
+    SQLWARNING START STATE STATIC STATUS STORAGE STORE STORED STREAM STRING STRUCT STYLE SUB
+    SUBMULTISET SUBPARTITION SUBSTRING SUBTYPE SUM SUPER SYMMETRIC SYNONYM SYSTEM TABLE
+    TABLESAMPLE TEMP TEMPORARY TERMINATED TEXT THAN THEN THROUGHPUT TIME TIMESTAMP TIMEZONE
+    TINYINT TO TOKEN TOTAL TOUCH TRAILING TRANSACTION TRANSFORM TRANSLATE TRANSLATION TREAT
+    TRIGGER TRIM TRUE TRUNCATE TTL TUPLE TYPE UNDER UNDO UNION UNIQUE UNIT UNKNOWN UNLOGGED
+    UNNEST UNPROCESSED UNSIGNED UNTIL UPDATE UPPER URL USAGE USE USER USERS USING UUID VACUUM
+    VALUE VALUED VALUES VARCHAR VARIABLE VARIANCE VARINT VARYING VIEW VIEWS VIRTUAL VOID WAIT
+    WHEN WHENEVER WHERE WHILE WINDOW WITH WITHIN WITHOUT WORK WRAPPED WRITE YEAR ZONE
+"""
+DYNAMODB_RESERVED_WORDS = frozenset(_RESERVED_WORDS_TEXT.split())
+
+S3_OBJECT_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"}
+# The only actions AWS accepts no resource for (X-Ray has no resource-level permissions).
+RESOURCE_STAR_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _plain(node: Any) -> Any:
+    """cfn-lint's node classes as plain dicts, lists and strings."""
+    return json.loads(json.dumps(node))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    decoded, errors = decode(str(TEMPLATE))
+    assert not errors, errors
+    return dict(_plain(decoded))
+
+
+@pytest.fixture(scope="module")
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    """The template after the SAM transform, as CloudFormation will run it. No network: the
+    region is given and no managed policy is looked up (every role is declared explicitly)."""
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    session = boto3.session.Session(
+        region_name=REGION, aws_access_key_id="unused", aws_secret_access_key="unused"
+    )
+    translator = Translator(NoManagedPolicies(), Parser(), boto_session=session)
+    parameters = {"CodeBucket": "artifacts", "CodeKey": "lambda/abc.zip"}
+    return dict(translator.translate(json.loads(json.dumps(template)), parameters))
+
+
+def resources(tpl: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in tpl["Resources"].items() if r["Type"] == kind}
+
+
+def props(tpl: dict[str, Any], name: str) -> dict[str, Any]:
+    return dict(tpl["Resources"][name].get("Properties", {}))
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --------------------------------------------------------------------------------------------
+# A small evaluator of CloudFormation's intrinsic functions, for one sample stack
+
+
+NO_VALUE = object()
+
+
+class Stack:
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split, Fn::If for a stack
+    named STACK_NAME; resources get stand-in physical names unless the template names them."""
+
+    def __init__(
+        self,
+        tpl: dict[str, Any],
+        parameters: dict[str, str] | None = None,
+        *,
+        region: str = REGION,
+        stack_id: str = STACK_ID,
+    ) -> None:
+        self.tpl = tpl
+        self.region = region
+        self.pseudo = {
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Region": region,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": stack_id.split("/")[1],
+            "AWS::StackId": stack_id,
+        }
+        defaults = {k: str(v.get("Default", "")) for k, v in tpl.get("Parameters", {}).items()}
+        self.parameters = {**defaults, **(parameters or {})}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.value(self.tpl["Conditions"][name]))
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        resource = self.tpl["Resources"][name]
+        kind, properties = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::S3::Bucket" and "BucketName" in properties:
+            return self.value(properties["BucketName"])
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{name}"
+        return f"{self.pseudo['AWS::StackName']}-{name}-PHYSICAL"
+
+    def get_att(self, name: str, attribute: str) -> str:
+        kind = self.tpl["Resources"][name]["Type"]
+        prefix = f"arn:aws:{{}}:{self.region}:{ACCOUNT}"
+        arns = {
+            "AWS::S3::Bucket": f"arn:aws:s3:::{self.ref(name)}",
+            "AWS::SQS::Queue": f"{prefix.format('sqs')}:{name}",
+            "AWS::DynamoDB::Table": f"{prefix.format('dynamodb')}:table/{self.ref(name)}",
+            "AWS::Logs::LogGroup": f"{prefix.format('logs')}:log-group:{self.ref(name)}:*",
+            "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{self.ref(name)}",
+            "AWS::Serverless::Function": f"{prefix.format('lambda')}:function:{self.ref(name)}",
+            "AWS::Lambda::Function": f"{prefix.format('lambda')}:function:{self.ref(name)}",
+            "AWS::CloudWatch::Alarm": f"{prefix.format('cloudwatch')}:alarm:{self.ref(name)}",
+        }
+        if attribute == "Arn" and kind in arns:
+            return arns[kind]
+        if kind == "AWS::SQS::Queue" and attribute == "QueueName":
+            return name
+        if kind == "AWS::ApiGatewayV2::Api" and attribute == "ApiEndpoint":
+            return f"https://{self.ref(name)}.execute-api.{self.region}.amazonaws.com"
+        raise AssertionError(f"no stand-in for {name}.{attribute} ({kind})")
+
+    def sub(self, text: str, variables: dict[str, Any]) -> str:
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(self.value(variables[name]))
+            if "." in name and not name.startswith("AWS::"):
+                resource, attribute = name.split(".", 1)
+                return self.get_att(resource, attribute)
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (self.value(n) for n in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), *_ = node.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                resource, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(resource, attribute)
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else arg
+                return self.sub(text, variables)
+            if key == "Fn::Join":
+                return str(arg[0]).join(str(v) for v in self.value(arg[1]))
+            if key == "Fn::Select":
+                return self.value(arg[1])[int(self.value(arg[0]))]
+            if key == "Fn::Split":
+                return str(self.value(arg[1])).split(arg[0])
+            if key == "Fn::If":
+                return self.value(arg[1] if self.condition(arg[0]) else arg[2])
+            if key == "Fn::Equals":
+                return self.value(arg[0]) == self.value(arg[1])
+            if key == "Fn::Not":
+                return not self.value(arg[0])
+            if key == "Condition":
+                return self.condition(arg)
+        return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
+
+
+@pytest.fixture(scope="module")
+def stack(template: dict[str, Any]) -> Stack:
+    return Stack(template)
+
+
+# --------------------------------------------------------------------------------------------
+# S3
+
+
+def test_bucket_is_versioned_private_and_encrypted(template: dict[str, Any]) -> None:
+    bucket = props(template, "ImagesBucket")
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("aws:kms", "AES256")
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert template["Resources"]["ImagesBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_every_bucket_denies_plain_http(template: dict[str, Any], stack: Stack) -> None:
+    policies = {
+        stack.value(p["Properties"]["Bucket"]): p["Properties"]["PolicyDocument"]
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+    }
+    for name in resources(template, "AWS::S3::Bucket"):
+        bucket = stack.ref(name)
+        assert bucket in policies, f"{name} has no bucket policy"
+        denials = [
+            s
+            for s in stack.value(policies[bucket])["Statement"]
+            if s["Effect"] == "Deny"
+            and s["Condition"].get("Bool", {}).get("aws:SecureTransport") in (False, "false")
+        ]
+        assert denials, f"{name} does not deny requests without TLS"
+        (deny,) = denials
+        assert deny["Principal"] == "*"
+        assert set(deny["Resource"]) == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+
+
+def test_lifecycle_expires_old_versions_and_aborts_uploads(template: dict[str, Any]) -> None:
+    rules = props(template, "ImagesBucket")["LifecycleConfiguration"]["Rules"]
+    enabled = [r for r in rules if r["Status"] == "Enabled"]
+    assert any("NoncurrentVersionExpiration" in r for r in enabled)
+    assert any(
+        r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+        for r in enabled
+        if "AbortIncompleteMultipartUpload" in r
+    )
+    # Neither rule narrows itself to a prefix: they cover uploads/ and renditions/ alike.
+    assert all("Prefix" not in r and "Filter" not in r for r in enabled)
+
+
+def notification_filters(template: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """(event, target, {filter name: value}) for every notification the bucket sends."""
+    config = props(template, "ImagesBucket")["NotificationConfiguration"]
+    found = []
+    for kind, target in (
+        ("QueueConfigurations", "Queue"),
+        ("LambdaConfigurations", "Function"),
+        ("TopicConfigurations", "Topic"),
+    ):
+        for entry in config.get(kind, []):
+            rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            found.append(
+                (
+                    entry["Event"],
+                    json.dumps(entry[target]),
+                    {r["Name"].lower(): r["Value"] for r in rules},
+                )
+            )
+    return found
+
+
+def test_only_uploads_notify_the_queue(template: dict[str, Any]) -> None:
+    found = notification_filters(template)
+    assert {event for event, _, _ in found} == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    for _, target, rules in found:
+        assert target == json.dumps({"Fn::GetAtt": ["UploadsQueue", "Arn"]})
+        assert rules == {"prefix": UPLOADS_PREFIX}
+    # S3 -> SQS -> Lambda: the bucket never names a function (no S3/Lambda circular dependency)
+    assert (
+        "LambdaConfigurations" not in props(template, "ImagesBucket")["NotificationConfiguration"]
+    )
+
+
+def test_renditions_never_trigger_anything(template: dict[str, Any]) -> None:
+    sample = rendition_key(image_id_for("uploads/0123456789abcdef/IMG_0001.jpg"), "thumb", "webp")
+    assert sample.startswith(RENDITIONS_PREFIX)
+    for _, _, rules in notification_filters(template):
+        prefix = rules.get("prefix", "")
+        suffix = rules.get("suffix", "")
+        # Overlap either way would do it: renditions/ under the filter, or the filter under it.
+        assert not RENDITIONS_PREFIX.startswith(prefix)
+        assert not prefix.startswith(RENDITIONS_PREFIX)
+        assert not (sample.startswith(prefix) and sample.endswith(suffix))
+
+
+def test_bucket_name_is_known_before_the_bucket_and_valid_everywhere(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN a stack name with capitals and the longest region names
+    for region in (REGION, *LONG_REGIONS):
+        stack_id = STACK_ID.replace(REGION, region)
+        # WHEN the bucket name is worked out
+        name = Stack(template, region=region, stack_id=stack_id).ref("ImagesBucket")
+        # THEN it is a valid S3 bucket name: lower case, 3..63 characters, unique per stack
+        assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", name), name
+        assert "--" not in name and not name.startswith("xn--"), name
+        assert ACCOUNT in name and region in name and "1c2fa620" in name
+
+
+def test_queue_policy_lets_only_this_bucket_send(template: dict[str, Any], stack: Stack) -> None:
+    (policy,) = resources(template, "AWS::SQS::QueuePolicy").values()
+    assert policy["Properties"]["Queues"] == [{"Ref": "UploadsQueue"}]
+    (statement,) = stack.value(policy["Properties"]["PolicyDocument"])["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert as_list(statement["Action"]) == ["sqs:SendMessage"]
+    assert statement["Resource"] == stack.get_att("UploadsQueue", "Arn")
+    # the ARN of the bucket, built from its name before the bucket exists
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == stack.get_att(
+        "ImagesBucket", "Arn"
+    )
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+
+
+def test_bucket_waits_for_the_policies_it_needs(template: dict[str, Any], stack: Stack) -> None:
+    depends = as_list(template["Resources"]["ImagesBucket"]["DependsOn"])
+    assert "UploadsQueuePolicy" in depends
+    # the access-log bucket's policy names the images bucket by ARN too, before it exists
+    assert "AccessLogsBucketPolicy" in depends
+    (statement,) = [
+        s
+        for s in stack.value(props(template, "AccessLogsBucketPolicy")["PolicyDocument"])[
+            "Statement"
+        ]
+        if s["Effect"] == "Allow"
+    ]
+    assert statement["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == stack.get_att(
+        "ImagesBucket", "Arn"
+    )
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+
+
+# --------------------------------------------------------------------------------------------
+# SQS and the worker
+
+
+def event_source(transformed: dict[str, Any]) -> dict[str, Any]:
+    (mapping,) = resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+    return dict(mapping["Properties"])
+
+
+def test_queue_dead_letters_after_five_receives(template: dict[str, Any]) -> None:
+    redrive = props(template, "UploadsQueue")["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert int(redrive["maxReceiveCount"]) >= 5
+
+
+def test_queue_visibility_outlasts_the_worker(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    worker_timeout = int(props(transformed, "WorkerFunction")["Timeout"])
+    window = int(event_source(transformed)["MaximumBatchingWindowInSeconds"])
+    visibility = int(props(template, "UploadsQueue")["VisibilityTimeout"])
+    assert visibility >= 6 * worker_timeout + window
+
+
+def test_dead_letters_are_kept_longer_than_messages(template: dict[str, Any]) -> None:
+    source = int(props(template, "UploadsQueue")["MessageRetentionPeriod"])
+    dead = int(props(template, "DeadLetterQueue")["MessageRetentionPeriod"])
+    assert dead > source
+    assert dead == 14 * 24 * 3600  # the most SQS keeps a message
+
+
+@pytest.mark.parametrize("queue", ["UploadsQueue", "DeadLetterQueue"])
+def test_queues_are_encrypted(template: dict[str, Any], queue: str) -> None:
+    properties = props(template, queue)
+    assert properties.get("SqsManagedSseEnabled") is True or properties.get("KmsMasterKeyId")
+
+
+@pytest.mark.parametrize(
+    ("function", "handler"),
+    [
+        ("WorkerFunction", "imgpipe.entrypoints.lambda_worker.handler"),
+        ("ApiFunction", "imgpipe.entrypoints.lambda_api.handler"),
+    ],
+)
+def test_functions_run_the_zip_on_python313_arm64(
+    transformed: dict[str, Any], function: str, handler: str
+) -> None:
+    properties = props(transformed, function)
+    assert properties["Handler"] == handler
+    assert properties["Runtime"] == "python3.13"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["Code"] == {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}}
+    assert "Layers" not in properties  # Powertools is in the zip
+    # recursive loop detection stays on
+    assert properties["RecursiveLoop"] == "Terminate"
+    # its logs go to a log group of the stack (with retention), not an implicit one
+    log_group = properties["LoggingConfig"]["LogGroup"]
+    assert log_group["Ref"] in resources(transformed, "AWS::Logs::LogGroup")
+
+
+def test_worker_reports_partial_batch_failures(transformed: dict[str, Any]) -> None:
+    mapping = event_source(transformed)
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
+    assert mapping["FunctionName"] == {"Ref": "WorkerFunction"}
+    assert mapping["BatchSize"] == 10
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 0 <= int(mapping["MaximumBatchingWindowInSeconds"]) <= 5
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerMaxConcurrency"}
+    parameter = transformed["Parameters"]["WorkerMaxConcurrency"]
+    assert parameter["MinValue"] >= 2  # the least SQS event sources accept
+
+
+def test_worker_memory_buys_one_to_two_vcpus(template: dict[str, Any]) -> None:
+    # render is CPU-bound (~0.35 s CPU, ~150 MB RSS for 12 MP): memory is chosen for CPU
+    default = int(template["Parameters"]["WorkerMemorySize"]["Default"])
+    assert LAMBDA_VCPU_MB <= default <= 2 * LAMBDA_VCPU_MB
+    assert props(template, "WorkerFunction")["MemorySize"] == {"Ref": "WorkerMemorySize"}
+
+
+# --------------------------------------------------------------------------------------------
+# Environment: the names the template sets are the names Settings reads
+
+
+def function_env(transformed: dict[str, Any], function: str) -> dict[str, Any]:
+    return dict(props(transformed, function)["Environment"]["Variables"])
+
+
+def settings_path(name: str) -> list[str]:
+    assert name.startswith(ENV_PREFIX), name
+    return name[len(ENV_PREFIX) :].lower().split("__")
+
+
+def settings_field_exists(path: list[str]) -> bool:
+    model: type[BaseModel] = Settings
+    for depth, part in enumerate(path):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        if depth < len(path) - 1:
+            annotation = field.annotation
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                return False
+            model = annotation
+    return True
+
+
+def test_settings_field_lookup_tells_unknown_names_apart() -> None:
+    assert settings_field_exists(["aws", "queue_url"])
+    assert not settings_field_exists(["aws", "queue"])
+    assert not settings_field_exists(["bucket"])
+    assert not settings_field_exists(["backend", "aws"])
+
+
+@pytest.mark.parametrize("function", ["WorkerFunction", "ApiFunction"])
+def test_env_var_names_are_the_ones_settings_reads(
+    transformed: dict[str, Any], function: str
+) -> None:
+    env = function_env(transformed, function)
+    assert set(env) == FUNCTION_ENV
+    for name in env:
+        if name.startswith(ENV_PREFIX):
+            assert settings_field_exists(settings_path(name)), f"Settings reads no {name}"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "imgpipe"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "imgpipe"
+    assert env["IMGPIPE_AWS__QUEUE_URL"] == {"Ref": "UploadsQueue"}
+    assert env["IMGPIPE_AWS__DLQ_URL"] == {"Ref": "DeadLetterQueue"}
+    assert env["IMGPIPE_AWS__BUCKET"] == {"Ref": "ImagesBucket"}
+    assert env["IMGPIPE_AWS__TABLE"] == {"Ref": "ImagesTable"}
+
+
+@pytest.mark.parametrize("function", ["WorkerFunction", "ApiFunction"])
+def test_settings_load_from_the_function_environment(
+    transformed: dict[str, Any], function: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the environment the function gets, resolved for a sample stack
+    resolved = Stack(transformed).value(function_env(transformed, function))
+    for name, value in resolved.items():
+        monkeypatch.setenv(name, str(value))
+    # WHEN settings are read THEN they validate, and name the stack's resources
+    settings = Settings()
+    assert settings.backend == "aws"
+    assert settings.aws.bucket == resolved["IMGPIPE_AWS__BUCKET"]
+    assert settings.aws.queue_url.endswith("/UploadsQueue")
+    assert settings.aws.dlq_url.endswith("/DeadLetterQueue")
+    # AND a render gives up before Lambda kills the function, leaving time for I/O
+    timeout = int(props(transformed, function)["Timeout"])
+    assert settings.limits.processing_timeout_s <= timeout - 5
+
+
+# --------------------------------------------------------------------------------------------
+# API
+
+
+def test_api_uses_iam_by_default_and_jwt_by_parameter(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ApiAuth"]
+    assert parameter["Default"] == "IAM"
+    assert set(parameter["AllowedValues"]) == {"IAM", "JWT"}
+    routes = resources(template, "AWS::ApiGatewayV2::Route")
+    assert routes
+    for auth, expected in (("IAM", "AWS_IAM"), ("JWT", "JWT")):
+        stack = Stack(template, {"ApiAuth": auth, "JwtIssuer": "https://idp", "JwtAudience": "a"})
+        for name, route in routes.items():
+            resolved = stack.value(route["Properties"])
+            assert resolved["AuthorizationType"] == expected, name
+            assert ("AuthorizerId" in resolved) == (auth == "JWT"), name
+    (authorizer,) = resources(template, "AWS::ApiGatewayV2::Authorizer").values()
+    assert authorizer["Condition"] == "UseJwt"
+    jwt = Stack(template, {"JwtIssuer": "https://idp", "JwtAudience": "app1,app2"}).value(
+        authorizer["Properties"]["JwtConfiguration"]
+    )
+    assert jwt == {"Issuer": "https://idp", "Audience": ["app1", "app2"]}
+
+
+def test_api_stage_throttles_and_logs_access(template: dict[str, Any], stack: Stack) -> None:
+    (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    properties = stack.value(stage["Properties"])
+    throttling = properties["DefaultRouteSettings"]
+    assert int(throttling["ThrottlingRateLimit"]) > 0
+    assert int(throttling["ThrottlingBurstLimit"]) > 0
+    logs = properties["AccessLogSettings"]
+    assert logs["DestinationArn"] == stack.get_att("ApiAccessLogGroup", "Arn")
+    assert "$context.requestId" in logs["Format"] and "$context.status" in logs["Format"]
+
+
+def test_api_integration_invokes_only_the_api_function(
+    template: dict[str, Any], stack: Stack
+) -> None:
+    (integration,) = resources(template, "AWS::ApiGatewayV2::Integration").values()
+    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": ["ApiFunction", "Arn"]}
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+    (permission,) = resources(template, "AWS::Lambda::Permission").values()
+    resolved = stack.value(permission["Properties"])
+    assert resolved["Principal"] == "apigateway.amazonaws.com"
+    api = stack.ref("HttpApi")
+    assert resolved["SourceArn"] == f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/*"
+
+
+# --------------------------------------------------------------------------------------------
+# DynamoDB
+
+
+def test_table_is_on_demand_recoverable_and_encrypted(template: dict[str, Any]) -> None:
+    table = props(template, "ImagesTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["KeySchema"] == [{"AttributeName": "imageId", "KeyType": "HASH"}]
+    assert template["Resources"]["ImagesTable"]["DeletionPolicy"] == "Retain"
+
+
+def test_indexes_list_by_status_and_by_upload(template: dict[str, Any]) -> None:
+    indexes = {i["IndexName"]: i for i in props(template, "ImagesTable")["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"byStatus", "byUpload"}
+    for name, pk, sk in (("byStatus", "gsi1pk", "gsi1sk"), ("byUpload", "gsi2pk", "gsi2sk")):
+        assert indexes[name]["KeySchema"] == [
+            {"AttributeName": pk, "KeyType": "HASH"},
+            {"AttributeName": sk, "KeyType": "RANGE"},
+        ]
+        assert indexes[name]["Projection"] == {"ProjectionType": "ALL"}
+    types = {
+        a["AttributeName"]: a["AttributeType"]
+        for a in props(template, "ImagesTable")["AttributeDefinitions"]
+    }
+    assert types == {"imageId": "S", "gsi1pk": "S", "gsi1sk": "S", "gsi2pk": "S", "gsi2sk": "S"}
+
+
+def test_reserved_word_list_is_the_documented_one() -> None:
+    assert len(DYNAMODB_RESERVED_WORDS) == 573
+    assert {"STATUS", "KEY", "SIZE", "NAME", "DATA", "TIMESTAMP"} <= DYNAMODB_RESERVED_WORDS
+
+
+def test_no_attribute_name_is_a_reserved_word(template: dict[str, Any]) -> None:
+    declared = [a["AttributeName"] for a in props(template, "ImagesTable")["AttributeDefinitions"]]
+    for name in (*declared, *RECORD_ATTRIBUTES):
+        assert name.upper() not in DYNAMODB_RESERVED_WORDS, f"{name} is reserved in DynamoDB"
+
+
+# --------------------------------------------------------------------------------------------
+# Logs, alarms, dashboard, outputs
+
+
+def test_every_log_group_has_the_retention_parameter(template: dict[str, Any]) -> None:
+    groups = resources(template, "AWS::Logs::LogGroup")
+    assert set(groups) == {"WorkerLogGroup", "ApiLogGroup", "ApiAccessLogGroup"}
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert int(template["Parameters"]["LogRetentionDays"]["Default"]) > 0
+
+
+ALARMS = {
+    # alarm: (namespace, metric, dimension, what the dimension names)
+    "DeadLetterAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        "DeadLetterQueue",
+    ),
+    "OldestMessageAlarm": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "UploadsQueue"),
+    "WorkerErrorsAlarm": ("AWS/Lambda", "Errors", "FunctionName", "WorkerFunction"),
+    "WorkerThrottlesAlarm": ("AWS/Lambda", "Throttles", "FunctionName", "WorkerFunction"),
+    "WorkerDurationAlarm": ("AWS/Lambda", "Duration", "FunctionName", "WorkerFunction"),
+    "Api5xxAlarm": ("AWS/ApiGateway", "5xx", "ApiId", "HttpApi"),
+}
+
+
+@pytest.mark.parametrize("alarm", sorted(ALARMS))
+def test_alarm_watches_the_right_metric(template: dict[str, Any], alarm: str) -> None:
+    namespace, metric, dimension, resource = ALARMS[alarm]
+    properties = props(template, alarm)
+    assert (properties["Namespace"], properties["MetricName"]) == (namespace, metric)
+    dimensions = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
+    assert json.dumps(dimensions[dimension]).count(resource) == 1
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert properties["ComparisonOperator"] == "GreaterThanThreshold"
+    assert properties["TreatMissingData"] == "notBreaching"
+
+
+def test_dead_letters_alarm_at_the_first_one(template: dict[str, Any]) -> None:
+    assert props(template, "DeadLetterAlarm")["Threshold"] == 0
+
+
+def test_duration_alarm_is_near_the_timeout(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    alarm = props(template, "WorkerDurationAlarm")
+    timeout_ms = int(props(transformed, "WorkerFunction")["Timeout"]) * 1000
+    assert alarm["ExtendedStatistic"] == "p99"
+    assert 0.5 * timeout_ms <= alarm["Threshold"] < timeout_ms
+
+
+def test_alarm_email_is_optional(template: dict[str, Any]) -> None:
+    (subscription,) = resources(template, "AWS::SNS::Subscription").values()
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+    assert not Stack(template).condition("HasAlarmEmail")
+    assert Stack(template, {"AlarmEmail": "ops@example.com"}).condition("HasAlarmEmail")
+
+
+def dashboard(template: dict[str, Any]) -> dict[str, Any]:
+    body = Stack(template).value(props(template, "Dashboard")["DashboardBody"])
+    return dict(json.loads(body))
+
+
+def test_dashboard_shows_imgpipe_and_aws_metrics(template: dict[str, Any]) -> None:
+    widgets = dashboard(template)["widgets"]
+    text = json.dumps(widgets)
+    for metric in EMF_METRICS:
+        assert f'"imgpipe", "{metric}"' in text or f'MetricName=\\"{metric}\\"' in text, metric
+    # images_failed by its `code` dimension
+    assert "{imgpipe,code,service}" in text
+    for namespace in ("AWS/Lambda", "AWS/SQS", "AWS/ApiGateway"):
+        assert f'"{namespace}"' in text
+    alarms = [w for w in widgets if w["type"] == "alarm"]
+    assert len(alarms[0]["properties"]["alarms"]) == len(ALARMS)
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    assert {
+        "BucketName",
+        "ApiUrl",
+        "TableName",
+        "QueueUrl",
+        "DeadLetterQueueUrl",
+        "DashboardUrl",
+    } <= set(template["Outputs"])
+    assert template["Outputs"]["QueueUrl"]["Value"] == {"Ref": "UploadsQueue"}
+    assert template["Outputs"]["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
+
+
+# --------------------------------------------------------------------------------------------
+# IAM: least privilege with real ARNs
+
+
+def allow_statements(stack: Stack, role: str) -> Iterator[dict[str, Any]]:
+    properties = props(stack.tpl, role)
+    assert "ManagedPolicyArns" not in properties, f"{role}: managed policies are too broad"
+    for policy in properties["Policies"]:
+        for statement in stack.value(policy["PolicyDocument"])["Statement"]:
+            if statement["Effect"] == "Allow":
+                yield statement
+
+
+def granted(stack: Stack, role: str) -> dict[str, set[str]]:
+    """action -> the resources it is allowed on."""
+    found: dict[str, set[str]] = {}
+    for statement in allow_statements(stack, role):
+        for action in as_list(statement["Action"]):
+            found.setdefault(action, set()).update(as_list(statement["Resource"]))
+    return found
+
+
+def test_functions_have_only_their_declared_roles(transformed: dict[str, Any]) -> None:
+    # SAM adds its own (broader) policies only to roles it makes: both roles are ours
+    assert props(transformed, "WorkerFunction")["Role"] == {"Fn::GetAtt": ["WorkerRole", "Arn"]}
+    assert props(transformed, "ApiFunction")["Role"] == {"Fn::GetAtt": ["ApiRole", "Arn"]}
+    roles = resources(transformed, "AWS::IAM::Role")
+    assert set(roles) == {"WorkerRole", "ApiRole"}
+
+
+@pytest.mark.parametrize("role", ["WorkerRole", "ApiRole"])
+def test_no_wildcard_actions_or_resources(stack: Stack, role: str) -> None:
+    for action, resources_ in granted(stack, role).items():
+        assert "*" not in action, f"{role}: wildcard action {action}"
+        if "*" in resources_:
+            assert action in RESOURCE_STAR_ACTIONS, f"{role}: {action} on Resource *"
+
+
+@pytest.mark.parametrize("role", ["WorkerRole", "ApiRole"])
+def test_data_access_names_real_arns(stack: Stack, role: str) -> None:
+    bucket = stack.get_att("ImagesBucket", "Arn")
+    table = stack.get_att("ImagesTable", "Arn")
+    for action, arns in granted(stack, role).items():
+        service = action.split(":", 1)[0]
+        if action in S3_OBJECT_ACTIONS:
+            assert arns <= {f"{bucket}/uploads/*", f"{bucket}/renditions/*"}, action
+        elif action == "s3:ListBucket":
+            # key names only, of this bucket; lets S3 answer 404 (not 403) for a missing key
+            assert arns == {bucket}
+        elif service == "s3":
+            pytest.fail(f"{role}: unexpected {action}")
+        elif service == "dynamodb":
+            assert arns <= {table, f"{table}/index/*"}, action
+        elif service == "sqs":
+            assert arns == {stack.get_att("UploadsQueue", "Arn")}, action
+        elif service == "logs":
+            assert len(arns) == 1 and next(iter(arns)).startswith("arn:aws:logs:"), action
+
+
+def test_worker_reads_uploads_and_writes_only_renditions(stack: Stack) -> None:
+    bucket = stack.get_att("ImagesBucket", "Arn")
+    actions = granted(stack, "WorkerRole")
+    on_uploads = {a for a, arns in actions.items() if f"{bucket}/uploads/*" in arns}
+    on_renditions = {a for a, arns in actions.items() if f"{bucket}/renditions/*" in arns}
+    # nothing the worker does can land in uploads/: no recursive trigger, even by mistake
+    assert on_uploads == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert on_renditions == {"s3:PutObject", "s3:DeleteObject"}
+    sqs = {a for a in actions if a.startswith("sqs:")}
+    assert sqs == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+    }
+    dynamodb = {a for a in actions if a.startswith("dynamodb:")}
+    assert dynamodb == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    }
+
+
+def test_api_may_only_send_to_the_queue(stack: Stack) -> None:
+    actions = granted(stack, "ApiRole")
+    assert {a for a in actions if a.startswith("sqs:")} == {"sqs:SendMessage"}
+    assert actions["sqs:SendMessage"] == {stack.get_att("UploadsQueue", "Arn")}
+
+
+# --------------------------------------------------------------------------------------------
+# The linters, as CI runs them (all offline)
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+
+
+def test_cfn_lint_is_clean() -> None:
+    # informational findings too (DeletionPolicy on every stateful resource)
+    done = run([str(BIN / "cfn-lint"), "--include-checks", "I", "--", str(TEMPLATE)])
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def checkov_results() -> dict[str, Any]:
+    done = run(
+        [
+            iac_tool("checkov"),
+            "-f",
+            str(TEMPLATE),
+            "--framework",
+            "cloudformation",
+            "--skip-download",  # no calls to Prisma Cloud
+            "--output",
+            "json",
+        ],
+        env={"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "LOG_LEVEL": "ERROR"},
+    )
+    report = json.loads(done.stdout)
+    (found,) = [r for r in as_list(report) if r.get("check_type") == "cloudformation"]
+    return dict(found)
+
+
+def test_checkov_passes_with_justified_skips_only(template: dict[str, Any]) -> None:
+    results = checkov_results()["results"]
+    failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
+    assert failed == []
+    assert len(results["passed_checks"]) > 30
+    # every skip in the template says why, and is still needed
+    skipped = {(c["check_id"], c["resource"].split(".")[-1]) for c in results["skipped_checks"]}
+    for name, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) >= 40, f"{name}: {skip['id']} has no reason"
+            assert (skip["id"], name) in skipped, f"{name}: {skip['id']} skips nothing"
+
+
+def test_sam_validate_lint_is_clean(tmp_path: Path) -> None:
+    # SAM CLI checks PyPI for a newer version once a week: tell it it just did
+    (tmp_path / "metadata.json").write_text(json.dumps({"lastVersionCheck": time.time()}))
+    env = {
+        "__SAM_CLI_APP_DIR": str(tmp_path),
+        "SAM_CLI_TELEMETRY": "0",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "unused",
+        "AWS_SECRET_ACCESS_KEY": "unused",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for extra in (["--lint"], []):  # cfn-lint's rules, then the SAM translator's validation
+        done = run([iac_tool("sam"), "validate", *extra, "-t", str(TEMPLATE)], env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "is a valid SAM Template" in done.stdout + done.stderr
