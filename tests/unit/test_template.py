@@ -47,6 +47,7 @@ def iac_tool(name: str) -> str:
         pytest.skip(f"SKIPPING TEMPLATE LINTER: {reason}")
     return str(tool)
 
+
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 STACK_NAME = "Imgpipe-PROD"  # capitals: a bucket name may not have them
