@@ -162,22 +162,25 @@ class ImageService:
             return self.records.get(image_id_for(event.key))
         started = time.perf_counter()
         try:
-            if info.size > self.settings.limits.max_bytes:
-                raise TooLargeError(
-                    f"{info.size} bytes; the limit is {self.settings.limits.max_bytes}"
-                )
             try:
-                data = self.objects.get(event.key, version_id=event.version_id)
-            except ObjectNotFoundError as exc:
-                raise TransientError(f"{event.key!r} changed while being processed") from exc
-            result = self.renderer.render(data, self.options)
-            renditions = self._write_renditions(claimed.image_id, result)
-        except ImageError as exc:
-            return self._finish_failed(claimed, exc, started)
+                if info.size > self.settings.limits.max_bytes:
+                    raise TooLargeError(
+                        f"{info.size} bytes; the limit is {self.settings.limits.max_bytes}"
+                    )
+                try:
+                    data = self.objects.get(event.key, version_id=event.version_id)
+                except ObjectNotFoundError as exc:
+                    raise TransientError(f"{event.key!r} changed while being processed") from exc
+                result = self.renderer.render(data, self.options)
+                renditions = self._write_renditions(claimed.image_id, result)
+            except ImageError as exc:
+                return self._finish_failed(claimed, exc, started)
+            return self._finish_processed(claimed, result, renditions, started, len(data))
         except TransientError as exc:
+            # Writing the result can fail too (a throttled commit): give the lease back either
+            # way, so the redelivery starts at once instead of finding the image busy.
             self._release(claimed, exc)
             raise
-        return self._finish_processed(claimed, result, renditions, started, len(data))
 
     def _claim(self, event: ObjectEvent) -> ImageRecord | None:
         for _ in range(CAS_RETRIES):

@@ -179,3 +179,11 @@ def test_unversioned_bucket_matches_by_etag() -> None:
         "duplicate"
     )
     assert start(done, ObjectEvent(key=KEY, sequencer="0", etag="e2")) == lifecycle.Skip("stale")
+
+
+def test_an_upload_never_replaces_a_record_being_rendered() -> None:
+    running = claimed("0a")  # PROCESSING, lease held
+    assert lifecycle.decide_pending(running, event("0b"), "b", NOW) is None
+    later = NOW + timedelta(seconds=61)  # the lease lapsed: its worker died
+    fresh = lifecycle.decide_pending(running, event("0b"), "b", later)
+    assert fresh is not None and fresh.sequencer == "0b"

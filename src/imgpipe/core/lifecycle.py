@@ -101,7 +101,11 @@ def new_version(
 def decide_pending(
     current: ImageRecord | None, event: ObjectEvent, bucket: str, now: datetime
 ) -> ImageRecord | None:
-    """The PENDING record to show right after an upload; None when the record is newer."""
+    """The PENDING record to show right after an upload; None when the record is newer, or
+    while a worker holds its lease: replacing the record would void that lease and two
+    versions would render to the same rendition keys. The queued event waits for the lease."""
+    if current is not None and _lease_held(current, now):
+        return None
     if current is None or version_order(event, current) > 0:
         return new_version(event, bucket, now)
     return None

@@ -40,7 +40,12 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import unquote
 
-from imgpipe.core.errors import InvalidRequestError, KeyConflictError, ObjectNotFoundError
+from imgpipe.core.errors import (
+    InvalidRequestError,
+    KeyConflictError,
+    ObjectNotFoundError,
+    StoreUnavailableError,
+)
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ObjectInfo, iso
 
@@ -54,6 +59,8 @@ _ETAG_CACHE_SIZE = 65_536
 _STALE_TMP_S = 24 * 3600
 _LOCK_STRIPES = 64
 _REPLACE_ATTEMPTS = 5
+# No room for the object now (disk full, quota, file size limit): a retry may succeed.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 _CONTENT_TYPES = {
     ".jpg": "image/jpeg",
@@ -183,6 +190,20 @@ def _last_modified(mtime_ns: int) -> str:
     return iso(datetime.fromtimestamp(mtime_ns / 1e9, UTC))
 
 
+@contextlib.contextmanager
+def _no_room_is_transient(key: str) -> Iterator[None]:
+    """A write that found no room (ENOSPC, EFBIG, EDQUOT) raises StoreUnavailableError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _NO_ROOM:
+            raise StoreUnavailableError(
+                f"cannot store {key!r}: the disk is full, or a quota or file size limit was "
+                f"reached ({exc.strerror})"
+            ) from exc
+        raise
+
+
 class FilesystemObjectStore:
     """ObjectStore over a local folder; writes are atomic (temp file, fsync, rename)."""
 
@@ -261,24 +282,25 @@ class FilesystemObjectStore:
 
     def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
         path = self.path_for(key)
-        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp_dir)
-        tmp = Path(tmp_name)
-        try:
-            md5 = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as out:
-                if isinstance(body, bytes | bytearray | memoryview):
-                    md5.update(body)
-                    out.write(body)
-                else:
-                    while chunk := body.read(_COPY_CHUNK):
-                        md5.update(chunk)
-                        out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            etag = md5.hexdigest()
-            st = self._replace(key, path, tmp)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with _no_room_is_transient(key):
+            fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp_dir)
+            tmp = Path(tmp_name)
+            try:
+                md5 = hashlib.md5(usedforsecurity=False)
+                with os.fdopen(fd, "wb") as out:
+                    if isinstance(body, bytes | bytearray | memoryview):
+                        md5.update(body)
+                        out.write(body)
+                    else:
+                        while chunk := body.read(_COPY_CHUNK):
+                            md5.update(chunk)
+                            out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                etag = md5.hexdigest()
+                st = self._replace(key, path, tmp)
+            finally:
+                tmp.unlink(missing_ok=True)
         self._remember_etag(path, st, etag)
         return self._info_from(key, st, etag)
 
