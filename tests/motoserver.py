@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,14 +39,16 @@ FAKE_ENV = {
 CLEARED_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE")
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server on a free loopback port for this module, with fake credentials."""
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in FAKE_ENV.items():
-            env.setenv(name, value)
-        for name in CLEARED_ENV:
-            env.delenv(name, raising=False)
+@contextmanager
+def running_moto(
+    env: Mapping[str, str] = FAKE_ENV, cleared: Iterable[str] = CLEARED_ENV
+) -> Iterator[str]:
+    """A moto server on a free loopback port, with `env` (fake credentials) set meanwhile."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        for name in cleared:
+            patch.delenv(name, raising=False)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
@@ -55,6 +58,13 @@ def moto_endpoint() -> Iterator[str]:
             server.stop()
             if server._server is not None:
                 server._server.server_close()
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server on a free loopback port for this module, with fake credentials."""
+    with running_moto() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import secrets
 import threading
@@ -313,3 +314,15 @@ def build_aws(
         store_notifies=True,
     )
     return AwsApp(settings, clients, objects, records, queue, metrics, service)
+
+
+@functools.cache
+def lambda_app() -> AwsApp:
+    """The one AwsApp of a Lambda process, from its environment: built on the first invocation
+    and reused by every warm one (its clients included)."""
+    from imgpipe.config import load_settings
+
+    settings = load_settings()
+    if settings.backend != "aws":
+        raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
+    return build_aws(settings)

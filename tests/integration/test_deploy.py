@@ -20,7 +20,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from imgpipe.deploy import (
     artifacts_bucket_name,
@@ -28,6 +27,7 @@ from imgpipe.deploy import (
     ensure_artifacts_bucket,
     upload_artifact,
 )
+from motoserver import running_moto
 
 REGION = "eu-west-1"  # not us-east-1: bucket creation needs a LocationConstraint here
 ACCOUNT = "123456789012"  # moto's default account
@@ -94,18 +94,8 @@ Outputs:
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """moto's server on a free loopback port, with fake credentials in the environment."""
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in FAKE_ENV.items():
-            env.setenv(name, value)
-        for name in CLEARED_ENV:
-            env.delenv(name, raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+    with running_moto(FAKE_ENV, CLEARED_ENV) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

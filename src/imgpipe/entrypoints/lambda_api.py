@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mangum import Mangum
 
 from imgpipe.adapters.aws.links import S3Links
+from imgpipe.bootstrap import lambda_app
 from imgpipe.entrypoints.api import ApiContext, create_app
 
 if TYPE_CHECKING:
@@ -23,17 +24,8 @@ if TYPE_CHECKING:
     from imgpipe.bootstrap import AwsApp
 
 
-@functools.cache
-def app() -> AwsApp:
-    """The AWS wiring, built on first use and kept for the life of the process (warm starts
-    reuse its clients)."""
-    from imgpipe.bootstrap import build_aws
-    from imgpipe.config import load_settings
-
-    settings = load_settings()
-    if settings.backend != "aws":
-        raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
-    return build_aws(settings)
+# The AWS wiring, built on the first invocation and kept for the life of the process.
+app = lambda_app
 
 
 def create_aws_app(runtime: AwsApp) -> FastAPI:

@@ -15,7 +15,6 @@ renders); settings, clients and the service are built on the first invocation.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from pydantic import ValidationError
 
+from imgpipe.bootstrap import lambda_app
 from imgpipe.core.errors import RequestError, TransientError
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ObjectEvent
@@ -52,17 +52,8 @@ LOG_KEYS = ("imageId", "key", "attempt")
 TIME_MARGIN_S = 5.0
 
 
-@functools.cache
-def app() -> AwsApp:
-    """The AWS wiring, built on first use and kept for the life of the process (warm starts
-    reuse its clients)."""
-    from imgpipe.bootstrap import build_aws
-    from imgpipe.config import load_settings
-
-    settings = load_settings()
-    if settings.backend != "aws":
-        raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
-    return build_aws(settings)
+# The AWS wiring, built on the first invocation and kept for the life of the process.
+app = lambda_app
 
 
 def messages_from(body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

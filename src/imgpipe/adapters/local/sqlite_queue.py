@@ -16,10 +16,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from imgpipe.adapters.local.sqlite_store import BUSY_TIMEOUT_S, SqliteConnections
+from imgpipe.adapters.local.sqlite_store import BUSY_TIMEOUT_S, SqliteTables
 from imgpipe.core.errors import InvalidRequestError
 from imgpipe.core.ports import Message, QueueStats
 
@@ -55,7 +54,7 @@ def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
     )
 
 
-class SqliteJobQueue:
+class SqliteJobQueue(SqliteTables):
     """JobQueue over SQLite: at-least-once, leases, dead letters after `max_receives`."""
 
     def __init__(
@@ -69,30 +68,7 @@ class SqliteJobQueue:
             raise ValueError("max_receives must be at least 1")
         self.name = name
         self.max_receives = max_receives
-        self._db = SqliteConnections(db_path, busy_timeout_s)
-        try:
-            self._db.executescript(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
-
-    @property
-    def db_path(self) -> Path:
-        return self._db.db_path
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().__init__(db_path, _SCHEMA, busy_timeout_s)
 
     def send(self, body: Mapping[str, Any], dedup_id: str | None = None) -> None:
         """Enqueue; skipped while a message with the same `dedup_id` is waiting or in flight."""

@@ -151,13 +151,13 @@ def _record(item: str) -> ImageRecord:
     return ImageRecord.model_validate(json.loads(item))
 
 
-class SqliteMetadataStore:
-    """MetadataStore over SQLite; `put` is a compare-and-set on `revision`."""
+class SqliteTables:
+    """Tables of one database file, created on open; closes its connections on close()."""
 
-    def __init__(self, db_path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+    def __init__(self, db_path: Path, schema: str, busy_timeout_s: float) -> None:
         self._db = SqliteConnections(db_path, busy_timeout_s)
         try:
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(schema)
         except BaseException:
             self._db.close()
             raise
@@ -179,6 +179,13 @@ class SqliteMetadataStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class SqliteMetadataStore(SqliteTables):
+    """MetadataStore over SQLite; `put` is a compare-and-set on `revision`."""
+
+    def __init__(self, db_path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        super().__init__(db_path, _SCHEMA, busy_timeout_s)
 
     def get(self, image_id: str) -> ImageRecord | None:
         row = self._db.read(
