@@ -25,7 +25,7 @@ $(IAC_STAMP): infra/requirements-iac.txt
 	$(IAC_VENV)/bin/python -m pip install --quiet -r infra/requirements-iac.txt
 	@touch $(IAC_STAMP)
 
-serve: install
+serve: $(STAMP)  # imgpipe's own venv only: the template linters are for `make test`
 	$(BIN)/imgpipe serve
 
 test: install
@@ -40,8 +40,16 @@ format: install
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: install
-	$(BIN)/python bench/run.py
+# make bench: ~15 min on 2 cores. BENCH_WAIT_IDLE: seconds to wait for the machine to settle
+# first (1-minute load < 0.5); BENCH_SKIP: any of levers,cli,e2e,api,lambda. Needs node + npm
+# (sharp comes from bench/sharp/package-lock.json), wrk (apt-get install wrk) and python3.13
+# (for the Lambda section); a section whose tool is missing says so in the report.
+BENCH_REPEATS ?= 3
+BENCH_WAIT_IDLE ?= 300
+BENCH_SKIP ?=
+bench: $(STAMP)  # imgpipe's own venv; bench/run.py installs sharp from its lock file
+	$(BIN)/python bench/run.py --repeats $(BENCH_REPEATS) --wait-idle $(BENCH_WAIT_IDLE) \
+		--skip "$(BENCH_SKIP)"
 
 clean:
 	rm -rf $(VENV) $(IAC_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,8 @@
         converted to 8-bit sRGB (grey stays grey), held in memory
       cascade: each smaller rendition is resized from the smallest in-memory image that is
         still big enough; "cover" renditions are centre-cropped after resizing
-      encode each rendition in each of its formats, with no metadata
+      encode each rendition in each of its formats, with no metadata (JPEG and WebP through
+        Pillow's encoders unless the rendition says encoder="libvips")
       metadata (EXIF subset, sha256, phash, blurhash, dominant colour) from the header and
         the smallest image already in memory
 
@@ -77,7 +78,9 @@ _LOADER_FOR: dict[str, str] = {
 # damaged LZW) and PNG CRC errors were ignored and the image rendered black or garbled.
 # Decoder *warnings* (stray bytes between JPEG markers, a resynced scan) still pass.
 _LOAD_OPTIONS = "fail_on=error"
-_WEBP_EFFORT = 4
+# JPEGs decode at the largest DCT scale (1/2, 1/4, 1/8) that still covers the largest
+# rendition, not at libvips' thumbnail choice, which keeps a factor of 2 for the resize.
+_FAST_SHRINK_ON_LOAD = True
 _AVIF_EFFORT = 4
 _PNG_COMPRESSION = 6
 # phash, blurhash and the dominant colour are computed from a 32x32 version.
@@ -333,27 +336,55 @@ def _decode(data: bytes, header: _Header, width: int, height: int) -> VipsImage:
             )
             return _normalise(image).copy_memory()
         try:
-            return _decode_vips(data, width, height, _icc_options(header))
+            return _decode_vips(data, header, width, height, _icc_options(header))
         except vips.Error:
             if not header.has_icc:
                 raise
             # A broken ICC profile should not lose the image: decode again, untransformed.
-            return _decode_vips(data, width, height, {})
+            return _decode_vips(data, header, width, height, {})
     except vips.Error as exc:
         raise CorruptImageError(
             f"{header.format} image is corrupt or truncated: {_short(exc)}"
         ) from exc
 
 
-def _decode_vips(data: bytes, width: int, height: int, icc: dict[str, str]) -> VipsImage:
+def _decode_vips(
+    data: bytes, header: _Header, width: int, height: int, icc: dict[str, str]
+) -> VipsImage:
     vips = _vips()
-    image = vips.Image.thumbnail_buffer(
-        data, width, height=height, size="force", option_string=_LOAD_OPTIONS, **icc
-    )
+    shrink = _jpeg_shrink(header, width, height)
+    if shrink > 1:
+        # libjpeg decodes at 1/shrink in the DCT domain, then Lanczos3 does the rest.
+        loaded = vips.Image.new_from_buffer(
+            data, f"{_LOAD_OPTIONS},shrink={shrink}", access="sequential"
+        )
+        image = loaded.thumbnail_image(width, height=height, size="force", **icc)
+    else:
+        image = vips.Image.thumbnail_buffer(
+            data, width, height=height, size="force", option_string=_LOAD_OPTIONS, **icc
+        )
     loader = str(_get(image, "vips-loader", ""))
     if not loader.startswith(tuple(_LOADER_FOR.values())):
         raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
     return _normalise(image).copy_memory()
+
+
+def _jpeg_shrink(header: _Header, width: int, height: int) -> int:
+    """The largest JPEG shrink-on-load factor (8, 4, 2) whose decode still covers `width` x
+    `height` (displayed orientation), or 1.
+
+    libvips' thumbnail leaves a factor of at least 2 for its Lanczos3 step, so a 12 MP photo
+    bound for 1600 px is decoded at full size; Pillow's draft mode decodes it at 1/2, as this
+    does: ~8% less time per image, outputs as Pillow's (docs/benchmarks.md).
+    """
+    if header.format != "jpeg" or not _FAST_SHRINK_ON_LOAD:
+        return 1
+    stored_w, stored_h = geometry.oriented_size(header.width, header.height, header.orientation)
+    want_w, want_h = geometry.oriented_size(width, height, header.orientation)
+    for shrink in (8, 4, 2):
+        if stored_w // shrink >= want_w and stored_h // shrink >= want_h:
+            return shrink
+    return 1
 
 
 def _icc_options(header: _Header) -> dict[str, str]:
@@ -458,7 +489,7 @@ def _render(data: bytes, options: RenderOptions) -> RenderResult:
             left, top, crop_w, crop_h = geometry.centre_crop(*size, target_w, target_h)
             image = image.crop(left, top, crop_w, crop_h)
         for fmt in dict.fromkeys(spec.formats):
-            blob = _encode(image, fmt, spec.quality_for(fmt), keep, options.background)
+            blob = _encode(image, fmt, spec, keep, options.background)
             encoded.append(
                 EncodedRendition(
                     name=spec.name,
@@ -510,13 +541,36 @@ def _keep_flags(metadata: MetadataOptions) -> int:
 
 
 def _encode(
-    image: VipsImage, fmt: OutputFormat, quality: int, keep: int, background: tuple[int, int, int]
+    image: VipsImage,
+    fmt: OutputFormat,
+    spec: RenditionSpec,
+    keep: int,
+    background: tuple[int, int, int],
 ) -> bytes:
+    quality = spec.quality_for(fmt)
+    if _pillow_encodes(spec, fmt, keep):
+        return _encode_pillow(image, fmt, quality, spec, background)
     if fmt == "jpeg":
         flat = _flatten(image, background)
-        return bytes(flat.jpegsave_buffer(Q=quality, optimize_coding=True, keep=keep))
+        return bytes(
+            flat.jpegsave_buffer(
+                Q=quality,
+                optimize_coding=spec.jpeg_optimize_coding,
+                interlace=spec.jpeg_progressive,
+                subsample_mode=spec.jpeg_subsample,
+                trellis_quant=spec.jpeg_trellis,
+                keep=keep,
+            )
+        )
     if fmt == "webp":
-        return bytes(image.webpsave_buffer(Q=quality, effort=_WEBP_EFFORT, keep=keep))
+        return bytes(
+            image.webpsave_buffer(
+                Q=quality,
+                effort=spec.webp_effort,
+                smart_subsample=spec.webp_smart_subsample,
+                keep=keep,
+            )
+        )
     if fmt == "avif":
         if image.bands < 3:
             image = image.colourspace("srgb")
@@ -535,6 +589,59 @@ def _encode(
             )
         return bytes(image.pngsave_buffer(compression=_PNG_COMPRESSION, keep=keep))
     raise ProcessingError(f"unknown output format {fmt!r}")
+
+
+def _pillow_encodes(spec: RenditionSpec, fmt: OutputFormat, keep: int) -> bool:
+    """Whether Pillow writes this rendition: JPEG and WebP with no metadata kept, and no
+    setting only libvips has (trellis quantisation, sharp YUV)."""
+    if spec.encoder != "pillow" or keep != int(_vips().enums.ForeignKeep.NONE):
+        return False
+    if fmt == "jpeg":
+        return not spec.jpeg_trellis
+    return fmt == "webp" and not spec.webp_smart_subsample
+
+
+_PIL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# Pillow's `subsampling`: 0 is 4:4:4, 2 is 4:2:0. libvips' "auto" is 4:2:0 below quality 90.
+_AUTO_SUBSAMPLE_BELOW = 90
+
+
+def _encode_pillow(
+    image: VipsImage,
+    fmt: OutputFormat,
+    quality: int,
+    spec: RenditionSpec,
+    background: tuple[int, int, int],
+) -> bytes:
+    """The same libjpeg-turbo and libwebp code as libvips', in Pillow's builds: the same
+    pixels and sizes, ~8% less CPU per image (docs/benchmarks.md). Pillow's WebP encoder holds
+    the GIL, which costs nothing in imgpipe's rendering processes (one render at a time)."""
+    import io
+
+    from PIL import Image
+
+    if fmt == "jpeg":
+        image = _flatten(image, background)
+    mode = _PIL_MODES[int(image.bands)]
+    pixels = Image.frombuffer(
+        mode, (int(image.width), int(image.height)), image.write_to_memory(), "raw", mode, 0, 1
+    )
+    out = io.BytesIO()
+    if fmt == "jpeg":
+        subsample = spec.jpeg_subsample
+        if subsample == "auto":
+            subsample = "on" if quality < _AUTO_SUBSAMPLE_BELOW else "off"
+        pixels.save(
+            out,
+            "JPEG",
+            quality=quality,
+            optimize=spec.jpeg_optimize_coding,
+            progressive=spec.jpeg_progressive,
+            subsampling=2 if subsample == "on" else 0,
+        )
+    else:
+        pixels.save(out, "WEBP", quality=quality, method=spec.webp_effort)
+    return out.getvalue()
 
 
 def _flatten(image: VipsImage, background: tuple[int, int, int]) -> VipsImage:

@@ -1,0 +1,211 @@
+"""Local end to end and the API under load, against a real `imgpipe serve` on loopback.
+
+    e2e(files)       start `imgpipe serve --workers 2` on a free 127.0.0.1 port with a fresh
+                     data folder, upload every file with POST /images (multipart, one after
+                     the other, as fast as the server takes them), poll GET /images (one
+                     request every 0.1 s) until all are PROCESSED; throughput, and
+                     upload-to-processed latency from the records' uploadedAt/processedAt
+    api_load(server) wrk (Debian's package) against GET /images/{id} and GET /images?limit=50
+                     for a bounded time, loopback only; req/s and p99
+
+The per-client rate limit is switched off for this server only (IMGPIPE_SERVER__RATE_LIMIT_PER_S
+=0): the load generator is one client.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+WORKERS = 2
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(workers: int = WORKERS) -> Iterator[Server]:
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="imgpipe-bench-") as tmp:
+        env = {
+            **os.environ,
+            "IMGPIPE_SERVER__RATE_LIMIT_PER_S": "0",
+            "IMGPIPE_LOG_LEVEL": "WARNING",
+        }
+        log = (Path(tmp) / "serve.log").open("wb")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "imgpipe.entrypoints.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(Path(tmp) / "data"),
+                "--workers",
+                str(workers),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        server = Server(f"http://127.0.0.1:{port}", process)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("imgpipe serve did not come up")
+                try:
+                    if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            yield server
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+            log.close()
+
+
+@dataclass
+class EndToEnd:
+    images: int
+    seconds: float  # first upload sent -> last image seen PROCESSED
+    latencies_ms: list[float]  # processedAt - uploadedAt, per image
+    render_ms: list[float]  # the records' durationMs
+    ids: list[str]
+    upload_seconds: float  # first upload sent -> last upload answered
+
+    @property
+    def per_second(self) -> float:
+        return self.images / self.seconds
+
+    def latency(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def e2e(server: Server, files: list[Path]) -> EndToEnd:
+    payloads = [(f.name, f.read_bytes()) for f in files]
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        started = time.perf_counter()
+        ids = []
+        for name, data in payloads:
+            response = client.post("/images", files={"file": (name, data, "image/jpeg")})
+            response.raise_for_status()
+            ids.append(str(response.json()["imageId"]))
+        uploaded = time.perf_counter() - started
+        # One list request every 0.1 s (not one GET per image): the poller must not be
+        # what loads the server.
+        wanted = set(ids)
+        records: dict[str, dict[str, object]] = {}
+        deadline = time.monotonic() + 600
+        while len(records) < len(ids):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(records)}/{len(ids)} processed in time")
+            page = client.get("/images", params={"limit": 100}).json()
+            for record in page["items"]:
+                if record["imageId"] not in wanted:
+                    continue
+                if record["status"] == "FAILED":
+                    raise RuntimeError(f"{record['imageId']} failed: {record.get('error')}")
+                if record["status"] == "PROCESSED":
+                    records[str(record["imageId"])] = record
+            if len(records) < len(ids):
+                time.sleep(0.1)
+        seconds = time.perf_counter() - started
+    latencies = [
+        (_when(str(r["processedAt"])) - _when(str(r["uploadedAt"]))).total_seconds() * 1000
+        for r in records.values()
+    ]
+    render_ms = [float(r["durationMs"]) for r in records.values()]  # type: ignore[arg-type]
+    return EndToEnd(len(ids), seconds, latencies, render_ms, ids, uploaded)
+
+
+@dataclass
+class Load:
+    route: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def api_load(server: Server, route: str, seconds: int = 10, connections: int = 8) -> Load:
+    """wrk -t1 -c<connections> -d<seconds>s --latency on one route."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            f"{server.url}{route}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return Load(route, rate, p50, p99, int(bad.group(1)) if bad else 0)
+
+
+if __name__ == "__main__":
+    import corpus
+
+    photos = corpus.build()
+    with serve() as srv:
+        result = e2e(srv, photos)
+        print(
+            f"{result.images} images in {result.seconds:.2f} s = {result.per_second:.2f}/s; "
+            f"latency p50 {result.latency(0.5):.0f} ms p95 {result.latency(0.95):.0f} ms; "
+            f"render median {statistics.median(result.render_ms):.0f} ms"
+        )
+        for path in (f"/images/{result.ids[0]}", "/images?limit=50"):
+            print(api_load(srv, path, seconds=5))

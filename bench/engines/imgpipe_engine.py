@@ -1,0 +1,69 @@
+"""imgpipe's own render(): header checks, one decode, the cascade, the encodes and the record's
+metadata (EXIF subset, sha256, phash, blurhash, dominant colour), as the service calls it.
+
+Two variants: "default" is imgpipe as it ships (its RenditionSpec defaults); "identical" sets
+the encoder fields to exactly what every peer uses (WebP effort 4, JPEG Huffman optimisation,
+4:2:0, baseline), for the side-by-side comparison at identical settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engines.common import JPEG_QUALITY, SIZES, WEBP_QUALITY, Output
+
+# The peers' settings, as RenditionSpec fields.
+IDENTICAL: dict[str, Any] = {
+    "webp_effort": 4,
+    "webp_smart_subsample": False,
+    "jpeg_optimize_coding": True,
+    "jpeg_progressive": False,
+    "jpeg_trellis": False,
+    "jpeg_subsample": "on",
+}
+
+
+def make(variant: str) -> Any:
+    # What render() imports on first use, imported now: the worker's "RSS after imports"
+    # then counts every module imgpipe needs, as it does for the other engines.
+    import numpy  # noqa: F401
+    from PIL import Image  # noqa: F401
+
+    from imgpipe.config import RenditionSpec, Settings
+    from imgpipe.core.imaging import RenderOptions, configure_vips, render
+
+    configure_vips()
+
+    overrides = IDENTICAL if variant == "identical" else {}
+    specs = [
+        RenditionSpec(
+            name=name,
+            width=box,
+            height=box,
+            quality={"jpeg": JPEG_QUALITY, "webp": WEBP_QUALITY},
+            **overrides,
+        )
+        for name, box in SIZES
+    ]
+    options = RenderOptions.from_settings(Settings(renditions=specs))
+
+    def run(data: bytes) -> list[Output]:
+        result = render(data, options)
+        return [Output(r.name, r.format, r.width, r.height, r.data) for r in result.renditions]
+
+    return run
+
+
+def defaults_are_identical() -> bool:
+    """True when imgpipe's RenditionSpec defaults are exactly the peers' settings."""
+    from imgpipe.config import RenditionSpec
+
+    spec = RenditionSpec(name="x", width=1, height=1)
+    auto_is_on = JPEG_QUALITY < 90  # libvips' "auto" is 4:2:0 below quality 90
+    for name, value in IDENTICAL.items():
+        current = getattr(spec, name, None)
+        if name == "jpeg_subsample" and current == "auto" and auto_is_on:
+            continue
+        if current != value:
+            return False
+    return spec.quality_for("jpeg") == JPEG_QUALITY and spec.quality_for("webp") == WEBP_QUALITY

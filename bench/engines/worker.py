@@ -1,0 +1,103 @@
+"""One benchmark process: renders a list of files with one engine and reports as JSON.
+
+    python bench/engines/worker.py ENGINE LISTFILE [--out DIR]
+
+ENGINE is pillow, floor (its knobs as JSON in $BENCH_KNOBS), imgpipe or imgpipe-identical.
+The worker imports its engine, renders the first file once untimed (warm-up), prints "ready",
+waits for a line on stdin ("go"), renders every file in LISTFILE (one path a line), then prints
+one JSON line: seconds, per-image milliseconds, peak RSS (VmHWM), the RSS once the engine is
+imported, output bytes per rendition, and the output sizes. With --out, the outputs are also
+written to DIR/<file stem>/<name>.<ext> (after the timing).
+bench/sharp/render.mjs speaks the same protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engines.common import Output
+
+
+def load(engine: str) -> Callable[[bytes], list[Output]]:
+    if engine == "pillow":
+        from engines import pillow_engine
+
+        return pillow_engine.render
+    if engine == "floor":
+        import json
+        import os
+
+        from engines import floor
+
+        knobs = json.loads(os.environ.get("BENCH_KNOBS", "{}"))
+        return floor.make(floor.Knobs(**knobs))
+    if engine in ("imgpipe", "imgpipe-identical"):
+        from engines import imgpipe_engine
+
+        return imgpipe_engine.make("identical" if engine.endswith("identical") else "default")  # type: ignore[no-any-return]
+    raise SystemExit(f"unknown engine {engine!r}")
+
+
+def status_kb(field: str) -> int:
+    """A memory figure of this process from /proc/self/status. VmHWM, not ru_maxrss: Linux
+    carries ru_maxrss across exec, so a child of a big parent would report the parent's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("engine")
+    parser.add_argument("listfile", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    files = [Path(line) for line in args.listfile.read_text().splitlines() if line]
+    render = load(args.engine)
+    baseline_kb = status_kb("VmRSS")
+    render(files[0].read_bytes())
+    print("ready", flush=True)
+    sys.stdin.readline()
+    per_image: list[float] = []
+    totals: dict[str, int] = {}
+    sizes: dict[str, dict[str, list[int]]] = {}
+    kept: dict[str, list[Output]] = {}
+    started = time.perf_counter()
+    for path in files:
+        t0 = time.perf_counter()
+        outputs = render(path.read_bytes())
+        per_image.append((time.perf_counter() - t0) * 1000)
+        for out in outputs:
+            key = f"{out.name}.{out.ext}"
+            totals[key] = totals.get(key, 0) + len(out.data)
+            sizes.setdefault(path.stem, {})[out.name] = [out.width, out.height]
+        if args.out:
+            kept[path.stem] = outputs  # written after the clock stops
+    seconds = time.perf_counter() - started
+    for stem, outputs in kept.items():
+        for out in outputs:
+            dest = args.out / stem / f"{out.name}.{out.ext}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(out.data)
+    report = {
+        "engine": args.engine,
+        "seconds": seconds,
+        "per_image_ms": per_image,
+        "peak_rss_kb": status_kb("VmHWM"),
+        "baseline_rss_kb": baseline_kb,
+        "bytes": totals,
+        "sizes": sizes,
+    }
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
