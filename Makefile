@@ -40,12 +40,13 @@ format: install
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-# make bench: ~15 min on 2 cores. BENCH_WAIT_IDLE: seconds to wait for the machine to settle
-# first (1-minute load < 0.5); BENCH_SKIP: any of levers,cli,e2e,api,lambda. Needs node + npm
-# (sharp comes from bench/sharp/package-lock.json), wrk (apt-get install wrk) and python3.13
-# (for the Lambda section); a section whose tool is missing says so in the report.
+# make bench: ~15 min on 2 cores, under 20 with the waits. BENCH_WAIT_IDLE: seconds to wait
+# for the machine to settle first (1-minute load < 0.5; up to 45 s more before each later
+# section); BENCH_SKIP: any of levers,cli,e2e,api,lambda. Needs node + npm (sharp comes from
+# bench/sharp/package-lock.json), wrk (apt-get install wrk) and python3.13 (the Lambda
+# section); a section whose tool is missing says so in the report. Not part of make test.
 BENCH_REPEATS ?= 3
-BENCH_WAIT_IDLE ?= 300
+BENCH_WAIT_IDLE ?= 120
 BENCH_SKIP ?=
 bench: $(STAMP)  # imgpipe's own venv; bench/run.py installs sharp from its lock file
 	$(BIN)/python bench/run.py --repeats $(BENCH_REPEATS) --wait-idle $(BENCH_WAIT_IDLE) \

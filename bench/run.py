@@ -413,7 +413,10 @@ def fmt_ratio(value: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--wait-idle", type=float, default=300, help="seconds, at most")
+    parser.add_argument("--wait-idle", type=float, default=120, help="seconds, at most")
+    parser.add_argument(
+        "--section-wait", type=float, default=45, help="seconds, at most, before each later section"
+    )
     parser.add_argument("--skip", default="", help="comma-separated: cli,levers,e2e,api,lambda")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
@@ -431,6 +434,13 @@ def main() -> None:
     print(f"corpus: {corpus_line}", flush=True)
     idle = wait_idle(args.wait_idle)
     print(idle, flush=True)
+    section_loads: dict[str, float] = {}
+
+    def settle(section: str) -> None:
+        """Before each later section too: other work may have started meanwhile."""
+        print(wait_idle(args.section_wait), flush=True)
+        section_loads[section] = os.getloadavg()[0]
+        print(f"{section} ...", flush=True)
 
     # The engines, at identical output settings.
     engines = [
@@ -456,14 +466,14 @@ def main() -> None:
 
     lever_rows: list[LeverResult] = []
     if "levers" not in skip:
-        print("levers ...", flush=True)
+        settle("levers")
         lever_rows = levers(files[::3], args.repeats)
 
     cli: dict[str, Run] = {}
     pools: dict[str, Run] = {}
     baseline_mb = 0.0
     if "cli" not in skip:
-        print("imgpipe process and pools ...", flush=True)
+        settle("imgpipe process and pools")
         cli = interleaved(
             {f"--jobs {j}": (lambda j=j: cli_process(files, j)) for j in (1, 2)}, args.repeats
         )
@@ -478,7 +488,7 @@ def main() -> None:
     loads: list[e2e_bench.Load] = []
     api_error = ""
     if "e2e" not in skip:
-        print("end to end and API ...", flush=True)
+        settle("end to end and API")
         for _ in range(args.repeats):
             with e2e_bench.serve() as server:
                 end_to_end.append(e2e_bench.e2e(server, files))
@@ -492,7 +502,7 @@ def main() -> None:
     lam: lambda_cost.LambdaReport | None = None
     lambda_error = ""
     if "lambda" not in skip:
-        print("lambda ...", flush=True)
+        settle("lambda")
         try:
             lam = lambda_cost.measure()
         except Exception as exc:  # no python3.13, no network: say so in the doc
@@ -520,8 +530,11 @@ def main() -> None:
         "",
         f"Machine: {os.cpu_count()} cores (x86-64), Python {sys.version.split()[0]}, "
         f"libvips {_vips_version()} (pyvips-binary), Pillow {_pillow_version()}, "
-        f"{_sharp_version()}. {idle}; {load_after:.2f} at the end; the whole run took "
-        f"{minutes:.1f} min.",
+        f"{_sharp_version()}. {idle}; "
+        + "".join(f"{load:.2f} before {name}; " for name, load in section_loads.items())
+        + f"{load_after:.2f} at the end (other engineers' work shares this machine; each "
+        f"section first waits, up to {args.section_wait:.0f} s, for the load to fall below "
+        f"0.5). The whole run took {minutes:.1f} min.",
         "",
         f"Corpus: {corpus_line}: real photographs from Debian's gnome-backgrounds and "
         "mate-backgrounds, plus camera-like 12 MP JPEGs (4032×3024, q92, EXIF orientation "
