@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / ".lambda"
 
-# AWS Lambda prices, us-east-1, first pricing tier (aws.amazon.com/lambda/pricing, as listed
-# on 2025-06-01; unchanged since arm64 launched in 2021).
-PRICES_DATE = "2025-06-01"
+# AWS Lambda list prices, us-east-1, first pricing tier (arm64: the first 7.5 billion GB-s a
+# month; x86: the first 6 billion), unchanged since arm64 launched in September 2021. Checked on
+# 2026-11-22 against published pricing guides, not against AWS's own page: check it there.
+PRICES_DATE = "2026-11-22"
 ARM64_PER_GB_S = 0.0000133334
 X86_PER_GB_S = 0.0000166667
 PER_REQUEST = 0.20 / 1_000_000
