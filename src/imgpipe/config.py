@@ -153,6 +153,41 @@ class Server(BaseModel):
     rate_limit_burst: int = Field(default=200, ge=1)
 
 
+EventType = Literal["image.processed", "image.failed"]
+
+
+def _all_event_types() -> list[EventType]:
+    return ["image.processed", "image.failed"]
+
+
+class WebhookTarget(BaseModel):
+    url: str = Field(pattern=r"^https?://", description="receives a POST of each event")
+    secret: str = Field(min_length=16, description="HMAC-SHA256 key of the signature header")
+    events: list[EventType] = Field(default_factory=_all_event_types)
+
+
+class EventsOptions(BaseModel):
+    """Where image.processed / image.failed go (README: Events out)."""
+
+    log: bool = Field(default=True, description="local: append each event to events.jsonl")
+    webhooks: list[WebhookTarget] = Field(default_factory=list)
+    max_attempts: int = Field(default=8, ge=1, description="deliveries before a dead letter")
+    backoff_s: float = Field(default=2.0, gt=0, description="first retry delay, then doubled")
+    max_backoff_s: float = Field(default=600.0, gt=0)
+    timeout_s: float = Field(default=5.0, gt=0, description="per webhook request")
+    event_bus: str = Field(
+        default="", description="AWS: the EventBridge bus name or ARN; empty: no events"
+    )
+
+
+class SimilarityOptions(BaseModel):
+    """Near-duplicates (README: Near-duplicates)."""
+
+    max_distance: int = Field(
+        default=6, ge=0, le=64, description="pHash Hamming distance that counts as similar"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -171,6 +206,8 @@ class Settings(BaseSettings):
     local: LocalBackend = Field(default_factory=LocalBackend)
     aws: AwsBackend = Field(default_factory=AwsBackend)
     server: Server = Field(default_factory=Server)
+    events: EventsOptions = Field(default_factory=EventsOptions)
+    similarity: SimilarityOptions = Field(default_factory=SimilarityOptions)
     log_level: str = "INFO"
 
     @field_validator("renditions")

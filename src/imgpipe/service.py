@@ -24,6 +24,7 @@ from imgpipe.core.errors import (
     TooLargeError,
     TransientError,
 )
+from imgpipe.core.events import image_event
 from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import (
     compare_sequencers,
@@ -43,7 +44,14 @@ from imgpipe.core.model import (
     Status,
     utcnow,
 )
-from imgpipe.core.ports import JobQueue, MetadataStore, Metrics, ObjectStore
+from imgpipe.core.ports import (
+    EventPublisher,
+    JobQueue,
+    MetadataStore,
+    Metrics,
+    NullEvents,
+    ObjectStore,
+)
 
 log = logging.getLogger("imgpipe.service")
 
@@ -88,6 +96,7 @@ class ImageService:
         clock: Callable[[], datetime] = utcnow,
         *,
         store_notifies: bool = False,
+        events: EventPublisher | None = None,
     ) -> None:
         self.objects = objects
         self.records = records
@@ -98,6 +107,7 @@ class ImageService:
         self.clock = clock
         # On S3 the bucket's own event notification queues every new object; locally we do.
         self.store_notifies = store_notifies
+        self.events: EventPublisher = events or NullEvents()
         self.options = RenderOptions.from_settings(settings)
         # A lease outlives the slowest allowed render, so it only lapses when a worker died.
         self.lease_s = settings.lease_s
@@ -235,7 +245,21 @@ class ImageService:
             log.warning("lost the record to another worker", extra={"imageId": claimed.image_id})
             self.metrics.incr("results_discarded")
             return self.records.get(claimed.image_id) or final
+        self._announce(written)
         return written
+
+    def _announce(self, record: ImageRecord) -> None:
+        """Publish image.processed / image.failed for a record this worker just finished.
+        A publisher buffers and retries on its own; should one raise anyway, the image's
+        result stands and the failure is counted, never turned into a retry of the image."""
+        event = image_event(record)
+        if event is None:
+            return
+        try:
+            self.events.publish(event)
+        except Exception:
+            log.exception("publishing an event failed", extra={"imageId": record.image_id})
+            self.metrics.incr("events_failed")
 
     def _finish_processed(
         self,
@@ -311,6 +335,8 @@ class ImageService:
         )
         written = self.records.put(final, current.revision)
         self.metrics.incr("images_failed", code="not_found")
+        if written is not None:
+            self._announce(written)
         return written or self.records.get(current.image_id)
 
     def give_up(self, event: ObjectEvent, exc: BaseException, attempts: int) -> None:
@@ -324,9 +350,11 @@ class ImageService:
         final = lifecycle.failed(
             current, code, f"gave up after {attempts} attempts: {exc}", self.clock()
         )
-        if self.records.put(final, current.revision) is not None:
+        written = self.records.put(final, current.revision)
+        if written is not None:
             self.metrics.incr("dead_letters")
             self.metrics.incr("images_failed", code=code)
+            self._announce(written)
 
     # -- user actions ----------------------------------------------------------------------
 

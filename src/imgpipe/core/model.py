@@ -72,6 +72,9 @@ class Rendition(_Model):
     height: int
     bytes: int
     url: str | None = None
+    spec_hash: str | None = Field(
+        default=None, alias="specHash", description="hash of the preset settings that wrote it"
+    )
 
 
 class ImageMetadata(_Model):
@@ -123,6 +126,16 @@ class ImageRecord(_Model):
     blurhash: str | None = None
     dominant_color: str | None = Field(default=None, alias="dominantColor")
     renditions: list[Rendition] = Field(default_factory=list)
+    rendition_hash: str | None = Field(
+        default=None,
+        alias="renditionHash",
+        description="hash of the rendition settings that produced `renditions`",
+    )
+    duplicate_of: str | None = Field(
+        default=None,
+        alias="duplicateOf",
+        description="imageId of the earliest image with the same bytes (sha256)",
+    )
 
     uploaded_at: str = Field(alias="uploadedAt")
     processed_at: str | None = Field(default=None, alias="processedAt")

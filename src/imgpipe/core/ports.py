@@ -102,6 +102,22 @@ class Metrics(Protocol):
     def timing(self, name: str, seconds: float, **labels: str) -> None: ...
 
 
+class EventPublisher(Protocol):
+    """Where `image.processed` / `image.failed` events go (EventBridge, a JSONL log, webhooks).
+
+    `publish` never raises for a delivery problem and never blocks on a slow receiver: an
+    implementation buffers, retries and dead-letters on its own, and reports in metrics."""
+
+    def publish(self, event: Mapping[str, Any]) -> None: ...
+
+
+class NullEvents:
+    """Events that go nowhere: for the CLI and for tests that do not look at events."""
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        return None
+
+
 class NullMetrics:
     """Metrics that go nowhere: for the CLI and for tests that do not look at metrics."""
 
