@@ -20,19 +20,19 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# The prices live in one file (imgpipe.prices, dated, with where they come from) and the
+# template's figures in imgpipe.cost (a unit test checks them against infra/template.yaml);
+# bench/run.py reads them from here under these names.
+from imgpipe import prices
+from imgpipe.cost import BATCH_SIZE, WORKER_MEMORY_MB
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / ".lambda"
 
-# AWS Lambda list prices, us-east-1, first pricing tier (arm64: the first 7.5 billion GB-s a
-# month; x86: the first 6 billion), unchanged since arm64 launched in September 2021. Checked on
-# 2026-11-22 against published pricing guides, not against AWS's own page: check it there.
-PRICES_DATE = "2026-11-22"
-ARM64_PER_GB_S = 0.0000133334
-X86_PER_GB_S = 0.0000166667
-PER_REQUEST = 0.20 / 1_000_000
-# infra/template.yaml: WorkerMemorySize default (MB), SQS BatchSize.
-WORKER_MEMORY_MB = 2048
-BATCH_SIZE = 10
+PRICES_DATE = prices.PRICES_CHECKED
+ARM64_PER_GB_S = prices.LAMBDA_ARM64_PER_GB_S
+X86_PER_GB_S = prices.LAMBDA_X86_PER_GB_S
+PER_REQUEST = prices.LAMBDA_PER_MILLION_REQUESTS / 1_000_000
 # Lambda gives 1 vCPU at 1769 MB: at 2048 MB a single-threaded render gets a whole core.
 FULL_CORE_MB = 1769
 

@@ -10,10 +10,12 @@ import json
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from imgpipe.core import similarity
 from imgpipe.core.errors import InvalidRequestError, ObjectNotFoundError
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ImageRecord, ObjectInfo, RecordPage, Status, iso, utcnow
@@ -91,11 +93,37 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 class InMemoryMetadataStore:
-    """MetadataStore in a dict, with the same compare-and-set and ordering as the real ones."""
+    """MetadataStore in a dict, with the same compare-and-set and ordering as the real ones,
+    and in-memory indexes by sha256 and by pHash band kept up to date on every put and delete
+    (so `with_sha256` and `near_phash` look up, as the real stores do, rather than scan)."""
 
     def __init__(self) -> None:
         self._records: dict[str, ImageRecord] = {}
         self._lock = threading.Lock()
+        self._by_sha256: dict[str, set[str]] = defaultdict(set)
+        self._by_band: dict[tuple[int, str], set[str]] = defaultdict(set)
+
+    def _index_keys(self, record: ImageRecord) -> tuple[str | None, list[tuple[int, str]]]:
+        if not similarity.valid_phash(record.phash):
+            return record.sha256, []
+        return record.sha256, list(enumerate(similarity.bands(record.phash)))
+
+    def _unindex(self, image_id: str) -> None:
+        old = self._records.get(image_id)
+        if old is None:
+            return
+        sha, bands = self._index_keys(old)
+        if sha is not None:
+            self._by_sha256[sha].discard(image_id)
+        for band in bands:
+            self._by_band[band].discard(image_id)
+
+    def _index(self, record: ImageRecord) -> None:
+        sha, bands = self._index_keys(record)
+        if sha is not None:
+            self._by_sha256[sha].add(record.image_id)
+        for band in bands:
+            self._by_band[band].add(record.image_id)
 
     def get(self, image_id: str) -> ImageRecord | None:
         with self._lock:
@@ -107,12 +135,32 @@ class InMemoryMetadataStore:
             if (current.revision if current is not None else None) != expected_revision:
                 return None
             written = record.model_copy(update={"revision": (expected_revision or 0) + 1})
+            self._unindex(record.image_id)
             self._records[record.image_id] = written
+            self._index(written)
             return written
 
     def delete(self, image_id: str) -> None:
         with self._lock:
+            self._unindex(image_id)
             self._records.pop(image_id, None)
+
+    def with_sha256(self, sha256: str, limit: int) -> builtins.list[str]:
+        with self._lock:
+            found = [self._records[i] for i in self._by_sha256.get(sha256, ())]
+        found.sort(key=lambda r: (r.uploaded_at, r.image_id))
+        return [r.image_id for r in found[:limit]]
+
+    def near_phash(
+        self, phash: str, max_distance: int, limit: int
+    ) -> builtins.list[similarity.PhashHit]:
+        candidates: dict[str, str] = {}
+        with self._lock:
+            for probe in similarity.probes(phash, max_distance):
+                ids = sorted(self._by_band.get(probe, ()))[: similarity.CANDIDATES_PER_LOOKUP]
+                for image_id in ids:
+                    candidates[image_id] = self._records[image_id].phash or ""
+        return similarity.nearest(candidates, phash, max_distance, limit)
 
     def list(self, status: Status | None, limit: int, cursor: str | None) -> RecordPage:
         if limit < 1:

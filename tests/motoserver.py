@@ -19,6 +19,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from imgpipe.adapters.aws import dynamodb_store
 from imgpipe.bootstrap import AwsClients, aws_clients
 from imgpipe.config import AwsBackend, Settings
 
@@ -88,8 +89,10 @@ def create_bucket(clients: AwsClients, name: str, *, versioned: bool = True) -> 
 
 
 def create_table(clients: AwsClients, name: str) -> str:
-    """The table of infra/template.yaml: key imageId; GSIs byStatus and byUpload."""
+    """The table of infra/template.yaml: key imageId; GSIs byStatus and byUpload, and the
+    near-duplicate GSIs (bySha256, byPhash0..3) as the store declares them."""
     attributes = ["imageId", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"]
+    attributes += dynamodb_store.SIMILARITY_KEY_ATTRIBUTES
     clients.dynamodb.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
@@ -108,7 +111,8 @@ def create_table(clients: AwsClients, name: str) -> str:
                 ("byStatus", "gsi1pk", "gsi1sk"),
                 ("byUpload", "gsi2pk", "gsi2sk"),
             )
-        ],
+        ]
+        + dynamodb_store.similarity_indexes(),
     )
     return name
 

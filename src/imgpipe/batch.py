@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imgpipe.config import rendition_hash, spec_hashes
 from imgpipe.core import lifecycle
 from imgpipe.core.errors import ImageError, ImgpipeError
 from imgpipe.core.imaging import RenderOptions, render
@@ -53,6 +54,7 @@ def process_file(path: str, out_dir: str, options: RenderOptions) -> dict[str, A
             utcnow(),
         )
     else:
+        hashes = spec_hashes(options.renditions, options.background, options.metadata.strip_exif)
         renditions = []
         for r in result.renditions:
             filename = f"{r.name}.{r.ext}"
@@ -66,6 +68,7 @@ def process_file(path: str, out_dir: str, options: RenderOptions) -> dict[str, A
                     height=r.height,
                     bytes=len(r.data),
                     url=filename,
+                    specHash=hashes.get(r.name),
                 )
             )
         record = lifecycle.processed(
@@ -74,6 +77,7 @@ def process_file(path: str, out_dir: str, options: RenderOptions) -> dict[str, A
             renditions,
             utcnow(),
             round((time.perf_counter() - started) * 1000),
+            rendition_hash=rendition_hash(hashes),
         )
     doc = record.public()
     _write_atomic(

@@ -14,12 +14,14 @@ from typing import IO, TYPE_CHECKING
 from imgpipe.config import Settings
 from imgpipe.core.keys import UPLOADS_PREFIX
 from imgpipe.core.model import ObjectInfo
+from imgpipe.core.ports import Metrics
 from imgpipe.service import ImageService, Renderer, removed_message
 
 # Adapters are imported inside the builders: a Lambda cold start loads only AWS's.
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
@@ -27,12 +29,14 @@ if TYPE_CHECKING:
     from imgpipe.adapters.aws.emf_metrics import EmfMetrics
     from imgpipe.adapters.aws.s3_store import S3ObjectStore
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
+    from imgpipe.adapters.local.events import JsonlEventLog
     from imgpipe.adapters.local.fs_store import FilesystemObjectStore
     from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
     from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
     from imgpipe.adapters.local.timeseries import TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
+    from imgpipe.adapters.local.webhooks import WebhookPublisher
     from imgpipe.entrypoints.local_worker import LocalWorkerPool
 
 log = logging.getLogger("imgpipe.bootstrap")
@@ -57,6 +61,8 @@ class LocalApp:
     series: TimeSeries
     pool: LocalWorkerPool | None = None
     watcher: UploadsWatcher | None = None
+    event_log: JsonlEventLog | None = None
+    webhooks: WebhookPublisher | None = None
     _started: bool = field(default=False, repr=False)
     _sampling: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: IO[bytes] | None = field(default=None, repr=False)
@@ -74,6 +80,9 @@ class LocalApp:
             self.pool.start()
         if self.watcher is not None:
             self.watcher.start()
+        if self.webhooks is not None:
+            # Holding the data folder's lock, leases left in the outbox are a dead server's.
+            self.webhooks.start(recover=self._lock is not None)
         self._sampling.clear()
         threading.Thread(target=self._sample, name="imgpipe-sampler", daemon=True).start()
         self.service.backfill(UPLOADS_PREFIX)
@@ -102,6 +111,11 @@ class LocalApp:
         close = getattr(self.renderer, "close", None)
         if close is not None:
             close()
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            self.webhooks.outbox.close()
+        if self.event_log is not None:
+            self.event_log.close()
         self.records.close()
         self.queue.close()
         if self._lock is not None:
@@ -140,6 +154,21 @@ def _signing_key(settings: Settings, state_dir: Path) -> bytes:
     return path.read_bytes()
 
 
+def _local_events(
+    settings: Settings, state_dir: Path, db: Path, metrics: Metrics
+) -> tuple[JsonlEventLog | None, WebhookPublisher | None]:
+    """The JSONL event log (unless turned off) and the webhooks' outbox (when any is set)."""
+    from imgpipe.adapters.local.events import EVENT_LOG_NAME, JsonlEventLog
+    from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox, WebhookPublisher
+
+    options = settings.events
+    event_log = JsonlEventLog(state_dir / EVENT_LOG_NAME, metrics) if options.log else None
+    webhooks = (
+        WebhookPublisher(SqliteWebhookOutbox(db), options, metrics) if options.webhooks else None
+    )
+    return event_log, webhooks
+
+
 def build_local(
     settings: Settings,
     *,
@@ -148,6 +177,7 @@ def build_local(
     with_watcher: bool | None = None,
 ) -> LocalApp:
     """The embedded default: a data folder, SQLite, a pool of rendering processes."""
+    from imgpipe.adapters.local.events import FanOutEvents
     from imgpipe.adapters.local.fs_store import FilesystemObjectStore
     from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
     from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
@@ -180,7 +210,10 @@ def build_local(
             if with_workers
             else InProcessRenderer()
         )
-    service = ImageService(objects, records, queue, renderer, settings, TeeMetrics(metrics, series))
+    tee = TeeMetrics(metrics, series)
+    event_log, webhooks = _local_events(settings, state_dir, db, tee)
+    events = FanOutEvents([p for p in (event_log, webhooks) if p is not None], tee)
+    service = ImageService(objects, records, queue, renderer, settings, tee, events=events)
     app = LocalApp(
         settings,
         objects,
@@ -193,6 +226,7 @@ def build_local(
         series,
     )
     app._lock = lock
+    app.event_log, app.webhooks = event_log, webhooks
     if with_workers:
         app.pool = LocalWorkerPool(
             service,
@@ -228,10 +262,12 @@ class AwsClients:
     s3: S3Client
     dynamodb: DynamoDBClient
     sqs: SQSClient
+    events: EventBridgeClient | None = None  # only with settings.events.event_bus
 
     def close(self) -> None:
-        for client in (self.s3, self.dynamodb, self.sqs):
-            client.close()
+        for client in (self.s3, self.dynamodb, self.sqs, self.events):
+            if client is not None:
+                client.close()
 
 
 def aws_clients(settings: Settings, session: boto3.session.Session | None = None) -> AwsClients:
@@ -255,6 +291,11 @@ def aws_clients(settings: Settings, session: boto3.session.Session | None = None
         s3=session.client("s3", endpoint_url=endpoint, config=s3_config),
         dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
         sqs=session.client("sqs", endpoint_url=endpoint, config=config),
+        events=(
+            session.client("events", endpoint_url=endpoint, config=config)
+            if settings.events.event_bus
+            else None
+        ),
     )
 
 
@@ -286,6 +327,7 @@ def build_aws(
     The bucket's own notifications queue new uploads (store_notifies=True)."""
     from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
     from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+    from imgpipe.adapters.aws.eventbridge import EventBridgePublisher
     from imgpipe.adapters.aws.s3_store import S3ObjectStore
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
     from imgpipe.adapters.renderers import InProcessRenderer
@@ -304,6 +346,11 @@ def build_aws(
     objects = S3ObjectStore(clients.s3, aws.bucket)
     queue = SqsJobQueue(clients.sqs, aws.queue_url, aws.dlq_url)
     metrics = metrics or EmfMetrics()
+    events: EventBridgePublisher | None = None
+    if settings.events.event_bus:
+        if clients.events is None:
+            raise ValueError("events.event_bus is set: the clients need an EventBridge client")
+        events = EventBridgePublisher(clients.events, settings.events.event_bus, metrics)
     service = ImageService(
         objects,
         records,
@@ -312,6 +359,7 @@ def build_aws(
         settings,
         metrics,
         store_notifies=True,
+        events=events,
     )
     return AwsApp(settings, clients, objects, records, queue, metrics, service)
 

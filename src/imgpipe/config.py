@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -162,8 +163,10 @@ def _all_event_types() -> list[EventType]:
 
 class WebhookTarget(BaseModel):
     url: str = Field(pattern=r"^https?://", description="receives a POST of each event")
-    secret: str = Field(min_length=16, description="HMAC-SHA256 key of the signature header")
-    events: list[EventType] = Field(default_factory=_all_event_types)
+    secret: str = Field(
+        min_length=16, repr=False, description="HMAC-SHA256 key of the signature header"
+    )
+    events: list[EventType] = Field(default_factory=_all_event_types, min_length=1)
 
 
 class EventsOptions(BaseModel):
@@ -175,16 +178,30 @@ class EventsOptions(BaseModel):
     backoff_s: float = Field(default=2.0, gt=0, description="first retry delay, then doubled")
     max_backoff_s: float = Field(default=600.0, gt=0)
     timeout_s: float = Field(default=5.0, gt=0, description="per webhook request")
+    webhook_senders: int = Field(
+        default=4, ge=1, le=32, description="local: deliveries in flight at once"
+    )
     event_bus: str = Field(
         default="", description="AWS: the EventBridge bus name or ARN; empty: no events"
     )
+
+    @field_validator("webhooks")
+    @classmethod
+    def _one_target_per_url(cls, webhooks: list[WebhookTarget]) -> list[WebhookTarget]:
+        urls = [w.url for w in webhooks]
+        if len(set(urls)) != len(urls):
+            raise ValueError("each webhook url may be listed once")
+        return webhooks
 
 
 class SimilarityOptions(BaseModel):
     """Near-duplicates (README: Near-duplicates)."""
 
     max_distance: int = Field(
-        default=6, ge=0, le=64, description="pHash Hamming distance that counts as similar"
+        default=6,
+        ge=0,
+        le=7,  # core.similarity.MAX_DISTANCE: what the pHash band index finds in full
+        description="largest pHash Hamming distance (of 64 bits) that counts as similar",
     )
 
 
@@ -251,14 +268,40 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
         return tuple(sources)
 
+    def spec_hashes(self) -> dict[str, str]:
+        """Each preset's `specHash`, by preset name (see `spec_hashes`)."""
+        return spec_hashes(self.renditions, self.background, self.metadata.strip_exif)
+
     def rendition_hash(self) -> str:
-        """A short hash of everything that shapes the rendition bytes."""
-        shape = {
-            "renditions": [r.model_dump(mode="json") for r in self.renditions],
-            "background": list(self.background),
-            "strip": self.metadata.strip_exif,
-        }
-        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
+        """The record's `renditionHash` (see `rendition_hash`)."""
+        return rendition_hash(self.spec_hashes())
+
+    def renditions_json(self) -> str:
+        """The presets as IMGPIPE_RENDITIONS takes them: compact JSON, defaults left out (a
+        Lambda's whole environment must fit in 4 KB). Read back, they hash the same."""
+        presets = [spec.model_dump(mode="json", exclude_defaults=True) for spec in self.renditions]
+        return json.dumps(presets, separators=(",", ":"))
+
+
+def spec_hashes(
+    renditions: Iterable[RenditionSpec], background: Iterable[int], strip_exif: bool
+) -> dict[str, str]:
+    """Each preset's `specHash`: a short hash of everything that shapes its bytes (its own
+    fields plus the global background and EXIF stripping), by preset name."""
+    shared = {"background": list(background), "strip": strip_exif}
+    return {
+        spec.name: _short_hash({"preset": spec.model_dump(mode="json"), **shared})
+        for spec in renditions
+    }
+
+
+def rendition_hash(spec_hashes: Mapping[str, str]) -> str:
+    """A record's `renditionHash`: its presets' hashes together (their order aside)."""
+    return _short_hash(sorted(spec_hashes.items()))
+
+
+def _short_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:

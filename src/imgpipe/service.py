@@ -6,20 +6,23 @@ logic of its own. Decisions come from core.lifecycle (pure); this module applies
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
 from imgpipe.config import Settings
-from imgpipe.core import lifecycle
+from imgpipe.core import lifecycle, similarity
 from imgpipe.core.errors import (
     ImageBusyError,
     ImageError,
     InvalidRequestError,
     NotFoundError,
+    NotProcessedError,
     ObjectNotFoundError,
     TooLargeError,
     TransientError,
@@ -52,10 +55,12 @@ from imgpipe.core.ports import (
     NullEvents,
     ObjectStore,
 )
+from imgpipe.core.similarity import Match
 
 log = logging.getLogger("imgpipe.service")
 
 CAS_RETRIES = 5
+DUPLICATE_CANDIDATES = 5  # index entries read for duplicateOf, earliest first
 
 
 class Renderer(Protocol):
@@ -70,6 +75,11 @@ def created_message(event: ObjectEvent) -> dict[str, Any]:
 
 def removed_message(key: str) -> dict[str, Any]:
     return {"type": "removed", "key": key}
+
+
+def rerender_message(key: str) -> dict[str, Any]:
+    """Bring the record of `key` up to the receiving worker's rendition settings."""
+    return {"type": "rerender", "key": key}
 
 
 def event_from_info(info: ObjectInfo, *, force: bool = False) -> ObjectEvent:
@@ -109,6 +119,13 @@ class ImageService:
         self.store_notifies = store_notifies
         self.events: EventPublisher = events or NullEvents()
         self.options = RenderOptions.from_settings(settings)
+        # What this worker's settings make: each preset's specHash, the record's renditionHash.
+        spec_hashes = settings.spec_hashes()
+        self.presets = tuple(
+            lifecycle.Preset(spec.name, spec_hashes[spec.name], tuple(spec.formats))
+            for spec in settings.renditions
+        )
+        self.rendition_hash = settings.rendition_hash()
         # A lease outlives the slowest allowed render, so it only lapses when a worker died.
         self.lease_s = settings.lease_s
 
@@ -216,6 +233,7 @@ class ImageService:
         raise ImageBusyError(f"record of {event.key!r} kept changing")
 
     def _write_renditions(self, image_id: str, result: RenderResult) -> list[Rendition]:
+        spec_hashes = {p.name: p.spec_hash for p in self.presets}
         written: list[Rendition] = []
         for r in result.renditions:
             key = rendition_key(image_id, r.name, r.ext)
@@ -228,6 +246,7 @@ class ImageService:
                     width=r.width,
                     height=r.height,
                     bytes=len(r.data),
+                    specHash=spec_hashes.get(r.name),
                 )
             )
         return written
@@ -271,9 +290,15 @@ class ImageService:
     ) -> ImageRecord:
         elapsed = time.perf_counter() - started
         final = lifecycle.processed(
-            claimed, result.metadata, renditions, self.clock(), round(elapsed * 1000)
+            claimed,
+            result.metadata,
+            renditions,
+            self.clock(),
+            round(elapsed * 1000),
+            rendition_hash=self.rendition_hash,
         )
-        record = self._commit(claimed, final)
+        final = final.model_copy(update={"duplicate_of": self._earliest_with_same_bytes(final)})
+        record = self._link_copies(self._commit(claimed, final))
         self._drop_renditions(claimed.renditions, renditions)
         self.metrics.incr("images_processed")
         self.metrics.timing("processing_seconds", elapsed)
@@ -356,6 +381,126 @@ class ImageService:
             self.metrics.incr("images_failed", code=code)
             self._announce(written)
 
+    # -- re-rendering (README: Versioned renditions) -------------------------------------
+
+    def rerender(self, key: str) -> ImageRecord | None:
+        """A re-render job: bring a PROCESSED record's renditions up to this worker's settings.
+
+        Only the stale presets (missing, or written with another specHash) are rendered, from
+        one decode of the original; up-to-date renditions are not rewritten; renditions of
+        presets no longer configured are deleted once the record stops listing them. The
+        record stays PROCESSED, listing its current renditions, while this worker holds its
+        lease. Returns the record (None when there is none)."""
+        validate_key(key)
+        claim = self._claim_rerender(key)
+        if not isinstance(claim, lifecycle.Rerender):
+            return claim
+        claimed, plan = claim.record, claim.plan
+        started = time.perf_counter()
+        try:
+            fresh: list[Rendition] = []
+            try:
+                if plan.render:
+                    try:
+                        data = self.objects.get(key, version_id=claimed.version_id)
+                    except ObjectNotFoundError as exc:
+                        raise TransientError(f"{key!r} changed while being re-rendered") from exc
+                    wanted = set(plan.render)
+                    options = dataclasses.replace(
+                        self.options,
+                        renditions=tuple(s for s in self.options.renditions if s.name in wanted),
+                    )
+                    fresh = self._write_renditions(
+                        claimed.image_id, self.renderer.render(data, options)
+                    )
+            except ImageError as exc:
+                # The current settings refuse this image (lower limits, say): as a full
+                # reprocess would, the record ends FAILED.
+                return self._finish_failed(claimed, exc, started)
+            final = lifecycle.rerendered(
+                claimed, plan, fresh, self.presets, self.rendition_hash, self.clock()
+            )
+            written = self.records.put(final, claimed.revision)
+        except TransientError:
+            with contextlib.suppress(TransientError):  # if not, the lease lapses by itself
+                self.records.put(lifecycle.unleased(claimed), claimed.revision)
+            raise
+        if written is None:
+            log.warning("lost the record to another worker", extra={"imageId": claimed.image_id})
+            self.metrics.incr("results_discarded")
+            return self.records.get(claimed.image_id)
+        self._drop_renditions(claimed.renditions, written.renditions)
+        self._announce(written)
+        self.metrics.incr("bytes_out", sum(r.bytes for r in fresh))
+        log.info(
+            "renditions brought up to date",
+            extra={
+                "imageId": claimed.image_id,
+                "key": key,
+                "rendered": list(plan.render),
+                "dropped": [r.key for r in plan.drop],
+                "ms": round((time.perf_counter() - started) * 1000),
+            },
+        )
+        return written
+
+    def _claim_rerender(self, key: str) -> lifecycle.Rerender | ImageRecord | None:
+        """The leased record and its plan, or the record as it is when there is nothing to do."""
+        image_id = image_id_for(key)
+        for _ in range(CAS_RETRIES):
+            current = self.records.get(image_id)
+            same_version = False
+            if current is not None and current.status is Status.PROCESSED:
+                info = self.objects.head(key)
+                same_version = (
+                    info is not None
+                    and lifecycle.version_order(event_from_info(info), current) == 0
+                )
+            decision = lifecycle.decide_rerender(
+                current,
+                self.presets,
+                self.rendition_hash,
+                same_version=same_version,
+                now=self.clock(),
+                lease_s=self.lease_s,
+            )
+            match decision:
+                case lifecycle.Skip(reason):
+                    self.metrics.incr("events_skipped", reason=reason)
+                    return current
+                case lifecycle.Busy(until):
+                    wait = (datetime.fromisoformat(until) - self.clock()).total_seconds()
+                    raise ImageBusyError(
+                        f"another worker holds this image until {until}",
+                        retry_after_s=max(wait, 0.0),
+                    )
+                case lifecycle.Rerender(record, plan):
+                    assert current is not None
+                    written = self.records.put(record, current.revision)
+                    if written is not None:
+                        return lifecycle.Rerender(written, plan)
+        raise ImageBusyError(f"record of {key!r} kept changing")
+
+    def processed_records(self, page_size: int = 100) -> Iterator[ImageRecord]:
+        """Every PROCESSED record, page by page through the store's status index."""
+        cursor: str | None = None
+        while True:
+            page = self.records.list(Status.PROCESSED, page_size, cursor)
+            yield from page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+
+    def is_stale(self, record: ImageRecord) -> bool:
+        return lifecycle.is_stale(record, self.rendition_hash)
+
+    def enqueue_rerender(self, record: ImageRecord) -> None:
+        """Queue a re-render of `record` (`imgpipe reprocess --stale`). Locally a job for the
+        same key and settings still waiting is not queued twice; on SQS a second copy finds
+        nothing stale and does nothing."""
+        dedup = f"rerender\x00{record.key}\x00{self.rendition_hash}"
+        self.queue.send(rerender_message(record.key), dedup_id=dedup)
+
     # -- user actions ----------------------------------------------------------------------
 
     def process_key_now(self, key: str) -> ImageRecord:
@@ -387,6 +532,73 @@ class ImageService:
 
     def list(self, status: Status | None, limit: int, cursor: str | None) -> RecordPage:
         return self.records.list(status, limit, cursor)
+
+    # -- near-duplicates (README: Near-duplicates) -------------------------------------------
+
+    def similar(self, image_id: str, max_distance: int | None, limit: int) -> builtins.list[Match]:
+        """GET /images/{id}/similar: the images with the same bytes or a pHash within
+        `max_distance` (at most the configured one), closest first, as stored now."""
+        configured = self.settings.similarity.max_distance
+        distance = configured if max_distance is None else max_distance
+        if not 0 <= distance <= configured:
+            raise InvalidRequestError(f"maxDistance must be 0..{configured}")
+        record = self.get(image_id)
+        if record.sha256 is None and not similarity.valid_phash(record.phash):
+            raise NotProcessedError(f"image {image_id} is {record.status}: not processed yet")
+        found: dict[str, None] = {}  # imageIds, closest first, in order
+        if record.sha256 is not None:
+            found.update(dict.fromkeys(self.records.with_sha256(record.sha256, limit + 1)))
+        if similarity.valid_phash(record.phash):
+            hits = self.records.near_phash(record.phash, distance, limit + 1)
+            found.update(dict.fromkeys(h.image_id for h in hits))
+        matches: list[Match] = []
+        for other_id in found:
+            # The indexes may lag (DynamoDB's GSIs): the record as stored now decides.
+            other = self.records.get(other_id) if other_id != image_id else None
+            hit = similarity.match(record, other, distance) if other is not None else None
+            if hit is not None:
+                matches.append(hit)
+        return similarity.ranked(matches)[:limit]
+
+    def _earliest_with_same_bytes(self, record: ImageRecord) -> str | None:
+        """duplicateOf: the earliest upload (then imageId) with the same sha256, if it came
+        before this one; a fact at processing time, not kept in step with later deletes."""
+        if record.sha256 is None:
+            return None
+        for other_id in self.records.with_sha256(record.sha256, DUPLICATE_CANDIDATES):
+            other = self.records.get(other_id) if other_id != record.image_id else None
+            if other is None or other.sha256 != record.sha256:
+                continue  # itself, or an index entry that lags a delete or a new version
+            return other_id if similarity.uploaded_before(other, record) else None
+        return None
+
+    def _link_copies(self, record: ImageRecord) -> ImageRecord:
+        """Two copies processed at once may each look for the other before either is
+        indexed, and neither gets duplicateOf. So after its commit a worker looks again: the
+        later of the two commits sees both, and points every later copy that names no
+        original at the earliest. Returns `record` as stored now."""
+        if record.status is not Status.PROCESSED or record.sha256 is None:
+            return record
+        ids = self.records.with_sha256(record.sha256, DUPLICATE_CANDIDATES)
+        if not any(i != record.image_id for i in ids):
+            return record
+        copies = [record] + [
+            other
+            for other in (self.records.get(i) for i in ids if i != record.image_id)
+            if other is not None
+            and other.sha256 == record.sha256
+            and other.status is Status.PROCESSED
+        ]
+        earliest = min(copies, key=lambda r: (r.uploaded_at, r.image_id))
+        for copy in copies:
+            if copy is earliest or copy.duplicate_of is not None or copy.lease_until is not None:
+                continue  # a leased copy is being re-rendered: its worker's write must land
+            linked = copy.model_copy(update={"duplicate_of": earliest.image_id})
+            with contextlib.suppress(TransientError):  # best effort: a fact, not a job
+                written = self.records.put(linked, copy.revision)
+                if written is not None and copy is record:
+                    record = written
+        return record
 
     def delete(self, image_id: str) -> None:
         """DELETE /images/{id}: the original, its renditions and its record."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -318,3 +319,158 @@ class MetadataStoreContract:
             Status.PROCESSED: 2,
             Status.FAILED: 2,
         }
+
+
+# -- near-duplicates ----------------------------------------------------------------------
+
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+BASE_PHASH = 0x9F3A_61C4_0B7E_D258
+
+
+def phash_off(bits: list[int], base: int = BASE_PHASH) -> str:
+    """The base pHash with the given bit positions (0 = least significant) flipped."""
+    value = base
+    for bit in bits:
+        value ^= 1 << bit
+    return f"{value:016x}"
+
+
+def settle(check: Callable[[], T], ok: Callable[[T], bool], timeout_s: float = 5.0) -> T:
+    """`check()` until `ok` says yes (indexes such as DynamoDB's GSIs lag a write), else the
+    last answer, for the assertion to show."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+class SimilarityIndexContract:
+    """with_sha256 / near_phash (core.similarity's band index), as ImageService.similar and
+    duplicateOf rely on them. Stores whose indexes lag writes set `eventually = True`."""
+
+    def _put(self, store: MetadataStore, key: str, **fields: object) -> ImageRecord:
+        written = store.put(make_record(key, status=Status.PROCESSED, **fields), None)
+        assert written is not None
+        return written
+
+    def test_same_bytes_earliest_upload_first(self, metadata_store: MetadataStore) -> None:
+        late = self._put(
+            metadata_store, "uploads/late.jpg", uploaded_at="2026-01-03T00:00:00.000Z", sha256=SHA_A
+        )
+        early = self._put(
+            metadata_store,
+            "uploads/early.jpg",
+            uploaded_at="2026-01-01T00:00:00.000Z",
+            sha256=SHA_A,
+        )
+        self._put(
+            metadata_store,
+            "uploads/other.jpg",
+            uploaded_at="2026-01-02T00:00:00.000Z",
+            sha256=SHA_B,
+        )
+        metadata_store.put(make_record("uploads/pending.jpg"), None)  # no sha256 yet
+
+        found = settle(lambda: metadata_store.with_sha256(SHA_A, 10), lambda f: len(f) == 2)
+
+        assert found == [early.image_id, late.image_id]
+        assert metadata_store.with_sha256(SHA_A, 1) == [early.image_id]
+        assert metadata_store.with_sha256("c" * 64, 10) == []
+
+    def test_ties_in_upload_time_order_by_image_id(self, metadata_store: MetadataStore) -> None:
+        records = [self._put(metadata_store, f"uploads/{i}.jpg", sha256=SHA_A) for i in range(4)]
+
+        found = settle(lambda: metadata_store.with_sha256(SHA_A, 10), lambda f: len(f) == 4)
+
+        assert found == sorted(r.image_id for r in records)
+
+    def test_near_phash_finds_within_distance_only(self, metadata_store: MetadataStore) -> None:
+        target = phash_off([])
+        # one flipped bit in each band, then six spread over two bands, then eight
+        near = self._put(metadata_store, "uploads/near.jpg", phash=phash_off([3, 20, 40, 60]))
+        edge = self._put(metadata_store, "uploads/edge.jpg", phash=phash_off([0, 1, 2, 16, 17, 18]))
+        far = self._put(
+            metadata_store, "uploads/far.jpg", phash=phash_off([0, 1, 16, 17, 32, 33, 48, 49])
+        )
+        same = self._put(metadata_store, "uploads/same.jpg", phash=target.upper())
+        self._put(metadata_store, "uploads/none.jpg")  # no pHash: in no band
+        self._put(metadata_store, "uploads/bad.jpg", phash="not a hash")
+
+        hits = settle(lambda: metadata_store.near_phash(target, 6, 10), lambda h: len(h) == 3)
+
+        assert [(h.image_id, h.distance) for h in hits] == [
+            (same.image_id, 0),
+            (near.image_id, 4),
+            (edge.image_id, 6),
+        ]
+        assert far.image_id not in {h.image_id for h in metadata_store.near_phash(target, 7, 10)}
+        assert [h.image_id for h in metadata_store.near_phash(target, 5, 10)] == [
+            same.image_id,
+            near.image_id,
+        ]
+        assert [h.image_id for h in metadata_store.near_phash(target, 6, 1)] == [same.image_id]
+
+    def test_a_hash_differing_in_every_band_is_found(self, metadata_store: MetadataStore) -> None:
+        # GIVEN 7 flipped bits spread so that no band matches exactly (2 + 2 + 2 + 1)
+        spread = self._put(
+            metadata_store, "uploads/spread.jpg", phash=phash_off([1, 9, 17, 25, 33, 41, 63])
+        )
+
+        hits = settle(
+            lambda: metadata_store.near_phash(phash_off([]), 7, 10), lambda h: len(h) == 1
+        )
+
+        # THEN the probes one bit around each band still find it
+        assert [(h.image_id, h.distance) for h in hits] == [(spread.image_id, 7)]
+
+    def test_deleted_records_vanish_from_both_indexes(self, metadata_store: MetadataStore) -> None:
+        gone = self._put(metadata_store, "uploads/gone.jpg", sha256=SHA_A, phash=phash_off([5]))
+        kept = self._put(metadata_store, "uploads/kept.jpg", sha256=SHA_A, phash=phash_off([6]))
+        settle(lambda: metadata_store.with_sha256(SHA_A, 10), lambda f: len(f) == 2)
+
+        metadata_store.delete(gone.image_id)
+
+        assert settle(
+            lambda: metadata_store.with_sha256(SHA_A, 10), lambda f: f == [kept.image_id]
+        ) == [kept.image_id]
+        hits = settle(
+            lambda: metadata_store.near_phash(phash_off([]), 6, 10), lambda h: len(h) == 1
+        )
+        assert [h.image_id for h in hits] == [kept.image_id]
+
+    def test_an_updated_hash_moves_buckets(self, metadata_store: MetadataStore) -> None:
+        first = self._put(metadata_store, "uploads/a.jpg", sha256=SHA_A, phash=phash_off([]))
+        moved = first.model_copy(
+            update={"sha256": SHA_B, "phash": phash_off(list(range(0, 64, 2)))}
+        )
+
+        assert metadata_store.put(moved, first.revision) is not None
+
+        assert settle(lambda: metadata_store.with_sha256(SHA_A, 10), lambda f: f == []) == []
+        assert settle(lambda: metadata_store.with_sha256(SHA_B, 10), lambda f: len(f) == 1) == [
+            first.image_id
+        ]
+        assert (
+            settle(lambda: metadata_store.near_phash(phash_off([]), 7, 10), lambda h: h == []) == []
+        )
+        hits = settle(
+            lambda: metadata_store.near_phash(phash_off(list(range(0, 64, 2))), 0, 10),
+            lambda h: len(h) == 1,
+        )
+        assert [(h.image_id, h.distance) for h in hits] == [(first.image_id, 0)]
+
+    def test_a_status_change_keeps_the_record_indexed(self, metadata_store: MetadataStore) -> None:
+        first = self._put(metadata_store, "uploads/a.jpg", sha256=SHA_A, phash=phash_off([]))
+
+        again = metadata_store.put(first.model_copy(update={"status": Status.PROCESSING}), 1)
+
+        assert again is not None
+        assert settle(lambda: metadata_store.with_sha256(SHA_A, 10), lambda f: len(f) == 1) == [
+            first.image_id
+        ]
+        assert [h.image_id for h in metadata_store.near_phash(phash_off([]), 0, 10)] == [
+            first.image_id
+        ]

@@ -742,3 +742,39 @@ def test_records_are_not_started_without_time_for_a_render(stack: Stack) -> None
     assert all(stack.records.get(image_id_for(k)) is None for k in keys)
     assert stack.work(batch) == []
     assert all(stack.record(k).status is Status.PROCESSED for k in keys)
+
+
+def test_near_duplicates_on_aws(stack: Stack) -> None:
+    """duplicateOf and GET /images/{id}/similar through DynamoDB's sha256 and pHash-band GSIs."""
+    stack.receive()  # the S3 test event
+    photo = imagegen.photo_pixels(640, 480)
+
+    def jpeg(image: Image.Image, quality: int) -> bytes:
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality)
+        return out.getvalue()
+
+    def process(key: str, data: bytes) -> ImageRecord:
+        version = put_original(stack, key, data)
+        [created] = stack.notifications()
+        assert stack.work([as_aws_sends(created, version, next_sequencer())]) == []
+        return stack.record(key)
+
+    # GIVEN a photo, the same file again later, and a smaller re-encode of it
+    first = process("uploads/near/a.jpg", jpeg(photo, 90))
+    time.sleep(1.1)  # a later upload time, whatever the resolution of S3's eventTime
+    copy = process("uploads/near/b.jpg", jpeg(photo, 90))
+    small = process("uploads/near/small.jpg", jpeg(photo.resize((400, 300)), 55))
+
+    # THEN the copy names the first; /similar lists both, the same bytes first
+    assert (first.duplicate_of, copy.duplicate_of, small.duplicate_of) == (
+        None,
+        first.image_id,
+        None,
+    )
+    found = call_api("http", "GET", f"/images/{first.image_id}/similar")
+    assert found.status == 200, found.body
+    items = [(i["imageId"], i["distance"], i["sameBytes"]) for i in found.json["items"]]
+    assert items[0] == (copy.image_id, 0, True)
+    assert {i for i, _, _ in items} == {copy.image_id, small.image_id}
+    assert all(i["renditions"][0]["url"].startswith("http") for i in found.json["items"])

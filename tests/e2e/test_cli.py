@@ -38,7 +38,7 @@ def photos(tmp_path: Path) -> Path:
 
 def test_version_and_help() -> None:
     assert run("--version").stdout.strip() == f"imgpipe {__version__}"
-    for command in ("serve", "process", "info", "backfill", "redrive"):
+    for command in ("serve", "process", "info", "backfill", "redrive", "reprocess"):
         result = run(command, "--help")
         assert result.returncode == 0, result.stderr
         assert "Usage" in result.stdout

@@ -22,7 +22,11 @@ import pytest
 from PIL import Image
 
 from contract.job_queue_contract import MAX_RECEIVES, JobQueueContract, receive_one
-from contract.metadata_store_contract import MetadataStoreContract, make_record
+from contract.metadata_store_contract import (
+    MetadataStoreContract,
+    SimilarityIndexContract,
+    make_record,
+)
 from contract.object_store_contract import ObjectStoreContract
 from imgpipe.adapters.aws import dynamodb_store
 from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
@@ -116,6 +120,12 @@ def dynamo_store(aws: AwsClients) -> DynamoMetadataStore:
 
 
 class TestDynamoMetadataStore(MetadataStoreContract):
+    @pytest.fixture
+    def metadata_store(self, dynamo_store: DynamoMetadataStore) -> DynamoMetadataStore:
+        return dynamo_store
+
+
+class TestDynamoSimilarityIndex(SimilarityIndexContract):
     @pytest.fixture
     def metadata_store(self, dynamo_store: DynamoMetadataStore) -> DynamoMetadataStore:
         return dynamo_store

@@ -20,7 +20,11 @@ import pytest
 
 import imgpipe
 from contract.job_queue_contract import MAX_RECEIVES, JobQueueContract
-from contract.metadata_store_contract import MetadataStoreContract, make_record
+from contract.metadata_store_contract import (
+    MetadataStoreContract,
+    SimilarityIndexContract,
+    make_record,
+)
 from contract.object_store_contract import ObjectStoreContract
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.adapters.local.fs_store import FilesystemObjectStore
@@ -62,6 +66,10 @@ class TestObjectStore(ObjectStoreContract):
 
 
 class TestMetadataStore(MetadataStoreContract):
+    pass
+
+
+class TestSimilarityIndex(SimilarityIndexContract):
     pass
 
 

@@ -102,6 +102,12 @@ def test_real_answers_conform(local: LocalApp, api_schema: Any) -> None:
     assert call("POST", "/process-image", 422, body={"key": BAD_KEY}).json()["status"] == "FAILED"
     call("GET", "/images/{image_id}", 200, path_parameters={"image_id": good})
     call("GET", "/images/{image_id}", 200, path_parameters={"image_id": bad})
+    # near-duplicates: a second copy of the photo is listed in the similar-image shape
+    local.objects.put("uploads/copy/photo.jpg", imagegen.photo_jpeg(300, 200), "image/jpeg")
+    call("POST", "/process-image", 200, body={"key": "uploads/copy/photo.jpg"})
+    similar = call("GET", "/images/{image_id}/similar", 200, path_parameters={"image_id": good})
+    assert [i["sameBytes"] for i in similar.json()["items"]] == [True]
+    call("GET", "/images/{image_id}/similar", 409, path_parameters={"image_id": bad})
     listed = call("GET", "/images", 200, query={"limit": 1})
     cursor = listed.json()["nextCursor"]
     assert cursor is not None

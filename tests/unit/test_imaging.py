@@ -773,3 +773,25 @@ def test_render_options_from_settings() -> None:
     assert opts.background == (1, 2, 3)
     assert opts.metadata.keep_gps
     assert opts.limits == settings.limits
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_pillow_and_libvips_encoders_write_the_same_pixels(orientation: int) -> None:
+    """encoder="pillow" (the default) is only a faster writer: the same libjpeg-turbo and
+    libwebp settings, so the decoded pixels are identical to libvips' own encoders, and the
+    files differ by at most a few header bytes (JPEG) or not at all (WebP)."""
+    data = gen.photo_jpeg(1200, 900, orientation=orientation)
+
+    def encoded(encoder: str) -> dict[str, bytes]:
+        spec = RenditionSpec(name="m", width=800, height=800, encoder=encoder)  # type: ignore[arg-type]
+        return {r.ext: r.data for r in render(data, options(spec)).renditions}
+
+    by_pillow, by_libvips = encoded("pillow"), encoded("libvips")
+    assert by_pillow.keys() == by_libvips.keys() == {"jpg", "webp"}
+    for ext, ours in by_pillow.items():
+        theirs = by_libvips[ext]
+        with Image.open(io.BytesIO(ours)) as a, Image.open(io.BytesIO(theirs)) as b:
+            assert a.size == b.size == ((800, 600) if orientation == 1 else (600, 800))
+            assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+        assert abs(len(ours) - len(theirs)) <= 64, (ext, len(ours), len(theirs))
+    assert by_pillow["webp"] == by_libvips["webp"]

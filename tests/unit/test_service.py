@@ -182,3 +182,21 @@ def test_keys_outside_uploads_are_never_processed(fake_service: ImageService) ->
     )
     assert fake_service.process(event_from_info(info)) is None
     assert fake_service.records.get(image_id_for(info.key)) is None
+
+
+def test_copy_processed_before_its_original_still_names_it(fake_service: ImageService) -> None:
+    """Two uploads of the same bytes, the later one processed first (two workers): when the
+    original finishes, its worker sees the copy and links it, so the order of work does not
+    decide whether a duplicate is recorded."""
+    data = imagegen.photo_jpeg(320, 240)
+    first = fake_service.accept(fake_service.objects.put("uploads/1/a.jpg", data, "image/jpeg"))
+    second = fake_service.accept(fake_service.objects.put("uploads/2/a.jpg", data, "image/jpeg"))
+    assert (first.uploaded_at, first.image_id) < (second.uploaded_at, second.image_id)
+
+    copy = fake_service.process(event_from_info(fake_service.objects.head(second.key)))  # type: ignore[arg-type]
+    assert copy is not None and copy.status is Status.PROCESSED and copy.duplicate_of is None
+    original = fake_service.process(event_from_info(fake_service.objects.head(first.key)))  # type: ignore[arg-type]
+    assert original is not None and original.duplicate_of is None
+
+    assert fake_service.get(second.image_id).duplicate_of == first.image_id
+    assert fake_service.get(first.image_id).duplicate_of is None

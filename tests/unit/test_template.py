@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
+from imgpipe.adapters.aws import dynamodb_store
 from imgpipe.config import ENV_PREFIX, Settings
 from imgpipe.core.keys import RENDITIONS_PREFIX, UPLOADS_PREFIX, image_id_for, rendition_key
 
@@ -68,6 +69,8 @@ FUNCTION_ENV = {
     "IMGPIPE_AWS__QUEUE_URL",
     "IMGPIPE_AWS__DLQ_URL",
     "IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S",
+    "IMGPIPE_EVENTS__EVENT_BUS",
+    "IMGPIPE_RENDITIONS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -82,7 +85,7 @@ EMF_METRICS = (
     "dead_letters",
 )
 # The attribute names imgpipe's DynamoDB records use as keys or expression names.
-RECORD_ATTRIBUTES = ("imageId", "revision", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "doc")
+RECORD_ATTRIBUTES = ("imageId", "revision", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "doc", "phash")
 
 # DynamoDB's reserved words (case-insensitive), from the DynamoDB Developer Guide's "Reserved
 # words in DynamoDB" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
@@ -251,6 +254,7 @@ class Stack:
             "AWS::Serverless::Function": f"{prefix.format('lambda')}:function:{self.ref(name)}",
             "AWS::Lambda::Function": f"{prefix.format('lambda')}:function:{self.ref(name)}",
             "AWS::CloudWatch::Alarm": f"{prefix.format('cloudwatch')}:alarm:{self.ref(name)}",
+            "AWS::Events::Rule": f"{prefix.format('events')}:rule/{self.ref(name)}",
         }
         if attribute == "Arn" and kind in arns:
             return arns[kind]
@@ -328,6 +332,18 @@ def test_bucket_is_versioned_private_and_encrypted(template: dict[str, Any]) -> 
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("aws:kms", "AES256")
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     assert template["Resources"]["ImagesBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_browsers_may_post_presigned_uploads_and_nothing_else(template: dict[str, Any]) -> None:
+    """POST /uploads hands a browser a presigned POST; without a CORS rule the browser could
+    not send it. Only POST is allowed cross-origin (reads go through presigned GET redirects,
+    which <img> does not need CORS for). moto does not apply bucket CORS, so this is checked
+    on the template only."""
+    (rule,) = props(template, "ImagesBucket")["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedMethods"] == ["POST"]
+    assert rule["AllowedOrigins"] == {"Ref": "UploadOrigins"}
+    origins = template["Parameters"]["UploadOrigins"]
+    assert origins["Type"] == "CommaDelimitedList"
 
 
 def test_every_bucket_denies_plain_http(template: dict[str, Any], stack: Stack) -> None:
@@ -668,7 +684,8 @@ def test_table_is_on_demand_recoverable_and_encrypted(template: dict[str, Any]) 
 
 def test_indexes_list_by_status_and_by_upload(template: dict[str, Any]) -> None:
     indexes = {i["IndexName"]: i for i in props(template, "ImagesTable")["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"byStatus", "byUpload"}
+    similar = {i["IndexName"] for i in dynamodb_store.similarity_indexes()}
+    assert set(indexes) == {"byStatus", "byUpload", *similar}
     for name, pk, sk in (("byStatus", "gsi1pk", "gsi1sk"), ("byUpload", "gsi2pk", "gsi2sk")):
         assert indexes[name]["KeySchema"] == [
             {"AttributeName": pk, "KeyType": "HASH"},
@@ -679,7 +696,16 @@ def test_indexes_list_by_status_and_by_upload(template: dict[str, Any]) -> None:
         a["AttributeName"]: a["AttributeType"]
         for a in props(template, "ImagesTable")["AttributeDefinitions"]
     }
-    assert types == {"imageId": "S", "gsi1pk": "S", "gsi1sk": "S", "gsi2pk": "S", "gsi2sk": "S"}
+    assert types == {
+        **{a: "S" for a in ("imageId", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")},
+        **dict.fromkeys(dynamodb_store.SIMILARITY_KEY_ATTRIBUTES, "S"),
+    }
+
+
+def test_near_duplicate_indexes_are_the_ones_the_store_queries(template: dict[str, Any]) -> None:
+    indexes = {i["IndexName"]: i for i in props(template, "ImagesTable")["GlobalSecondaryIndexes"]}
+    for declared in dynamodb_store.similarity_indexes():
+        assert indexes[declared["IndexName"]] == declared
 
 
 def test_reserved_word_list_is_the_documented_one() -> None:
@@ -873,6 +899,67 @@ def test_api_may_only_send_to_the_queue(stack: Stack) -> None:
     actions = granted(stack, "ApiRole")
     assert {a for a in actions if a.startswith("sqs:")} == {"sqs:SendMessage"}
     assert actions["sqs:SendMessage"] == {stack.get_att("UploadsQueue", "Arn")}
+
+
+# --------------------------------------------------------------------------------------------
+# Events out: EventBridge
+
+
+def test_functions_put_events_only_on_their_bus_and_only_as_imgpipe(stack: Stack) -> None:
+    bus = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
+    assert stack.parameters["EventBusName"] == "default"
+    for role in ("WorkerRole", "ApiRole"):
+        statements = [
+            s for s in allow_statements(stack, role) if "events:PutEvents" in as_list(s["Action"])
+        ]
+        assert len(statements) == 1, role
+        [statement] = statements
+        assert as_list(statement["Action"]) == ["events:PutEvents"]
+        assert as_list(statement["Resource"]) == [bus]
+        assert statement["Condition"] == {"StringEquals": {"events:source": "imgpipe"}}
+        assert {a for a in granted(stack, role) if a.startswith("events:")} == {"events:PutEvents"}
+    other = Stack(stack.tpl, {"EventBusName": "imgpipe-events"})
+    [arn] = granted(other, "WorkerRole")["events:PutEvents"]
+    assert arn == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/imgpipe-events"
+
+
+@pytest.mark.parametrize("function", ["WorkerFunction", "ApiFunction"])
+def test_functions_publish_to_the_bus_parameter(transformed: dict[str, Any], function: str) -> None:
+    # both write final records (the API through POST /process-image)
+    assert function_env(transformed, function)["IMGPIPE_EVENTS__EVENT_BUS"] == {
+        "Ref": "EventBusName"
+    }
+
+
+def test_example_rule_sends_image_failed_to_the_alarm_topic(
+    template: dict[str, Any], stack: Stack
+) -> None:
+    rule = props(template, "ImageFailedRule")
+    assert template["Resources"]["ImageFailedRule"]["Type"] == "AWS::Events::Rule"
+    assert rule["EventBusName"] == {"Ref": "EventBusName"}
+    assert rule["EventPattern"] == {"source": ["imgpipe"], "detail-type": ["image.failed"]}
+    assert rule["State"] == "ENABLED"
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Ref": "AlarmTopic"}
+    # the topic's policy lets EventBridge publish for this rule only, and (since it replaces
+    # SNS's default policy) still lets this account's alarms publish
+    policy = props(template, "AlarmTopicPolicy")
+    assert policy["Topics"] == [{"Ref": "AlarmTopic"}]
+    statements = stack.value(policy["PolicyDocument"])["Statement"]
+    by_principal = {s["Principal"]["Service"]: s for s in statements}
+    assert set(by_principal) == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    topic = stack.ref("AlarmTopic")
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] == "sns:Publish"
+        assert statement["Resource"] == topic
+    events = by_principal["events.amazonaws.com"]
+    assert events["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": stack.get_att("ImageFailedRule", "Arn")}
+    }
+    alarms = by_principal["cloudwatch.amazonaws.com"]["Condition"]
+    assert alarms["ArnLike"] == {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
+    assert alarms["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ ImgpipeError
     ├── UnauthorizedError          401
     ├── NotFoundError              404
     ├── KeyConflictError           409
+    ├── NotProcessedError          409 (not_processed: no hashes to compare yet)
     ├── PayloadTooLargeError       413
     └── UnsupportedMediaTypeError  415
 """
@@ -112,6 +113,13 @@ class NotFoundError(RequestError):
 
 class KeyConflictError(RequestError):
     code = "key_conflict"
+    status = 409
+
+
+class NotProcessedError(RequestError):
+    """Asked for what only a processed image has (its similar images)."""
+
+    code = "not_processed"
     status = 409
 
 

@@ -4,10 +4,15 @@ PENDING -> PROCESSING -> PROCESSED | FAILED. One record per key; `sequencer` ord
 of that key. An event older than the record is stale; an equal one on a finished record is a
 duplicate (unless forced, or the record failed for a transient reason); an image whose lease
 is held by another worker is busy, so versions of one key are never rendered concurrently.
+
+Re-rendering (README: Versioned renditions) keeps a PROCESSED record PROCESSED: its renditions
+stay listed and served while a worker holds a lease on it and renders only the presets whose
+specHash differs from the worker's settings (`plan_renditions`, `decide_rerender`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -18,6 +23,7 @@ from imgpipe.core.model import (
     ImageMetadata,
     ImageRecord,
     ObjectEvent,
+    OutputFormat,
     Rendition,
     Status,
     iso,
@@ -29,7 +35,7 @@ RETRYABLE_CODES = frozenset({"transient", "store_unavailable", "image_busy", "wo
 
 @dataclass(frozen=True)
 class Skip:
-    reason: Literal["stale", "duplicate"]
+    reason: Literal["stale", "duplicate", "not_processed", "up_to_date"]
 
 
 @dataclass(frozen=True)
@@ -66,11 +72,9 @@ def _later(sequencer: str, current: ImageRecord) -> str:
 
 
 def _lease_held(record: ImageRecord, now: datetime) -> bool:
-    return (
-        record.status is Status.PROCESSING
-        and record.lease_until is not None
-        and record.lease_until > iso(now)
-    )
+    """A worker holds the image: processing it (PROCESSING), or re-rendering some of its
+    presets (a PROCESSED record with a lease)."""
+    return record.lease_until is not None and record.lease_until > iso(now)
 
 
 def _retryable(record: ImageRecord) -> bool:
@@ -156,6 +160,7 @@ def processed(
     renditions: list[Rendition],
     now: datetime,
     duration_ms: int,
+    rendition_hash: str | None = None,
 ) -> ImageRecord:
     stamp = iso(now)
     return claimed.model_copy(
@@ -165,6 +170,7 @@ def processed(
             "error": None,
             "lease_until": None,
             "renditions": renditions,
+            "rendition_hash": rendition_hash,
             "processed_at": stamp,
             "updated_at": stamp,
             "duration_ms": duration_ms,
@@ -182,6 +188,7 @@ def failed(
             "error": ErrorInfo(code=code, message=message),
             "lease_until": None,
             "renditions": [],
+            "rendition_hash": None,
             "processed_at": stamp,
             "updated_at": stamp,
             "duration_ms": duration_ms,
@@ -199,3 +206,134 @@ def released(claimed: ImageRecord, code: str, message: str, now: datetime) -> Im
             "updated_at": iso(now),
         }
     )
+
+
+# -- re-rendering after the rendition settings changed -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A configured rendition preset as a record should show it: its name, the hash of the
+    settings that shape its bytes, and the formats it is written in."""
+
+    name: str
+    spec_hash: str
+    formats: tuple[OutputFormat, ...]
+
+
+@dataclass(frozen=True)
+class RenditionPlan:
+    """What bringing a record's renditions up to date takes.
+
+    `render`: the presets to render again (missing, or written with another specHash), in
+    configured order; `keep`: the renditions that are up to date, left as they are; `drop`:
+    the renditions of presets no longer configured, deleted once the record no longer lists
+    them."""
+
+    render: tuple[str, ...]
+    keep: tuple[Rendition, ...]
+    drop: tuple[Rendition, ...]
+
+    @property
+    def changes_renditions(self) -> bool:
+        return bool(self.render or self.drop)
+
+
+def plan_renditions(current: list[Rendition], presets: Sequence[Preset]) -> RenditionPlan:
+    """Compare a record's renditions with the configured presets (pure)."""
+    by_name: dict[str, list[Rendition]] = {}
+    for r in current:
+        by_name.setdefault(r.name, []).append(r)
+    render: list[str] = []
+    keep: list[Rendition] = []
+    for preset in presets:
+        have = by_name.get(preset.name, [])
+        up_to_date = (
+            bool(have)
+            and all(r.spec_hash == preset.spec_hash for r in have)
+            and sorted(r.format for r in have) == sorted(preset.formats)
+        )
+        if up_to_date:
+            keep.extend(have)
+        else:
+            render.append(preset.name)
+    configured = {p.name for p in presets}
+    drop = tuple(r for r in current if r.name not in configured)
+    return RenditionPlan(tuple(render), tuple(keep), drop)
+
+
+@dataclass(frozen=True)
+class Rerender:
+    """Re-render: `record` is the record with this worker's lease (still PROCESSED, its
+    renditions still listed), `plan` what to render, keep and drop."""
+
+    record: ImageRecord
+    plan: RenditionPlan
+
+
+RerenderDecision = Skip | Busy | Rerender
+
+
+def decide_rerender(
+    current: ImageRecord | None,
+    presets: Sequence[Preset],
+    rendition_hash: str,
+    *,
+    same_version: bool,
+    now: datetime,
+    lease_s: float,
+) -> RerenderDecision:
+    """Whether a re-render job for `current` has work, and the leased record if so.
+
+    Only a PROCESSED record can be stale: a FAILED, PENDING or PROCESSING one, or none, is left
+    to the normal path (reprocess, backfill, its own event). `same_version` says whether the
+    original in the store is still the version the record describes; if not, the newer
+    version's own processing renders it with the current settings. While another worker holds
+    the image, the job waits (Busy) like any event."""
+    if current is None or current.status is not Status.PROCESSED:
+        return Skip("not_processed")
+    if _lease_held(current, now):
+        return Busy(current.lease_until or iso(now))
+    if not same_version:
+        return Skip("stale")
+    plan = plan_renditions(current.renditions, presets)
+    if not plan.changes_renditions and current.rendition_hash == rendition_hash:
+        return Skip("up_to_date")
+    lease_until = iso(now + timedelta(seconds=lease_s))
+    return Rerender(current.model_copy(update={"lease_until": lease_until}), plan)
+
+
+def rerendered(
+    claimed: ImageRecord,
+    plan: RenditionPlan,
+    fresh: Sequence[Rendition],
+    presets: Sequence[Preset],
+    rendition_hash: str,
+    now: datetime,
+) -> ImageRecord:
+    """The record once the stale presets are rendered again: kept and fresh renditions in the
+    configured order, the new renditionHash, the lease given back. Still PROCESSED."""
+    rendered = set(plan.render)
+    renditions: list[Rendition] = []
+    for preset in presets:
+        source = fresh if preset.name in rendered else plan.keep
+        renditions.extend(r for r in source if r.name == preset.name)
+    return claimed.model_copy(
+        update={
+            "renditions": renditions,
+            "rendition_hash": rendition_hash,
+            "lease_until": None,
+            "updated_at": iso(now),
+        }
+    )
+
+
+def unleased(claimed: ImageRecord) -> ImageRecord:
+    """A re-render that failed for a transient reason: the record as it was, lease given back."""
+    return claimed.model_copy(update={"lease_until": None})
+
+
+def is_stale(record: ImageRecord, rendition_hash: str) -> bool:
+    """A PROCESSED record whose renditions were made with other settings. FAILED and
+    unfinished records are never stale: reprocess and backfill are for those."""
+    return record.status is Status.PROCESSED and record.rendition_hash != rendition_hash

@@ -6,11 +6,13 @@ imports an adapter. Each port has one contract test suite that every implementat
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from imgpipe.core.model import ImageRecord, ObjectInfo, RecordPage, Status
+from imgpipe.core.similarity import PhashHit
 
 
 class ObjectStore(Protocol):
@@ -51,6 +53,17 @@ class MetadataStore(Protocol):
         ...
 
     def count_by_status(self) -> dict[Status, int]: ...
+
+    def with_sha256(self, sha256: str, limit: int) -> builtins.list[str]:
+        """The imageIds of up to `limit` records with this sha256, earliest `uploadedAt`
+        first (ties by imageId), through an index (DynamoDB: a GSI, eventually consistent)."""
+        ...
+
+    def near_phash(self, phash: str, max_distance: int, limit: int) -> builtins.list[PhashHit]:
+        """Up to `limit` records whose pHash is within `max_distance` bits of `phash`, closest
+        first, found through the pHash band index (core.similarity), never by a scan. The
+        record itself is among them; DynamoDB's answer is eventually consistent."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from imgpipe.core.errors import (
 )
 from imgpipe.core.keys import image_id_for, is_image_id, new_upload_key, validate_key
 from imgpipe.core.model import CONTENT_TYPES, Exif, ImageRecord, OutputFormat, Status
+from imgpipe.entrypoints.asgi_errors import send_json_error
 from imgpipe.service import ImageService
 
 log = logging.getLogger("imgpipe.api")
@@ -166,6 +167,10 @@ class UploadedImageView(BaseModel):
     phash: str | None
     blurhash: str | None
     dominant_color: str | None = Field(alias="dominantColor")
+    duplicate_of: str | None = Field(
+        alias="duplicateOf",
+        description="the earliest image with the same bytes when this one was processed",
+    )
     uploaded_at: str = Field(alias="uploadedAt")
     processed_at: str | None = Field(alias="processedAt")
     updated_at: str = Field(alias="updatedAt")
@@ -181,6 +186,21 @@ class ImageView(UploadedImageView):
 class ImagePage(BaseModel):
     items: list[ImageView]
     next_cursor: str | None = Field(alias="nextCursor", description="null on the last page")
+
+
+class SimilarImageView(ImageView):
+    """A similar image: its record, and how close it is."""
+
+    distance: int = Field(description="pHash Hamming distance (0-64) to the image asked about")
+    same_bytes: bool = Field(alias="sameBytes", description="the same sha256: identical files")
+
+
+class SimilarImages(BaseModel):
+    image_id: str = Field(alias="imageId", description="the image asked about")
+    max_distance: int = Field(alias="maxDistance", description="the distance searched")
+    items: list[SimilarImageView] = Field(
+        description="closest first; at equal distance the same bytes, then the earliest upload"
+    )
 
 
 # Every route may answer these; 422 is an image that cannot be processed (ImageError).
@@ -305,23 +325,13 @@ class BodyLimitMiddleware:
 
 
 async def _send_413(send: Send, limit: int) -> None:
-    body = (
-        b'{"error":{"code":"too_large","message":"the body is larger than '
-        + str(limit).encode()
-        + b' bytes"}}'
+    await send_json_error(
+        send,
+        413,
+        "too_large",
+        f"the body is larger than {limit} bytes",
+        [(b"connection", b"close")],
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 # -- local links ------------------------------------------------------------------------------
@@ -535,6 +545,31 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     def get_image(image_id: str, request: Request) -> dict[str, Any]:
         return present(service.get(known_id(image_id)), request)
+
+    @app.get(
+        "/images/{image_id}/similar",
+        dependencies=authed,
+        tags=["images"],
+        **_answers(
+            200,
+            SimilarImages,
+            "images with the same bytes or a pHash within maxDistance; 409 until processed",
+        ),
+    )
+    def similar_images(
+        image_id: str,
+        request: Request,
+        max_distance: Annotated[int | None, Query(alias="maxDistance", ge=0, le=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> dict[str, Any]:
+        distance = service.settings.similarity.max_distance
+        distance = distance if max_distance is None else max_distance
+        matches = service.similar(known_id(image_id), distance, limit)
+        items = [
+            {**present(m.record, request), "distance": m.distance, "sameBytes": m.same_bytes}
+            for m in matches
+        ]
+        return {"imageId": image_id, "maxDistance": distance, "items": items}
 
     @app.post(
         "/images/{image_id}/reprocess",

@@ -1,4 +1,4 @@
-"""The `imgpipe` command (Typer + Rich): serve, process, info, backfill, redrive."""
+"""The `imgpipe` command (Typer + Rich): serve, process, info, backfill, redrive, reprocess."""
 
 from __future__ import annotations
 
@@ -299,6 +299,10 @@ def deploy(
         Path | None, typer.Option("--zip", help="a zip from `imgpipe package` [default: build]")
     ] = None,
     wait: Annotated[bool, typer.Option(help="wait for the stack to finish")] = True,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML config file whose renditions the functions get"),
+    ] = None,
 ) -> None:
     """Package the Lambda code and deploy the template; print the stack's outputs."""
     import boto3
@@ -308,6 +312,17 @@ def deploy(
     from imgpipe.packaging import PackagingError, build_lambda_zip
 
     params = _parse_params(param or [])
+    if config is not None:
+        # The presets travel as the RenditionsJson parameter (IMGPIPE_RENDITIONS); a later
+        # deploy without --config keeps them (deploy reuses the previous parameter values).
+        presets = _settings(config, backend="local")
+        params.setdefault("RenditionsJson", presets.renditions_json())
+        default_background = Settings.model_fields["background"].default
+        if presets.background != default_background or not presets.metadata.strip_exif:
+            err.print(
+                "[yellow]only the renditions are deployed:[/yellow] background and"
+                " metadata.strip_exif from the file are not (the functions use the defaults)"
+            )
     if not template.is_file():
         err.print(f"[red]no template at {template}[/red] (pass --template)")
         raise typer.Exit(2)
@@ -387,6 +402,166 @@ def redrive(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
     with _service_and_queue(data_dir, config) as (_, queue):
         count = queue.redrive()
     typer.echo(f"moved {count} dead-lettered job(s) back to the queue")
+
+
+@app.command()
+def reprocess(
+    image_ids: Annotated[
+        list[str] | None, typer.Argument(help="images to process again in full, by imageId")
+    ] = None,
+    stale: Annotated[
+        bool,
+        typer.Option(
+            "--stale",
+            help="re-render the presets whose settings changed, for every stale PROCESSED image",
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    wait: Annotated[
+        bool, typer.Option(help="with --stale: wait until the re-renders are done")
+    ] = True,
+    timeout: Annotated[float, typer.Option(min=0, help="seconds --wait waits at most")] = 3600.0,
+) -> None:
+    """Process images again: IMAGE_IDS in full, or with --stale only the renditions that the
+    current rendition settings would make differently (see README: Versioned renditions)."""
+    if stale == bool(image_ids):
+        err.print("[red]pass --stale or some image ids (not both)[/red]")
+        raise typer.Exit(2)
+    if image_ids:
+        from imgpipe.core.errors import NotFoundError
+
+        with _service_and_queue(data_dir, config) as (service, _):
+            try:
+                for image_id in image_ids:
+                    service.reprocess(image_id)
+            except NotFoundError as exc:
+                err.print(f"[red]{escape(str(exc))}[/red]")
+                raise typer.Exit(1) from exc
+        typer.echo(f"queued {len(image_ids)} image(s) to be processed again")
+        return
+    from imgpipe.entrypoints.stale import reprocess_stale
+
+    overrides: dict[str, Any] = {"local": {"data_dir": data_dir}} if data_dir else {}
+    settings = _settings(config, **overrides)
+    run = reprocess_stale(settings, wait=wait, timeout_s=timeout, console=err)
+    for line in run.summary():
+        typer.echo(line)
+    if run.left:
+        err.print(
+            f"[yellow]{run.left} record(s) still stale after {timeout:g} s:[/yellow] the workers"
+            " render with their own settings; restart `imgpipe serve` (or deploy) with this"
+            " configuration, then run this again"
+        )
+    if run.failed or run.left:
+        raise typer.Exit(1)
+
+
+# -- cost -------------------------------------------------------------------------------------
+
+
+@app.command()
+def cost(
+    images_per_day: Annotated[
+        float, typer.Option("--images-per-day", min=0, help="originals uploaded a day")
+    ],
+    duration_ms: Annotated[
+        float | None, typer.Option(min=0, help="worker ms per image [default: measured]")
+    ] = None,
+    memory_mb: Annotated[
+        int | None, typer.Option(min=128, help="worker memory [default: the template's]")
+    ] = None,
+    original_kb: Annotated[
+        float | None, typer.Option(min=0, help="mean original size [default: measured]")
+    ] = None,
+    renditions_kb: Annotated[
+        float | None, typer.Option(min=0, help="renditions of one image [default: measured]")
+    ] = None,
+    api_calls_per_image: Annotated[
+        float | None, typer.Option(min=0, help="API calls per image [default: 3]")
+    ] = None,
+    api_duration_ms: Annotated[
+        float | None, typer.Option(min=0, help="API function ms per call [default: 50]")
+    ] = None,
+    gets_per_image: Annotated[
+        float, typer.Option(min=0, help="S3 GETs of renditions served per image")
+    ] = 0.0,
+    months: Annotated[
+        int, typer.Option(min=1, help="bill of month N: storage holds N months of uploads")
+    ] = 1,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, max=10, help="images per worker invocation [default: 10]")
+    ] = None,
+    pending_write: Annotated[
+        bool, typer.Option(help="uploads write a PENDING record (presigned ones do not)")
+    ] = True,
+    events: Annotated[
+        bool, typer.Option(help="image events to EventBridge (the template always names a bus)")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Estimate the monthly AWS bill of a workload: list prices, no free tier, 30-day month."""
+    from dataclasses import replace
+
+    from imgpipe import cost as costs
+
+    settings = _settings(config)
+    try:
+        from imgpipe.adapters.aws.emf_metrics import COUNTERS, TIMINGS
+
+        labels = {name: spec[1] for name, spec in COUNTERS.items()} | dict(TIMINGS)
+        metrics = costs.emf_metric_series(labels)
+    except ImportError:  # without the aws extra
+        metrics = costs.DEFAULT_CUSTOM_METRICS
+    default = costs.Workload(images_per_day)
+    workload = replace(
+        default,
+        duration_ms=default.duration_ms if duration_ms is None else duration_ms,
+        memory_mb=memory_mb or default.memory_mb,
+        original_kb=default.original_kb if original_kb is None else original_kb,
+        renditions_kb=default.renditions_kb if renditions_kb is None else renditions_kb,
+        api_calls_per_image=(
+            default.api_calls_per_image if api_calls_per_image is None else api_calls_per_image
+        ),
+        api_duration_ms=default.api_duration_ms if api_duration_ms is None else api_duration_ms,
+        batch_size=batch_size or default.batch_size,
+        renditions_per_image=sum(len(r.formats) for r in settings.renditions),
+        gets_per_image=gets_per_image,
+        months=months,
+        pending_write=pending_write,
+        events=events,
+        custom_metrics=metrics,
+    )
+    estimate = costs.estimate(workload)
+    if as_json:
+        sys.stdout.write(json.dumps(estimate.to_dict(), indent=2) + "\n")
+        return
+    table = Table(
+        "service",
+        "line item",
+        "quantity / month",
+        "unit price",
+        "USD / month",
+        title=f"AWS cost of {images_per_day:,.0f} images a day "
+        f"({workload.images_per_month:,.0f} a month)",
+    )
+    for line in estimate.lines:
+        table.add_row(
+            line.service,
+            line.item,
+            costs.format_quantity(line),
+            costs.format_price(line),
+            costs.format_usd(line.monthly_usd),
+        )
+    table.add_section()
+    table.add_row("total", "", "", "", f"[bold]{costs.format_usd(estimate.total_usd)}[/bold]")
+    console = Console()
+    console.print(table)
+    per_million = costs.format_usd(estimate.per_million_images_usd)
+    console.print(f"per 1M images: [bold]{per_million}[/bold] (the month's total / its images)")
+    for note in estimate.notes:
+        console.print(f"[dim]{escape(note)}[/dim]")
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ Each SQS record's body is one of
 - an S3 event notification: `Records[]` of `ObjectCreated:*` / `ObjectRemoved:*`, keys
   URL-encoded (decoded with unquote_plus), with sequencer, versionId, eTag, size, eventTime;
 - the `s3:TestEvent` S3 sends when the notification is configured: skipped;
-- our own message (reprocess, backfill, redriven): `{"type": "created" | "removed", ...}`.
+- our own message (reprocess, backfill, redriven): `{"type": "created" | "removed", ...}`,
+  or `{"type": "rerender", "key"}` from `imgpipe reprocess --stale`.
 
 A bad image ends FAILED and its message succeeds; a transient failure raises, so that record
 alone is reported in `batchItemFailures` and SQS redelivers it, then dead-letters it. On the
@@ -61,7 +62,7 @@ def messages_from(body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     if body.get("Event") == TEST_EVENT:
         logger.info("skipping the S3 test event", bucket=body.get("Bucket"))
         return
-    if body.get("type") in ("created", "removed"):
+    if body.get("type") in ("created", "removed", "rerender"):
         yield dict(body)
         return
     records = body.get("Records")

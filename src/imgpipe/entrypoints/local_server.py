@@ -120,6 +120,8 @@ def add_dashboard_routes(app: FastAPI, local: LocalApp) -> None:
             },
             "workers": local.settings.server.workers,
             "series": local.series.snapshot(),
+            # deliveries waiting or retrying, and dead letters; null without webhooks
+            "webhooks": local.webhooks.counts() if local.webhooks is not None else None,
         }
 
 

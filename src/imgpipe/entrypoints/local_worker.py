@@ -33,6 +33,8 @@ def handle_message(service: ImageService, body: Mapping[str, Any]) -> None:
         service.process(ObjectEvent.model_validate({k: v for k, v in body.items() if k != "type"}))
     elif kind == "removed":
         service.on_removed(str(body["key"]))
+    elif kind == "rerender":
+        service.rerender(str(body["key"]))
     else:
         log.error("dropping a message of unknown type", extra={"body": dict(body)})
 

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from imgpipe.entrypoints.asgi_errors import send_json_error
 
 EXEMPT_PATHS = frozenset({"/health"})
 _PRUNE_EVERY = 1024
@@ -62,24 +63,10 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         retry_after = max(1, math.ceil(wait))
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "rate_limited",
-                    "message": f"more than {self.buckets.rate:g} requests a second; retry in "
-                    f"{retry_after} s",
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(retry_after).encode()),
-                ],
-            }
+        await send_json_error(
+            send,
+            429,
+            "rate_limited",
+            f"more than {self.buckets.rate:g} requests a second; retry in {retry_after} s",
+            [(b"retry-after", str(retry_after).encode())],
         )
-        await send({"type": "http.response.body", "body": body})

@@ -11,25 +11,38 @@ keys of two sharded GSIs, so expressions only ever name these attributes, always
 A list queries every shard newest first and merges; the cursor is the last (uploadedAt,
 imageId) returned, which is each shard's position too: every shard resumes strictly below it.
 GSIs are eventually consistent, so a record may reach a list a moment after it was written.
+
+Near-duplicates (core.similarity) add sparse GSIs, present only on records that carry the
+attributes (so a PENDING record is in none of them):
+- `bySha256`: `sha256`, sorted by `gsi2sk` (earliest upload first); KEYS_ONLY.
+- `byPhash0..3`: `phb{i}` = band i of the pHash (4 hex digits); they project `phash` only,
+  so a lookup reads ~50-byte entries and a status change (which alters neither) writes none.
+A near-duplicate query is 4 x 17 Query calls at most (run 8 at a time), each capped at
+CANDIDATES_PER_LOOKUP entries. Deletes leave the GSIs on their own; they are eventually
+consistent, so callers re-read the records they are given (ImageService.similar does).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import heapq
 import itertools
 import json
 import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from imgpipe.adapters.aws.client_errors import error_code, transient_errors
+from imgpipe.core import similarity
 from imgpipe.core.errors import InvalidRequestError
 from imgpipe.core.model import ImageRecord, RecordPage, Status
+from imgpipe.core.similarity import PhashHit
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -47,10 +60,41 @@ FIRST_PAGE_KEY_CONDITION = "#pk = :pk"
 EXPRESSIONS = (INSERT_CONDITION, UPDATE_CONDITION, PAGE_KEY_CONDITION, FIRST_PAGE_KEY_CONDITION)
 ID_NAMES = {"#id": "imageId"}
 REVISION_NAMES = {"#rev": "revision"}
-INDEX_NAMES = {
+BY_SHA256 = "bySha256"
+BAND_INDEXES = tuple(f"byPhash{band}" for band in range(similarity.BANDS))
+BAND_ATTRIBUTES = tuple(f"phb{band}" for band in range(similarity.BANDS))
+INDEX_NAMES: dict[str, dict[str, str]] = {
     BY_STATUS: {"#pk": "gsi1pk", "#sk": "gsi1sk"},
     BY_UPLOAD: {"#pk": "gsi2pk", "#sk": "gsi2sk"},
+    BY_SHA256: {"#pk": "sha256", "#sk": "gsi2sk"},
+    **{index: {"#pk": attr} for index, attr in zip(BAND_INDEXES, BAND_ATTRIBUTES, strict=True)},
 }
+LOOKUP_THREADS = 8
+
+
+def similarity_indexes() -> list[dict[str, Any]]:
+    """The near-duplicate GSIs as CreateTable takes them (infra/template.yaml declares the
+    same; a unit test holds the two together)."""
+    sha: dict[str, Any] = {
+        "IndexName": BY_SHA256,
+        "KeySchema": [
+            {"AttributeName": "sha256", "KeyType": "HASH"},
+            {"AttributeName": "gsi2sk", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+    bands = [
+        {
+            "IndexName": index,
+            "KeySchema": [{"AttributeName": attr, "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["phash"]},
+        }
+        for index, attr in zip(BAND_INDEXES, BAND_ATTRIBUTES, strict=True)
+    ]
+    return [sha, *bands]
+
+
+SIMILARITY_KEY_ATTRIBUTES = ("sha256", *BAND_ATTRIBUTES)
 
 
 def shard_of(image_id: str) -> int:
@@ -75,7 +119,20 @@ def to_item(record: ImageRecord, revision: int) -> dict[str, AttributeValueTypeD
         "gsi1sk": {"S": sk},
         "gsi2pk": {"S": f"all#{shard}"},
         "gsi2sk": {"S": sk},
+        **similarity_keys(record),
     }
+
+
+def similarity_keys(record: ImageRecord) -> dict[str, AttributeValueTypeDef]:
+    """The sparse keys of the near-duplicate GSIs: only what the record carries."""
+    keys: dict[str, AttributeValueTypeDef] = {}
+    if record.sha256:
+        keys["sha256"] = {"S": record.sha256}
+    if similarity.valid_phash(record.phash):
+        keys["phash"] = {"S": record.phash.lower()}
+        for attr, value in zip(BAND_ATTRIBUTES, similarity.bands(record.phash), strict=True):
+            keys[attr] = {"S": value}
+    return keys
 
 
 def from_item(item: Mapping[str, Any]) -> ImageRecord:
@@ -188,6 +245,47 @@ class DynamoMetadataStore:
         more = len(page) > limit
         page = page[:limit]
         return RecordPage(items=page, next_cursor=encode_cursor(page[-1]) if more else None)
+
+    # -- near-duplicates -------------------------------------------------------------------
+
+    def _lookup(
+        self, index: str, value: str, want: int, forward: bool = True
+    ) -> builtins.list[dict[str, Any]]:
+        """Up to `want` entries of one GSI partition (`#pk = value`), in sort-key order."""
+        query: QueryInputTypeDef = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": FIRST_PAGE_KEY_CONDITION,
+            "ExpressionAttributeNames": {"#pk": INDEX_NAMES[index]["#pk"]},
+            "ExpressionAttributeValues": {":pk": {"S": value}},
+            "ScanIndexForward": forward,
+            "Limit": want,
+        }
+        items: list[dict[str, Any]] = []
+        while len(items) < want:
+            with transient_errors(f"Query {self.table}/{index}"):
+                found = self.client.query(**query)
+            items.extend(found.get("Items", []))
+            last = found.get("LastEvaluatedKey")
+            if not last:
+                break
+            query["ExclusiveStartKey"] = last
+            query["Limit"] = want - len(items)
+        return items[:want]
+
+    def with_sha256(self, sha256: str, limit: int) -> builtins.list[str]:
+        return [item["imageId"]["S"] for item in self._lookup(BY_SHA256, sha256, limit)]
+
+    def near_phash(self, phash: str, max_distance: int, limit: int) -> builtins.list[PhashHit]:
+        def lookup(probe: tuple[int, str]) -> list[dict[str, Any]]:
+            band, value = probe
+            return self._lookup(BAND_INDEXES[band], value, similarity.CANDIDATES_PER_LOOKUP)
+
+        probes = similarity.probes(phash, max_distance)
+        with ThreadPoolExecutor(min(LOOKUP_THREADS, len(probes))) as pool:
+            found = [item for items in pool.map(lookup, probes) for item in items]
+        candidates = {item["imageId"]["S"]: item["phash"]["S"] for item in found}
+        return similarity.nearest(candidates, phash, max_distance, limit)
 
     def count_by_status(self) -> dict[Status, int]:
         """Select=COUNT per status and shard (4 x 8 small queries: fine for a dashboard)."""

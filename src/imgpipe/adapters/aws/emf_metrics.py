@@ -24,6 +24,8 @@ COUNTERS: dict[str, tuple[MetricUnit, tuple[str, ...]]] = {
     "bytes_in": (MetricUnit.Bytes, ()),
     "bytes_out": (MetricUnit.Bytes, ()),
     "uploads": (MetricUnit.Count, ()),
+    "events_failed": (MetricUnit.Count, ()),
+    "webhook_deliveries": (MetricUnit.Count, ("outcome",)),  # local only; kept equal
 }
 TIMINGS: dict[str, tuple[str, ...]] = {"processing_seconds": ()}
 MAX_LABEL_CHARS = 64

@@ -20,11 +20,13 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "images_deleted": ("Records deleted with their renditions", ()),
     "attempts": ("Processing attempts started", ()),
     "dead_letters": ("Jobs given up after their last attempt", ()),
-    "events_skipped": ("Events that started no work (stale or duplicate)", ("reason",)),
+    "events_skipped": ("Jobs that did no work (stale, duplicate, up to date)", ("reason",)),
     "results_discarded": ("Results dropped because another worker took the image over", ()),
     "bytes_in": ("Bytes of originals processed", ()),
     "bytes_out": ("Bytes of renditions written", ()),
     "uploads": ("Originals accepted through the API", ()),
+    "events_failed": ("Events that could not be published (logged, never retried)", ()),
+    "webhook_deliveries": ("Webhook delivery attempts by outcome", ("outcome",)),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
     "processing_seconds": (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 import sqlite3
 import threading
@@ -18,8 +19,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from imgpipe.core import similarity
 from imgpipe.core.errors import InvalidRequestError, StoreUnavailableError
 from imgpipe.core.model import ImageRecord, RecordPage, Status
+from imgpipe.core.similarity import PhashHit
 
 T = TypeVar("T")
 
@@ -39,6 +42,45 @@ CREATE INDEX IF NOT EXISTS image_records_by_status
 CREATE INDEX IF NOT EXISTS image_records_by_time
     ON image_records (uploaded_at DESC, image_id DESC);
 """
+
+# Near-duplicates (core.similarity): expression indexes over the record's JSON, so SQLite
+# keeps them in step with every put and delete (in the same transaction, like a GSI), and a
+# database made before them is indexed when it is opened. Queries must spell the expressions
+# exactly so for the planner to use the indexes (a test checks the query plan).
+SHA256_EXPR = "json_extract(item, '$.sha256')"
+
+
+def band_expr(band: int) -> str:
+    start = band * similarity.BAND_HEX + 1
+    return f"lower(substr(json_extract(item, '$.phash'), {start}, {similarity.BAND_HEX}))"
+
+
+# Only constants go into these statements (ruff's S608 cannot tell); values are parameters.
+_BY_SHA256_SQL = (
+    f"SELECT image_id FROM image_records WHERE {SHA256_EXPR} = ?"  # noqa: S608
+    " ORDER BY uploaded_at, image_id LIMIT ?"
+)
+
+
+def _by_band_sql(band: int, values: int) -> str:
+    marks = ", ".join("?" * values)
+    return (
+        "SELECT image_id, json_extract(item, '$.phash') FROM image_records"  # noqa: S608
+        f" WHERE {band_expr(band)} IN ({marks}) LIMIT ?"
+    )
+
+
+_SIMILARITY_SCHEMA = "".join(
+    [
+        "CREATE INDEX IF NOT EXISTS image_records_by_sha256"
+        f" ON image_records ({SHA256_EXPR}, uploaded_at, image_id);\n",
+        *(
+            f"CREATE INDEX IF NOT EXISTS image_records_by_phash_band{band}"
+            f" ON image_records ({band_expr(band)});\n"
+            for band in range(similarity.BANDS)
+        ),
+    ]
+)
 
 
 class SqliteConnections:
@@ -185,7 +227,7 @@ class SqliteMetadataStore(SqliteTables):
     """MetadataStore over SQLite; `put` is a compare-and-set on `revision`."""
 
     def __init__(self, db_path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
-        super().__init__(db_path, _SCHEMA, busy_timeout_s)
+        super().__init__(db_path, _SCHEMA + _SIMILARITY_SCHEMA, busy_timeout_s)
 
     def get(self, image_id: str) -> ImageRecord | None:
         row = self._db.read(
@@ -252,6 +294,25 @@ class SqliteMetadataStore(SqliteTables):
             last = items[-1]
             next_cursor = encode_cursor(last.uploaded_at, last.image_id)
         return RecordPage(items=items, next_cursor=next_cursor)
+
+    def with_sha256(self, sha256: str, limit: int) -> builtins.list[str]:
+        rows = self._db.read(lambda c: c.execute(_BY_SHA256_SQL, (sha256, limit)).fetchall())
+        return [row[0] for row in rows]
+
+    def near_phash(self, phash: str, max_distance: int, limit: int) -> builtins.list[PhashHit]:
+        by_band: dict[int, list[str]] = {}
+        for band, value in similarity.probes(phash, max_distance):
+            by_band.setdefault(band, []).append(value)
+
+        def lookup(conn: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for band, values in by_band.items():
+                sql = _by_band_sql(band, len(values))
+                cap = similarity.CANDIDATES_PER_LOOKUP * len(values)
+                found.update(conn.execute(sql, (*values, cap)).fetchall())
+            return found
+
+        return similarity.nearest(self._db.read(lookup), phash, max_distance, limit)
 
     def count_by_status(self) -> dict[Status, int]:
         rows = self._db.read(

@@ -1,0 +1,206 @@
+"""`imgpipe reprocess --stale`: queue a re-render of every stale record, then see them done.
+
+A record is stale when it is PROCESSED and its renditionHash is not the one the current
+settings make (core.lifecycle.is_stale). The PROCESSED records are read page by page through
+the store's status index; each stale one gets one `rerender` job. Then, with --wait:
+- locally, when `imgpipe serve` holds the data folder, its workers run the jobs and this
+  command watches the records; when no server runs, this command runs a worker pool of its
+  own (with its rendering processes) until the jobs are done;
+- on AWS, the Lambda workers run them from SQS and this command watches the records.
+Watching stops when no queued record is stale any more, at the timeout, or (with a pool of
+its own) when the queue has nothing left to run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from imgpipe.core.model import Status
+
+if TYPE_CHECKING:
+    from imgpipe.config import Settings
+    from imgpipe.core.ports import JobQueue
+    from imgpipe.service import ImageService
+
+LOCAL_POLL_S = 0.2
+AWS_POLL_S = 2.0
+
+
+@dataclass
+class StaleRun:
+    """What `reprocess --stale` did: the counts it prints at the end."""
+
+    checked: int = 0
+    queued: list[str] = field(default_factory=list)
+    waited: bool = False
+    worked_here: bool = False
+    rerendered: int = 0
+    failed: int = 0
+    gone: int = 0
+    left: int = 0
+
+    def summary(self) -> list[str]:
+        lines = [
+            f"checked {self.checked} processed record(s): {len(self.queued)} stale, "
+            f"queued {len(self.queued)} re-render job(s)"
+        ]
+        if self.waited:
+            lines.append(
+                f"re-rendered {self.rerendered}, failed {self.failed}, gone {self.gone}, "
+                f"still stale {self.left}"
+            )
+        return lines
+
+
+def queue_stale(service: ImageService, on_record: Callable[[], None] | None = None) -> StaleRun:
+    """Queue one re-render job per stale record (the image ids are in `queued`)."""
+    run = StaleRun()
+    for record in service.processed_records():
+        run.checked += 1
+        if service.is_stale(record):
+            service.enqueue_rerender(record)
+            run.queued.append(record.image_id)
+        if on_record is not None:
+            on_record()
+    return run
+
+
+def wait_until_fresh(
+    service: ImageService,
+    run: StaleRun,
+    *,
+    timeout_s: float,
+    poll_s: float,
+    queue_idle: Callable[[], bool] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StaleRun:
+    """Watch the queued records until none is stale (counted in `run`). A record is done when
+    it is PROCESSED with the current renditionHash and no lease, FAILED, or gone; one that is
+    PENDING or PROCESSING (a new version under way) is waited for."""
+    run.waited = True
+    pending = list(run.queued)
+    deadline = clock() + timeout_s
+    while pending:
+        idle = queue_idle() if queue_idle is not None else False
+        pending = list(_still_pending(service, pending, run))
+        if on_progress is not None:
+            on_progress(len(run.queued) - len(pending))
+        if not pending or idle or clock() >= deadline:
+            break
+        sleep(poll_s)
+    run.left = len(pending)
+    return run
+
+
+def _still_pending(service: ImageService, image_ids: Iterable[str], run: StaleRun) -> Iterable[str]:
+    for image_id in image_ids:
+        record = service.records.get(image_id)
+        if record is None:
+            run.gone += 1
+        elif record.status is Status.FAILED:
+            run.failed += 1
+        elif (
+            record.status is Status.PROCESSED
+            and record.lease_until is None
+            and not service.is_stale(record)
+        ):
+            run.rerendered += 1
+        else:
+            yield image_id
+
+
+def _idle(queue: JobQueue) -> Callable[[], bool]:
+    def idle() -> bool:
+        stats = queue.stats()
+        return stats.visible + stats.in_flight + stats.extra.get("delayed", 0) == 0
+
+    return idle
+
+
+def reprocess_stale(
+    settings: Settings, *, wait: bool, timeout_s: float, console: Console
+) -> StaleRun:
+    """The command: queue the stale records' re-renders on the configured backend, and with
+    `wait` see them done, with a progress bar on a terminal."""
+    from imgpipe.bootstrap import DataDirBusyError, build_aws, build_local
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    with progress:
+        scan = progress.add_task("checking records", total=None)
+
+        def scanned() -> None:
+            progress.advance(scan)
+
+        def watch(service: ImageService, run: StaleRun, poll_s: float, idle: bool) -> None:
+            task = progress.add_task("re-rendering", total=len(run.queued))
+            wait_until_fresh(
+                service,
+                run,
+                timeout_s=timeout_s,
+                poll_s=poll_s,
+                queue_idle=_idle(service.queue) if idle else None,
+                on_progress=lambda done: progress.update(task, completed=done),
+            )
+
+        if settings.backend == "aws":
+            aws = build_aws(settings)
+            try:
+                run = queue_stale(aws.service, scanned)
+                progress.update(scan, total=run.checked)
+                if wait and run.queued:
+                    watch(aws.service, run, AWS_POLL_S, idle=False)
+            finally:
+                aws.close()
+            return run
+
+        local = build_local(settings, with_workers=False)
+        try:
+            run = queue_stale(local.service, scanned)
+        finally:
+            local.stop()
+        progress.update(scan, total=run.checked)
+        if not (wait and run.queued):
+            return run
+        try:
+            # No server holds the data folder: run its queue here, as `imgpipe serve` would.
+            worker = build_local(settings, with_watcher=False)
+        except DataDirBusyError:
+            watching = build_local(settings, with_workers=False)
+            try:
+                watch(watching.service, run, LOCAL_POLL_S, idle=False)
+            finally:
+                watching.stop()
+            return run
+        try:
+            assert worker.pool is not None
+            run.worked_here = True
+            worker.queue.recover_in_flight()  # we hold the lock: leases left are a dead server's
+            worker.service.recover_leases()
+            worker.pool.start()
+            watch(worker.service, run, LOCAL_POLL_S, idle=True)
+        finally:
+            worker.stop()
+        return run

@@ -1,0 +1,247 @@
+"""imgpipe.cost: the arithmetic against a case computed by hand, that it scales with the
+workload, and that the figures it takes from infra/template.yaml and the code are theirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imgpipe import cost, prices
+from imgpipe.cost import Workload, estimate
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
+
+
+def by_key(workload: Workload) -> dict[str, float]:
+    return {line.key: line.monthly_usd for line in estimate(workload).lines}
+
+
+HAND = Workload(
+    images_per_day=1000,
+    duration_ms=300,
+    memory_mb=1024,
+    original_kb=2000,
+    renditions_kb=500,
+    renditions_per_image=6,
+    api_calls_per_image=2,
+    api_duration_ms=100,
+    api_memory_mb=512,
+    gets_per_image=4,
+    months=2,
+    batch_size=10,
+    pending_write=True,
+    events=True,
+    custom_metrics=10,
+    record_bytes={"PENDING": 870, "PROCESSING": 898, "PROCESSED": 2296},
+)
+
+
+def test_a_workload_computed_by_hand() -> None:
+    # GIVEN 1000 images a day: 30,000 a month in 3,000 batches, 60,000 API calls; in month 2
+    # storage holds 1.5 months of uploads on average: 45,000 images
+    got = by_key(HAND)
+    gib = 2**30
+    expected = {
+        # 30,000 x 0.3 s x 1 GB = 9,000 GB-s
+        "lambda.worker_compute": 9_000 * 0.0000133334,
+        "lambda.worker_requests": 3_000 * 0.20 / 1e6,
+        # 60,000 x 0.1 s x 0.5 GB = 3,000 GB-s
+        "lambda.api_compute": 3_000 * 0.0000133334,
+        "lambda.api_requests": 60_000 * 0.20 / 1e6,
+        "apigateway.requests": 60_000 * 1.00 / 1e6,
+        # original + 6 renditions
+        "s3.put": 210_000 * 0.005 / 1000,
+        # HEAD + GET + 4 served
+        "s3.get": 180_000 * 0.0004 / 1000,
+        # 45,000 x 2,500 KB
+        "s3.storage": 45_000 * 2_500_000 / gib * 0.023,
+        # PENDING insert: table 1 + byStatus 1 + byUpload 1 = 3
+        # PENDING -> PROCESSING: table 1 + byStatus 1 + 1 (moved) + byUpload 1 = 4
+        # PROCESSING -> PROCESSED (2296 bytes: 3 units): table 3 + byStatus 1 + 3 + byUpload 3
+        #   + bySha256 1 + byPhash0..3 4 x 1 = 15;  3 + 4 + 15 = 22 per image
+        "dynamodb.writes": 30_000 * 22 * 0.625 / 1e6,
+        # the worker's read + 2 API calls
+        "dynamodb.reads": 90_000 * 0.125 / 1e6,
+        # item 2296 + 100; byStatus and byUpload the same; bySha256 262; byPhash 4 x 162
+        "dynamodb.storage": 45_000 * (2_396 * 3 + 262 + 648) / gib * 0.25,
+        "dynamodb.pitr": 45_000 * 2_396 / gib * 0.20,
+        # 30,000 sends + 3,000 receives + 3,000 deletes
+        "sqs.requests": 36_000 * 0.40 / 1e6,
+        # 5 pollers x 2,592,000 s / 20 s
+        "sqs.idle_polls": 648_000 * 0.40 / 1e6,
+        # worker (422 + 360) / 10 + 33 = 111.2 bytes an image; 350 + 360 bytes an API call
+        "cloudwatch.logs": (30_000 * 111.2 + 60_000 * 710) / gib * 0.50,
+        "cloudwatch.metrics": 10 * 0.30,
+        "cloudwatch.alarms": 6 * 0.10,
+        "cloudwatch.dashboard": 3.00,
+        # both under the reservoir of 1/s (2,592,000 a month): every invocation traced
+        "xray.traces": 63_000 * 5.00 / 1e6,
+        "eventbridge.events": 30_000 * 1.00 / 1e6,
+    }
+    assert got.keys() == expected.keys()
+    for key, usd in expected.items():
+        assert got[key] == pytest.approx(usd, rel=1e-9), key
+    total = estimate(HAND).total_usd
+    assert total == pytest.approx(sum(expected.values()), rel=1e-9)
+    assert estimate(HAND).per_million_images_usd == pytest.approx(total / 30_000 * 1e6)
+
+
+def test_presigned_uploads_write_no_pending_record() -> None:
+    # insert PROCESSING: table 1 + byStatus 1 + byUpload 1 = 3; then PROCESSED 15 (as above)
+    presigned = Workload(1000, pending_write=False)
+    assert cost.record_writes_per_image(presigned) == 18
+    assert cost.record_writes_per_image(Workload(1000)) == 22
+
+
+def test_x_ray_samples_past_one_trace_a_second() -> None:
+    reservoir = 2_592_000  # one a second for 30 days
+    assert cost.sampled_traces(1_000) == 1_000
+    assert cost.sampled_traces(reservoir + 1_000_000) == reservoir + 50_000
+
+
+def test_events_and_served_gets_are_optional() -> None:
+    plain = by_key(Workload(1000, events=False))
+    assert "eventbridge.events" not in plain
+    served = by_key(Workload(1000, events=False, gets_per_image=10))
+    assert served["s3.get"] == pytest.approx(plain["s3.get"] * 6)
+
+
+def test_storage_grows_with_the_month() -> None:
+    # month 1 holds half a month of uploads on average, month 3 two and a half
+    first, third = by_key(Workload(1000)), by_key(Workload(1000, months=3))
+    assert third["s3.storage"] == pytest.approx(first["s3.storage"] * 5)
+    assert third["s3.put"] == first["s3.put"]
+
+
+def test_refuses_impossible_workloads() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        Workload(-1)
+    with pytest.raises(ValueError, match="at least 1"):
+        Workload(1, months=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    images_per_day=st.floats(min_value=1, max_value=1e7),
+    factor=st.floats(min_value=1.5, max_value=1000),
+    pending_write=st.booleans(),
+    events=st.booleans(),
+    months=st.integers(min_value=1, max_value=36),
+)
+def test_every_per_image_line_scales_linearly(
+    images_per_day: float, factor: float, pending_write: bool, events: bool, months: int
+) -> None:
+    # WHEN the same workload runs at `factor` times the images a day
+    small = estimate(
+        Workload(images_per_day, pending_write=pending_write, events=events, months=months)
+    )
+    large = estimate(
+        Workload(images_per_day * factor, pending_write=pending_write, events=events, months=months)
+    )
+    assert [line.key for line in small.lines] == [line.key for line in large.lines]
+    for a, b in zip(small.lines, large.lines, strict=True):
+        if a.scaling == "per_image":  # THEN each per-image line costs `factor` times as much
+            assert b.monthly_usd == pytest.approx(a.monthly_usd * factor, rel=1e-9), a.key
+        elif a.scaling == "fixed":  # alarms, the dashboard, metrics, idle polls do not move
+            assert b.monthly_usd == a.monthly_usd, a.key
+        else:  # sampled traces grow, but never faster than the images
+            assert a.monthly_usd <= b.monthly_usd <= a.monthly_usd * factor * (1 + 1e-9), a.key
+
+
+def test_json_document_adds_up() -> None:
+    doc = estimate(HAND).to_dict()
+    assert doc["pricesChecked"] == prices.PRICES_CHECKED
+    assert doc["imagesPerMonth"] == 30_000
+    assert doc["totalUsd"] == pytest.approx(sum(line["monthlyUsd"] for line in doc["lines"]))
+
+
+def test_formatting() -> None:
+    lines = {line.key: line for line in estimate(Workload(10_000)).lines}
+    assert cost.format_price(lines["lambda.worker_compute"]) == "$0.0000133334 / GB-s"
+    assert cost.format_price(lines["s3.put"]) == "$0.005 / 1K requests"
+    assert cost.format_price(lines["lambda.worker_requests"]) == "$0.20 / 1M requests"
+    assert cost.format_price(lines["cloudwatch.dashboard"]) == "$3.00 / dashboard"
+    assert cost.format_quantity(lines["s3.put"]) == "2,100,000 requests"
+    assert cost.format_quantity(lines["cloudwatch.dashboard"]) == "1 dashboard"
+    assert cost.format_usd(1234.5) == "$1,234.50"
+    assert cost.format_usd(0.001) == "<$0.01"
+
+
+def test_emf_metric_series_counts_labels() -> None:
+    # 2 metrics without labels, images_failed + 4 codes, events_skipped + 2 reasons
+    labels = {"a": (), "b": (), "images_failed": ("code",), "events_skipped": ("reason",)}
+    assert cost.emf_metric_series(labels) == 2 + 1 + 4 + 1 + 2
+
+
+def test_emf_metric_series_of_the_aws_adapter() -> None:
+    from imgpipe.adapters.aws.emf_metrics import COUNTERS, TIMINGS
+
+    labels = {name: spec[1] for name, spec in COUNTERS.items()} | dict(TIMINGS)
+    assert cost.emf_metric_series(labels) >= len(COUNTERS) + len(TIMINGS)
+
+
+# -- the figures taken from the template and the code -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    decoded, matches = decode(str(TEMPLATE))
+    assert decoded is not None, matches
+    return dict(decoded)
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def test_template_figures_match(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    assert params["WorkerMemorySize"]["Default"] == cost.WORKER_MEMORY_MB
+    assert params["ApiMemorySize"]["Default"] == cost.API_MEMORY_MB
+    assert template["Globals"]["Function"]["Architectures"] == [cost.ARCHITECTURE]
+    worker = template["Resources"]["WorkerFunction"]["Properties"]
+    sqs = [e["Properties"] for e in worker["Events"].values() if e["Type"] == "SQS"]
+    assert [e["BatchSize"] for e in sqs] == [cost.BATCH_SIZE]
+    assert len(resources(template, "AWS::CloudWatch::Dashboard")) == cost.DASHBOARDS
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == cost.ALARMS
+    # priced as standard-resolution alarms on one metric each
+    for alarm in alarms.values():
+        assert alarm["Properties"]["Period"] >= 60
+        assert "Metrics" not in alarm["Properties"]
+    # both functions publish events to the stack's bus (a name is required): on by default
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["IMGPIPE_EVENTS__EVENT_BUS"] == {"Ref": "EventBusName"}
+    assert Workload(1).events
+    table = resources(template, "AWS::DynamoDB::Table")
+    assert [t["Properties"]["BillingMode"] for t in table.values()] == ["PAY_PER_REQUEST"]
+
+
+def test_the_modelled_indexes_are_the_tables(template: dict[str, Any]) -> None:
+    (table,) = resources(template, "AWS::DynamoDB::Table").values()
+    declared = {
+        gsi["IndexName"]: gsi["Projection"]["ProjectionType"]
+        for gsi in table["Properties"]["GlobalSecondaryIndexes"]
+    }
+    assert declared == {index.name: index.projection for index in cost.INDEXES}
+
+
+def test_the_modelled_indexes_are_the_stores() -> None:
+    from imgpipe.adapters.aws import dynamodb_store as store
+
+    created = {store.BY_STATUS: "ALL", store.BY_UPLOAD: "ALL"}
+    created |= {
+        i["IndexName"]: i["Projection"]["ProjectionType"] for i in store.similarity_indexes()
+    }
+    assert created == {index.name: index.projection for index in cost.INDEXES}
+    # only byStatus's key holds the status; the near-duplicate indexes are sparse
+    assert {i.name for i in cost.INDEXES if i.keyed_by_status} == {store.BY_STATUS}
+    assert {i.name for i in cost.INDEXES if i.sparse} == set(store.INDEX_NAMES) - {
+        store.BY_STATUS,
+        store.BY_UPLOAD,
+    }
