@@ -136,6 +136,31 @@ def test_backfill_and_redrive_on_a_data_folder(tmp_path: Path) -> None:
     assert "moved 0 dead-lettered job(s)" in run("redrive", "--data-dir", str(data)).stdout
 
 
+def test_redrive_makes_dead_webhook_deliveries_due_again(tmp_path: Path) -> None:
+    from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox
+
+    db = tmp_path / "data" / ".imgpipe" / "imgpipe.db"
+    outbox = SqliteWebhookOutbox(db)
+    try:
+        outbox.add("img-1", "image.processed", ["http://127.0.0.1:9/hook"], b"{}", now=0.0)
+        delivery = outbox.claim(now=1.0, lease_s=30.0)
+        assert delivery is not None
+        outbox.dead(delivery.seq, attempts=8, error="HTTP 500")
+        assert outbox.counts()["dead"] == 1
+    finally:
+        outbox.close()
+
+    result = run("redrive", "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    assert "made 1 dead webhook delivery(ies) due again" in result.stdout
+
+    outbox = SqliteWebhookOutbox(db)
+    try:
+        assert outbox.counts() == {"pending": 1, "dead": 0}
+    finally:
+        outbox.close()
+
+
 def test_decoded_outputs_match_source_pixels(photos: Path, tmp_path: Path) -> None:
     """Renditions are the image, not just the right size: compare against Pillow's resize."""
     out = tmp_path / "o"

@@ -189,9 +189,10 @@ def test_copy_processed_before_its_original_still_names_it(fake_service: ImageSe
     original finishes, its worker sees the copy and links it, so the order of work does not
     decide whether a duplicate is recorded."""
     data = imagegen.photo_jpeg(320, 240)
-    first = fake_service.accept(fake_service.objects.put("uploads/1/a.jpg", data, "image/jpeg"))
-    second = fake_service.accept(fake_service.objects.put("uploads/2/a.jpg", data, "image/jpeg"))
-    assert (first.uploaded_at, first.image_id) < (second.uploaded_at, second.image_id)
+    a = fake_service.accept(fake_service.objects.put("uploads/1/a.jpg", data, "image/jpeg"))
+    b = fake_service.accept(fake_service.objects.put("uploads/2/a.jpg", data, "image/jpeg"))
+    # the order of duplicateOf: upload time, then imageId (the two may share a millisecond)
+    first, second = sorted((a, b), key=lambda r: (r.uploaded_at, r.image_id))
 
     copy = fake_service.process(event_from_info(fake_service.objects.head(second.key)))  # type: ignore[arg-type]
     assert copy is not None and copy.status is Status.PROCESSED and copy.duplicate_of is None

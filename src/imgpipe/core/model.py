@@ -96,26 +96,24 @@ class ImageMetadata(_Model):
     dominant_color: str | None = Field(default=None, alias="dominantColor")
 
 
-class ImageRecord(_Model):
-    """One record per original object key (SPEC: the image record)."""
+class PublicRecord(_Model):
+    """A record as users see it, renditions aside (SPEC: the image record). The API's
+    OpenAPI models derive from this and `Rendition`, so the docs cannot drift from it."""
 
     image_id: str = Field(alias="imageId")
     key: str
     bucket: str
     version_id: str | None = Field(default=None, alias="versionId")
     etag: str | None = None
-    sequencer: str = Field(description="orders versions of one key; hex, compared as a number")
     status: Status
-    error: ErrorInfo | None = None
+    error: ErrorInfo | None = Field(default=None, description="set when FAILED")
     attempts: int = 0
-    revision: int = Field(default=0, description="bumped by every write; the store's CAS token")
-    lease_until: str | None = Field(default=None, alias="leaseUntil")
 
     content_type: str | None = Field(default=None, alias="contentType")
     format: str | None = None
     file_size: int | None = Field(default=None, alias="fileSize")
-    width: int | None = None
-    height: int | None = None
+    width: int | None = Field(default=None, description="after EXIF orientation")
+    height: int | None = Field(default=None, description="after EXIF orientation")
     orientation: int | None = None
     has_alpha: bool | None = Field(default=None, alias="hasAlpha")
     color_space: str | None = Field(default=None, alias="colorSpace")
@@ -125,7 +123,6 @@ class ImageRecord(_Model):
     phash: str | None = None
     blurhash: str | None = None
     dominant_color: str | None = Field(default=None, alias="dominantColor")
-    renditions: list[Rendition] = Field(default_factory=list)
     rendition_hash: str | None = Field(
         default=None,
         alias="renditionHash",
@@ -134,7 +131,7 @@ class ImageRecord(_Model):
     duplicate_of: str | None = Field(
         default=None,
         alias="duplicateOf",
-        description="imageId of the earliest image with the same bytes (sha256)",
+        description="the earliest image with the same bytes (sha256) when this one was processed",
     )
 
     uploaded_at: str = Field(alias="uploadedAt")
@@ -142,11 +139,22 @@ class ImageRecord(_Model):
     updated_at: str = Field(alias="updatedAt")
     duration_ms: int | None = Field(default=None, alias="durationMs")
 
+
+# What the stores keep beside the public fields; never shown to users.
+INTERNAL_FIELDS = frozenset({"revision", "lease_until", "sequencer"})
+
+
+class ImageRecord(PublicRecord):
+    """One record per original object key (SPEC: the image record)."""
+
+    renditions: list[Rendition] = Field(default_factory=list)
+    sequencer: str = Field(description="orders versions of one key; hex, compared as a number")
+    revision: int = Field(default=0, description="bumped by every write; the store's CAS token")
+    lease_until: str | None = Field(default=None, alias="leaseUntil")
+
     def public(self) -> dict[str, Any]:
         """The record as users see it: SPEC's field names, no store internals."""
-        return self.model_dump(
-            by_alias=True, mode="json", exclude={"revision", "lease_until", "sequencer"}
-        )
+        return self.model_dump(by_alias=True, mode="json", exclude=set(INTERNAL_FIELDS))
 
     def to_item(self) -> dict[str, Any]:
         """Everything, for a store to keep."""

@@ -39,7 +39,14 @@ from imgpipe.core.errors import (
     UnsupportedMediaTypeError,
 )
 from imgpipe.core.keys import image_id_for, is_image_id, new_upload_key, validate_key
-from imgpipe.core.model import CONTENT_TYPES, Exif, ImageRecord, OutputFormat, Status
+from imgpipe.core.model import (
+    CONTENT_TYPES,
+    ErrorInfo,
+    ImageRecord,
+    PublicRecord,
+    Rendition,
+    Status,
+)
 from imgpipe.entrypoints.asgi_errors import send_json_error
 from imgpipe.service import ImageService
 
@@ -119,62 +126,25 @@ class Health(BaseModel):
     backend: str
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
 class ErrorResponse(BaseModel):
-    error: ErrorBody
+    error: ErrorInfo
 
 
 # What the routes answer, for /openapi.json only: handlers return the dicts these describe
 # (ImageRecord.public() plus rendition URLs), and the schemathesis tests hold them to it.
 
 
-class RenditionView(BaseModel):
-    name: str
-    format: OutputFormat
-    key: str
-    width: int
-    height: int
-    bytes: int
+class RenditionView(Rendition):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     url: str = Field(description="where to fetch it: signed when the API wants a token")
 
 
-class UploadedImageView(BaseModel):
+class UploadedImageView(PublicRecord):
     """A record without its renditions (the answer to a signed upload)."""
 
-    image_id: str = Field(alias="imageId")
-    key: str
-    bucket: str
-    version_id: str | None = Field(alias="versionId")
-    etag: str | None
-    status: Status
-    error: ErrorBody | None = Field(description="set when FAILED")
-    attempts: int
-    content_type: str | None = Field(alias="contentType")
-    format: str | None
-    file_size: int | None = Field(alias="fileSize")
-    width: int | None = Field(description="after EXIF orientation")
-    height: int | None = Field(description="after EXIF orientation")
-    orientation: int | None
-    has_alpha: bool | None = Field(alias="hasAlpha")
-    color_space: str | None = Field(alias="colorSpace")
-    frames: int | None
-    exif: Exif | None
-    sha256: str | None
-    phash: str | None
-    blurhash: str | None
-    dominant_color: str | None = Field(alias="dominantColor")
-    duplicate_of: str | None = Field(
-        alias="duplicateOf",
-        description="the earliest image with the same bytes when this one was processed",
-    )
-    uploaded_at: str = Field(alias="uploadedAt")
-    processed_at: str | None = Field(alias="processedAt")
-    updated_at: str = Field(alias="updatedAt")
-    duration_ms: int | None = Field(alias="durationMs")
+    # Every field is in every answer, null or not: the schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 class ImageView(UploadedImageView):

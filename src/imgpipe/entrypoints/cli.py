@@ -398,10 +398,22 @@ def backfill(
 
 @app.command()
 def redrive(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
-    """Move dead-lettered jobs back to the queue to be tried again (AWS: the DLQ)."""
-    with _service_and_queue(data_dir, config) as (_, queue):
+    """Move dead-lettered jobs back to the queue to be tried again (AWS: the DLQ); locally
+    also make dead webhook deliveries due again."""
+    with _service_and_queue(data_dir, config) as (service, queue):
         count = queue.redrive()
+        settings = service.settings
     typer.echo(f"moved {count} dead-lettered job(s) back to the queue")
+    if settings.backend == "local":
+        from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox
+        from imgpipe.bootstrap import DB_NAME, STATE_DIR
+
+        outbox = SqliteWebhookOutbox(settings.local.data_dir.resolve() / STATE_DIR / DB_NAME)
+        try:
+            hooks = outbox.redrive()
+        finally:
+            outbox.close()
+        typer.echo(f"made {hooks} dead webhook delivery(ies) due again")
 
 
 @app.command()
