@@ -220,17 +220,19 @@ class ImageService:
                     self.metrics.incr("events_skipped", reason=reason)
                     return None
                 case lifecycle.Busy(until):
-                    wait = (datetime.fromisoformat(until) - self.clock()).total_seconds()
-                    raise ImageBusyError(
-                        f"another worker holds this image until {until}",
-                        retry_after_s=max(wait, 0.0),
-                    )
+                    raise self._busy(until)
                 case lifecycle.Start(record):
                     written = self.records.put(record, current.revision if current else None)
                     if written is not None:
                         self.metrics.incr("attempts")
                         return written
         raise ImageBusyError(f"record of {event.key!r} kept changing")
+
+    def _busy(self, lease_until: str) -> ImageBusyError:
+        wait = (datetime.fromisoformat(lease_until) - self.clock()).total_seconds()
+        return ImageBusyError(
+            f"another worker holds this image until {lease_until}", retry_after_s=max(wait, 0.0)
+        )
 
     def _write_renditions(self, image_id: str, result: RenderResult) -> list[Rendition]:
         spec_hashes = {p.name: p.spec_hash for p in self.presets}
@@ -469,11 +471,7 @@ class ImageService:
                     self.metrics.incr("events_skipped", reason=reason)
                     return current
                 case lifecycle.Busy(until):
-                    wait = (datetime.fromisoformat(until) - self.clock()).total_seconds()
-                    raise ImageBusyError(
-                        f"another worker holds this image until {until}",
-                        retry_after_s=max(wait, 0.0),
-                    )
+                    raise self._busy(until)
                 case lifecycle.Rerender(record, plan):
                     assert current is not None
                     written = self.records.put(record, current.revision)
