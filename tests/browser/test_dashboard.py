@@ -211,3 +211,92 @@ def test_token_is_asked_for_and_used(tmp_path: Path, browser: Any) -> None:
         context.close()
     finally:
         stop(s)
+
+
+def test_detail_shows_duplicates_and_similar_images(server: Server, page: Any) -> None:
+    # GIVEN the same photo uploaded twice, an unrelated image and a broken one, all finished
+    photo = imagegen.photo_jpeg(1200, 800)
+    with server.client() as client:
+        first = upload_multipart(client, "original.jpg", photo, "image/jpeg")
+        second = upload_multipart(client, "copy.jpg", photo, "image/jpeg")
+        other = upload_multipart(client, "logo.png", imagegen.rgba_png(640, 480), "image/png")
+        broken = upload_multipart(client, "broken.jpg", imagegen.truncated_jpeg(), "image/jpeg")
+        records = wait_terminal(client, [first, second, other, broken])
+    assert [records[i]["status"] for i in (first, second, other)] == ["PROCESSED"] * 3
+    # (either copy may finish first: the later upload is the duplicate all the same)
+    assert records[second]["duplicateOf"] == first
+    assert records[first]["duplicateOf"] is None
+    similar_calls: list[str] = []
+    page.on("request", lambda r: similar_calls.append(r.url) if "/similar" in r.url else None)
+    page.goto(server.url + "/")
+    page.wait_for_function("document.querySelectorAll('.card').length === 4")
+
+    # WHEN the second copy's detail is opened
+    page.locator(".card", has_text="copy.jpg").click()
+    page.wait_for_selector("#detail:not([hidden])")
+    duplicate = page.locator("#detail-duplicate")
+    strip = page.locator("#detail-similar")
+    page.wait_for_selector("#detail-duplicate button")
+    page.wait_for_selector("#detail-similar .similar-item")
+
+    # THEN it names the first as the original, and lists it as identical, thumbnail and all
+    assert page.text_content("#detail-title") == "copy.jpg"
+    assert duplicate.text_content() == "Duplicate of original.jpg"
+    items = strip.locator(".similar-item")
+    assert items.count() == 1
+    item = items.first
+    assert item.get_attribute("data-id") == first
+    assert item.locator(".caption").text_content() == "identical"
+    assert item.locator("img").get_attribute("alt") == "original.jpg"
+    page.wait_for_function(
+        "document.querySelector('#detail-similar img').naturalWidth > 0"
+        " && document.querySelector('#detail-similar img').src.includes('/thumb.webp')"
+    )
+    page.wait_for_timeout(500)  # the fade-in
+    page.screenshot(path=str(SHOTS / "detail-similar.png"))
+
+    # WHEN the "Duplicate of" link is followed
+    duplicate.get_by_role("button", name="original.jpg").click()
+    # THEN the first image's detail shows, with no duplicate line and the copy as identical
+    page.wait_for_function("document.getElementById('detail-title').textContent === 'original.jpg'")
+    page.wait_for_selector(f"#detail-similar .similar-item[data-id='{second}']")
+    assert duplicate.is_hidden()
+    assert strip.locator(".caption").all_text_contents() == ["identical"]
+
+    # WHEN a similar image is clicked, its detail opens
+    strip.locator(".similar-item").first.click()
+    page.wait_for_function("document.getElementById('detail-title').textContent === 'copy.jpg'")
+    page.keyboard.press("Escape")
+
+    # AND an unrelated image has nothing similar
+    page.locator(".card", has_text="logo.png").click()
+    page.wait_for_function("document.getElementById('detail-title').textContent === 'logo.png'")
+    page.wait_for_function(
+        "document.getElementById('detail-similar').textContent === 'No similar images'"
+    )
+    assert duplicate.is_hidden()
+    page.keyboard.press("Escape")
+
+    # AND a failed image shows no similar strip and never asks for one
+    page.locator(".card", has_text="broken.jpg").click()
+    page.wait_for_function("document.getElementById('detail-title').textContent === 'broken.jpg'")
+    assert page.locator("#detail-similar-section").is_hidden()
+    assert not [u for u in similar_calls if broken in u]
+    assert {u.split("/images/")[1].split("/")[0] for u in similar_calls} == {first, second, other}
+    page.keyboard.press("Escape")
+    assert page.problems == []
+
+    # WHEN the original is deleted, the copy still says what it was a duplicate of
+    with server.client() as client:
+        assert client.delete(f"/images/{first}").status_code == 204
+    page.locator(".card", has_text="copy.jpg").click()
+    page.wait_for_function("document.getElementById('detail-title').textContent === 'copy.jpg'")
+    page.wait_for_function(
+        "document.getElementById('detail-duplicate').textContent === 'Duplicate of (deleted)'"
+    )
+    assert page.locator("#detail-duplicate button").count() == 0
+    page.wait_for_function(
+        "document.getElementById('detail-similar').textContent === 'No similar images'"
+    )
+    # the 404 for the deleted original is the browser's only complaint
+    assert all("404" in p for p in page.problems), page.problems

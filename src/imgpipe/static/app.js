@@ -7,7 +7,8 @@
   const $ = (id) => document.getElementById(id);
   let filter = "";
   let token = localStorage.getItem("imgpipe.token") || "";
-  let detailId = null;
+  let detailId = null; // the image the detail view shows
+  let detailSeq = 0; // bumped by every open and close: a late answer for an older view is dropped
   const cards = new Map(); // imageId -> {el, record}
 
   // -- API -------------------------------------------------------------------------------
@@ -24,7 +25,7 @@
     const body = await response.json().catch(() => null);
     if (!response.ok && !(body && body.imageId)) {
       const message = body && body.error ? `${body.error.code}: ${body.error.message}` : response.statusText;
-      throw new Error(message);
+      throw Object.assign(new Error(message), { status: response.status, code: body && body.error ? body.error.code : null });
     }
     return body;
   }
@@ -199,8 +200,17 @@
 
   // -- detail ----------------------------------------------------------------------------
   async function openDetail(imageId) {
-    detailId = imageId;
-    const record = await api(`/images/${imageId}`);
+    const seq = ++detailSeq;
+    const current = () => seq === detailSeq;
+    let record;
+    try {
+      record = await api(`/images/${imageId}`);
+    } catch (e) {
+      if (current()) showError(e);
+      return;
+    }
+    if (!current()) return;
+    detailId = record.imageId;
     const medium = (record.renditions || []).find((r) => r.name === "medium" && r.format === "webp") || thumbOf(record);
     $("detail-title").textContent = fileName(record.key);
     $("detail-status").className = `status-line ${record.status}`;
@@ -214,7 +224,9 @@
     img.classList.remove("loaded");
     img.onload = () => img.classList.add("loaded");
     if (medium) img.src = medium.url; else img.removeAttribute("src");
-    if (record.blurhash) window.blurhashToCanvas(record.blurhash, $("detail-blur"));
+    const blur = $("detail-blur");
+    if (record.blurhash) window.blurhashToCanvas(record.blurhash, blur);
+    else blur.getContext("2d").clearRect(0, 0, blur.width, blur.height);
     const exif = record.exif || {};
     const rows = [
       ["key", record.key], ["imageId", record.imageId], ["format", record.format && `${record.format} (${record.contentType})`],
@@ -238,9 +250,74 @@
       ...(record.renditions || []).map((r) => el("tr", {},
         el("td", {}, el("a", { href: r.url, target: "_blank", rel: "noopener" }, r.name)),
         el("td", {}, r.format), el("td", {}, `${r.width} × ${r.height}`), el("td", {}, bytes(r.bytes)))));
+    renderDuplicate(record, current);
+    renderSimilar(record, current);
     $("detail").hidden = false;
+    document.querySelector(".detail-card").scrollTop = 0;
   }
-  const closeDetail = () => { $("detail").hidden = true; detailId = null; };
+
+  // "Duplicate of <name>": the earliest upload with the same bytes, when it was processed.
+  async function renderDuplicate(record, current) {
+    const line = $("detail-duplicate");
+    const originalId = record.duplicateOf;
+    line.hidden = !originalId;
+    line.replaceChildren();
+    if (!originalId) return;
+    line.append("Duplicate of …");
+    let original = null;
+    let deleted = false;
+    try {
+      original = await api(`/images/${originalId}`);
+    } catch (e) {
+      deleted = e.status === 404; // duplicateOf stays when the original is deleted
+      if (!deleted && current()) showError(e);
+    }
+    if (!current()) return;
+    line.replaceChildren("Duplicate of ", deleted
+      ? el("span", { class: "deleted", title: originalId }, "(deleted)")
+      : el("button", { type: "button", class: "link", title: originalId, onclick: () => openDetail(originalId) },
+        original ? fileName(original.key) : originalId));
+  }
+
+  // The same bytes or a close pHash, closest first: only processed images have hashes.
+  async function renderSimilar(record, current) {
+    const section = $("detail-similar-section");
+    const strip = $("detail-similar");
+    const note = (text) => strip.replaceChildren(el("p", { class: "similar-note" }, text));
+    section.hidden = record.status !== "PROCESSED";
+    strip.replaceChildren();
+    if (section.hidden) return;
+    note("Looking…");
+    let answer;
+    try {
+      answer = await api(`/images/${record.imageId}/similar`);
+    } catch (e) {
+      if (!current()) return;
+      // A record processed before near-duplicates existed has no hashes until processed again.
+      if (e.code === "not_processed") return note("Not indexed yet: process it again");
+      note("Similar images could not be loaded");
+      return showError(e);
+    }
+    if (!current()) return;
+    if (!answer.items.length) return note("No similar images");
+    strip.replaceChildren(...answer.items.map(similarItem));
+  }
+
+  function similarItem(item) {
+    const name = fileName(item.key);
+    const caption = item.sameBytes ? "identical" : `distance ${item.distance}`;
+    const blur = el("canvas", { class: "bh" });
+    const img = el("img", { alt: name });
+    img.addEventListener("load", () => img.classList.add("loaded"));
+    const thumb = thumbOf(item);
+    if (thumb) img.src = thumb.url;
+    if (item.blurhash) window.blurhashToCanvas(item.blurhash, blur);
+    return el("button", { type: "button", class: "similar-item", "data-id": item.imageId, title: `${item.key} · ${caption}`,
+      onclick: () => openDetail(item.imageId) },
+    el("span", { class: "thumb" }, blur, img), el("span", { class: "name" }, name), el("span", { class: "caption" }, caption));
+  }
+
+  const closeDetail = () => { $("detail").hidden = true; detailId = null; detailSeq++; };
   $("detail-close").addEventListener("click", closeDetail);
   $("detail").addEventListener("click", (e) => { if (e.target === $("detail")) closeDetail(); });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDetail(); });
