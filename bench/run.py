@@ -915,7 +915,9 @@ LEVERS_TEXT = """What each row shows, and what imgpipe does:
   "pillow"; libvips still writes when metadata is kept, and for trellis or smart_subsample).
   The price: Pillow's WebP encoder holds the GIL, so two threads in one process encode no
   faster than one; imgpipe renders in processes (serve's workers, `process --jobs`) or one at
-  a time (Lambda), where that costs nothing. It also costs a copy of each size's pixels.
+  a time (Lambda), where that costs nothing. It also costs a copy of each size's pixels,
+  made once per size and shared by its JPEG and WebP (~2% less CPU per image than one copy
+  per format: 320 vs 327 ms, three interleaved runs on 10 photos).
 - **Resize kernel**: Lanczos3 (every engine's default) gives the best SSIM; softer kernels make
   smaller files only by losing detail."""
 
