@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -222,8 +223,16 @@ def test_detail_shows_duplicates_and_similar_images(server: Server, page: Any) -
         other = upload_multipart(client, "logo.png", imagegen.rgba_png(640, 480), "image/png")
         broken = upload_multipart(client, "broken.jpg", imagegen.truncated_jpeg(), "image/jpeg")
         records = wait_terminal(client, [first, second, other, broken])
+        # Either copy may finish first. When the copy does, the original's worker links it
+        # just after its own commit, so read the copy again until that write has landed
+        # (wait_terminal keeps the copy as it was when it first finished).
+        deadline = time.monotonic() + 10
+        while True:
+            records[second] = client.get(f"/images/{second}").json()
+            if records[second]["duplicateOf"] is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     assert [records[i]["status"] for i in (first, second, other)] == ["PROCESSED"] * 3
-    # (either copy may finish first: the later upload is the duplicate all the same)
     assert records[second]["duplicateOf"] == first
     assert records[first]["duplicateOf"] is None
     similar_calls: list[str] = []
