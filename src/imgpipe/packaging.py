@@ -41,6 +41,8 @@ MACHINES: dict[str, str] = {"arm64": "aarch64", "x86_64": "x86_64"}
 GLIBC_MINORS = range(34, 16, -1)
 # In Lambda's python runtime (/var/runtime): left out of the zip unless include_sdk=True.
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
+# uvicorn's speed-ups: only `imgpipe serve` runs uvicorn (Lambda's API runs under Mangum).
+SERVE_ONLY = ("httptools", "uvloop")
 # Lambda's limit for a function's unzipped code (layers included).
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 LAMBDA_TASK_ROOT = "/var/task"
@@ -82,6 +84,9 @@ def build_lambda_zip(
         if not include_sdk:
             for name in sorted(_sdk_only_distributions(site, "imgpipe")):
                 _remove_distribution(site, name)
+        for name in SERVE_ONLY:
+            if _canonical(name) in _installed(site):
+                _remove_distribution(site, _canonical(name))
         _strip(site)
         if compile_bytecode:
             _compile(site, python_version)

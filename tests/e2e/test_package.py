@@ -144,6 +144,8 @@ def test_zip_is_lean_and_reproducible_in_form(built: Path, unpacked: Path) -> No
     tops = {n.split("/", 1)[0] for n in names}
     # Lambda's runtime has the SDK: not shipped; jmespath stays (Powertools needs it)
     assert not {"boto3", "botocore", "s3transfer"} & tops
+    # uvicorn's C speed-ups serve `imgpipe serve` only
+    assert not {"httptools", "uvloop"} & tops
     assert "jmespath" in tops and "aws_lambda_powertools" in tops and "imgpipe" in tops
     assert not [n for n in names if "/tests/" in n or n.startswith("bin/")]
     pycs = [n for n in names if n.endswith(".pyc")]

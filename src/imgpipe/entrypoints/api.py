@@ -186,8 +186,10 @@ def _answers(
     *,
     also: dict[int | str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Route options declaring the body of a handler that returns a plain dict (and, in
-    `also`, other statuses this route answers differently from ERRORS)."""
+    """Route options declaring the body of a handler that answers with a JSONResponse of a
+    plain dict (and, in `also`, other statuses this route answers differently from ERRORS).
+    The dicts are JSON-ready (model_dump(mode="json")), so FastAPI's jsonable_encoder, which
+    walks them again, is skipped: a quarter of a list request's CPU (docs/benchmarks.md)."""
     return {
         "status_code": status,
         "response_model": None,
@@ -465,13 +467,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
         tags=["upload"],
         **_answers(202, ImageView, "stored and queued: the PENDING record"),
     )
-    def upload_image(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    def upload_image(request: Request, file: Annotated[UploadFile, File()]) -> JSONResponse:
         if file.size is not None and file.size > limits.max_bytes:
             raise PayloadTooLargeError(f"{file.size} bytes; the limit is {limits.max_bytes}")
         content_type = (file.content_type or "application/octet-stream").lower()
         record = service.upload(file.filename or "image", file.file, content_type)
         ctx.on_enqueued()
-        return present(record, request)
+        return JSONResponse(present(record, request), 202)
 
     @app.post(
         "/process-image",
@@ -501,11 +503,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
         status: Annotated[Status | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, Query(max_length=2048)] = None,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         if limit > ctx.max_list_limit:
             raise InvalidRequestError(f"limit must be at most {ctx.max_list_limit}")
         page = service.list(status, limit, cursor or None)
-        return {"items": [present(r, request) for r in page.items], "nextCursor": page.next_cursor}
+        items = [present(r, request) for r in page.items]
+        return JSONResponse({"items": items, "nextCursor": page.next_cursor})
 
     @app.get(
         "/images/{image_id}",
@@ -513,8 +516,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         tags=["images"],
         **_answers(200, ImageView, "the record"),
     )
-    def get_image(image_id: str, request: Request) -> dict[str, Any]:
-        return present(service.get(known_id(image_id)), request)
+    def get_image(image_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(present(service.get(known_id(image_id)), request))
 
     @app.get(
         "/images/{image_id}/similar",
@@ -531,7 +534,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         request: Request,
         max_distance: Annotated[int | None, Query(alias="maxDistance", ge=0, le=64)] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         distance = service.settings.similarity.max_distance
         distance = distance if max_distance is None else max_distance
         matches = service.similar(known_id(image_id), distance, limit)
@@ -539,7 +542,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             {**present(m.record, request), "distance": m.distance, "sameBytes": m.same_bytes}
             for m in matches
         ]
-        return {"imageId": image_id, "maxDistance": distance, "items": items}
+        return JSONResponse({"imageId": image_id, "maxDistance": distance, "items": items})
 
     @app.post(
         "/images/{image_id}/reprocess",
@@ -547,10 +550,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         tags=["images"],
         **_answers(202, ImageView, "queued again: the record as it is now"),
     )
-    def reprocess(image_id: str, request: Request) -> dict[str, Any]:
+    def reprocess(image_id: str, request: Request) -> JSONResponse:
         record = service.reprocess(known_id(image_id))
         ctx.on_enqueued()
-        return present(record, request)
+        return JSONResponse(present(record, request), 202)
 
     @app.delete("/images/{image_id}", status_code=204, dependencies=authed, tags=["images"])
     def delete_image(image_id: str) -> Response:
@@ -612,7 +615,7 @@ def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> 
         signature: Annotated[str, Query(max_length=128)],
         content_type: Annotated[str, Query(alias="contentType")],
         max_bytes: Annotated[int, Query(alias="maxBytes")],
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         if not links.verify_upload(key, content_type, max_bytes, expires, signature):
             raise UnauthorizedError("the upload URL is invalid or has expired")
         sent_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -640,7 +643,7 @@ def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> 
         ctx.on_enqueued()
         body = record.public()
         body.pop("renditions", None)
-        return body
+        return JSONResponse(body, 201)
 
 
 async def _run_sync(fn: Callable[[], ImageRecord]) -> ImageRecord:
