@@ -104,6 +104,11 @@ class EndToEnd:
     render_ms: list[float]  # the records' durationMs
     ids: list[str]
     upload_seconds: float  # first upload sent -> last upload answered
+    # CPU seconds over the same span (/proc): the serve process (API, job threads, watcher),
+    # its rendering processes, and this benchmark's own client (uploads and polling)
+    server_cpu_s: float = 0.0
+    renderers_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -114,6 +119,29 @@ class EndToEnd:
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _cpu_s(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _cpu_snapshot(pid: int) -> tuple[float, dict[int, float]]:
+    children = {}
+    for child in _children(pid):
+        try:
+            children[child] = _cpu_s(child)
+        except FileNotFoundError:  # gone between the listing and the read
+            continue
+    return _cpu_s(pid), children
+
+
 def _when(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
@@ -121,6 +149,8 @@ def _when(stamp: str) -> datetime:
 def e2e(server: Server, files: list[Path]) -> EndToEnd:
     payloads = [(f.name, f.read_bytes()) for f in files]
     with httpx.Client(base_url=server.url, timeout=60) as client:
+        server_cpu, renderers_cpu = _cpu_snapshot(server.process.pid)
+        client_cpu = time.process_time()
         started = time.perf_counter()
         ids = []
         for name, data in payloads:
@@ -147,12 +177,27 @@ def e2e(server: Server, files: list[Path]) -> EndToEnd:
             if len(records) < len(ids):
                 time.sleep(0.1)
         seconds = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu
+        server_after, renderers_after = _cpu_snapshot(server.process.pid)
     latencies = [
         (_when(str(r["processedAt"])) - _when(str(r["uploadedAt"]))).total_seconds() * 1000
         for r in records.values()
     ]
     render_ms = [float(r["durationMs"]) for r in records.values()]  # type: ignore[arg-type]
-    return EndToEnd(len(ids), seconds, latencies, render_ms, ids, uploaded)
+    return EndToEnd(
+        len(ids),
+        seconds,
+        latencies,
+        render_ms,
+        ids,
+        uploaded,
+        server_cpu_s=server_after - server_cpu,
+        # a renderer replaced mid-run (none is, unless one crashes) counts from zero
+        renderers_cpu_s=sum(
+            cpu - renderers_cpu.get(pid, 0.0) for pid, cpu in renderers_after.items()
+        ),
+        client_cpu_s=client_cpu,
+    )
 
 
 @dataclass
@@ -205,7 +250,9 @@ if __name__ == "__main__":
         print(
             f"{result.images} images in {result.seconds:.2f} s = {result.per_second:.2f}/s; "
             f"latency p50 {result.latency(0.5):.0f} ms p95 {result.latency(0.95):.0f} ms; "
-            f"render median {statistics.median(result.render_ms):.0f} ms"
+            f"render median {statistics.median(result.render_ms):.0f} ms; CPU s: server "
+            f"{result.server_cpu_s:.2f}, renderers {result.renderers_cpu_s:.2f}, "
+            f"client {result.client_cpu_s:.2f}"
         )
         for path in (f"/images/{result.ids[0]}", "/images?limit=50"):
             print(api_load(srv, path, seconds=5))

@@ -764,18 +764,60 @@ def main() -> None:
         ]
         raw_ms = statistics.median(two["imgpipe"].per_image_ms)
         in_worker = statistics.median(best.render_ms) / raw_ms - 1
+        # Both runs in core-ms per image (2 cores x wall time / images): the ratio of the two
+        # is the throughput ratio, so the rows below add up to the overhead exactly.
+        raw_core = 2 * two["imgpipe"].seconds * 1000 / n
+        raw_cpu = statistics.mean(two["imgpipe"].per_image_ms)
+        e2e_core = 2 * best.seconds * 1000 / n
+        renderers = best.renderers_cpu_s * 1000 / n
+        server_ms = best.server_cpu_s * 1000 / n
+        client_ms = best.client_cpu_s * 1000 / n
+        idle = e2e_core - renderers - server_ms - client_ms
+        raw_idle = raw_core - raw_cpu
+        rows = [
+            (
+                "rendering processes: the render, plus taking the original and handing back "
+                "the files over a pipe",
+                renderers,
+                renderers - raw_cpu,
+            ),
+            (
+                "the serve process: HTTP and multipart, the store's writes (fsynced), SQLite, "
+                "events, the job threads",
+                server_ms,
+                server_ms,
+            ),
+            ("this benchmark's client: the uploads and the polling", client_ms, client_ms),
+            (
+                "no core busy: before the first upload lands, the tail, the last poll's wait",
+                idle,
+                idle - raw_idle,
+            ),
+        ]
         lines += [
             "",
             "Overhead is the raw engine's images/s (two processes, corpus pre-split, no I/O) over "
-            "the end-to-end images/s, minus one. Where it goes: the worker's own time per image "
-            f"(durationMs) is {in_worker * 100:+.0f}% over the raw engine's per-image time at "
-            f"two processes ({raw_ms:.0f} ms): reading the original, handing it to the "
-            "rendering process and back, six atomic (fsynced) writes and two record updates. The "
-            "rest is the server taking the uploads on the same two cores "
-            f"({best.upload_seconds:.1f} s of the run: multipart parsing, an fsynced write "
-            "and a queue insert per upload), "
-            "the first image's wait for its upload, and the tail, when one worker has finished "
-            "and the other has not.",
+            "the end-to-end images/s, minus one. Where it goes, from the CPU time of every "
+            "process over the run (/proc): each row is core-milliseconds per image, end to end "
+            f"and its difference from the raw engine's run ({raw_cpu:.0f} ms of CPU per image, "
+            f"{raw_idle:.0f} ms idle: {raw_core:.0f} core-ms per image in all). The differences "
+            "add up to the overhead. The worker's own clock (durationMs, which includes "
+            f"reading the original and writing the files) is {in_worker * 100:+.0f}% over the "
+            f"raw engine's per-image time ({raw_ms:.0f} ms).",
+            "",
+            "| where | core-ms per image, end to end | more than the raw engine "
+            "| share of the raw |",
+            "|---|---:|---:|---:|",
+        ]
+        for what, value, extra in rows:
+            lines.append(
+                f"| {what} | {value:.0f} | {extra:+.0f} | {extra / raw_core * 100:+.0f}% |"
+            )
+        lines += [
+            f"| total: 2 cores × {best.seconds:.2f} s / {n} images | {e2e_core:.0f} | "
+            f"{e2e_core - raw_core:+.0f} | {(e2e_core / raw_core - 1) * 100:+.0f}% |",
+            "",
+            E2E_TEXT,
         ]
     if loads:
         lines += [
@@ -923,6 +965,17 @@ third of the time, and it is where imgpipe is fastest. Only one knob cuts encode
 lot, WebP effort 2 or below (the table below), and it makes the WebP files larger *and* lowers
 their SSIM, so it cannot meet "no larger, no worse". imgpipe keeps such settings as options
 (RenditionSpec fields), not as defaults. Best peer in this run: {best}."""
+
+E2E_TEXT = """What was done about it, and what is left. FastAPI's `jsonable_encoder` walked every
+JSON answer again although the records are JSON-ready: skipping it doubled `GET /images`
+(121 to 252 requests/s on this machine, `python bench/e2e.py`, one run each) and cut the serve
+process's CPU in this run by about a tenth (1.07 to 0.95 s). httptools and uvloop, uvicorn's
+own speed-ups, took `GET /images/{id}` from 1,072 to 1,407 requests/s. Running twice as many
+job threads as rendering processes (so that one job's reads and writes overlap another's
+render) changed nothing: the two cores are already busy (4.36 / 4.47 vs 4.33 / 4.47 images/s,
+alternating runs). So under 10% here would need the client and the server's own work to
+cost almost nothing while sharing the two cores with the renders; on a machine with a core
+to spare for them, or with the load generator elsewhere, the same rows shrink."""
 
 WEBP_TEXT = """Pillow, libvips and sharp expose only WebP's quality and method (effort); libwebp
 has more knobs. `bench/webp_search.py` sets them directly through libwebp's C API (the build in
