@@ -3,6 +3,7 @@ No timing here: speed is measured by `make bench`, never asserted in tests."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -54,3 +55,60 @@ def test_luma_weights_are_bt601() -> None:
 def test_peers_round_sizes_as_imgpipe_does(width: int, height: int) -> None:
     for box in (1600, 800, 256):
         assert inside_size(width, height, box) == geometry.inside_size(width, height, box, box)
+
+
+def test_webp_search_harness_writes_pillows_bytes_and_applies_settings() -> None:
+    # GIVEN a small textured RGB image
+    import webp_search
+
+    rgb = np.repeat(texture(64)[:, :, None], 3, axis=2).astype(np.uint8)
+    rgb[:, :, 1] = 255 - rgb[:, :, 1]
+    data = rgb.tobytes()
+    # THEN libwebp's defaults through ctypes are exactly Pillow's bytes (the check raises if not)
+    webp_search._check_harness(data, 64, 64)
+    # AND a WebPConfig field reaches the encoder: no loop filter and no SNS change the bytes
+    default = webp_search.encode(data, 64, 64)
+    assert webp_search.encode(data, 64, 64, filter_strength=0, sns_strength=0) != default
+    # AND a setting libwebp refuses is an error, not a silent default
+    with pytest.raises(ValueError, match="refuses"):
+        webp_search.encode(data, 64, 64, method=9)
+
+
+def test_webp_search_verdict_is_per_size() -> None:
+    from webp_search import Row
+
+    base = Row("base", 100, {"large": 100.0, "thumb": 10.0}, {"large": 0.97, "thumb": 0.97})
+    smaller_same = Row("a", 50, {"large": 99.0, "thumb": 10.0}, {"large": 0.9696, "thumb": 0.97})
+    one_larger = Row("b", 50, {"large": 99.0, "thumb": 10.1}, {"large": 0.98, "thumb": 0.98})
+    one_worse = Row("c", 50, {"large": 90.0, "thumb": 9.0}, {"large": 0.97, "thumb": 0.969})
+    assert smaller_same.meets(base)  # within the 0.0005 SSIM tolerance
+    assert not one_larger.meets(base)
+    assert not one_worse.meets(base)
+
+
+def test_e2e_cpu_accounting_reads_a_child_process() -> None:
+    import subprocess
+    import time
+
+    import e2e
+
+    # GIVEN a child that burns CPU for a moment
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.3: pass\ntime.sleep(30)",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and e2e._cpu_s(child.pid) < 0.25:
+            time.sleep(0.05)
+        # THEN it is listed as this process's child, with the CPU it used
+        own, children = e2e._cpu_snapshot(os.getpid())
+        assert own > 0
+        assert children[child.pid] >= 0.25
+    finally:
+        child.kill()
+        child.wait()
