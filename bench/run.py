@@ -284,6 +284,47 @@ def run_engine(
     )
 
 
+# What a rendering process holds, one import at a time (a fresh interpreter, VmRSS after each).
+IMPORT_STEPS: list[tuple[str, str]] = [
+    ("the interpreter", "pass"),
+    ("pyvips, with libvips loaded", "import pyvips; pyvips.Image.black(1, 1).avg()"),
+    ("Pillow, with its JPEG and WebP plugins", "from PIL import JpegImagePlugin, WebPImagePlugin"),
+    ("numpy (imgpipe: pHash, blurhash, dominant colour)", "import numpy"),
+    ("pydantic", "import pydantic"),
+    ("imgpipe.config (pydantic-settings, the settings models)", "import imgpipe.config"),
+    ("imgpipe.core.imaging", "import imgpipe.core.imaging"),
+]
+
+_IMPORT_SCRIPT = """
+import json, sys
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+out = []
+for code in json.loads(sys.argv[1]):
+    exec(code)
+    out.append(rss())
+print(json.dumps(out))
+"""
+
+
+def import_steps() -> list[tuple[str, float]]:
+    """MB of RSS each step of IMPORT_STEPS adds, in order (the first is the whole
+    interpreter)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_SCRIPT, json.dumps([c for _, c in IMPORT_STEPS])],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **ENGINE_ENV},
+    )
+    kb = json.loads(done.stdout)
+    return [
+        (what, (kb[i] - (kb[i - 1] if i else 0)) / 1024) for i, (what, _) in enumerate(IMPORT_STEPS)
+    ]
+
+
 def median_engine(runs: list[EngineRun]) -> EngineRun:
     ordered = sorted(runs, key=lambda r: r.seconds)
     middle = ordered[len(ordered) // 2]
@@ -466,6 +507,13 @@ def main() -> None:
     two = side_by_side(engines, files, 2, False, args.repeats)
     print("quality ...", flush=True)
     ssim = quality_pass(engines, files)
+    print("memory ...", flush=True)
+    largest = max(files, key=lambda f: f.stat().st_size)
+    alone = {
+        e.label: median_engine([run_engine(e, [largest], 1, True) for _ in range(args.repeats)])
+        for e in engines
+    }
+    imports = import_steps()
 
     lever_rows: list[LeverResult] = []
     if "levers" not in skip:
@@ -688,6 +736,44 @@ def main() -> None:
         )
     lines += ["", WHY.format(best=best_peer)]
 
+    with Image.open(largest) as im:
+        largest_desc = (
+            f"{largest.name}, {im.width}×{im.height} ({im.width * im.height / 1e6:.1f} MP), "
+            f"{largest.stat().st_size / 1e6:.1f} MB, "
+            f"{'progressive' if im.info.get('progressive') else 'baseline'} JPEG"
+        )
+    lines += [
+        "",
+        "## Memory: where the peak comes from",
+        "",
+        f"Each engine rendering only the corpus' largest file ({largest_desc}), one process, "
+        f"medians of {args.repeats}: every engine's peak over the whole corpus is this image's.",
+        "",
+        "| engine | peak RSS | after imports | the render's own |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, run in alone.items():
+        lines.append(
+            f"| {label} | {run.peak_rss_mb:.0f} MB | {run.baseline_rss_mb:.0f} MB | "
+            f"{run.peak_rss_mb - run.baseline_rss_mb:.0f} MB |"
+        )
+    lines += [
+        "",
+        "What a fresh interpreter holds after each import a rendering process needs "
+        "(VmRSS, one run):",
+        "",
+        "| import | adds |",
+        "|---|---:|",
+        *(f"| {what} | {mb:.0f} MB |" for what, mb in imports),
+        f"| in all | {sum(mb for _, mb in imports):.0f} MB |",
+        "",
+        MEMORY_TEXT.format(
+            extra=alone["imgpipe"].baseline_rss_mb - alone["Pillow"].baseline_rss_mb,
+            render_extra=(alone["imgpipe"].peak_rss_mb - alone["imgpipe"].baseline_rss_mb)
+            - (alone["Pillow"].peak_rss_mb - alone["Pillow"].baseline_rss_mb),
+        ),
+    ]
+
     if lever_rows:
         b = lever_rows[0]
         lines += [
@@ -735,7 +821,7 @@ def main() -> None:
                 else "No row is 10% faster and also no larger and no worse at every size: "
                 "every cut in WebP time here is paid for in bytes, SSIM or both. Since WebP "
                 "encoding is about two thirds of every engine's time, this is why no engine, "
-                "imgpipe included, can lead its peers by 1.25x at their output size and quality."
+                "imgpipe included, can lead its peers by 1.25× at their output size and quality."
             ),
         ]
 
@@ -901,14 +987,17 @@ def main() -> None:
             "|---|---:|---:|---:|",
         ]
         for name, run in pools.items():
-            peak = run.peak_mb - (baseline_mb if name == "threads" else 0)
+            peak = run.peak_mb - baseline_mb
             lines.append(
                 f"| 2 {name} | {run.seconds:.2f} | {n / run.seconds:.2f} | {peak:.0f} MB |"
             )
         lines += [
             "",
-            f"(The threads' peak has the benchmark script's own {baseline_mb:.0f} MB, the corpus "
-            "bytes included, subtracted.)",
+            f"(Both peaks are of the benchmark script's process tree, less the script's own "
+            f"{baseline_mb:.0f} MB, the corpus bytes included: the threads' is the renders "
+            "in the script itself, the processes' is the two rendering processes. Until "
+            "this run the processes' row kept the script's own memory in, which made "
+            "processes look about 400 MB hungrier than they are.)",
         ]
     lines += ["", "![images/s per core and output size per engine](benchmarks.png)", ""]
 
@@ -961,10 +1050,25 @@ WHY = """Why the lead is small: at identical settings most of every engine's tim
 the same two encoders (libwebp method 4 above all, then libjpeg), which produce the same bytes
 whichever engine calls them (see the per-rendition table), so no engine can lead by more than
 the share it owns: decoding, resizing and the work around the encoders. That share is about a
-third of the time, and it is where imgpipe is fastest. Only one knob cuts encoder time by a
-lot, WebP effort 2 or below (the table below), and it makes the WebP files larger *and* lowers
-their SSIM, so it cannot meet "no larger, no worse". imgpipe keeps such settings as options
+third of the time, and it is where imgpipe is fastest. The knobs that cut encoder time by a
+lot (WebP effort 2 or below; libwebp's own settings, searched one by one below: fewer
+segments, no intra 4x4) all make the WebP files larger, lower their SSIM, or both, so none
+meets "no larger, no worse". imgpipe keeps such settings as options
 (RenditionSpec fields), not as defaults. Best peer in this run: {best}."""
+
+MEMORY_TEXT = """So the peak is one decode's: libjpeg holds every DCT coefficient of a
+progressive JPEG until its last scan, at full size whatever the shrink-on-load (about 2 bytes
+per sample), and no engine here avoids that. What sets imgpipe above Pillow is first what its
+process holds before any image: libvips, numpy and the pydantic settings, {extra:.0f} MB more
+than Pillow's process (the tables above); then the render's own, {render_extra:.0f} MB more
+than Pillow's: libvips' pipeline buffers, and the memory glibc keeps from the image before
+(each worker renders its first file once to warm up; sampling RSS through two renders of this
+file put the second one's start about 40 MB above the first's). Getting under Pillow would
+take a rendering process that imports neither numpy nor the settings models, and a decode that
+holds less than libjpeg's coefficients; neither is done. Tried and not kept: glibc's
+MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ (no change to the peak),
+and malloc_trim(0) after each image (steady RSS down by about a third, the peak by about 5 MB,
+for about 3% more time per image)."""
 
 E2E_TEXT = """What was done about it, and what is left. FastAPI's `jsonable_encoder` walked every
 JSON answer again although the records are JSON-ready: skipping it doubled `GET /images`
