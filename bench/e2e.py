@@ -109,6 +109,11 @@ class EndToEnd:
     server_cpu_s: float = 0.0
     renderers_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    # the last image's finish minus the one before's: how long one image rendered alone at the
+    # end while the other worker had nothing left to do; and that last image's own figures
+    tail_s: float = 0.0
+    last_bytes: int = 0
+    last_render_ms: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -184,6 +189,13 @@ def e2e(server: Server, files: list[Path]) -> EndToEnd:
         for r in records.values()
     ]
     render_ms = [float(r["durationMs"]) for r in records.values()]  # type: ignore[arg-type]
+    by_finish = sorted(records.values(), key=lambda r: _when(str(r["processedAt"])))
+    last = by_finish[-1]
+    tail_s = (
+        (_when(str(last["processedAt"])) - _when(str(by_finish[-2]["processedAt"]))).total_seconds()
+        if len(by_finish) > 1
+        else 0.0
+    )
     return EndToEnd(
         len(ids),
         seconds,
@@ -197,6 +209,9 @@ def e2e(server: Server, files: list[Path]) -> EndToEnd:
             cpu - renderers_cpu.get(pid, 0.0) for pid, cpu in renderers_after.items()
         ),
         client_cpu_s=client_cpu,
+        tail_s=tail_s,
+        last_bytes=int(last["fileSize"]),  # type: ignore[call-overload]
+        last_render_ms=float(last["durationMs"]),  # type: ignore[arg-type]
     )
 
 
