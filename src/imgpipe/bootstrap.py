@@ -214,6 +214,8 @@ def build_local(
         )
     tee = TeeMetrics(metrics, series)
     event_log, webhooks = _local_events(settings, state_dir, db, tee)
+    if webhooks is not None:
+        metrics.watch_webhook_outbox(webhooks.counts)
     events = FanOutEvents([p for p in (event_log, webhooks) if p is not None], tee)
     service = ImageService(objects, records, queue, renderer, settings, tee, events=events)
     app = LocalApp(

@@ -250,6 +250,12 @@ def test_a_receiver_always_failing_is_dead_lettered_after_max_attempts(
         assert (metric(app, "retry"), metric(app, "dead")) == (2, 1)
         stats = TestClient(create_local_app(app)).get("/stats").json()
         assert stats["webhooks"] == {"pending": 0, "dead": 1}
+        # AND Prometheus sees the outbox as /stats does
+        for state, expected in (("pending", 0), ("dead", 1)):
+            gauge = app.metrics.registry.get_sample_value(
+                "imgpipe_webhook_outbox", {"state": state}
+            )
+            assert gauge == expected
         # AND the image itself is unaffected
         assert app.service.get(record.image_id).status is Status.PROCESSED
 
@@ -343,3 +349,8 @@ def test_no_webhooks_and_no_log_when_turned_off(tmp_path: Path) -> None:
         assert app.webhooks is None and app.event_log is None
         assert not (settings.local.data_dir.resolve() / STATE_DIR / "events.jsonl").exists()
         assert TestClient(create_local_app(app)).get("/stats").json()["webhooks"] is None
+        # and no outbox gauge either
+        assert (
+            app.metrics.registry.get_sample_value("imgpipe_webhook_outbox", {"state": "dead"})
+            is None
+        )

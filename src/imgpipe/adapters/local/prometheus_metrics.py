@@ -65,6 +65,21 @@ class _StateCollector(Collector):
         yield images
 
 
+class _OutboxCollector(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        outbox = GaugeMetricFamily(
+            f"{NAMESPACE}_webhook_outbox",
+            "Webhook deliveries waiting (pending) or given up (dead: `imgpipe redrive`)",
+            labels=["state"],
+        )
+        for state, count in sorted(self._counts().items()):
+            outbox.add_metric([state], count)
+        yield outbox
+
+
 class PrometheusMetrics:
     """The Metrics port over a registry of its own (tests get a clean one each)."""
 
@@ -93,6 +108,10 @@ class PrometheusMetrics:
         status_counts: Callable[[], dict[Status, int]],
     ) -> None:
         self.registry.register(_StateCollector(queue_stats, status_counts))
+
+    def watch_webhook_outbox(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Gauges of the webhook outbox by state, read at scrape time."""
+        self.registry.register(_OutboxCollector(counts))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
