@@ -744,6 +744,8 @@ ALARMS = {
     "WorkerThrottlesAlarm": ("AWS/Lambda", "Throttles", "FunctionName", "WorkerFunction"),
     "WorkerDurationAlarm": ("AWS/Lambda", "Duration", "FunctionName", "WorkerFunction"),
     "Api5xxAlarm": ("AWS/ApiGateway", "5xx", "ApiId", "HttpApi"),
+    # imgpipe's own EMF metric: the namespace and service dimension the functions emit with
+    "EventsFailedAlarm": ("imgpipe", "events_failed", "service", "imgpipe"),
 }
 
 
@@ -757,6 +759,19 @@ def test_alarm_watches_the_right_metric(template: dict[str, Any], alarm: str) ->
     assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     assert properties["ComparisonOperator"] == "GreaterThanThreshold"
     assert properties["TreatMissingData"] == "notBreaching"
+
+
+def test_events_failed_alarm_reads_what_the_functions_emit(template: dict[str, Any]) -> None:
+    # Powertools emits under POWERTOOLS_METRICS_NAMESPACE with service=POWERTOOLS_SERVICE_NAME
+    # (adapters/aws/emf_metrics.py): the alarm must name the same pair, or it never fires.
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    alarm = props(template, "EventsFailedAlarm")
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    from imgpipe.adapters.local.prometheus_metrics import COUNTERS
+
+    assert alarm["MetricName"] in COUNTERS  # a metric the core really counts
+    assert (alarm["Threshold"], alarm["Statistic"]) == (0, "Sum")
 
 
 def test_dead_letters_alarm_at_the_first_one(template: dict[str, Any]) -> None:
