@@ -41,8 +41,11 @@ MACHINES: dict[str, str] = {"arm64": "aarch64", "x86_64": "x86_64"}
 GLIBC_MINORS = range(34, 16, -1)
 # In Lambda's python runtime (/var/runtime): left out of the zip unless include_sdk=True.
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
-# uvicorn's speed-ups: only `imgpipe serve` runs uvicorn (Lambda's API runs under Mangum).
-SERVE_ONLY = ("httptools", "uvloop")
+# What only the command line and `imgpipe serve` import: the CLI (Typer, Rich) and uvicorn
+# with its speed-ups (Lambda's API runs under Mangum). Left out of the zip together with what
+# nothing else needs (click, Pygments, h11...); tests/e2e/test_package.py imports both
+# handlers and renders from the unpacked zip under python3.13.
+LOCAL_ONLY = ("typer", "rich", "uvicorn", "httptools", "uvloop")
 # Lambda's limit for a function's unzipped code (layers included).
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 LAMBDA_TASK_ROOT = "/var/task"
@@ -81,12 +84,11 @@ def build_lambda_zip(
         wheel = _build_project_wheel(project, work / "wheel")
         site = work / "site"
         _pip_install_for_target(f"{wheel}[aws]", site, arch=arch, python_version=python_version)
+        unused = _only_through(site, "imgpipe", LOCAL_ONLY)
         if not include_sdk:
-            for name in sorted(_sdk_only_distributions(site, "imgpipe")):
-                _remove_distribution(site, name)
-        for name in SERVE_ONLY:
-            if _canonical(name) in _installed(site):
-                _remove_distribution(site, _canonical(name))
+            unused |= _only_through(site, "imgpipe", RUNTIME_SDK)
+        for name in sorted(unused):
+            _remove_distribution(site, name)
         _strip(site)
         if compile_bytecode:
             _compile(site, python_version)
@@ -298,10 +300,11 @@ def _installed(site: Path) -> dict[str, tuple[Path, set[str], dict[str, set[str]
     return found
 
 
-def _sdk_only_distributions(site: Path, root: str) -> set[str]:
-    """The SDK and what nothing but the SDK needs (reachable from `root` only through it)."""
+def _only_through(site: Path, root: str, names: Iterable[str]) -> set[str]:
+    """`names` and what nothing else needs: the distributions reachable from `root` (with
+    its aws extra) only through `names`."""
     installed = _installed(site)
-    sdk = {_canonical(n) for n in RUNTIME_SDK}
+    sdk = {_canonical(n) for n in names}
 
     def reachable(start: Iterable[str], blocked: set[str]) -> set[str]:
         seen: set[str] = set()
