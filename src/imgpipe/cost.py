@@ -48,7 +48,7 @@ RECORD_BYTES = {"PENDING": 870, "PROCESSING": 898, "PROCESSED": 2296}
 WORKER_MEMORY_MB = 2048  # WorkerMemorySize default
 API_MEMORY_MB = 2048  # ApiMemorySize default
 BATCH_SIZE = 10  # the worker's SQS event source BatchSize
-ALARMS = 6  # AWS::CloudWatch::Alarm resources
+ALARMS = 7  # AWS::CloudWatch::Alarm resources
 DASHBOARDS = 1  # AWS::CloudWatch::Dashboard resources
 ARCHITECTURE = "arm64"
 

@@ -77,7 +77,7 @@ def test_a_workload_computed_by_hand() -> None:
         # worker (422 + 360) / 10 + 33 = 111.2 bytes an image; 350 + 360 bytes an API call
         "cloudwatch.logs": (30_000 * 111.2 + 60_000 * 710) / gib * 0.50,
         "cloudwatch.metrics": 10 * 0.30,
-        "cloudwatch.alarms": 6 * 0.10,
+        "cloudwatch.alarms": 7 * 0.10,
         "cloudwatch.dashboard": 3.00,
         # both under the reservoir of 1/s (2,592,000 a month): every invocation traced
         "xray.traces": 63_000 * 5.00 / 1e6,
