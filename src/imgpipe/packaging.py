@@ -304,7 +304,7 @@ def _only_through(site: Path, root: str, names: Iterable[str]) -> set[str]:
     """`names` and what nothing else needs: the distributions reachable from `root` (with
     its aws extra) only through `names`."""
     installed = _installed(site)
-    sdk = {_canonical(n) for n in names}
+    through = {_canonical(n) for n in names}
 
     def reachable(start: Iterable[str], blocked: set[str]) -> set[str]:
         seen: set[str] = set()
@@ -319,8 +319,8 @@ def _only_through(site: Path, root: str, names: Iterable[str]) -> set[str]:
 
     _, root_plain, root_extras = installed[_canonical(root)]
     root_deps = root_plain | root_extras.get("aws", set())
-    needed_elsewhere = reachable(root_deps, blocked=sdk) | {_canonical(root)}
-    return reachable(sdk & set(installed), blocked=set()) - needed_elsewhere
+    needed_elsewhere = reachable(root_deps, blocked=through) | {_canonical(root)}
+    return reachable(through & set(installed), blocked=set()) - needed_elsewhere
 
 
 def _remove_distribution(site: Path, name: str) -> None:
