@@ -2,7 +2,8 @@
 
     python bench/engines/worker.py ENGINE LISTFILE [--out DIR]
 
-ENGINE is pillow, floor (its knobs as JSON in $BENCH_KNOBS), imgpipe or imgpipe-identical.
+ENGINE is pillow, floor (its knobs as JSON in $BENCH_KNOBS), imgpipe, imgpipe-identical or
+imgpipe-one-thread (imgpipe with every encode in the render's own thread).
 The worker imports its engine, renders the first file once untimed (warm-up), prints "ready",
 waits for a line on stdin ("go"), renders every file in LISTFILE (one path a line), then prints
 one JSON line: seconds, per-image milliseconds, peak RSS (VmHWM), the RSS once the engine is
@@ -38,9 +39,13 @@ def load(engine: str) -> Callable[[bytes], list[Output]]:
 
         knobs = json.loads(os.environ.get("BENCH_KNOBS", "{}"))
         return floor.make(floor.Knobs(**knobs))
-    if engine in ("imgpipe", "imgpipe-identical"):
+    if engine in ("imgpipe", "imgpipe-identical", "imgpipe-one-thread"):
         from engines import imgpipe_engine
 
+        if engine == "imgpipe-one-thread":  # no helper thread for the encodes, ever
+            from imgpipe.core import imaging
+
+            imaging.ENCODE_HELPER = False
         return imgpipe_engine.make("identical" if engine.endswith("identical") else "default")  # type: ignore[no-any-return]
     raise SystemExit(f"unknown engine {engine!r}")
 

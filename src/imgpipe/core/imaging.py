@@ -9,7 +9,8 @@
       cascade: each smaller rendition is resized from the smallest in-memory image that is
         still big enough; "cover" renditions are centre-cropped after resizing
       encode each rendition in each of its formats, with no metadata (JPEG and WebP through
-        Pillow's encoders unless the rendition says encoder="libvips")
+        Pillow's encoders unless the rendition says encoder="libvips"), longest first, with a
+        helper thread taking encodes while the machine has an idle core
       metadata (EXIF subset, sha256, phash, blurhash, dominant colour) from the header and
         the smallest image already in memory
 
@@ -23,7 +24,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
+import threading
 import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -480,7 +485,7 @@ def _render(data: bytes, options: RenderOptions) -> RenderResult:
         ).copy_memory()
 
     keep = _keep_flags(options.metadata)
-    encoded: list[EncodedRendition] = []
+    jobs: list[_EncodeJob] = []
     for spec, size in zip(specs, sizes, strict=True):
         image = resized[size]
         target_w, target_h = geometry.target_size(
@@ -490,17 +495,18 @@ def _render(data: bytes, options: RenderOptions) -> RenderResult:
             left, top, crop_w, crop_h = geometry.centre_crop(*size, target_w, target_h)
             image = image.crop(left, top, crop_w, crop_h)
         as_pillow = _PillowPixels(image, options.background)
-        for fmt in dict.fromkeys(spec.formats):
-            blob = _encode(image, fmt, spec, keep, options.background, as_pillow)
-            encoded.append(
-                EncodedRendition(
-                    name=spec.name,
-                    format=fmt,
-                    width=int(image.width),
-                    height=int(image.height),
-                    data=blob,
-                )
-            )
+        jobs += [_EncodeJob(spec, fmt, image, as_pillow) for fmt in dict.fromkeys(spec.formats)]
+    blobs = _encode_all(jobs, keep, options.background)
+    encoded = [
+        EncodedRendition(
+            name=job.spec.name,
+            format=job.format,
+            width=int(job.image.width),
+            height=int(job.image.height),
+            data=blob,
+        )
+        for job, blob in zip(jobs, blobs, strict=True)
+    ]
     smallest = min(resized.values(), key=lambda img: img.width * img.height)
     return RenderResult(
         metadata=_metadata(data, header, smallest, options), renditions=tuple(encoded)
@@ -594,6 +600,111 @@ def _encode(
     raise ProcessingError(f"unknown output format {fmt!r}")
 
 
+@dataclass(frozen=True)
+class _EncodeJob:
+    spec: RenditionSpec
+    format: OutputFormat
+    image: VipsImage
+    as_pillow: _PillowPixels
+
+    @property
+    def cost(self) -> float:
+        """A rough relative CPU cost, only to start the longest encodes first."""
+        return float(self.image.width * self.image.height) * _ENCODE_WEIGHT.get(self.format, 1.0)
+
+
+# WebP (method 4) costs ~6x a baseline JPEG of the same pixels; AVIF and PNG more still.
+_ENCODE_WEIGHT: dict[str, float] = {"jpeg": 1.0, "webp": 6.0, "png": 4.0, "avif": 20.0}
+
+
+def _encode_all(jobs: list[_EncodeJob], keep: int, background: tuple[int, int, int]) -> list[bytes]:
+    """Every encode, in `jobs`' order, longest first. A helper thread takes encodes from the
+    same list while the machine has a core to spare: Pillow 13 releases the GIL while libwebp
+    encodes (its JPEG encoder does not), as libvips does, so an image rendering alone (the
+    only upload, the last of a batch) uses two cores. Under full load the helper waits
+    instead: a second thread per render there costs ~3% of throughput (docs/benchmarks.md).
+    """
+
+    def run(job: _EncodeJob) -> bytes:
+        return _encode(job.image, job.format, job.spec, keep, background, job.as_pillow)
+
+    if len(jobs) < 2 or usable_cores() < 2 or not ENCODE_HELPER:
+        return [run(job) for job in jobs]
+    order = deque(sorted(range(len(jobs)), key=lambda n: -jobs[n].cost))
+    blobs: list[bytes] = [b""] * len(jobs)
+    finished = threading.Event()
+
+    def help_out() -> None:
+        while not finished.is_set():
+            # This thread and the render's own count among the runnable ones.
+            if runnable_threads() > usable_cores():
+                finished.wait(_RECHECK_S)
+                continue
+            try:
+                n = order.popleft()
+            except IndexError:
+                return
+            blobs[n] = run(jobs[n])
+
+    longest = order.popleft()  # the render's own thread takes it, before the helper starts
+    helper = _encode_pool().submit(help_out)
+    try:
+        n = longest
+        while True:
+            blobs[n] = run(jobs[n])
+            try:
+                n = order.popleft()
+            except IndexError:  # the helper may take the last one between a look and a pop
+                break
+    finally:
+        finished.set()
+    helper.result()
+    return blobs
+
+
+# How often a waiting helper looks again for an idle core.
+_RECHECK_S = 0.01
+# False: every encode in the render's own thread (bench/run.py measures the helper's effect).
+ENCODE_HELPER = True
+
+
+@functools.cache
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity: taskset, cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def runnable_threads() -> int:
+    """Threads running or ready to run on the whole machine now, the caller included (the
+    fourth field of /proc/loadavg); where it cannot be read (not Linux), a count so high that
+    no helper thread ever starts."""
+    try:
+        with open("/proc/loadavg", "rb") as stats:
+            return int(stats.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return 1 << 30
+
+
+# One pool per process id: a forked child must not use its parent's (threadless) pool.
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _encode_pool() -> ThreadPoolExecutor:
+    """The process' helper threads (one per render at most), made on first use (and again
+    in a forked child)."""
+    with _pools_lock:
+        pool = _pools.get(os.getpid())
+        if pool is None:
+            pool = _pools[os.getpid()] = ThreadPoolExecutor(
+                usable_cores(), thread_name_prefix="imgpipe-encode"
+            )
+        return pool
+
+
 def _pillow_encodes(spec: RenditionSpec, fmt: OutputFormat, keep: int) -> bool:
     """Whether Pillow writes this rendition: JPEG and WebP with no metadata kept, and no
     setting only libvips has (trellis quantisation, sharp YUV)."""
@@ -610,38 +721,35 @@ _AUTO_SUBSAMPLE_BELOW = 90
 
 
 class _PillowPixels:
-    """One rendition's pixels as a Pillow image, made once for all its formats (the copy out
-    of libvips costs ~4 ms at 1600 px): flattened onto the background for JPEG, as they are
-    for WebP; the same image for both when there is no alpha."""
+    """One rendition's pixels for Pillow, copied out of libvips once for all its formats (the
+    copy costs ~4 ms at 1600 px): flattened onto the background for JPEG, as they are for
+    WebP; the same pixels for both when there is no alpha. Each `get` is a new Image over
+    those bytes (no copy): Image.save keeps its options on the image, so the JPEG and the
+    WebP, encoded at once in two threads, must not share one."""
 
     def __init__(self, image: VipsImage, background: tuple[int, int, int]) -> None:
         self._image = image
         self._background = background
-        self._made: dict[bool, PILImage] = {}
+        self._made: dict[bool, tuple[str, int, int, bytes]] = {}
+        self._lock = threading.Lock()
 
     def get(self, *, flat: bool) -> PILImage:
-        flat = flat and bool(self._image.hasalpha())
-        if flat not in self._made:
-            from PIL import Image
+        from PIL import Image
 
-            image = _flatten(self._image, self._background) if flat else self._image
-            mode = _PIL_MODES[int(image.bands)]
-            self._made[flat] = Image.frombuffer(
-                mode,
-                (int(image.width), int(image.height)),
-                image.write_to_memory(),
-                "raw",
-                mode,
-                0,
-                1,
-            )
-        return self._made[flat]
+        flat = flat and bool(self._image.hasalpha())
+        with self._lock:
+            if flat not in self._made:
+                image = _flatten(self._image, self._background) if flat else self._image
+                mode = _PIL_MODES[int(image.bands)]
+                width, height = int(image.width), int(image.height)
+                self._made[flat] = (mode, width, height, image.write_to_memory())
+            mode, width, height, pixels = self._made[flat]
+        return Image.frombuffer(mode, (width, height), pixels, "raw", mode, 0, 1)
 
 
 def _encode_pillow(pixels: PILImage, fmt: OutputFormat, quality: int, spec: RenditionSpec) -> bytes:
     """The same libjpeg-turbo and libwebp code as libvips', in Pillow's builds: the same
-    pixels and sizes, ~8% less CPU per image (docs/benchmarks.md). Pillow's WebP encoder holds
-    the GIL, which costs nothing in imgpipe's rendering processes (one render at a time)."""
+    pixels and sizes, ~8% less CPU per image (docs/benchmarks.md)."""
     import io
 
     out = io.BytesIO()

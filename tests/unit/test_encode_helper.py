@@ -1,0 +1,155 @@
+"""One render's encodes on two cores: a helper thread takes encodes while a core is idle.
+
+The machine's load is replaced here (`runnable_threads`), so that each test decides whether a
+core is idle; the encodes themselves are real.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import imagegen as gen
+from imgpipe.config import Settings
+from imgpipe.core import imaging
+from imgpipe.core.errors import ProcessingError
+from imgpipe.core.imaging import RenderOptions, render
+
+DEFAULTS = RenderOptions.from_settings(Settings())
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    return gen.photo_jpeg(2000, 1500)
+
+
+def _blobs(result: imaging.RenderResult) -> dict[tuple[str, str], bytes]:
+    return {(r.name, r.format): r.data for r in result.renditions}
+
+
+def _watch_encodes(monkeypatch: pytest.MonkeyPatch, hold_largest_webp_s: float = 0.0) -> list[Any]:
+    """Record (thread name, rendition, format) for each encode; optionally hold the longest
+    one (the 1600 px WebP), so that the helper has time to take others."""
+    seen: list[Any] = []
+    real = imaging._encode
+
+    def encode(image: Any, fmt: str, spec: Any, *rest: Any) -> bytes:
+        seen.append((threading.current_thread().name, spec.name, fmt))
+        if (spec.name, fmt) == ("large", "webp") and hold_largest_webp_s:
+            time.sleep(hold_largest_webp_s)
+        return real(image, fmt, spec, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(imaging, "_encode", encode)
+    monkeypatch.setattr(imaging, "usable_cores", lambda: 2)
+    return seen
+
+
+def test_encodes_running_at_once_write_the_same_bytes_as_one_after_another(
+    monkeypatch: pytest.MonkeyPatch, photo: bytes
+) -> None:
+    # GIVEN the bytes of a render with every encode in the render's own thread
+    monkeypatch.setattr(imaging, "ENCODE_HELPER", False)
+    alone = _blobs(render(photo, DEFAULTS))
+    # WHEN the photo renders again, a few times, with a core always idle (nothing held: the
+    # two threads' JPEG and WebP encodes of one size overlap; Pillow's Image.save keeps its
+    # options on the image object, which made the JPEG come out at the WebP's quality while
+    # both threads shared one)
+    monkeypatch.setattr(imaging, "ENCODE_HELPER", True)
+    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    monkeypatch.setattr(imaging, "usable_cores", lambda: 2)
+    # THEN every output is byte for byte the one-thread output
+    for _ in range(3):
+        assert _blobs(render(photo, DEFAULTS)) == alone
+
+
+def test_with_an_idle_core_the_helper_encodes_and_the_bytes_do_not_change(
+    monkeypatch: pytest.MonkeyPatch, photo: bytes
+) -> None:
+    # GIVEN the bytes of a render with every encode in the render's own thread
+    monkeypatch.setattr(imaging, "ENCODE_HELPER", False)
+    alone = _blobs(render(photo, DEFAULTS))
+    monkeypatch.setattr(imaging, "ENCODE_HELPER", True)
+    # WHEN the same photo renders while a core is idle (the render's thread held a moment on
+    # the largest WebP, so that the helper surely takes some)
+    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    seen = _watch_encodes(monkeypatch, hold_largest_webp_s=0.2)
+    helped = _blobs(render(photo, DEFAULTS))
+    # THEN the outputs are byte for byte the same, the longest encode (the largest WebP) ran
+    # in the render's own thread, and the helper thread wrote others
+    assert helped == alone
+    assert (threading.current_thread().name, "large", "webp") in seen
+    helper_did = [(name, fmt) for thread, name, fmt in seen if thread.startswith("imgpipe-encode")]
+    assert helper_did, seen
+    assert len(seen) == 6
+
+
+def test_with_every_core_busy_all_encodes_stay_in_the_render_thread(
+    monkeypatch: pytest.MonkeyPatch, photo: bytes
+) -> None:
+    # GIVEN a machine with more runnable threads than cores
+    looks: list[int] = []
+
+    def busy() -> int:
+        looks.append(1)
+        return 99
+
+    monkeypatch.setattr(imaging, "runnable_threads", busy)
+    seen = _watch_encodes(monkeypatch, hold_largest_webp_s=0.2)
+    # WHEN a photo renders
+    result = render(photo, DEFAULTS)
+    # THEN every encode ran in the caller's thread; the helper (given 0.2 s to start) only
+    # looked for a free core
+    assert {thread for thread, _, _ in seen} == {threading.current_thread().name}
+    assert len(result.renditions) == 6
+    assert looks
+
+
+def test_an_encode_that_fails_in_the_helper_fails_the_render(
+    monkeypatch: pytest.MonkeyPatch, photo: bytes
+) -> None:
+    # GIVEN an idle core, and an encoder that fails on the 256 px JPEG, which the helper
+    # takes while the render's thread is held on the 1600 px WebP
+    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    seen = _watch_encodes(monkeypatch, hold_largest_webp_s=0.2)
+    watched = imaging._encode
+
+    def encode(image: Any, fmt: str, spec: Any, *rest: Any) -> bytes:
+        if spec.name == "thumb" and fmt == "jpeg":
+            seen.append((threading.current_thread().name, "failed", fmt))
+            raise ProcessingError("the thumb JPEG could not be written")
+        return watched(image, fmt, spec, *rest)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(imaging, "_encode", encode)
+    # WHEN it renders THEN the render fails with that error, raised in the helper thread
+    with pytest.raises(ProcessingError, match="thumb JPEG"):
+        render(photo, DEFAULTS)
+    failed_in = [thread for thread, name, _ in seen if name == "failed"]
+    assert failed_in and failed_in[0].startswith("imgpipe-encode")
+
+
+def test_a_single_encode_never_starts_the_helper(
+    monkeypatch: pytest.MonkeyPatch, photo: bytes
+) -> None:
+    # GIVEN an idle core and a preset with one rendition in one format
+    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    seen = _watch_encodes(monkeypatch)
+    only = DEFAULTS.renditions[0].model_copy(update={"formats": ["webp"]})
+    options = RenderOptions(
+        renditions=(only,),
+        limits=DEFAULTS.limits,
+        metadata=DEFAULTS.metadata,
+        background=DEFAULTS.background,
+    )
+    # WHEN it renders THEN its one encode ran in the caller's thread
+    render(photo, options)
+    assert seen == [(threading.current_thread().name, only.name, "webp")]
+
+
+def test_the_machine_load_is_read_from_proc() -> None:
+    # GIVEN Linux (CI and Lambda) WHEN the runnable threads are counted
+    # THEN the count includes at least this running thread, and this process has a core
+    assert imaging.runnable_threads() >= 1
+    assert imaging.usable_cores() >= 1
