@@ -856,8 +856,10 @@ def main() -> None:
             "",
             f"`imgpipe serve --workers 2` on loopback, a fresh data folder; the {n} photos "
             "uploaded one after the other with `POST /images` (multipart), then `GET /images` "
-            "polled every 0.1 s until all were PROCESSED. Latency is the record's processedAt − "
-            f"uploadedAt (all {n} queued "
+            f"polled every {e2e_bench.POLL_S:g} s until all were PROCESSED. Seconds run from the "
+            "first upload sent to the last record's processedAt (the poller's period is not "
+            "the pipeline's; until this run they ran to the poll that saw it, up to 0.1 s "
+            f"later). Latency is the record's processedAt − uploadedAt (all {n} queued "
             f"at once, so it includes waiting for a worker). Median of {len(end_to_end)} runs.",
             "",
             "| images | seconds | of which uploading | images/s | latency p50 | latency p95 "
@@ -903,7 +905,7 @@ def main() -> None:
                 tail,
             ),
             (
-                "no core busy, the rest: before the first upload lands, the last poll's wait",
+                "no core busy, the rest: before the first upload lands, hand-offs between jobs",
                 idle - tail,
                 idle - tail - raw_idle,
             ),
@@ -912,7 +914,9 @@ def main() -> None:
             "",
             "Overhead is the raw engine's images/s (two processes, corpus pre-split, no I/O) over "
             "the end-to-end images/s, minus one. Where it goes, from the CPU time of every "
-            "process over the run (/proc): each row is core-milliseconds per image, end to end "
+            "process over the run (/proc; counted to the poll that saw the last record, at most "
+            f"{e2e_bench.POLL_S:g} s after it, when only that poll runs): each row is "
+            "core-milliseconds per image, end to end "
             f"and its difference from the raw engine's run ({raw_cpu:.0f} ms of CPU per image, "
             f"{raw_idle:.0f} ms idle: {raw_core:.0f} core-ms per image in all). The differences "
             "add up to the overhead. The worker's own clock (durationMs, which includes "
@@ -1121,14 +1125,22 @@ E2E_TEXT = """What was done about it, and what is left. FastAPI's `jsonable_enco
 JSON answer again although the records are JSON-ready: skipping it doubled `GET /images`
 (121 to 252 requests/s on this machine, `python bench/e2e.py`, one run each) and cut the serve
 process's CPU in this run by about a tenth (1.07 to 0.95 s). httptools and uvloop, uvicorn's
-own speed-ups, took `GET /images/{id}` from 1,072 to 1,407 requests/s. Running twice as many
-job threads as rendering processes (so that one job's reads and writes overlap another's
-render) changed nothing: the two cores are already busy (4.36 / 4.47 vs 4.33 / 4.47 images/s,
-alternating runs). The tail row is this corpus' order more than the pipeline: the largest
-file sorts last, so it is uploaded last and renders alone, where the raw engine's pre-split
-run gives it to one process among eleven others; a longer queue or another order shrinks it.
-The rest, the server's own work and the client, shares the two cores with the renders:
-under 10% would need them to cost almost nothing, or a core of their own."""
+own speed-ups, took `GET /images/{id}` from 1,072 to 1,407 requests/s. Two job threads per
+rendering process (`JOBS_PER_RENDERER`): while one job renders, the other takes the next
+lease and reads the next original, or writes the last one's six files and its record, so a
+rendering process no longer waits for the store between images. In three alternating pairs
+of runs, one thread per process against two: 4.50 / 4.60, 4.39 / 4.62 and 4.40 / 4.51
+images/s (+2 to +5%). A session earlier, the same change measured as no change
+(4.36 / 4.47 vs 4.33 / 4.47): single runs here differ by ±5%, more than the effect. Keeping
+uploads in memory up to 8 MB instead of Starlette's 1 MB spool file changed nothing (three
+pairs, 4.69 / 4.35, 4.63 / 4.59, 4.74 / 4.54 images/s, none in its favour), so it was not
+kept. A helper thread for one image's encodes (the section "A second core for one image's
+encodes", below) shortens the tail only a little: the last image here spends most of its time
+in a single-threaded progressive decode. The tail row is this corpus' order more than the
+pipeline: the largest file sorts last, so it is uploaded last and renders alone, where the
+raw engine's pre-split run gives it to one process among eleven others; a longer queue or
+another order shrinks it. The rest, the server's own work and the client, shares the two
+cores with the renders: under 10% would need them to cost almost nothing, or a core of their own."""
 
 WEBP_TEXT = """Pillow, libvips and sharp expose only WebP's quality and method (effort); libwebp
 has more knobs. `bench/webp_search.py` sets them directly through libwebp's C API (the build in
