@@ -1125,13 +1125,15 @@ E2E_TEXT = """What was done about it, and what is left. FastAPI's `jsonable_enco
 JSON answer again although the records are JSON-ready: skipping it doubled `GET /images`
 (121 to 252 requests/s on this machine, `python bench/e2e.py`, one run each) and cut the serve
 process's CPU in this run by about a tenth (1.07 to 0.95 s). httptools and uvloop, uvicorn's
-own speed-ups, took `GET /images/{id}` from 1,072 to 1,407 requests/s. Two job threads per
-rendering process (`JOBS_PER_RENDERER`): while one job renders, the other takes the next
-lease and reads the next original, or writes the last one's six files and its record, so a
-rendering process no longer waits for the store between images. In three alternating pairs
-of runs, one thread per process against two: 4.50 / 4.60, 4.39 / 4.62 and 4.40 / 4.51
-images/s (+2 to +5%). A session earlier, the same change measured as no change
-(4.36 / 4.47 vs 4.33 / 4.47): single runs here differ by ±5%, more than the effect. Keeping
+own speed-ups, took `GET /images/{id}` from 1,072 to 1,407 requests/s. Tried and not kept:
+two job threads per rendering process, so that a process takes the next job while the last
+one writes its six files and its record. A first version leased the image before waiting for
+a process, which put the wait in the lease and in durationMs (a full run of this bench with
+it showed a median durationMs of 674 ms for a 310 ms render); three alternating pairs of runs,
+one thread against
+two, gave 4.50 / 4.60, 4.39 / 4.62 and 4.40 / 4.51 images/s. Leasing only once a process is
+free, three pairs gave 4.49 / 4.48, 4.49 / 4.51 and 4.40 / 4.57: no change that single runs
+here (±5%) can show, so the pool keeps one job thread per process. Keeping
 uploads in memory up to 8 MB instead of Starlette's 1 MB spool file changed nothing (three
 pairs, 4.69 / 4.35, 4.63 / 4.59, 4.74 / 4.54 images/s, none in its favour), so it was not
 kept. A helper thread for one image's encodes (the section "A second core for one image's

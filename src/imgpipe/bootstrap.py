@@ -187,7 +187,7 @@ def build_local(
     from imgpipe.adapters.local.timeseries import TeeMetrics, TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
     from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
-    from imgpipe.entrypoints.local_worker import JOBS_PER_RENDERER, LocalWorkerPool
+    from imgpipe.entrypoints.local_worker import LocalWorkerPool
 
     root = settings.local.data_dir.resolve()
     state_dir = root / STATE_DIR
@@ -235,7 +235,7 @@ def build_local(
         app.pool = LocalWorkerPool(
             service,
             queue,
-            workers=settings.server.workers * JOBS_PER_RENDERER,
+            workers=settings.server.workers,
             visibility_s=settings.server.visibility_timeout_s,
             max_attempts=settings.server.max_attempts,
         )

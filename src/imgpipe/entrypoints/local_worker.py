@@ -24,10 +24,6 @@ from imgpipe.service import ImageService
 log = logging.getLogger("imgpipe.worker")
 
 IDLE_POLL_S = 0.25
-# Job threads per rendering process: while one job renders, the other reads the next original
-# and takes its lease, or writes the last one's files, so that a rendering process never waits
-# for the store between images (+2-5% images/s end to end, docs/benchmarks.md).
-JOBS_PER_RENDERER = 2
 
 
 def handle_message(service: ImageService, body: Mapping[str, Any]) -> None:
