@@ -731,15 +731,14 @@ class _PillowPixels:
 
     Image.save keeps its options on the image object, so two encodes must not use one image at
     the same time (the JPEG came out at the WebP's quality): while one thread has it, another
-    gets an image of its own over the same bytes (a copy, ~1 ms at 1600 px, made only then).
-    After its last use (`uses`: the formats Pillow writes) the pixels are let go, so that a
-    size's copy is not kept while the other sizes encode."""
+    gets a copy (~1 ms at 1600 px, made only then). After its last use (`uses`: the formats
+    Pillow writes) the image is let go, so that it is not kept while other sizes encode."""
 
     def __init__(self, image: VipsImage, background: tuple[int, int, int], uses: int) -> None:
         self._image = image
         self._background = background
         self._uses_left = uses
-        self._made: dict[bool, tuple[bytes, PILImage]] = {}
+        self._made: dict[bool, PILImage] = {}
         self._lent: set[bool] = set()
         self._lock = threading.Lock()
 
@@ -753,17 +752,16 @@ class _PillowPixels:
                 source = _flatten(self._image, self._background) if flat else self._image
                 mode = _PIL_MODES[int(source.bands)]
                 size = (int(source.width), int(source.height))
+                # the bytes out of libvips are only read: no reference kept while encoding
                 pixels = source.write_to_memory()
-                self._made[flat] = (
-                    pixels,
-                    Image.frombuffer(mode, size, pixels, "raw", mode, 0, 1),
-                )
-            pixels, image = self._made[flat]
+                self._made[flat] = Image.frombuffer(mode, size, pixels, "raw", mode, 0, 1)
+                del pixels, source
+            image = self._made[flat]
             mine = flat not in self._lent
             if mine:
                 self._lent.add(flat)
-        if not mine:  # the other thread is encoding from it
-            image = Image.frombuffer(image.mode, image.size, pixels, "raw", image.mode, 0, 1)
+            else:  # the other thread is encoding from it
+                image = image.copy()
         try:
             yield image
         finally:
