@@ -30,6 +30,16 @@ def _blobs(result: imaging.RenderResult) -> dict[tuple[str, str], bytes]:
     return {(r.name, r.format): r.data for r in result.renditions}
 
 
+@pytest.fixture(scope="module")
+def one_thread(photo: bytes) -> dict[tuple[str, str], bytes]:
+    """The photo's outputs with every encode in the render's own thread."""
+    imaging.ENCODE_HELPER = False
+    try:
+        return _blobs(render(photo, DEFAULTS))
+    finally:
+        imaging.ENCODE_HELPER = True
+
+
 def _watch_encodes(monkeypatch: pytest.MonkeyPatch, hold_largest_webp_s: float = 0.0) -> list[Any]:
     """Record (thread name, rendition, format) for each encode; optionally hold the longest
     one (the 1600 px WebP), so that the helper has time to take others."""
@@ -48,38 +58,30 @@ def _watch_encodes(monkeypatch: pytest.MonkeyPatch, hold_largest_webp_s: float =
 
 
 def test_encodes_running_at_once_write_the_same_bytes_as_one_after_another(
-    monkeypatch: pytest.MonkeyPatch, photo: bytes
+    monkeypatch: pytest.MonkeyPatch, photo: bytes, one_thread: dict[tuple[str, str], bytes]
 ) -> None:
-    # GIVEN the bytes of a render with every encode in the render's own thread
-    monkeypatch.setattr(imaging, "ENCODE_HELPER", False)
-    alone = _blobs(render(photo, DEFAULTS))
-    # WHEN the photo renders again, a few times, with a core always idle (nothing held: the
-    # two threads' JPEG and WebP encodes of one size overlap; Pillow's Image.save keeps its
-    # options on the image object, which made the JPEG come out at the WebP's quality while
-    # both threads shared one)
-    monkeypatch.setattr(imaging, "ENCODE_HELPER", True)
+    # GIVEN a core always idle, nothing held: the two threads' JPEG and WebP encodes of one
+    # size overlap (Pillow's Image.save keeps its options on the image object, which made the
+    # JPEG come out at the WebP's quality while both threads shared one)
     monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
     monkeypatch.setattr(imaging, "usable_cores", lambda: 2)
-    # THEN every output is byte for byte the one-thread output
+    # WHEN the photo renders a few times THEN every output is the one-thread output
     for _ in range(3):
-        assert _blobs(render(photo, DEFAULTS)) == alone
+        assert _blobs(render(photo, DEFAULTS)) == one_thread
 
 
 def test_with_an_idle_core_the_helper_encodes_and_the_bytes_do_not_change(
-    monkeypatch: pytest.MonkeyPatch, photo: bytes
+    monkeypatch: pytest.MonkeyPatch, photo: bytes, one_thread: dict[tuple[str, str], bytes]
 ) -> None:
-    # GIVEN the bytes of a render with every encode in the render's own thread
-    monkeypatch.setattr(imaging, "ENCODE_HELPER", False)
-    alone = _blobs(render(photo, DEFAULTS))
-    monkeypatch.setattr(imaging, "ENCODE_HELPER", True)
-    # WHEN the same photo renders while a core is idle (the render's thread held a moment on
-    # the largest WebP, so that the helper surely takes some)
+    # GIVEN a core always idle, and the render's thread held a moment on the largest WebP, so
+    # that the helper surely takes some encodes
     monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
     seen = _watch_encodes(monkeypatch, hold_largest_webp_s=0.2)
+    # WHEN the photo renders
     helped = _blobs(render(photo, DEFAULTS))
     # THEN the outputs are byte for byte the same, the longest encode (the largest WebP) ran
     # in the render's own thread, and the helper thread wrote others
-    assert helped == alone
+    assert helped == one_thread
     assert (threading.current_thread().name, "large", "webp") in seen
     helper_did = [(name, fmt) for thread, name, fmt in seen if thread.startswith("imgpipe-encode")]
     assert helper_did, seen
