@@ -1161,9 +1161,10 @@ while libwebp encodes, so the two overlap. The first column is one process rende
 corpus an image at a time, as a lone upload renders. The largest file barely gains: a
 progressive JPEG, it spends about 580 of its ~800 ms in libjpeg's single-threaded decode.
 With two processes both cores are busy, so the helper mostly waits, looking again every
-10 ms. Before the load check, an always-on helper cost about 3% there (5.53 vs 5.74
-images/s, medians of three runs); with the check it gains when one process finishes its
-share early. Pinned to one core (the side-by-side table), the helper never starts."""
+10 ms. Before the load check, an always-on helper cost 3.5% there in one set of runs (5.54
+vs 5.74 images/s, medians of three) and 0.4% in another (5.53 vs 5.55); with the check, six
+interleaved pairs gave 5.49 vs 5.52 (medians): no cost these runs can show. Pinned to one core
+(the side-by-side table), the helper never starts."""
 
 
 LEVERS_TEXT = """What each row shows, and what imgpipe does:
