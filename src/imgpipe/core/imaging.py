@@ -623,11 +623,11 @@ _ENCODE_WEIGHT: dict[str, float] = {"jpeg": 1.0, "webp": 6.0, "png": 4.0, "avif"
 
 def _encode_all(jobs: list[_EncodeJob], keep: int, background: tuple[int, int, int]) -> list[bytes]:
     """Every encode, returned in `jobs`' order. They start longest first, and a helper thread
-    takes encodes from the same list while the machine has a core to spare: Pillow 13 releases the GIL while libwebp
-    encodes (its JPEG encoder does not), as libvips does, so an image rendering alone (the
-    only upload, the last of a batch) uses two cores. Under full load the helper waits
-    instead: an always-on second thread per render cost up to 3.5% of throughput there
-    (docs/benchmarks.md).
+    takes encodes from the same list while the machine has a core to spare: Pillow 13
+    releases the GIL while libwebp encodes (its JPEG encoder does not), as libvips does, so an
+    image rendering alone (the only upload, the last of a batch) uses two cores. Under full
+    load the helper waits instead: an always-on second thread per render cost up to 3.5% of
+    throughput there (docs/benchmarks.md).
     """
 
     def run(job: _EncodeJob) -> bytes:
