@@ -753,7 +753,7 @@ class _PillowPixels:
                 source = _flatten(self._image, self._background) if flat else self._image
                 mode = _PIL_MODES[int(source.bands)]
                 size = (int(source.width), int(source.height))
-                # the bytes out of libvips are only read: no reference kept while encoding
+                # Pillow copies RGB out of these bytes: let them go before the encodes run
                 pixels = source.write_to_memory()
                 self._made[flat] = Image.frombuffer(mode, size, pixels, "raw", mode, 0, 1)
                 del pixels, source
