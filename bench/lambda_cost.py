@@ -37,10 +37,10 @@ PER_REQUEST = prices.LAMBDA_PER_MILLION_REQUESTS / 1_000_000
 FULL_CORE_MB = 1769
 
 HANDLERS = ("imgpipe.entrypoints.lambda_worker", "imgpipe.entrypoints.lambda_api")
-# What the worker's first render imports: pyvips (libvips) set up, numpy (the hashes), Pillow
-# (EXIF, and the JPEG and WebP encoders).
+# What the worker's first render imports: pyvips (libvips) set up, Pillow (EXIF, and the JPEG
+# and WebP encoders).
 FIRST_RENDER = (
-    "import imgpipe.core.imaging as m; m.configure_vips(); import numpy; import PIL.Image; "
+    "import imgpipe.core.imaging as m; m.configure_vips(); import PIL.Image; "
     "import PIL.JpegImagePlugin; import PIL.WebPImagePlugin"
 )
 

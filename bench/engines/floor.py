@@ -9,9 +9,9 @@ No limits, no colour-space
 normalisation, no metadata (hashes, EXIF parsing), no error translation.
 
 Knobs (bench/run.py's optimisation table):
-    shrink   "fast" (above), "libvips" (thumbnail_buffer's own choice, which keeps a factor
+    shrink   "fast" (above), "libvips" (thumbnail_source's own choice, which keeps a factor
              of 2 for the resize), "none" (decode at full size)
-    cascade  false: each size from the original again (three thumbnail_buffer calls)
+    cascade  false: each size from the original again (three thumbnail_source calls)
     icc      "always": export_profile="srgb" even on untagged images
     kernel   a libvips kernel other than lanczos3 (resize() instead of thumbnail_image)
     jpeg, webp   extra jpegsave / webpsave arguments
@@ -65,8 +65,13 @@ def make(knobs: Knobs) -> Callable[[bytes], list[Output]]:
             else {}
         )
         if knobs.shrink == "libvips" and knobs.kernel == "lanczos3":
-            return pyvips.Image.thumbnail_buffer(
-                data, width, height=height, size="force", option_string="fail_on=error", **icc
+            return pyvips.Image.thumbnail_source(
+                pyvips.Source.new_from_memory(data),
+                width,
+                height=height,
+                size="force",
+                option_string="fail_on=error",
+                **icc,
             )
         shrink = 1
         if knobs.shrink == "fast":
@@ -78,11 +83,16 @@ def make(knobs: Knobs) -> Callable[[bytes], list[Output]]:
                 if stored_w // factor >= want_w and stored_h // factor >= want_h:
                     shrink = factor
                     break
-        loaded = pyvips.Image.new_from_buffer(data, f"fail_on=error,shrink={shrink}")
+        loaded = pyvips.Image.new_from_source(
+            pyvips.Source.new_from_memory(data), f"fail_on=error,shrink={shrink}"
+        )
         return resize(loaded, width, height, icc)
 
     def render(data: bytes) -> list[Output]:
-        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        # from the bytes where they are: new_from_buffer would copy them into a libvips blob
+        header = pyvips.Image.new_from_source(
+            pyvips.Source.new_from_memory(data), "", access="sequential"
+        )
         width, height = int(header.width), int(header.height)
         if _orientation(header) in _TRANSPOSING:
             width, height = height, width

@@ -26,7 +26,6 @@ IDENTICAL: dict[str, Any] = {
 def make(variant: str) -> Any:
     # What render() imports on first use, imported now: the worker's "RSS after imports"
     # then counts every module imgpipe needs, as it does for the other engines.
-    import numpy  # noqa: F401
     from PIL import Image  # noqa: F401
 
     from imgpipe.config import RenditionSpec, Settings

@@ -1,7 +1,7 @@
 """The Lambda zip, built the way `imgpipe deploy` builds it, unpacked and run under Python 3.13.
 
 This machine is x86_64 and the functions run on arm64: arm64 native code (libvips, Pillow,
-numpy) cannot run here, so the zip that is *run* is built for x86_64 by the very same builder;
+pillow-heif) cannot run here, so the zip that is *run* is built for x86_64 by the very same builder;
 the arm64 zip is built too and checked to hold aarch64 code only. The 3.13 interpreter has
 nothing installed (no Pillow, no pyvips): all that is imported comes from the unpacked zip, as on
 Lambda, where /var/task is read-only (hence -B: no bytecode written, the zip's own is used).

@@ -506,15 +506,31 @@ def test_decodes_once_for_all_renditions(monkeypatch, large_photo: bytes) -> Non
     import pyvips
 
     calls: list[int] = []
-    original = pyvips.Image.thumbnail_buffer
+    original = pyvips.Image.thumbnail_source
 
-    def counting(data: bytes, width: int, **kwargs: object):
+    def counting(source: object, width: int, **kwargs: object):
         calls.append(width)
-        return original(data, width, **kwargs)
+        return original(source, width, **kwargs)
 
-    monkeypatch.setattr(pyvips.Image, "thumbnail_buffer", counting)
+    monkeypatch.setattr(pyvips.Image, "thumbnail_source", counting)
     render(large_photo, DEFAULTS)
     assert calls == [1600]
+
+
+def test_a_render_loads_no_numpy() -> None:
+    """numpy is a test and bench dependency only: the analysis (pHash, blurhash, dominant
+    colour, alpha flattening) is pure Python, so rendering processes and the Lambda zip are
+    without it."""
+    code = (
+        "import io, sys; from PIL import Image;"
+        "from imgpipe.config import Settings; from imgpipe.core import imaging;"
+        "opts = imaging.RenderOptions.from_settings(Settings());"
+        "out = io.BytesIO(); Image.new('RGBA', (64, 48), (9, 99, 199, 120)).save(out, 'PNG');"
+        "result = imaging.render(out.getvalue(), opts);"
+        "print(len(result.renditions), result.metadata.phash is not None, 'numpy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["6", "True", "False"]
 
 
 def test_importing_the_engine_loads_no_image_library() -> None:
@@ -630,6 +646,11 @@ def test_exposure_formats() -> None:
 # phash, blurhash, dominant colour -----------------------------------------------------------
 
 
+def pixels(rgb: np.ndarray) -> imaging.Pixels:
+    height, width = rgb.shape[:2]
+    return imaging.Pixels(width, height, rgb.astype(np.uint8).tobytes())
+
+
 def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
@@ -651,7 +672,7 @@ def test_phash_matches_a_naive_dct_definition() -> None:
                     )
             coefficients[u, v] = total
     bits = "".join("1" if c > np.median(coefficients) else "0" for c in coefficients.flatten())
-    assert imaging.phash(rgb) == f"{int(bits, 2):016x}"
+    assert imaging.phash(pixels(rgb)) == f"{int(bits, 2):016x}"
 
 
 def test_phash_is_stable_across_formats_and_differs_between_pictures() -> None:
@@ -722,7 +743,7 @@ def decode_blurhash(blurhash: str, width: int, height: int) -> np.ndarray:
 def test_blurhash_of_a_flat_colour() -> None:
     rgb = np.zeros((32, 32, 3), dtype=np.uint8)
     rgb[:, :] = (255, 128, 0)
-    blurhash = imaging.blurhash(rgb)
+    blurhash = imaging.blurhash(pixels(rgb))
     assert blurhash[0] == "L"  # 4x3 components
     assert len(blurhash) == 28
     # The DC term alone is the average colour
@@ -761,6 +782,132 @@ def test_dominant_colour() -> None:
 def test_dominant_colour_ignores_transparent_pixels() -> None:
     # Mostly transparent green, a red opaque half: red is what a user sees
     assert probe(gen.rgba_png(40, 40), DEFAULTS).dominant_color == "#ff0000"
+
+
+# The analysis' first implementation, in numpy. A rendering process no longer imports numpy
+# (12 MB of RSS, and its import in every cold start); the pure-Python code must give the same
+# answers, bit for bit, on pictures without exact ties.
+
+
+def numpy_phash(rgb: np.ndarray) -> str:
+    size = rgb.shape[0]
+    luma = rgb[:, :, :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    n = np.arange(size)
+    basis = np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size))
+    low = (basis @ luma @ basis.T)[:8, :8]
+    return f"{int(''.join('1' if b else '0' for b in (low > np.median(low)).flatten()), 2):016x}"
+
+
+def numpy_blurhash(rgb: np.ndarray) -> str:
+    """The reference encoder's steps (woltapp/blurhash) over numpy's factors, 4x3."""
+
+    def b83(value: int, length: int) -> str:
+        return "".join(_B83[(value // 83 ** (length - i - 1)) % 83] for i in range(length))
+
+    def to_srgb(value: float) -> int:
+        v = max(0.0, min(1.0, value))
+        if v <= 0.0031308:
+            return int(v * 12.92 * 255 + 0.5)
+        return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
+
+    factors = [[float(v) for v in f] for f in numpy_blurhash_factors(rgb)]
+    dc, ac = factors[0], factors[1:]
+    quantised_max = int(max(0, min(82, math.floor(max(abs(v) for f in ac for v in f) * 166 - 0.5))))
+    maximum = (quantised_max + 1) / 166
+    out = b83(3 + 2 * 9, 1) + b83(quantised_max, 1)
+    out += b83((to_srgb(dc[0]) << 16) + (to_srgb(dc[1]) << 8) + to_srgb(dc[2]), 4)
+    for f in ac:
+        r, g, b = (
+            int(max(0, min(18, math.floor(math.copysign(abs(v / maximum) ** 0.5, v) * 9 + 9.5))))
+            for v in f
+        )
+        out += b83(r * 19 * 19 + g * 19 + b, 2)
+    return out
+
+
+def numpy_blurhash_factors(rgb: np.ndarray, nx: int = 4, ny: int = 3) -> list[np.ndarray]:
+    height, width = rgb.shape[:2]
+    v = rgb.astype(np.float64) / 255.0
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    xs, ys = np.arange(width) / width, np.arange(height) / height
+    factors = []
+    for j in range(ny):
+        for i in range(nx):
+            basis = np.outer(np.cos(np.pi * j * ys), np.cos(np.pi * i * xs))
+            scale = (1.0 if i == 0 and j == 0 else 2.0) / (width * height)
+            factors.append((basis[:, :, None] * linear).sum(axis=(0, 1)) * scale)
+    return factors
+
+
+def numpy_dominant(rgb: np.ndarray, alpha: np.ndarray | None) -> str:
+    flat = rgb.reshape(-1, 3)
+    if alpha is not None and (alpha.reshape(-1) >= 128).any():
+        flat = flat[alpha.reshape(-1) >= 128]
+    buckets = flat.astype(np.int64) >> 5
+    index = (buckets[:, 0] << 6) | (buckets[:, 1] << 3) | buckets[:, 2]
+    best = int(np.bincount(index, minlength=512).argmax())
+    red, green, blue = (round(float(v)) for v in flat[index == best].mean(axis=0))
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def numpy_composite(rgb: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int]) -> bytes:
+    weight = alpha.astype(np.float64)[:, :, None] / 255.0
+    mixed = rgb * weight + np.asarray(background, dtype=np.float64) * (1.0 - weight)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8).tobytes()
+
+
+def analysis_picture(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """32x32: smooth gradients with a little noise (a photo shrunk that far), or pure noise."""
+    rng = np.random.default_rng(seed)
+    if seed % 2:
+        rgb = rng.integers(0, 256, (32, 32, 3))
+    else:
+        y, x = np.mgrid[0:32, 0:32]
+        base = rng.uniform(0, 255, 3) + rng.uniform(-4, 4, 3) * (x + y)[:, :, None]
+        rgb = np.clip(base + rng.normal(0, 6, (32, 32, 3)), 0, 255)
+    alpha = rng.choice([0, 40, 127, 128, 200, 255], (32, 32))
+    return rgb.astype(np.uint8), alpha.astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_analysis_gives_what_its_numpy_definition_gives(seed: int) -> None:
+    rgb, alpha = analysis_picture(seed)
+    assert imaging.phash(pixels(rgb)) == numpy_phash(rgb)
+    assert imaging.blurhash(pixels(rgb)) == numpy_blurhash(rgb)
+    assert imaging.dominant_color(pixels(rgb)) == numpy_dominant(rgb, None)
+    assert imaging.dominant_color(pixels(rgb), alpha.tobytes()) == numpy_dominant(rgb, alpha)
+    flat = imaging._composite(pixels(rgb), alpha.tobytes(), (250, 3, 128))
+    assert flat.rgb == numpy_composite(rgb, alpha, (250, 3, 128))
+
+
+def test_the_dominant_colour_of_a_fully_transparent_picture_counts_every_pixel() -> None:
+    rgb, _ = analysis_picture(2)
+    clear = bytes(32 * 32)
+    assert imaging.dominant_color(pixels(rgb), clear) == numpy_dominant(rgb, None)
+
+
+@pytest.mark.parametrize("bands", [1, 2, 3, 4])
+def test_the_analysis_pixels_of_each_band_layout(bands: int) -> None:
+    import pyvips
+
+    rng = np.random.default_rng(bands)
+    source = rng.integers(0, 256, (40, 50, bands), dtype=np.uint8)
+    image = pyvips.Image.new_from_memory(source.tobytes(), 50, 40, bands, "uchar")
+    got, alpha = imaging._analysis_pixels(image)
+    small = image.thumbnail_image(32, height=32, size="force", no_rotate=True)
+    want = np.frombuffer(small.write_to_memory(), np.uint8).reshape(32, 32, bands)
+    colour = 1 if bands <= 2 else 3
+    rgb = np.repeat(want[:, :, :1], 3, axis=2) if colour == 1 else want[:, :, :3]
+    assert (got.width, got.height) == (32, 32)
+    assert got.rgb == rgb.tobytes()
+    assert alpha == (want[:, :, colour].tobytes() if bands in (2, 4) else None)
+
+
+def test_a_decoders_row_padding_is_dropped() -> None:
+    rows = [bytes(range(10 * y, 10 * y + 6)) + b"\xee\xee" for y in range(3)]  # 6 + 2 padding
+    assert bytes(imaging._unpadded(b"".join(rows), 8, 6, 3)) == b"".join(r[:6] for r in rows)
+    # unpadded rows are used as they are, without what follows the last one
+    assert bytes(imaging._unpadded(bytes(range(20)), 6, 6, 3)) == bytes(range(18))
 
 
 # --- options ------------------------------------------------------------------------------

@@ -42,9 +42,6 @@ def _child_main(
     conn: Connection, vips_concurrency: int, memory_bytes: int | None, render_fn: RenderFn
 ) -> None:
     os.environ.setdefault("VIPS_CONCURRENCY", str(vips_concurrency))
-    # numpy only analyses 32x32 pixels: BLAS threads would only cost address space (and
-    # under a tight limit their creation fails at import).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # Ctrl-C reaches the whole process group: the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if memory_bytes is not None:

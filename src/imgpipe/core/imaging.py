@@ -14,7 +14,7 @@
       metadata (EXIF subset, sha256, phash, blurhash, dominant colour) from the header and
         the smallest image already in memory
 
-pyvips, numpy and Pillow are imported inside functions: importing this module is cheap
+pyvips and Pillow are imported inside functions: importing this module is cheap
 (cold starts matter on Lambda). Every pyvips error is translated: a file that fails to decode
 is a CorruptImageError with a one-line message; anything else is a ProcessingError.
 """
@@ -24,10 +24,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import operator
 import os
+import statistics
 import threading
 import warnings
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,10 +50,8 @@ from imgpipe.core.formats import content_type, sniff
 from imgpipe.core.model import EXTENSIONS, Exif, ImageMetadata, OutputFormat
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
-    import numpy as np
-    from numpy.typing import NDArray
     from PIL.Image import Image as PILImage
 
     from imgpipe.config import InputFormat, Limits, MetadataOptions, RenditionSpec, Settings
@@ -132,6 +132,15 @@ class EncodedRendition:
 class RenderResult:
     metadata: ImageMetadata
     renditions: tuple[EncodedRendition, ...]
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """A small 8-bit RGB picture for the metadata's analysis: row-major, 3 bytes a pixel."""
+
+    width: int
+    height: int
+    rgb: bytes
 
 
 @dataclass(frozen=True)
@@ -245,11 +254,18 @@ def _read_header(data: bytes, limits: Limits) -> _Header:
     return header
 
 
+def _source(data: bytes) -> Any:
+    """libvips reads the caller's bytes where they are. The *_buffer loaders would first copy
+    them into a blob of libvips' own (pyvips does): the file's size again, for the whole decode.
+    """
+    return _vips().Source.new_from_memory(data)
+
+
 def _read_vips_header(data: bytes, fmt: InputFormat) -> _Header:
     vips = _vips()
     try:
         # Lazy: this parses the header only; no pixel is decoded until something asks.
-        image = vips.Image.new_from_buffer(data, "", access="sequential")
+        image = vips.Image.new_from_source(_source(data), "", access="sequential")
     except vips.Error as exc:
         raise CorruptImageError(f"cannot read the {fmt} header: {_short(exc)}") from exc
     loader = _get(image, "vips-loader", "")
@@ -362,13 +378,13 @@ def _decode_vips(
     shrink = _jpeg_shrink(header, width, height)
     if shrink > 1:
         # libjpeg decodes at 1/shrink in the DCT domain, then Lanczos3 does the rest.
-        loaded = vips.Image.new_from_buffer(
-            data, f"{_LOAD_OPTIONS},shrink={shrink}", access="sequential"
+        loaded = vips.Image.new_from_source(
+            _source(data), f"{_LOAD_OPTIONS},shrink={shrink}", access="sequential"
         )
         image = loaded.thumbnail_image(width, height=height, size="force", **icc)
     else:
-        image = vips.Image.thumbnail_buffer(
-            data, width, height=height, size="force", option_string=_LOAD_OPTIONS, **icc
+        image = vips.Image.thumbnail_source(
+            _source(data), width, height=height, size="force", option_string=_LOAD_OPTIONS, **icc
         )
     loader = str(_get(image, "vips-loader", ""))
     if not loader.startswith(tuple(_LOADER_FOR.values())):
@@ -400,8 +416,6 @@ def _icc_options(header: _Header) -> dict[str, str]:
 
 
 def _heif_pixels(header: _Header) -> VipsImage:
-    import numpy as np
-
     vips = _vips()
     source = header.heif_image
     bands_for = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
@@ -415,14 +429,21 @@ def _heif_pixels(header: _Header) -> VipsImage:
         raise UnsupportedFormatError(f"unsupported HEIF pixel layout {exc}") from exc
     except Exception as exc:
         raise CorruptImageError(f"heif image is corrupt or truncated: {_short(exc)}") from exc
-    rows = np.frombuffer(raw, dtype=np.uint8, count=stride * height).reshape(height, stride)
-    pixels = np.ascontiguousarray(rows[:, : width * bands])
-    image = vips.Image.new_from_memory(pixels.data, width, height, bands, "uchar")
+    pixels = _unpadded(raw, stride, width * bands, height)
+    image = vips.Image.new_from_memory(pixels, width, height, bands, "uchar")
     image = image.copy(interpretation="b-w" if bands < 3 else "srgb")
     icc = header.heif_image.info.get("icc_profile")
     if icc:
         image.set_type(vips.GValue.blob_type, "icc-profile-data", bytes(icc))
     return image
+
+
+def _unpadded(raw: Any, stride: int, row: int, height: int) -> memoryview | bytes:
+    """A decoder's rows without the padding at the end of each (libvips wants none)."""
+    buffer = memoryview(raw).cast("B")
+    if stride == row:  # no padding: libvips reads the decoder's buffer as it is
+        return buffer[: row * height]
+    return b"".join(buffer[y * stride : y * stride + row] for y in range(height))
 
 
 def _normalise(image: VipsImage) -> VipsImage:
@@ -836,56 +857,85 @@ def _metadata(
     )
 
 
-def _analysis_pixels(image: VipsImage) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
-    """A 32x32 RGB array (and its alpha, if any) from an in-memory 8-bit image."""
-    import numpy as np
-
+def _analysis_pixels(image: VipsImage) -> tuple[Pixels, bytes | None]:
+    """A 32x32 RGB picture (and its alpha, if any) from an in-memory 8-bit image."""
     small = image.thumbnail_image(
         _ANALYSIS_SIZE, height=_ANALYSIS_SIZE, size="force", no_rotate=True
     )
     bands = int(small.bands)
-    pixels = np.frombuffer(small.write_to_memory(), dtype=np.uint8).reshape(
-        int(small.height), int(small.width), bands
-    )
+    raw = bytes(small.write_to_memory())
+    width, height = int(small.width), int(small.height)
+    if bands == 3:
+        return Pixels(width, height, raw), None
     colour_bands = 1 if bands <= 2 else 3
-    rgb = pixels[:, :, :colour_bands]
-    if colour_bands == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
-    alpha = pixels[:, :, colour_bands] if bands in (2, 4) else None
-    return np.ascontiguousarray(rgb), alpha
+    rgb = bytearray(width * height * 3)
+    for c in range(3):  # a grey picture's one band, three times
+        rgb[c::3] = raw[min(c, colour_bands - 1) :: bands]
+    alpha = raw[colour_bands::bands] if bands in (2, 4) else None
+    return Pixels(width, height, bytes(rgb)), alpha
 
 
-def _composite(
-    rgb: NDArray[np.uint8], alpha: NDArray[np.uint8] | None, background: tuple[int, int, int]
-) -> NDArray[np.uint8]:
+def _composite(pixels: Pixels, alpha: bytes | None, background: tuple[int, int, int]) -> Pixels:
     """The pixels as a JPEG rendition shows them: alpha flattened onto the background."""
-    import numpy as np
-
     if alpha is None:
-        return rgb
-    weight = alpha.astype(np.float64)[:, :, None] / 255.0
-    mixed = rgb * weight + np.asarray(background, dtype=np.float64) * (1.0 - weight)
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+        return pixels
+    weights = [a / 255.0 for a in alpha]
+    mixed = bytearray(len(pixels.rgb))
+    for c in range(3):
+        back = float(background[c])
+        mixed[c::3] = bytes(
+            min(255, max(0, round(v * w + back * (1.0 - w))))
+            for v, w in zip(pixels.rgb[c::3], weights, strict=True)
+        )
+    return Pixels(pixels.width, pixels.height, bytes(mixed))
 
 
-def phash(rgb: NDArray[np.uint8]) -> str:
+def _dot(a: Iterable[float], b: Iterable[float]) -> float:
+    # fsum: exactly rounded, so the hashes are the same bits on every platform and Python
+    return math.fsum(map(operator.mul, a, b))
+
+
+@functools.cache
+def _dct_basis(size: int) -> tuple[tuple[float, ...], ...]:
+    """DCT-II's first 8 cosine rows over `size` samples."""
+    return tuple(
+        tuple(math.cos(math.pi * (2 * n + 1) * u / (2 * size)) for n in range(size))
+        for u in range(8)
+    )
+
+
+@functools.cache
+def _cosines(components: int, size: int) -> tuple[tuple[float, ...], ...]:
+    """BlurHash's basis along one side: cos(pi * k * position / size), k < components."""
+    return tuple(
+        tuple(math.cos(math.pi * k * (n / size)) for n in range(size)) for k in range(components)
+    )
+
+
+def phash(pixels: Pixels) -> str:
     """64-bit DCT perceptual hash, 16 hex digits; the definition of the `imagehash` package.
 
     Luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B) of a 32x32 image, 2-D DCT-II (unscaled),
     the top-left 8x8 low frequencies including the DC term, each bit = coefficient > their
     median, row-major, first bit most significant. Compare hashes by Hamming distance.
     """
-    import numpy as np
-
-    size = rgb.shape[0]
-    luma = rgb[:, :, :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    n = np.arange(size)
-    basis = np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size))
-    low = (basis @ luma @ basis.T)[:8, :8]
-    bits = (low > np.median(low)).flatten()
+    size = pixels.height
+    if pixels.width != size:
+        raise ValueError(f"phash needs a square picture, not {pixels.width}x{size}")
+    rgb = pixels.rgb
+    luma = [
+        r * 0.299 + g * 0.587 + b * 0.114
+        for r, g, b in zip(rgb[0::3], rgb[1::3], rgb[2::3], strict=True)
+    ]
+    columns = [luma[y::size] for y in range(size)]
+    basis = _dct_basis(size)
+    # (basis @ luma)[u][y], then (... @ basis.T)[u][v]: only the 8x8 that the hash keeps
+    rows = [[_dot(basis_u, column) for column in columns] for basis_u in basis]
+    low = [_dot(row, basis_v) for row in rows for basis_v in basis]
+    median = statistics.median(low)
     value = 0
-    for bit in bits:
-        value = (value << 1) | int(bit)
+    for coefficient in low:
+        value = (value << 1) | (coefficient > median)
     return f"{value:016x}"
 
 
@@ -896,11 +946,12 @@ def _base83(value: int, length: int) -> str:
     return "".join(_BASE83[(value // 83 ** (length - i - 1)) % 83] for i in range(length))
 
 
-def _srgb_to_linear(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    import numpy as np
+def _srgb_to_linear(value: int) -> float:
+    v = value / 255.0
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
 
-    v = values / 255.0
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+_LINEAR = tuple(_srgb_to_linear(value) for value in range(256))
 
 
 def _linear_to_srgb(value: float) -> int:
@@ -910,21 +961,22 @@ def _linear_to_srgb(value: float) -> int:
     return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
 
 
-def blurhash(rgb: NDArray[np.uint8], x_components: int = 4, y_components: int = 3) -> str:
+def blurhash(pixels: Pixels, x_components: int = 4, y_components: int = 3) -> str:
     """The BlurHash (woltapp/blurhash reference encoder) of an sRGB image."""
-    import numpy as np
-
-    height, width = rgb.shape[:2]
-    linear = _srgb_to_linear(rgb[:, :, :3].astype(np.float64))
-    xs = np.arange(width) / width
-    ys = np.arange(height) / height
-    factors: list[tuple[float, float, float]] = []
+    width, height = pixels.width, pixels.height
+    cos_x = _cosines(x_components, width)
+    cos_y = _cosines(y_components, height)
+    # per channel: each row against each horizontal basis, then those sums down the columns
+    sums: list[list[list[float]]] = []  # [channel][i][y]
+    for c in range(3):
+        linear = [_LINEAR[v] for v in pixels.rgb[c::3]]
+        rows = [linear[y * width : (y + 1) * width] for y in range(height)]
+        sums.append([[_dot(cx, row) for row in rows] for cx in cos_x])
+    factors: list[tuple[float, ...]] = []
     for j in range(y_components):
         for i in range(x_components):
-            basis = np.outer(np.cos(np.pi * j * ys), np.cos(np.pi * i * xs))
             scale = (1.0 if i == 0 and j == 0 else 2.0) / (width * height)
-            r, g, b = (float((basis * linear[:, :, c]).sum() * scale) for c in range(3))
-            factors.append((r, g, b))
+            factors.append(tuple(_dot(cos_y[j], sums[c][i]) * scale for c in range(3)))
     dc, ac = factors[0], factors[1:]
     out = _base83((x_components - 1) + (y_components - 1) * 9, 1)
     if ac:
@@ -950,19 +1002,20 @@ def _sign_pow(value: float, exponent: float) -> float:
     return math.copysign(abs(value) ** exponent, value)
 
 
-def dominant_color(rgb: NDArray[np.uint8], alpha: NDArray[np.uint8] | None = None) -> str:
+def dominant_color(pixels: Pixels, alpha: bytes | None = None) -> str:
     """Hex "#rrggbb": the mean of the most populated 8x8x8 colour bucket of the opaque pixels."""
-    import numpy as np
-
-    pixels = rgb[:, :, :3].reshape(-1, 3)
+    rgb = pixels.rgb
+    triples = list(zip(rgb[0::3], rgb[1::3], rgb[2::3], strict=True))
     if alpha is not None:
-        opaque = alpha.reshape(-1) >= 128
-        if opaque.any():
-            pixels = pixels[opaque]
-    buckets = pixels.astype(np.int64) >> 5
-    index = (buckets[:, 0] << 6) | (buckets[:, 1] << 3) | buckets[:, 2]
-    best = int(np.bincount(index, minlength=512).argmax())
-    red, green, blue = (round(float(v)) for v in pixels[index == best].mean(axis=0))
+        opaque = [t for t, a in zip(triples, alpha, strict=True) if a >= 128]
+        if opaque:
+            triples = opaque
+    buckets = [(r >> 5) << 6 | (g >> 5) << 3 | b >> 5 for r, g, b in triples]
+    counts = Counter(buckets)
+    top = max(counts.values())
+    best = min(bucket for bucket, n in counts.items() if n == top)  # as argmax: the lowest
+    members = [t for t, bucket in zip(triples, buckets, strict=True) if bucket == best]
+    red, green, blue = (round(sum(t[c] for t in members) / len(members)) for c in range(3))
     return f"#{red:02x}{green:02x}{blue:02x}"
 
 

@@ -577,10 +577,8 @@ def cost(
 
 
 def main() -> None:
-    # Fewer glibc arenas: far less RSS with libvips' threads. numpy only analyses 32x32
-    # pixels, so BLAS threads would only cost memory. Both must be set before they load.
+    # Fewer glibc arenas: far less RSS with libvips' threads. Set before libvips loads.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     app()
 
 
