@@ -788,8 +788,10 @@ def main() -> None:
         "",
         MEMORY_TEXT.format(
             extra=alone["imgpipe"].baseline_rss_mb - alone["Pillow"].baseline_rss_mb,
-            render_extra=(alone["imgpipe"].peak_rss_mb - alone["imgpipe"].baseline_rss_mb)
-            - (alone["Pillow"].peak_rss_mb - alone["Pillow"].baseline_rss_mb),
+            render_cmp=_more_or_less(
+                (alone["imgpipe"].peak_rss_mb - alone["imgpipe"].baseline_rss_mb)
+                - (alone["Pillow"].peak_rss_mb - alone["Pillow"].baseline_rss_mb)
+            ),
         ),
     ]
 
@@ -1106,19 +1108,31 @@ segments, no intra 4x4) all make the WebP files larger, lower their SSIM, or bot
 meets "no larger, no worse". imgpipe keeps such settings as options
 (RenditionSpec fields), not as defaults. Best peer in this run: {best}."""
 
+
+def _more_or_less(mb: float) -> str:
+    if round(mb) == 0:
+        return "about the same as"
+    return f"{abs(mb):.0f} MB {'more' if mb > 0 else 'less'} than"
+
+
 MEMORY_TEXT = """So the peak is one decode's: libjpeg holds every DCT coefficient of a
 progressive JPEG until its last scan, at full size whatever the shrink-on-load (about 2 bytes
-per sample), and no engine here avoids that. What sets imgpipe above Pillow is first what its
-process holds before any image: libvips, numpy and the pydantic settings, {extra:.0f} MB more
-than Pillow's process (the tables above); then the render's own, {render_extra:.0f} MB more
-than Pillow's: libvips' pipeline buffers, and the memory glibc keeps from the image before
-(each worker renders its first file once to warm up; sampling RSS through two renders of this
-file put the second one's start about 40 MB above the first's). Getting under Pillow would
-take a rendering process that imports neither numpy nor the settings models, and a decode that
-holds less than libjpeg's coefficients; neither is done. Tried and not kept: glibc's
-MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ (no change to the peak),
-and malloc_trim(0) after each image (steady RSS down by about a third, the peak by about 5 MB,
-for about 3% more time per image)."""
+per sample), and no engine here avoids that. What sets imgpipe above Pillow is what its process
+holds before any image: libvips, and pydantic with the models of the render's options and of
+the record's metadata, {extra:.0f} MB more than Pillow's process (the tables above); the render's
+own is {render_cmp} Pillow's. Two cuts, each measured over the corpus on one pinned core
+(three interleaved runs): the analysis of a 32x32 picture (pHash, blurhash, dominant colour)
+is pure Python instead of numpy, 60.1 to 48.6 MB after imports at the same speed (the analysis
+takes about 1 ms more an image, within the runs' noise: 3.13 and 3.15 images/s); and libvips
+reads the upload where it lies (a Source over the caller's bytes) instead of through pyvips'
+*_buffer loaders, which copy the whole file into a blob of libvips' own, once for the header
+and again for the decode. With both, the corpus peak went from 190.5 to 165.1 MB. Getting under
+Pillow would take a rendering process without pydantic (about 20 MB of its imports: the render
+options and the metadata would have to cross to it as plain data), and handing back what glibc
+keeps after each image: malloc_trim(0) after every render lowers the peak by 14 MB for 2.2%
+fewer images/s (155 vs 169 MB; 3.06 vs 3.13 images/s), a fixed MALLOC_MMAP_THRESHOLD_ of 1 or
+4 MB by 10 MB for 3%; neither is kept. Tried before and not kept: MALLOC_ARENA_MAX and
+MALLOC_TRIM_THRESHOLD_ (no change to the peak)."""
 
 E2E_TEXT = """What was done about it, and what is left. FastAPI's `jsonable_encoder` walked every
 JSON answer again although the records are JSON-ready: skipping it doubled `GET /images`
