@@ -171,7 +171,10 @@ def test_zip_is_lean_and_reproducible_in_form(built: Path, unpacked: Path) -> No
     assert not {"boto3", "botocore", "s3transfer"} & tops
     # the command line and `imgpipe serve` only (packaging.LOCAL_ONLY), and what only they need
     local_only = {"typer", "rich", "uvicorn", "httptools", "uvloop", "click", "pygments", "h11"}
+    local_only |= {"prometheus_client", "watchfiles"}  # /metrics and the uploads watcher
     assert not local_only & tops
+    # the 32x32 analysis is pure Python: numpy is a test and bench dependency only
+    assert "numpy" not in tops and "numpy.libs" not in tops
     assert "jmespath" in tops and "aws_lambda_powertools" in tops and "imgpipe" in tops
     assert not [n for n in names if "/tests/" in n or n.startswith("bin/")]
     pycs = [n for n in names if n.endswith(".pyc")]
