@@ -1149,9 +1149,13 @@ free, three pairs gave 4.49 / 4.48, 4.49 / 4.51 and 4.40 / 4.57: no change that 
 here (±5%) can show, so the pool keeps one job thread per process. Keeping
 uploads in memory up to 8 MB instead of Starlette's 1 MB spool file changed nothing (three
 pairs, 4.69 / 4.35, 4.63 / 4.59, 4.74 / 4.54 images/s, none in its favour), so it was not
-kept. A helper thread for one image's encodes (the section "A second core for one image's
-encodes", below) shortens the tail only a little: the last image here spends most of its time
-in a single-threaded progressive decode. The tail row is this corpus' order more than the
+kept. Kept, though small: the original crosses to its rendering process as raw bytes
+(Connection.send_bytes), no longer pickled together with the options, which now cross only when
+they change; py-spy --gil had put that pickling first in the serve process's GIL time, and four
+interleaved pairs of runs gave the serve process 30.0 then 29.2 core-ms per image (medians;
+within the noise). A helper thread for one image's encodes (the section "A second core for one
+image's encodes", below) shortens the tail only a little: the last image here spends most of
+its time in a single-threaded progressive decode. The tail row is this corpus' order more than the
 pipeline: the largest file sorts last, so it is uploaded last and renders alone, where the
 raw engine's pre-split run gives it to one process among eleven others; a longer queue or
 another order shrinks it. The rest, the server's own work and the client, shares the two

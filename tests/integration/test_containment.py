@@ -56,6 +56,23 @@ def test_a_crash_kills_one_process_and_the_next_image_renders(
     assert len(crashing.render(GOOD, OPTIONS).renditions) == 6
 
 
+def test_one_process_renders_with_whatever_options_each_call_brings(
+    crashing: SubprocessRenderer,
+) -> None:
+    # The options cross to a process only when they differ from its last job's.
+    thumbs = RenderOptions.from_settings(
+        Settings(renditions=[{"name": "t", "width": 32, "height": 32, "formats": ["webp"]}])
+    )
+    pids = crashing.pids()
+    sizes = [
+        sorted((r.name, r.width, r.format) for r in crashing.render(GOOD, options).renditions)
+        for options in (OPTIONS, thumbs, thumbs, OPTIONS)
+    ]
+    assert crashing.pids() == pids  # one process did all four
+    assert sizes[1] == sizes[2] == [("t", 32, "webp")]
+    assert sizes[0] == sizes[3] and len(sizes[0]) == 6
+
+
 def test_a_hang_is_killed_at_the_time_limit(hanging: SubprocessRenderer) -> None:
     started = time.monotonic()
     with pytest.raises(WorkerCrashedError, match="longer than 3 s"):

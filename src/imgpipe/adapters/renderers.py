@@ -48,14 +48,18 @@ def _child_main(
         # A decoder that runs away with memory fails here (MemoryError or a libvips error),
         # or dies, instead of taking the server with it.
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    options: RenderOptions | None = None
     while True:
+        # A job is two messages: the options (None: the same as last time), then the original.
         try:
             request = conn.recv()
+            if request is None:
+                return
+            options = request[1] if request[1] is not None else options
+            data = conn.recv_bytes()
         except (EOFError, KeyboardInterrupt):
             return
-        if request is None:
-            return
-        data, options = request
+        assert options is not None  # the parent sends them with a child's first job
         reply: tuple[str, Any]
         try:
             reply = ("ok", render_fn(data, options))
@@ -86,6 +90,7 @@ class _Child:
         self.process.start()
         child.close()
         self.jobs = 0
+        self.options: RenderOptions | None = None  # what the process was sent last
 
     def kill(self) -> None:
         self.process.kill()
@@ -147,7 +152,12 @@ class SubprocessRenderer:
             raise WorkerCrashedError("the renderer is shut down")
         child = self._idle.get()
         try:
-            child.conn.send((data, options))
+            # The options only when they are new to this process, and the original as raw
+            # bytes: pickled, it was copied once more with the GIL held, the largest share of
+            # the server process's own GIL time in the end-to-end bench (py-spy --gil).
+            child.conn.send(("render", None if options is child.options else options))
+            child.options = options
+            child.conn.send_bytes(data)
             if not child.conn.poll(self._timeout_s):
                 self._replace(child)
                 raise WorkerCrashedError(
