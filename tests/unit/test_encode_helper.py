@@ -132,6 +132,33 @@ def test_an_encode_that_fails_in_the_helper_fails_the_render(
     assert failed_in and failed_in[0].startswith("imgpipe-encode")
 
 
+def test_a_render_does_not_wait_for_a_helper_that_never_got_a_thread(
+    monkeypatch: pytest.MonkeyPatch, photo: bytes, one_thread: dict[tuple[str, str], bytes]
+) -> None:
+    # GIVEN an idle core, but every helper thread of the process held by other work (more
+    # renders at once than cores, as a threads pool with more workers than cores has)
+    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    seen = _watch_encodes(monkeypatch)
+    pool = imaging._encode_pool()
+    release = threading.Event()
+    holders = [pool.submit(release.wait, 60) for _ in range(pool._max_workers)]
+    try:
+        # WHEN a photo renders (in a thread of its own, so that a wait cannot hang the test)
+        done: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: done.update(result=render(photo, DEFAULTS)))
+        thread.start()
+        thread.join(30)
+        # THEN it finished while the pool was still held: every encode in its own thread,
+        # the same bytes
+        assert "result" in done, "the render waited for its queued helper"
+        assert {name for name, _, _ in seen} == {thread.name}
+        assert _blobs(done["result"]) == one_thread
+    finally:
+        release.set()
+        for holder in holders:
+            holder.result()
+
+
 def test_a_single_encode_never_starts_the_helper(
     monkeypatch: pytest.MonkeyPatch, photo: bytes
 ) -> None:

@@ -684,7 +684,10 @@ def _encode_all(jobs: list[_EncodeJob], keep: int, background: tuple[int, int, i
                 break
     finally:
         finished.set()
-    helper.result()
+    # A helper still queued (every pool thread busy with other renders: more in-process
+    # renders than cores) has nothing left to do; only one that started is waited for.
+    if not helper.cancel():
+        helper.result()
     return blobs
 
 
