@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import struct
 import subprocess
 import sys
 import time
@@ -386,6 +387,22 @@ def test_byte_limit() -> None:
     with pytest.raises(TooLargeError):
         render(data, options(limits=Limits(max_bytes=len(data) - 1)))
     check_header(data, Limits(max_bytes=len(data)))
+
+
+@pytest.mark.parametrize("make", [gen.heic, gen.avif])
+def test_a_heif_whose_ispe_box_understates_its_size_is_refused(make) -> None:
+    # GIVEN a 256x192 HEIC/AVIF whose `ispe` box (what the header check reads) says 32x24,
+    # the way a file would slip a large picture past max_pixels
+    data = bytearray(make(256, 192))
+    at = data.find(b"ispe")
+    assert data.count(b"ispe") == 1 and struct.unpack(">II", data[at + 8 : at + 16]) == (256, 192)
+    data[at + 8 : at + 16] = struct.pack(">II", 32, 24)
+    assert imaging.check_header(bytes(data), DEFAULTS.limits)[1:3] == (32, 24)
+    # WHEN it renders THEN libheif's own check refuses it: the decoded size is not the
+    # signalled one (after the decode, so the decoder's memory and time follow the coded
+    # size; the renderer's memory cap and time limit bound those)
+    with pytest.raises(CorruptImageError, match="does not have the size signaled"):
+        render(bytes(data), DEFAULTS)
 
 
 def test_heic_pixel_limit_is_checked_before_decoding() -> None:
