@@ -51,6 +51,10 @@ def make(knobs: Knobs) -> Callable[[bytes], list[Output]]:
     jpeg_args = {"Q": JPEG_QUALITY, "optimize_coding": True, "keep": 0, **knobs.jpeg}
     webp_args = {"Q": WEBP_QUALITY, "effort": WEBP_METHOD, "keep": 0, **knobs.webp}
 
+    def _source(data: bytes) -> Any:
+        # the bytes where they are: the *_buffer loaders would copy them into a libvips blob
+        return pyvips.Source.new_from_memory(data)
+
     def resize(image: Any, width: int, height: int, icc: dict[str, str]) -> Any:
         if knobs.kernel == "lanczos3":
             return image.thumbnail_image(width, height=height, size="force", **icc)
@@ -66,7 +70,7 @@ def make(knobs: Knobs) -> Callable[[bytes], list[Output]]:
         )
         if knobs.shrink == "libvips" and knobs.kernel == "lanczos3":
             return pyvips.Image.thumbnail_source(
-                pyvips.Source.new_from_memory(data),
+                _source(data),
                 width,
                 height=height,
                 size="force",
@@ -83,16 +87,11 @@ def make(knobs: Knobs) -> Callable[[bytes], list[Output]]:
                 if stored_w // factor >= want_w and stored_h // factor >= want_h:
                     shrink = factor
                     break
-        loaded = pyvips.Image.new_from_source(
-            pyvips.Source.new_from_memory(data), f"fail_on=error,shrink={shrink}"
-        )
+        loaded = pyvips.Image.new_from_source(_source(data), f"fail_on=error,shrink={shrink}")
         return resize(loaded, width, height, icc)
 
     def render(data: bytes) -> list[Output]:
-        # from the bytes where they are: new_from_buffer would copy them into a libvips blob
-        header = pyvips.Image.new_from_source(
-            pyvips.Source.new_from_memory(data), "", access="sequential"
-        )
+        header = pyvips.Image.new_from_source(_source(data), "", access="sequential")
         width, height = int(header.width), int(header.height)
         if _orientation(header) in _TRANSPOSING:
             width, height = height, width

@@ -715,6 +715,14 @@ def test_probe_and_render_agree(large_photo: bytes, large_result) -> None:
 _B83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
 
 
+def to_srgb(value: float) -> int:
+    """BlurHash's linear-to-sRGB step, as the reference encoder and decoder write it."""
+    v = max(0.0, min(1.0, value))
+    if v <= 0.0031308:
+        return int(v * 12.92 * 255 + 0.5)
+    return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
+
+
 def decode_blurhash(blurhash: str, width: int, height: int) -> np.ndarray:
     """The reference decoder (woltapp/blurhash, TypeScript), transcribed."""
 
@@ -727,12 +735,6 @@ def decode_blurhash(blurhash: str, width: int, height: int) -> np.ndarray:
     def to_linear(value: int) -> float:
         v = value / 255
         return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
-
-    def to_srgb(value: float) -> int:
-        v = max(0.0, min(1.0, value))
-        if v <= 0.0031308:
-            return int(v * 12.92 * 255 + 0.5)
-        return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
 
     size_flag = b83(blurhash[0])
     ny, nx = size_flag // 9 + 1, size_flag % 9 + 1
@@ -820,12 +822,6 @@ def numpy_blurhash(rgb: np.ndarray) -> str:
 
     def b83(value: int, length: int) -> str:
         return "".join(_B83[(value // 83 ** (length - i - 1)) % 83] for i in range(length))
-
-    def to_srgb(value: float) -> int:
-        v = max(0.0, min(1.0, value))
-        if v <= 0.0031308:
-            return int(v * 12.92 * 255 + 0.5)
-        return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
 
     factors = [[float(v) for v in f] for f in numpy_blurhash_factors(rgb)]
     dc, ac = factors[0], factors[1:]
