@@ -195,6 +195,9 @@ class Engine:
 
 
 def py_engine(label: str, name: str, **env: str) -> Engine:
+    if name.startswith("imgpipe"):
+        variant = "identical" if name.endswith("identical") else "default"
+        env = {**imgpipe_engine.options_env(variant), **env}
     return Engine(
         label, (sys.executable, str(BENCH / "engines" / "worker.py"), name), tuple(env.items())
     )
@@ -289,9 +292,16 @@ IMPORT_STEPS: list[tuple[str, str]] = [
     ("the interpreter", "pass"),
     ("pyvips, with libvips loaded", "import pyvips; pyvips.Image.black(1, 1).avg()"),
     ("Pillow, with its JPEG and WebP plugins", "from PIL import JpegImagePlugin, WebPImagePlugin"),
-    ("pydantic", "import pydantic"),
-    ("imgpipe.config (pydantic-settings, the settings models)", "import imgpipe.config"),
-    ("imgpipe.core.imaging", "import imgpipe.core.imaging"),
+    (
+        "imgpipe's render and its loop (hashlib's OpenSSL, the pipe)",
+        "import imgpipe.adapters.renderers",
+    ),
+]
+# What the serve process imports and a rendering process no longer does (after the above).
+SERVE_ONLY_STEPS: list[tuple[str, str]] = [
+    ("pydantic and the record's models", "import imgpipe.core.model"),
+    ("pydantic-settings and the settings models", "import imgpipe.config"),
+    ("the CLI (typer, rich)", "import imgpipe.entrypoints.cli"),
 ]
 
 _IMPORT_SCRIPT = """
@@ -309,19 +319,18 @@ print(json.dumps(out))
 
 
 def import_steps() -> list[tuple[str, float]]:
-    """MB of RSS each step of IMPORT_STEPS adds, in order (the first is the whole
-    interpreter)."""
+    """MB of RSS each step of IMPORT_STEPS, then SERVE_ONLY_STEPS, adds, in order (the first
+    is the whole interpreter)."""
+    steps = IMPORT_STEPS + SERVE_ONLY_STEPS
     done = subprocess.run(
-        [sys.executable, "-c", _IMPORT_SCRIPT, json.dumps([c for _, c in IMPORT_STEPS])],
+        [sys.executable, "-c", _IMPORT_SCRIPT, json.dumps([c for _, c in steps])],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, **ENGINE_ENV},
     )
     kb = json.loads(done.stdout)
-    return [
-        (what, (kb[i] - (kb[i - 1] if i else 0)) / 1024) for i, (what, _) in enumerate(IMPORT_STEPS)
-    ]
+    return [(what, (kb[i] - (kb[i - 1] if i else 0)) / 1024) for i, (what, _) in enumerate(steps)]
 
 
 def median_engine(runs: list[EngineRun]) -> EngineRun:
@@ -783,8 +792,15 @@ def main() -> None:
         "",
         "| import | adds |",
         "|---|---:|",
-        *(f"| {what} | {mb:.0f} MB |" for what, mb in imports),
-        f"| in all | {sum(mb for _, mb in imports):.0f} MB |",
+        *(f"| {what} | {mb:.0f} MB |" for what, mb in imports[: len(IMPORT_STEPS)]),
+        f"| in all | {sum(mb for _, mb in imports[: len(IMPORT_STEPS)]):.0f} MB |",
+        "",
+        "What the serve process imports on top, and a rendering process no longer does "
+        "(the same interpreter, after the rows above):",
+        "",
+        "| import | adds |",
+        "|---|---:|",
+        *(f"| {what} | {mb:.0f} MB |" for what, mb in imports[len(IMPORT_STEPS) :]),
         "",
         MEMORY_TEXT.format(
             extra=alone["imgpipe"].baseline_rss_mb - alone["Pillow"].baseline_rss_mb,

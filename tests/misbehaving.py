@@ -3,8 +3,10 @@ child processes (so they must be importable by name there)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
+import sys
 import time
 
 from imgpipe.core.imaging import RenderOptions, RenderResult, render
@@ -28,3 +30,10 @@ def hoard(data: bytes, options: RenderOptions) -> RenderResult:
         while True:  # until the address-space limit says no
             chunks.append(bytearray(64 * 1024 * 1024))
     return render(data, options)
+
+
+def render_and_list_modules(data: bytes, options: RenderOptions) -> RenderResult:
+    """Not a misbehaving one: renders, and adds to the facts which modules the process has
+    imported by then (the test of what a rendering process loads)."""
+    result = render(data, options)
+    return dataclasses.replace(result, facts={**result.facts, "modules": sorted(sys.modules)})

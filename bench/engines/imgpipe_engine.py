@@ -23,15 +23,18 @@ IDENTICAL: dict[str, Any] = {
 }
 
 
-def make(variant: str) -> Any:
-    # What render() imports on first use, imported now: the worker's "RSS after imports"
-    # then counts every module imgpipe needs, as it does for the other engines.
-    from PIL import Image  # noqa: F401
+# The render's options, pickled: made by the bench's own process (options_env), as serve makes
+# them, and unpickled by the engine's, as a rendering process does; so the engine's process
+# holds what a rendering process holds: no settings, no pydantic.
+OPTIONS_ENV = "BENCH_IMGPIPE_OPTIONS"
+
+
+def options_env(variant: str) -> dict[str, str]:
+    import base64
+    import pickle
 
     from imgpipe.config import RenditionSpec, Settings
-    from imgpipe.core.imaging import RenderOptions, configure_vips, render
-
-    configure_vips()
+    from imgpipe.core.imaging import RenderOptions
 
     overrides = IDENTICAL if variant == "identical" else {}
     specs = [
@@ -45,6 +48,25 @@ def make(variant: str) -> Any:
         for name, box in SIZES
     ]
     options = RenderOptions.from_settings(Settings(renditions=specs))
+    return {OPTIONS_ENV: base64.b64encode(pickle.dumps(options)).decode()}
+
+
+def make() -> Any:
+    import base64
+    import os
+    import pickle
+
+    # What render() imports on first use, imported now: the worker's "RSS after imports"
+    # then counts every module imgpipe needs, as it does for the other engines.
+    from PIL import Image  # noqa: F401
+
+    import imgpipe.adapters.renderers  # noqa: F401  (what a rendering process imports)
+    from imgpipe.core.imaging import configure_vips, render
+
+    if OPTIONS_ENV not in os.environ:
+        raise SystemExit(f"{OPTIONS_ENV} is not set: run this engine through bench/run.py")
+    options = pickle.loads(base64.b64decode(os.environ[OPTIONS_ENV]))
+    configure_vips()
 
     def run(data: bytes) -> list[Output]:
         result = render(data, options)
@@ -56,8 +78,9 @@ def make(variant: str) -> Any:
 def defaults_are_identical() -> bool:
     """True when imgpipe's RenditionSpec defaults are exactly the peers' settings."""
     from imgpipe.config import RenditionSpec
+    from imgpipe.core.render_settings import RenderPreset
 
-    spec = RenditionSpec(name="x", width=1, height=1)
+    spec = RenderPreset.of(RenditionSpec(name="x", width=1, height=1))
     auto_is_on = JPEG_QUALITY < 90  # libvips' "auto" is 4:2:0 below quality 90
     for name, value in IDENTICAL.items():
         current = getattr(spec, name, None)

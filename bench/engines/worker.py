@@ -46,7 +46,7 @@ def load(engine: str) -> Callable[[bytes], list[Output]]:
             from imgpipe.core import imaging
 
             imaging.ENCODE_HELPER = False
-        return imgpipe_engine.make("identical" if engine.endswith("identical") else "default")  # type: ignore[no-any-return]
+        return imgpipe_engine.make()  # type: ignore[no-any-return]
     raise SystemExit(f"unknown engine {engine!r}")
 
 

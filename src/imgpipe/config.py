@@ -7,6 +7,7 @@ Precedence, highest first: values passed in code (CLI flags), environment variab
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,17 +23,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from imgpipe.core.model import OutputFormat
-
-InputFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]
-ALL_INPUT_FORMATS: list[InputFormat] = ["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]
+from imgpipe.core.formats import ALL_INPUT_FORMATS, InputFormat, OutputFormat
+from imgpipe.core.render_settings import DEFAULT_QUALITY, RenderPreset
 
 ENV_PREFIX = "IMGPIPE_"
 CONFIG_FILE_ENV = "IMGPIPE_CONFIG"
 LEASE_MARGIN_S = 30.0
-
-
-DEFAULT_QUALITY: dict[OutputFormat, int] = {"jpeg": 82, "webp": 80, "avif": 55, "png": 100}
 
 
 def _default_formats() -> list[OutputFormat]:
@@ -83,9 +79,6 @@ class RenditionSpec(BaseModel):
         description="who writes JPEG and WebP: Pillow (same pixels, ~6% less CPU per image; holds"
         " the GIL while encoding WebP) or libvips (always used when metadata is kept)",
     )
-
-    def quality_for(self, fmt: OutputFormat) -> int:
-        return self.quality.get(fmt, DEFAULT_QUALITY[fmt])
 
 
 def _default_renditions() -> list[RenditionSpec]:
@@ -284,14 +277,16 @@ class Settings(BaseSettings):
 
 
 def spec_hashes(
-    renditions: Iterable[RenditionSpec], background: Iterable[int], strip_exif: bool
+    renditions: Iterable[RenditionSpec | RenderPreset], background: Iterable[int], strip_exif: bool
 ) -> dict[str, str]:
     """Each preset's `specHash`: a short hash of everything that shapes its bytes (its own
-    fields plus the global background and EXIF stripping), by preset name."""
+    fields plus the global background and EXIF stripping), by preset name. A RenditionSpec
+    and its RenderPreset hash the same: the same fields, the same JSON."""
     shared = {"background": list(background), "strip": strip_exif}
+    presets = (s if isinstance(s, RenderPreset) else RenderPreset.of(s) for s in renditions)
     return {
-        spec.name: _short_hash({"preset": spec.model_dump(mode="json"), **shared})
-        for spec in renditions
+        preset.name: _short_hash({"preset": dataclasses.asdict(preset), **shared})
+        for preset in presets
     }
 
 

@@ -28,6 +28,7 @@ from imgpipe.core.errors import (
     TransientError,
 )
 from imgpipe.core.events import image_event
+from imgpipe.core.formats import CONTENT_TYPES
 from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import (
     compare_sequencers,
@@ -38,7 +39,6 @@ from imgpipe.core.keys import (
     validate_key,
 )
 from imgpipe.core.model import (
-    CONTENT_TYPES,
     ImageRecord,
     ObjectEvent,
     ObjectInfo,

@@ -4,8 +4,13 @@ renders. Through the service, such an image ends FAILED after its retries; the r
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +76,48 @@ def test_one_process_renders_with_whatever_options_each_call_brings(
     assert crashing.pids() == pids  # one process did all four
     assert sizes[1] == sizes[2] == [("t", 32, "webp")]
     assert sizes[0] == sizes[3] and len(sizes[0]) == 6
+
+
+# The parent is a script that imports the CLI at the top, as the `imgpipe` console script does:
+# a multiprocessing spawn would first run it again in each rendering process.
+_PARENT = """
+import json, sys
+import imgpipe.entrypoints.cli
+import misbehaving
+from imgpipe.adapters.renderers import SubprocessRenderer
+from imgpipe.config import Settings
+from imgpipe.core.imaging import RenderOptions
+
+if __name__ == "__main__":
+    renderer = SubprocessRenderer(1, 60, render_fn=misbehaving.render_and_list_modules)
+    result = renderer.render(sys.stdin.buffer.read(), RenderOptions.from_settings(Settings()))
+    renderer.close()
+    json.dump({"modules": result.facts["modules"], "renditions": len(result.renditions),
+               "size": [result.metadata.width, result.metadata.height]}, sys.stdout)
+"""
+
+
+def test_a_rendering_process_imports_only_what_rendering_needs(tmp_path: Path) -> None:
+    # Started as `python -c`, not as a multiprocessing spawn, and handed plain options: no
+    # CLI, no pydantic (about 23 MB a process between them); the metadata validates here.
+    script = tmp_path / "parent"
+    script.write_text(_PARENT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        input=GOOD,
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    report = json.loads(out.stdout)
+    roots = {name.split(".")[0] for name in report["modules"]}
+    assert {"pyvips", "PIL", "imgpipe"} <= roots
+    assert not roots & {"pydantic", "pydantic_core", "pydantic_settings", "typer", "rich"}
+    assert not {"imgpipe.config", "imgpipe.entrypoints.cli"} & set(report["modules"])
+    assert report["renditions"] == 6 and report["size"] == [320, 240]
 
 
 def test_a_hang_is_killed_at_the_time_limit(hanging: SubprocessRenderer) -> None:

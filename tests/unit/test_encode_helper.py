@@ -6,6 +6,7 @@ core is idle; the encodes themselves are real.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -165,13 +166,8 @@ def test_a_single_encode_never_starts_the_helper(
     # GIVEN an idle core and a preset with one rendition in one format
     monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
     seen = _watch_encodes(monkeypatch)
-    only = DEFAULTS.renditions[0].model_copy(update={"formats": ["webp"]})
-    options = RenderOptions(
-        renditions=(only,),
-        limits=DEFAULTS.limits,
-        metadata=DEFAULTS.metadata,
-        background=DEFAULTS.background,
-    )
+    only = dataclasses.replace(DEFAULTS.renditions[0], formats=("webp",))
+    options = dataclasses.replace(DEFAULTS, renditions=(only,))
     # WHEN it renders THEN its one encode ran in the caller's thread
     render(photo, options)
     assert seen == [(threading.current_thread().name, only.name, "webp")]

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 import imagegen as gen
 from imgpipe.core.errors import UnsupportedFormatError
-from imgpipe.core.formats import content_type, sniff
-from imgpipe.core.model import CONTENT_TYPES
+from imgpipe.core.formats import CONTENT_TYPES, content_type, sniff
 
 
 def ftyp(major: bytes, *compatible: bytes) -> bytes:

@@ -3,6 +3,7 @@ decoder), their sizes, formats, orientation, colours, and that no metadata is le
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import math
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 import imagegen as gen
-from imgpipe.config import Limits, MetadataOptions, RenditionSpec, Settings
+from imgpipe.config import Limits, RenditionSpec, Settings
 from imgpipe.core import imaging
 from imgpipe.core.errors import (
     CorruptImageError,
@@ -37,6 +38,7 @@ from imgpipe.core.imaging import (
     probe,
     render,
 )
+from imgpipe.core.render_settings import MetadataRules, RenderLimits, RenderPreset
 
 DEFAULTS = RenderOptions.from_settings(Settings())
 ALL_FORMATS = RenditionSpec(
@@ -52,9 +54,9 @@ def options(
     background: tuple[int, int, int] = (255, 255, 255),
 ) -> RenderOptions:
     return RenderOptions(
-        renditions=specs or DEFAULTS.renditions,
-        limits=limits or Limits(),
-        metadata=MetadataOptions(keep_gps=keep_gps, strip_exif=strip_exif),
+        renditions=tuple(RenderPreset.of(spec) for spec in specs) or DEFAULTS.renditions,
+        limits=RenderLimits.of(limits or Limits()),
+        metadata=MetadataRules(keep_gps=keep_gps, strip_exif=strip_exif),
         background=background,
     )
 
@@ -354,7 +356,7 @@ def test_a_claimed_60000_square_jpeg_is_refused_from_its_header_fast() -> None:
     data = gen.claimed_size_jpeg(60000, 60000)
     assert len(data) < 1000
     for call in (
-        lambda: check_header(data, Limits()),
+        lambda: check_header(data, RenderLimits.of(Limits())),
         lambda: probe(data, DEFAULTS),
         lambda: render(data, DEFAULTS),
     ):
@@ -365,16 +367,17 @@ def test_a_claimed_60000_square_jpeg_is_refused_from_its_header_fast() -> None:
 
 
 def test_check_header_reads_size_and_frames() -> None:
-    assert check_header(gen.photo_jpeg(40, 30, orientation=6), Limits()) == ("jpeg", 30, 40, 1)
-    assert check_header(gen.animated_gif(20, 10, frames=4), Limits()) == ("gif", 20, 10, 4)
-    assert check_header(gen.heic(32, 16), Limits()) == ("heif", 32, 16, 1)
+    limits = DEFAULTS.limits
+    assert check_header(gen.photo_jpeg(40, 30, orientation=6), limits) == ("jpeg", 30, 40, 1)
+    assert check_header(gen.animated_gif(20, 10, frames=4), limits) == ("gif", 20, 10, 4)
+    assert check_header(gen.heic(32, 16), limits) == ("heif", 32, 16, 1)
 
 
 def test_pixel_limit_counts_frames() -> None:
     data = gen.animated_gif(40, 30, frames=3)  # 1,200 pixels a frame, 3,600 in all
-    check_header(data, Limits(max_pixels=3600))
+    check_header(data, RenderLimits.of(Limits(max_pixels=3600)))
     with pytest.raises(TooManyPixelsError, match="3 frames"):
-        check_header(data, Limits(max_pixels=3000))
+        check_header(data, RenderLimits.of(Limits(max_pixels=3000)))
 
 
 def test_frame_limit() -> None:
@@ -386,7 +389,7 @@ def test_byte_limit() -> None:
     data = gen.photo_jpeg(64, 64)
     with pytest.raises(TooLargeError):
         render(data, options(limits=Limits(max_bytes=len(data) - 1)))
-    check_header(data, Limits(max_bytes=len(data)))
+    check_header(data, RenderLimits.of(Limits(max_bytes=len(data))))
 
 
 @pytest.mark.parametrize("make", [gen.heic, gen.avif])
@@ -931,8 +934,37 @@ def test_render_options_from_settings() -> None:
     opts = RenderOptions.from_settings(settings)
     assert [r.name for r in opts.renditions] == ["thumb", "medium", "large"]
     assert opts.background == (1, 2, 3)
-    assert opts.metadata.keep_gps
-    assert opts.limits == settings.limits
+    assert opts.metadata == MetadataRules(keep_gps=True, strip_exif=True)
+    assert opts.limits == RenderLimits(
+        max_bytes=settings.limits.max_bytes,
+        max_pixels=settings.limits.max_pixels,
+        max_frames=settings.limits.max_frames,
+        allowed_formats=tuple(settings.limits.allowed_formats),
+    )
+
+
+def test_a_preset_carries_every_field_of_its_rendition_spec() -> None:
+    # A field added to RenditionSpec and not to RenderPreset would be lost on its way to a render
+    assert {f.name for f in dataclasses.fields(RenderPreset)} == set(RenditionSpec.model_fields)
+    spec = RenditionSpec(
+        name="x",
+        width=10,
+        height=20,
+        fit="cover",
+        formats=["webp", "avif"],
+        quality={"webp": 70},
+        webp_effort=5,
+        webp_smart_subsample=True,
+        jpeg_optimize_coding=False,
+        jpeg_progressive=True,
+        jpeg_subsample="off",
+        jpeg_trellis=True,
+        encoder="libvips",
+    )
+    preset = RenderPreset.of(spec)
+    assert dataclasses.asdict(preset) == {**spec.model_dump(), "formats": ("webp", "avif")}
+    assert preset.quality_for("webp") == 70
+    assert preset.quality_for("avif") == 55  # the format's default
 
 
 @pytest.mark.parametrize("orientation", [1, 6])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from imgpipe.config import RenditionSpec, Settings
+from imgpipe.config import RenditionSpec, Settings, spec_hashes
 from imgpipe.core import lifecycle
+from imgpipe.core.imaging import RenderOptions
 from imgpipe.core.model import ImageMetadata, ImageRecord, ObjectEvent, Rendition, Status, iso
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -84,6 +87,22 @@ def test_hashes_are_stable_and_ignore_preset_order() -> None:
     assert BASE.rendition_hash() == again.rendition_hash()
     assert len(BASE.rendition_hash()) == 12
     assert len(set(BASE.spec_hashes().values())) == 3
+
+
+def test_a_preset_hashes_as_it_did_when_the_hash_was_of_its_rendition_spec() -> None:
+    # Records keep their renditionHash across this change: the hash is of the same JSON as
+    # RenditionSpec.model_dump(mode="json") gave, whether from the settings or the
+    # RenderPresets a render carries (`imgpipe process` hashes those).
+    spec = THUMB.model_copy(
+        update={"fit": "cover", "formats": ["webp", "avif"], "quality": {"webp": 70}}
+    )
+    settings = with_presets(spec).model_copy(update={"background": (1, 2, 3)})
+    shared = {"background": [1, 2, 3], "strip": True}
+    before = json.dumps({"preset": spec.model_dump(mode="json"), **shared}, sort_keys=True)
+    expected = {spec.name: hashlib.sha256(before.encode()).hexdigest()[:12]}
+    assert settings.spec_hashes() == expected
+    presets = RenderOptions.from_settings(settings).renditions
+    assert spec_hashes(presets, settings.background, settings.metadata.strip_exif) == expected
 
 
 def test_a_preset_hash_changes_with_its_own_fields_only() -> None:

@@ -8,15 +8,17 @@ transient error: the queue retries, then dead-letters). The server never shares 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
+import importlib
 import os
 import queue
 import resource
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from imgpipe.core.errors import (
@@ -37,28 +39,41 @@ class InProcessRenderer:
 
 RenderFn = Callable[[bytes, RenderOptions], RenderResult]
 
+# A rendering process runs this, not a multiprocessing spawn: spawn runs the parent's main
+# script again in the child first, which for `imgpipe serve` is the whole CLI (typer, rich,
+# the settings): 7.5 MB more in every rendering process, and nothing a render needs.
+_CHILD_CODE = "from imgpipe.adapters.renderers import child_main; child_main()"
 
-def _child_main(
-    conn: Connection, vips_concurrency: int, memory_bytes: int | None, render_fn: RenderFn
-) -> None:
-    os.environ.setdefault("VIPS_CONCURRENCY", str(vips_concurrency))
+
+def child_main() -> None:
+    """A rendering process: its end of the socket is argv[1]. The first message says where
+    to import from, what renders, and the memory cap; then one job at a time until EOF."""
+    conn = Connection(int(sys.argv[1]))
     # Ctrl-C reaches the whole process group: the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    path, render_name, memory_bytes = conn.recv()
+    sys.path[:] = path
+    module, _, qualname = render_name.partition(":")
+    render_fn: Any = importlib.import_module(module)
+    for name in qualname.split("."):
+        render_fn = getattr(render_fn, name)
     if memory_bytes is not None:
         # A decoder that runs away with memory fails here (MemoryError or a libvips error),
         # or dies, instead of taking the server with it.
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):  # the parent is gone
+        _serve(conn, render_fn)
+
+
+def _serve(conn: Connection, render_fn: RenderFn) -> None:
     options: RenderOptions | None = None
     while True:
         # A job is two messages: the options (None: the same as last time), then the original.
-        try:
-            request = conn.recv()
-            if request is None:
-                return
-            options = request[1] if request[1] is not None else options
-            data = conn.recv_bytes()
-        except (EOFError, KeyboardInterrupt):
+        request = conn.recv()
+        if request is None:
             return
+        options = request[1] if request[1] is not None else options
+        data = conn.recv_bytes()
         assert options is not None  # the parent sends them with a child's first job
         reply: tuple[str, Any]
         try:
@@ -74,36 +89,45 @@ def _child_main(
 
 class _Child:
     def __init__(
-        self,
-        ctx: mp.context.BaseContext,
-        vips_concurrency: int,
-        memory_bytes: int | None,
-        render_fn: RenderFn,
+        self, vips_concurrency: int, memory_bytes: int | None, render_fn: RenderFn
     ) -> None:
-        parent, child = ctx.Pipe()
-        self.conn: Connection = parent
-        self.process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
-            target=_child_main,
-            args=(child, vips_concurrency, memory_bytes, render_fn),
-            daemon=True,
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env.setdefault("VIPS_CONCURRENCY", str(vips_concurrency))
+        with parent, child:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD_CODE, str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+            self.conn = Connection(parent.detach())
+        self.conn.send(
+            (list(sys.path), f"{render_fn.__module__}:{render_fn.__qualname__}", memory_bytes)
         )
-        self.process.start()
-        child.close()
         self.jobs = 0
         self.options: RenderOptions | None = None  # what the process was sent last
 
+    def exit_code(self) -> int | None:
+        """How the process ended (-N: killed by signal N); None if it still runs after 1 s."""
+        try:
+            return self.process.wait(1)
+        except subprocess.TimeoutExpired:
+            return None
+
     def kill(self) -> None:
         self.process.kill()
-        self.process.join(5)
+        self.process.wait(5)
         self.conn.close()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.send(None)
-        self.process.join(2)
-        if self.process.is_alive():
+        try:
+            self.process.wait(2)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join(5)
+            self.process.wait(5)
         self.conn.close()
 
 
@@ -121,7 +145,6 @@ class SubprocessRenderer:
     ) -> None:
         """`render_fn` runs in the children; it must be importable by name (tests pass
         decoders that hang, crash or hoard memory, to exercise the real limits)."""
-        self._ctx = mp.get_context("spawn")
         self._timeout_s = timeout_s
         self._vips_concurrency = vips_concurrency
         self._max_jobs = max_jobs_per_child
@@ -135,7 +158,7 @@ class SubprocessRenderer:
             self._idle.put(self._add())
 
     def _add(self) -> _Child:
-        child = _Child(self._ctx, self._vips_concurrency, self._memory_bytes, self._render_fn)
+        child = _Child(self._vips_concurrency, self._memory_bytes, self._render_fn)
         with self._lock:
             self._all.append(child)
         return child
@@ -165,7 +188,7 @@ class SubprocessRenderer:
                 )
             kind, payload = child.conn.recv()
         except (EOFError, OSError, BrokenPipeError) as exc:
-            code = child.process.exitcode
+            code = child.exit_code()
             self._replace(child)
             raise WorkerCrashedError(f"the rendering process died (exit code {code})") from exc
         child.jobs += 1
@@ -187,7 +210,7 @@ class SubprocessRenderer:
 
     def pids(self) -> list[int]:
         with self._lock:
-            return [c.process.pid for c in self._all if c.process.pid is not None]
+            return [c.process.pid for c in self._all]
 
     def close(self) -> None:
         self._closed = True

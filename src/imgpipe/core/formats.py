@@ -8,15 +8,33 @@ record says why in words a user understands.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Final
+from typing import Final, Literal
 
 from imgpipe.core.errors import UnsupportedFormatError
-from imgpipe.core.model import CONTENT_TYPES
 
-if TYPE_CHECKING:
-    from imgpipe.config import InputFormat
+__all__ = [
+    "ALL_INPUT_FORMATS",
+    "CONTENT_TYPES",
+    "EXTENSIONS",
+    "InputFormat",
+    "OutputFormat",
+    "content_type",
+    "sniff",
+]
 
-__all__ = ["CONTENT_TYPES", "content_type", "sniff"]
+InputFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]
+ALL_INPUT_FORMATS: list[InputFormat] = ["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]
+OutputFormat = Literal["jpeg", "webp", "avif", "png"]
+EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "png"}
+CONTENT_TYPES: dict[str, str] = {
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "png": "image/png",
+    "gif": "image/gif",
+    "tiff": "image/tiff",
+    "heif": "image/heif",
+}
 
 _AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
 _HEIF_BRANDS: Final = frozenset(

@@ -46,15 +46,16 @@ from imgpipe.core.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
-from imgpipe.core.formats import content_type, sniff
-from imgpipe.core.model import EXTENSIONS, Exif, ImageMetadata, OutputFormat
+from imgpipe.core.formats import EXTENSIONS, InputFormat, OutputFormat, content_type, sniff
+from imgpipe.core.render_settings import MetadataRules, RenderLimits, RenderPreset
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from PIL.Image import Image as PILImage
 
-    from imgpipe.config import InputFormat, Limits, MetadataOptions, RenditionSpec, Settings
+    from imgpipe.config import Settings
+    from imgpipe.core.model import Exif, ImageMetadata
 
 _T = TypeVar("_T")
 
@@ -98,19 +99,20 @@ _MAX_MESSAGE = 200
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Everything that shapes a render, taken from Settings once."""
+    """Everything that shapes a render, taken from Settings once, as plain data
+    (render_settings.py): it crosses to rendering processes, which import no pydantic."""
 
-    renditions: tuple[RenditionSpec, ...]
-    limits: Limits
-    metadata: MetadataOptions
+    renditions: tuple[RenderPreset, ...]
+    limits: RenderLimits
+    metadata: MetadataRules
     background: tuple[int, int, int]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RenderOptions:
         return cls(
-            renditions=tuple(settings.renditions),
-            limits=settings.limits,
-            metadata=settings.metadata,
+            renditions=tuple(RenderPreset.of(spec) for spec in settings.renditions),
+            limits=RenderLimits.of(settings.limits),
+            metadata=MetadataRules.of(settings.metadata),
             background=settings.background,
         )
 
@@ -130,8 +132,16 @@ class EncodedRendition:
 
 @dataclass(frozen=True)
 class RenderResult:
-    metadata: ImageMetadata
+    # The record's metadata by field name (exif a dict too): plain data, so that a rendering
+    # process hands it back without pydantic; `metadata` validates it in the caller.
+    facts: dict[str, Any]
     renditions: tuple[EncodedRendition, ...]
+
+    @property
+    def metadata(self) -> ImageMetadata:
+        from imgpipe.core.model import ImageMetadata
+
+        return ImageMetadata.model_validate(self.facts)
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,7 @@ def configure_vips() -> None:
 # Public API
 
 
-def check_header(data: bytes, limits: Limits) -> tuple[str, int, int, int]:
+def check_header(data: bytes, limits: RenderLimits) -> tuple[str, int, int, int]:
     """(format, width, height, frames) from the header, limits enforced, no pixel decoded.
 
     Width and height are as displayed (after EXIF orientation).
@@ -197,8 +207,10 @@ def check_header(data: bytes, limits: Limits) -> tuple[str, int, int, int]:
 
 def probe(data: bytes, options: RenderOptions) -> ImageMetadata:
     """The metadata a record would get, with no rendition encoded (`imgpipe info`)."""
+    from imgpipe.core.model import ImageMetadata
+
     configure_vips()
-    return _guard(lambda: _probe(data, options))
+    return ImageMetadata.model_validate(_guard(lambda: _probe(data, options)))
 
 
 def render(data: bytes, options: RenderOptions) -> RenderResult:
@@ -232,7 +244,7 @@ def _short(exc: BaseException) -> str:
 # Header
 
 
-def _read_header(data: bytes, limits: Limits) -> _Header:
+def _read_header(data: bytes, limits: RenderLimits) -> _Header:
     if len(data) > limits.max_bytes:
         raise TooLargeError(f"file is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
     fmt = sniff(data)
@@ -472,7 +484,7 @@ def _normalise(image: VipsImage) -> VipsImage:
 # Rendering
 
 
-def _probe(data: bytes, options: RenderOptions) -> ImageMetadata:
+def _probe(data: bytes, options: RenderOptions) -> dict[str, Any]:
     header = _read_header(data, options.limits)
     sizes = _resize_sizes(header, options.renditions) or [(header.width, header.height)]
     # The size of render()'s smallest intermediate, so that both give (nearly) the same hashes.
@@ -532,9 +544,7 @@ def _render(data: bytes, options: RenderOptions) -> RenderResult:
         for job, blob in zip(jobs, blobs, strict=True)
     ]
     smallest = min(resized.values(), key=lambda img: img.width * img.height)
-    return RenderResult(
-        metadata=_metadata(data, header, smallest, options), renditions=tuple(encoded)
-    )
+    return RenderResult(facts=_metadata(data, header, smallest, options), renditions=tuple(encoded))
 
 
 def _without_gps(image: VipsImage) -> VipsImage:
@@ -558,14 +568,14 @@ def _without_gps(image: VipsImage) -> VipsImage:
     return image
 
 
-def _resize_sizes(header: _Header, specs: tuple[RenditionSpec, ...]) -> list[tuple[int, int]]:
+def _resize_sizes(header: _Header, specs: tuple[RenderPreset, ...]) -> list[tuple[int, int]]:
     return [
         geometry.resize_size(header.width, header.height, spec.width, spec.height, spec.fit)
         for spec in specs
     ]
 
 
-def _keep_flags(metadata: MetadataOptions) -> int:
+def _keep_flags(metadata: MetadataRules) -> int:
     keep = _vips().enums.ForeignKeep
     if metadata.strip_exif:
         return int(keep.NONE)
@@ -575,7 +585,7 @@ def _keep_flags(metadata: MetadataOptions) -> int:
 def _encode(
     image: VipsImage,
     fmt: OutputFormat,
-    spec: RenditionSpec,
+    spec: RenderPreset,
     keep: int,
     background: tuple[int, int, int],
     as_pillow: _PillowPixels,
@@ -627,7 +637,7 @@ def _encode(
 
 @dataclass(frozen=True)
 class _EncodeJob:
-    spec: RenditionSpec
+    spec: RenderPreset
     format: OutputFormat
     image: VipsImage
     as_pillow: _PillowPixels
@@ -734,7 +744,7 @@ def _encode_pool() -> ThreadPoolExecutor:
         return pool
 
 
-def _pillow_encodes(spec: RenditionSpec, fmt: OutputFormat, keep: int) -> bool:
+def _pillow_encodes(spec: RenderPreset, fmt: OutputFormat, keep: int) -> bool:
     """Whether Pillow writes this rendition: JPEG and WebP with no metadata kept, and no
     setting only libvips has (trellis quantisation, sharp YUV)."""
     if spec.encoder != "pillow" or keep != int(_vips().enums.ForeignKeep.NONE):
@@ -798,7 +808,7 @@ class _PillowPixels:
                     self._made.clear()
 
 
-def _encode_pillow(pixels: PILImage, fmt: OutputFormat, quality: int, spec: RenditionSpec) -> bytes:
+def _encode_pillow(pixels: PILImage, fmt: OutputFormat, quality: int, spec: RenderPreset) -> bytes:
     """The same libjpeg-turbo and libwebp code as libvips', in Pillow's builds: the same
     pixels and sizes, ~8% less CPU per image (docs/benchmarks.md)."""
     import io
@@ -839,25 +849,26 @@ def _flatten(image: VipsImage, background: tuple[int, int, int]) -> VipsImage:
 
 def _metadata(
     data: bytes, header: _Header, image: VipsImage, options: RenderOptions
-) -> ImageMetadata:
+) -> dict[str, Any]:
+    """The record's metadata (model.ImageMetadata's fields, by name)."""
     rgb, alpha = _analysis_pixels(image)
     flat = _composite(rgb, alpha, options.background)
-    return ImageMetadata(
-        contentType=content_type(header.format),
-        format=header.format,
-        fileSize=len(data),
-        width=header.width,
-        height=header.height,
-        orientation=header.orientation,
-        hasAlpha=header.has_alpha,
-        colorSpace=header.color_space,
-        frames=header.frames,
-        exif=parse_exif(header.exif, keep_gps=options.metadata.keep_gps),
-        sha256=hashlib.sha256(data).hexdigest(),
-        phash=phash(flat),
-        blurhash=blurhash(flat, *_BLURHASH_COMPONENTS),
-        dominantColor=dominant_color(rgb, alpha),
-    )
+    return {
+        "content_type": content_type(header.format),
+        "format": header.format,
+        "file_size": len(data),
+        "width": header.width,
+        "height": header.height,
+        "orientation": header.orientation,
+        "has_alpha": header.has_alpha,
+        "color_space": header.color_space,
+        "frames": header.frames,
+        "exif": _exif_fields(header.exif, keep_gps=options.metadata.keep_gps),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "phash": phash(flat),
+        "blurhash": blurhash(flat, *_BLURHASH_COMPONENTS),
+        "dominant_color": dominant_color(rgb, alpha),
+    }
 
 
 def _analysis_pixels(image: VipsImage) -> tuple[Pixels, bytes | None]:
@@ -1050,6 +1061,14 @@ def _exif_orientation(raw: bytes | None) -> int:
 
 def parse_exif(raw: bytes | None, *, keep_gps: bool) -> Exif | None:
     """The curated EXIF subset; whatever can be read from a broken block, never an error."""
+    from imgpipe.core.model import Exif
+
+    fields = _exif_fields(raw, keep_gps=keep_gps)
+    return Exif.model_validate(fields) if fields is not None else None
+
+
+def _exif_fields(raw: bytes | None, *, keep_gps: bool) -> dict[str, Any] | None:
+    """parse_exif's fields by name (model.Exif's), only those present; None if none are."""
     if not raw:
         return None
     with warnings.catch_warnings(action="ignore"):
@@ -1074,7 +1093,7 @@ def parse_exif(raw: bytes | None, *, keep_gps: bool) -> Exif | None:
             "gps": _safe(lambda: _gps(gps)) if keep_gps else None,
         }
     present = {name: value for name, value in fields.items() if value is not None}
-    return Exif(**present) if present else None
+    return present or None
 
 
 def _safe(read: Callable[[], _T]) -> _T | None:

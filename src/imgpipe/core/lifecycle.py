@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from imgpipe.core.formats import OutputFormat
 from imgpipe.core.keys import compare_sequencers, image_id_for
 from imgpipe.core.model import (
     ErrorInfo,
     ImageMetadata,
     ImageRecord,
     ObjectEvent,
-    OutputFormat,
     Rendition,
     Status,
     iso,

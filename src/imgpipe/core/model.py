@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-OutputFormat = Literal["jpeg", "webp", "avif", "png"]
-EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "png"}
-CONTENT_TYPES: dict[str, str] = {
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "png": "image/png",
-    "gif": "image/gif",
-    "tiff": "image/tiff",
-    "heif": "image/heif",
-}
+from imgpipe.core.formats import OutputFormat
 
 
 def utcnow() -> datetime:

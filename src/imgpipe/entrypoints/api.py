@@ -38,9 +38,9 @@ from imgpipe.core.errors import (
     UnauthorizedError,
     UnsupportedMediaTypeError,
 )
+from imgpipe.core.formats import CONTENT_TYPES
 from imgpipe.core.keys import image_id_for, is_image_id, new_upload_key, validate_key
 from imgpipe.core.model import (
-    CONTENT_TYPES,
     ErrorInfo,
     ImageRecord,
     PublicRecord,
