@@ -27,7 +27,7 @@ from imgpipe.core.errors import (
     TooManyPixelsError,
     WorkerCrashedError,
 )
-from imgpipe.core.imaging import RenderOptions, RenderResult, render
+from imgpipe.core.imaging import RenderOptions, RenderResult, hand_back_free_memory, render
 
 
 class InProcessRenderer:
@@ -65,9 +65,24 @@ def child_main() -> None:
         _serve(conn, render_fn)
 
 
-def _serve(conn: Connection, render_fn: RenderFn) -> None:
+# A rendering process with no job for this long hands back what glibc kept from its last
+# images (malloc_trim): an idle server's rendering processes shrink to little more than their
+# imports. Under load the next job is already waiting, so no job pays for it.
+IDLE_TRIM_S = 1.0
+
+
+def _serve(
+    conn: Connection,
+    render_fn: RenderFn,
+    idle_s: float = IDLE_TRIM_S,
+    on_idle: Callable[[], None] = hand_back_free_memory,
+) -> None:
     options: RenderOptions | None = None
+    trimmed = True  # nothing to hand back before the first job
     while True:
+        if not trimmed and not conn.poll(idle_s):
+            on_idle()
+            trimmed = True
         # A job is two messages: the options (None: the same as last time), then the original.
         request = conn.recv()
         if request is None:
@@ -85,6 +100,8 @@ def _serve(conn: Connection, render_fn: RenderFn) -> None:
         except Exception as exc:  # an engine bug must not kill the child's loop
             reply = ("error", ProcessingError(f"{type(exc).__name__}: {exc}"))
         conn.send(reply)
+        del data, reply  # not kept while idle
+        trimmed = False
 
 
 class _Child:

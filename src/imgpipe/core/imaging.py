@@ -167,6 +167,7 @@ class _Header:
     has_icc: bool
     exif: bytes | None
     heif_image: Any = None  # pillow_heif.HeifImage, decoded on first access to .data
+    progressive: bool = False  # a progressive JPEG: libjpeg holds all its coefficients
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,6 +304,7 @@ def _read_vips_header(data: bytes, fmt: InputFormat) -> _Header:
         color_space=str(image.interpretation).lower(),
         has_icc=bool(image.get_typeof("icc-profile-data")),
         exif=bytes(exif) if exif else None,
+        progressive=fmt == "jpeg" and bool(_get(image, "interlaced", 0)),
     )
 
 
@@ -404,6 +406,26 @@ def _decode_vips(
     return _normalise(image).copy_memory()
 
 
+def hand_back_free_memory() -> None:
+    """Return to the system what glibc keeps from earlier images (malloc_trim), before a decode
+    that sets a process's peak: libjpeg holds every DCT coefficient of a progressive JPEG at
+    full size, whatever the shrink-on-load. Only then: after every render it cost 2.2% of
+    images/s (docs/benchmarks.md), as later images fault the memory back in."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
 def _jpeg_shrink(header: _Header, width: int, height: int) -> int:
     """The largest JPEG shrink-on-load factor (8, 4, 2) whose decode still covers `width` x
     `height` (displayed orientation), or 1.
@@ -501,6 +523,8 @@ def _render(data: bytes, options: RenderOptions) -> RenderResult:
         raise ProcessingError("no renditions are configured")
     decode_w = max(width for width, _ in sizes)
     decode_h = max(height for _, height in sizes)
+    if header.progressive:
+        hand_back_free_memory()
     base = _decode(data, header, decode_w, decode_h)
     if not options.metadata.strip_exif and not options.metadata.keep_gps:
         base = _without_gps(base)
