@@ -1134,21 +1134,23 @@ def _more_or_less(mb: float) -> str:
 MEMORY_TEXT = """So the peak is one decode's: libjpeg holds every DCT coefficient of a
 progressive JPEG until its last scan, at full size whatever the shrink-on-load (about 2 bytes
 per sample), and no engine here avoids that. What sets imgpipe above Pillow is what its process
-holds before any image: libvips, and pydantic with the models of the render's options and of
-the record's metadata, {extra:.0f} MB more than Pillow's process (the tables above); the render's
-own is {render_cmp} Pillow's. Two cuts, each measured over the corpus on one pinned core
-(three interleaved runs): the analysis of a 32x32 picture (pHash, blurhash, dominant colour)
-is pure Python instead of numpy, 60.1 to 48.6 MB after imports at the same speed (the analysis
-takes about 1 ms more an image, within the runs' noise: 3.13 and 3.15 images/s); and libvips
-reads the upload where it lies (a Source over the caller's bytes) instead of through pyvips'
-*_buffer loaders, which copy the whole file into a blob of libvips' own, once for the header
-and again for the decode. With both, the corpus peak went from 190.5 to 165.1 MB. Getting under
-Pillow would take a rendering process without pydantic (about 20 MB of its imports: the render
-options and the metadata would have to cross to it as plain data), and handing back what glibc
-keeps after each image: malloc_trim(0) after every render lowers the peak by 14 MB for 2.2%
-fewer images/s (155 vs 169 MB; 3.06 vs 3.13 images/s), a fixed MALLOC_MMAP_THRESHOLD_ of 1 or
-4 MB by 10 MB for 3%; neither is kept. Tried before and not kept: MALLOC_ARENA_MAX and
-MALLOC_TRIM_THRESHOLD_ (no change to the peak)."""
+holds before any image, {extra:.0f} MB more than Pillow's (the tables above): libvips, and
+OpenSSL's libcrypto for the record's sha256 (Python's own SHA-256 would save 4 MB but took
+10.4 instead of 1.8 ms on a 3 MB file); the render's own is {render_cmp} Pillow's. The cuts,
+each measured over the corpus on one pinned core (three interleaved runs, medians):
+the analysis of a 32x32 picture (pHash, blurhash, dominant colour) is pure Python instead of
+numpy, 60.1 to 48.6 MB after imports at the same speed; libvips reads the upload where it lies
+(a Source over the caller's bytes) instead of through pyvips' *_buffer loaders, which copy the
+whole file into a blob of libvips' own (with the first: corpus peak 190.5 to 165.1 MB); a
+rendering process imports no pydantic, no settings and no CLI (it starts as `python -c`, the
+render's options cross to it as plain dataclasses and the record's metadata comes back as plain
+data): 48.7 to 34.9 MB after imports, peak 164.7 to 154.3 MB, 3.13 images/s either way; and
+malloc_trim(0) before a progressive JPEG's decode, the one that sets the peak, hands back what
+glibc kept from earlier images: peak 154.3 to 145.7 MB, 3.13 and 3.12 images/s. After every
+render instead, the trim lowered the peak by 14 MB for 2.2% fewer images/s, and a fixed
+MALLOC_MMAP_THRESHOLD_ by 10 MB for 3%; neither is kept (nor MALLOC_ARENA_MAX or
+MALLOC_TRIM_THRESHOLD_, which did not move the peak). serve's rendering processes also trim
+once they have been idle for a second: after the corpus they held 90 and 98 MB, now 45 and 46."""
 
 E2E_TEXT = """What was done about it, and what is left. FastAPI's `jsonable_encoder` walked every
 JSON answer again although the records are JSON-ready: skipping it doubled `GET /images`
