@@ -42,6 +42,7 @@ def process_file(path: str, out_dir: str, options: RenderOptions) -> dict[str, A
     try:
         data = source.read_bytes()
         result = render(data, options)
+        metadata = result.metadata  # validated before any file is written
     except ImageError as exc:
         record = lifecycle.failed(
             claimed, exc.code, str(exc), utcnow(), round((time.perf_counter() - started) * 1000)
@@ -73,7 +74,7 @@ def process_file(path: str, out_dir: str, options: RenderOptions) -> dict[str, A
             )
         record = lifecycle.processed(
             claimed,
-            result.metadata,
+            metadata,
             renditions,
             utcnow(),
             round((time.perf_counter() - started) * 1000),

@@ -39,6 +39,7 @@ from imgpipe.core.keys import (
     validate_key,
 )
 from imgpipe.core.model import (
+    ImageMetadata,
     ImageRecord,
     ObjectEvent,
     ObjectInfo,
@@ -199,10 +200,11 @@ class ImageService:
                 except ObjectNotFoundError as exc:
                     raise TransientError(f"{event.key!r} changed while being processed") from exc
                 result = self.renderer.render(data, self.options)
+                metadata = result.metadata  # validated before any file is written
                 renditions = self._write_renditions(claimed.image_id, result)
             except ImageError as exc:
                 return self._finish_failed(claimed, exc, started)
-            return self._finish_processed(claimed, result, renditions, started, len(data))
+            return self._finish_processed(claimed, metadata, renditions, started, len(data))
         except TransientError as exc:
             # Writing the result can fail too (a throttled commit): give the lease back either
             # way, so the redelivery starts at once instead of finding the image busy.
@@ -285,7 +287,7 @@ class ImageService:
     def _finish_processed(
         self,
         claimed: ImageRecord,
-        result: RenderResult,
+        metadata: ImageMetadata,
         renditions: list[Rendition],
         started: float,
         bytes_in: int,
@@ -293,7 +295,7 @@ class ImageService:
         elapsed = time.perf_counter() - started
         final = lifecycle.processed(
             claimed,
-            result.metadata,
+            metadata,
             renditions,
             self.clock(),
             round(elapsed * 1000),

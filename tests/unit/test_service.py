@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -9,6 +10,8 @@ from PIL import Image
 
 import imagegen
 from conftest import drain
+from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
+from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.errors import NotFoundError, WorkerCrashedError
 from imgpipe.core.imaging import RenderOptions, RenderResult
@@ -101,6 +104,37 @@ def _fakes() -> tuple[object, ...]:
 class CrashingRenderer:
     def render(self, data: bytes, options: RenderOptions) -> RenderResult:
         raise WorkerCrashedError("the rendering process died (exit code -9)")
+
+
+class WrongFactsRenderer:
+    """Renders for real, then hands back a metadata value the record cannot hold."""
+
+    def render(self, data: bytes, options: RenderOptions) -> RenderResult:
+        result = InProcessRenderer().render(data, options)
+        return dataclasses.replace(result, facts={**result.facts, "width": "wide"})
+
+
+def test_metadata_the_record_refuses_fails_the_image_before_any_file_is_written(
+    settings: Settings,
+) -> None:
+    # The rendering process hands the metadata back as plain data; the service validates it
+    # first, so a bad value is a FAILED record (internal), not an exception or orphan files.
+    objects = InMemoryObjectStore()
+    service = ImageService(
+        objects,
+        InMemoryMetadataStore(),
+        InMemoryJobQueue(),
+        WrongFactsRenderer(),
+        settings,
+        NullMetrics(),
+    )
+    info = objects.put("uploads/x/a.jpg", imagegen.photo_jpeg(64, 48), "image/jpeg")
+    record = service.process(event_from_info(info))
+    assert record is not None and record.status is Status.FAILED
+    assert record.error is not None and record.error.code == "internal"
+    assert "metadata is invalid" in record.error.message and "width" in record.error.message
+    assert record.renditions == []
+    assert [o.key for o in objects.list("") if not o.key.startswith("uploads/")] == []
 
 
 def test_transient_failures_retry_then_fail_visibly_and_dead_letter(settings: Settings) -> None:

@@ -137,11 +137,16 @@ class RenderResult:
     facts: dict[str, Any]
     renditions: tuple[EncodedRendition, ...]
 
-    @property
+    @functools.cached_property
     def metadata(self) -> ImageMetadata:
+        """The facts validated; a value the record would refuse is a ProcessingError, as it
+        was when the render built the record's model itself."""
         from imgpipe.core.model import ImageMetadata
 
-        return ImageMetadata.model_validate(self.facts)
+        try:
+            return ImageMetadata.model_validate(self.facts)
+        except ValueError as exc:  # pydantic's ValidationError
+            raise ProcessingError(f"the image's metadata is invalid: {_short(exc)}") from exc
 
 
 @dataclass(frozen=True)
