@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import queue
 import resource
@@ -41,18 +42,21 @@ RenderFn = Callable[[bytes, RenderOptions], RenderResult]
 
 # A rendering process runs this, not a multiprocessing spawn: spawn runs the parent's main
 # script again in the child first, which for `imgpipe serve` is the whole CLI (typer, rich,
-# the settings): 7.5 MB more in every rendering process, and nothing a render needs.
-_CHILD_CODE = "from imgpipe.adapters.renderers import child_main; child_main()"
+# the settings): 7.5 MB more in every rendering process, and nothing a render needs. As spawn
+# does, it imports from the parent's sys.path (argv[2]), not from its own working directory.
+_CHILD_CODE = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+    "from imgpipe.adapters.renderers import child_main; child_main()"
+)
 
 
 def child_main() -> None:
-    """A rendering process: its end of the socket is argv[1]. The first message says where
-    to import from, what renders, and the memory cap; then one job at a time until EOF."""
+    """A rendering process: its end of the socket is argv[1]. The first message says what
+    renders and the memory cap; then one job at a time until EOF."""
     conn = Connection(int(sys.argv[1]))
     # Ctrl-C reaches the whole process group: the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    path, render_name, memory_bytes = conn.recv()
-    sys.path[:] = path
+    render_name, memory_bytes = conn.recv()
     module, _, qualname = render_name.partition(":")
     render_fn: Any = importlib.import_module(module)
     for name in qualname.split("."):
@@ -113,15 +117,13 @@ class _Child:
         env.setdefault("VIPS_CONCURRENCY", str(vips_concurrency))
         with parent, child:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD_CODE, str(child.fileno())],
+                [sys.executable, "-c", _CHILD_CODE, str(child.fileno()), json.dumps(sys.path)],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
             self.conn = Connection(parent.detach())
-        self.conn.send(
-            (list(sys.path), f"{render_fn.__module__}:{render_fn.__qualname__}", memory_bytes)
-        )
+        self.conn.send((f"{render_fn.__module__}:{render_fn.__qualname__}", memory_bytes))
         self.jobs = 0
         self.options: RenderOptions | None = None  # what the process was sent last
 
