@@ -21,7 +21,7 @@ from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.adapters.renderers import RenderFn, SubprocessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.errors import TooManyPixelsError, WorkerCrashedError
-from imgpipe.core.imaging import RenderOptions
+from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.model import Status
 from imgpipe.core.ports import NullMetrics
 from imgpipe.service import ImageService
@@ -118,6 +118,20 @@ def test_a_rendering_process_imports_only_what_rendering_needs(tmp_path: Path) -
     assert not roots & {"pydantic", "pydantic_core", "pydantic_settings", "typer", "rich"}
     assert not {"imgpipe.config", "imgpipe.entrypoints.cli"} & set(report["modules"])
     assert report["renditions"] == 6 and report["size"] == [320, 240]
+
+
+def test_a_process_that_cannot_start_fails_each_job_as_a_crash() -> None:
+    # Its render function cannot be imported there: the process exits at once; each job
+    # fails as a crash (transient: retried, then dead-lettered), and the pool stays usable.
+    def unimportable(data: bytes, options: RenderOptions) -> RenderResult:
+        raise AssertionError("never runs")
+
+    unimportable.__module__ = "no_such_module_for_imgpipe"
+    for r in renderer(unimportable, timeout_s=30):
+        for _ in range(2):
+            with pytest.raises(WorkerCrashedError, match="died"):
+                r.render(GOOD, OPTIONS)
+        assert len(r.pids()) == 1
 
 
 def test_a_hang_is_killed_at_the_time_limit(hanging: SubprocessRenderer) -> None:

@@ -123,7 +123,9 @@ class _Child:
                 env=env,
             )
             self.conn = Connection(parent.detach())
-        self.conn.send((f"{render_fn.__module__}:{render_fn.__qualname__}", memory_bytes))
+        # A process that died starting up is found out by its first job (EOF: "died")
+        with contextlib.suppress(OSError):
+            self.conn.send((f"{render_fn.__module__}:{render_fn.__qualname__}", memory_bytes))
         self.jobs = 0
         self.options: RenderOptions | None = None  # what the process was sent last
 
