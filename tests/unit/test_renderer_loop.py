@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from multiprocessing.connection import Connection
 
 from imgpipe.adapters import renderers
 from imgpipe.config import Settings
@@ -19,32 +20,45 @@ def fake_render(data: bytes, options: RenderOptions) -> RenderResult:
     return RenderResult(facts={"bytes": len(data)}, renditions=())
 
 
+def send_job(conn: Connection, data: bytes) -> None:
+    conn.send(("render", OPTIONS))
+    conn.send_bytes(data)
+
+
+def reply(conn: Connection) -> RenderResult:
+    kind, result = conn.recv()
+    assert kind == "ok"
+    return result  # type: ignore[no-any-return]
+
+
 def test_memory_is_handed_back_once_per_idle_spell_after_a_job() -> None:
     parent, child = multiprocessing.Pipe()
     trims: list[float] = []
-    loop = threading.Thread(
-        target=renderers._serve,
-        args=(child, fake_render, IDLE_S, lambda: trims.append(time.monotonic())),
-    )
+    trimmed = threading.Event()
+
+    def on_idle() -> None:
+        trims.append(time.monotonic())
+        trimmed.set()
+
+    loop = threading.Thread(target=renderers._serve, args=(child, fake_render, IDLE_S, on_idle))
     loop.start()
-
-    def job(data: bytes) -> RenderResult:
-        parent.send(("render", OPTIONS))
-        parent.send_bytes(data)
-        kind, result = parent.recv()
-        assert kind == "ok"
-        return result  # type: ignore[no-any-return]
-
     try:
         time.sleep(IDLE_S * 3)
         assert trims == []  # idle before any job: nothing to hand back
-        assert job(b"abc").facts == {"bytes": 3}
-        assert job(b"abcd").facts == {"bytes": 4}  # back to back: no trim between
-        assert trims == []
-        time.sleep(IDLE_S * 5)
-        assert len(trims) == 1  # one idle spell, one trim, however long it lasts
-        job(b"x")
-        time.sleep(IDLE_S * 5)
+        # Two jobs queued before either is answered: the second is waiting when the first
+        # is done, so no trim comes between them, however the threads are scheduled
+        send_job(parent, b"abc")
+        send_job(parent, b"abcd")
+        assert reply(parent).facts == {"bytes": 3}
+        assert reply(parent).facts == {"bytes": 4}
+        # then the idle spell: one trim, and no other however long it lasts
+        assert trimmed.wait(10)
+        time.sleep(IDLE_S * 3)
+        assert len(trims) == 1
+        trimmed.clear()
+        send_job(parent, b"x")
+        reply(parent)
+        assert trimmed.wait(10)
         assert len(trims) == 2
     finally:
         parent.send(None)
