@@ -570,8 +570,7 @@ def main() -> None:
 
     end_to_end: list[e2e_bench.EndToEnd] = []
     # The same uploads with the largest file first: how much of the tail is the order
-    largest_first = sorted(files, key=lambda f: -f.stat().st_size)[:1]
-    largest_first += [f for f in files if f not in largest_first]
+    largest_first = [largest, *(f for f in files if f != largest)]
     reordered: list[e2e_bench.EndToEnd] = []
     loads: list[e2e_bench.Load] = []
     api_error = ""
@@ -1065,7 +1064,7 @@ def main() -> None:
             "processes look about 400 MB hungrier than they are.)",
         ]
     if helper:
-        largest_at = files.index(max(files, key=lambda f: f.stat().st_size))
+        largest_at = files.index(largest)
         lines += [
             "",
             "## A second core for one image's encodes",

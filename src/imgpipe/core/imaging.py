@@ -139,14 +139,18 @@ class RenderResult:
 
     @functools.cached_property
     def metadata(self) -> ImageMetadata:
-        """The facts validated; a value the record would refuse is a ProcessingError, as it
-        was when the render built the record's model itself."""
-        from imgpipe.core.model import ImageMetadata
+        return _validated(self.facts)
 
-        try:
-            return ImageMetadata.model_validate(self.facts)
-        except ValueError as exc:  # pydantic's ValidationError
-            raise ProcessingError(f"the image's metadata is invalid: {_short(exc)}") from exc
+
+def _validated(facts: dict[str, Any]) -> ImageMetadata:
+    """The facts as the record's model; a value the record would refuse is a ProcessingError,
+    as it was when the render built the model itself."""
+    from imgpipe.core.model import ImageMetadata
+
+    try:
+        return ImageMetadata.model_validate(facts)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ProcessingError(f"the image's metadata is invalid: {_short(exc)}") from exc
 
 
 @dataclass(frozen=True)
@@ -213,10 +217,8 @@ def check_header(data: bytes, limits: RenderLimits) -> tuple[str, int, int, int]
 
 def probe(data: bytes, options: RenderOptions) -> ImageMetadata:
     """The metadata a record would get, with no rendition encoded (`imgpipe info`)."""
-    from imgpipe.core.model import ImageMetadata
-
     configure_vips()
-    return ImageMetadata.model_validate(_guard(lambda: _probe(data, options)))
+    return _validated(_guard(lambda: _probe(data, options)))
 
 
 def render(data: bytes, options: RenderOptions) -> RenderResult:
