@@ -9,19 +9,19 @@ import signal
 import sys
 import time
 
-from imgpipe.core.imaging import RenderOptions, RenderResult, render
+from imgpipe.core.imaging import RenderOptions, RenderResult, render_unhashed
 
 
 def hang(data: bytes, options: RenderOptions) -> RenderResult:
     if data.startswith(b"HANG"):
         time.sleep(3600)
-    return render(data, options)
+    return render_unhashed(data, options)
 
 
 def crash(data: bytes, options: RenderOptions) -> RenderResult:
     if data.startswith(b"CRASH"):
         os.kill(os.getpid(), signal.SIGSEGV)
-    return render(data, options)
+    return render_unhashed(data, options)
 
 
 def hoard(data: bytes, options: RenderOptions) -> RenderResult:
@@ -29,11 +29,12 @@ def hoard(data: bytes, options: RenderOptions) -> RenderResult:
         chunks = []
         while True:  # until the address-space limit says no
             chunks.append(bytearray(64 * 1024 * 1024))
-    return render(data, options)
+    return render_unhashed(data, options)
 
 
 def render_and_list_modules(data: bytes, options: RenderOptions) -> RenderResult:
-    """Not a misbehaving one: renders, and adds to the facts which modules the process has
-    imported by then (the test of what a rendering process loads)."""
-    result = render(data, options)
+    """Not a misbehaving one: renders as a rendering process does (render_unhashed), and adds
+    to the facts which modules the process has imported by then (the test of what a
+    rendering process loads)."""
+    result = render_unhashed(data, options)
     return dataclasses.replace(result, facts={**result.facts, "modules": sorted(sys.modules)})

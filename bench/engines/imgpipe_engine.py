@@ -1,5 +1,7 @@
-"""imgpipe's own render(): header checks, one decode, the cascade, the encodes and the record's
-metadata (EXIF subset, sha256, phash, blurhash, dominant colour), as the service calls it.
+"""imgpipe's own render, as a rendering process runs it (render_unhashed): header checks, one
+decode, the cascade, the encodes and the record's metadata (EXIF subset, phash, blurhash,
+dominant colour). The original's sha256 is hashed by the process that holds the original (the
+server, while the rendering process renders), so it is not here.
 
 Two variants: "default" is imgpipe as it ships (its RenditionSpec defaults); "identical" sets
 the encoder fields to exactly what every peer uses (WebP effort 4, JPEG Huffman optimisation,
@@ -60,8 +62,8 @@ def make() -> Any:
     # then counts every module imgpipe needs, as it does for the other engines.
     from PIL import Image  # noqa: F401
 
-    import imgpipe.adapters.renderers  # noqa: F401  (what a rendering process imports)
-    from imgpipe.core.imaging import configure_vips, render
+    import imgpipe.adapters.render_child  # noqa: F401  (what a rendering process imports)
+    from imgpipe.core.imaging import configure_vips, render_unhashed
 
     if OPTIONS_ENV not in os.environ:
         raise SystemExit(f"{OPTIONS_ENV} is not set: run this engine through bench/run.py")
@@ -69,7 +71,7 @@ def make() -> Any:
     configure_vips()
 
     def run(data: bytes) -> list[Output]:
-        result = render(data, options)
+        result = render_unhashed(data, options)
         return [Output(r.name, r.format, r.width, r.height, r.data) for r in result.renditions]
 
     return run

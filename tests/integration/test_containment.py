@@ -4,6 +4,7 @@ renders. Through the service, such an image ends FAILED after its retries; the r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -93,7 +94,8 @@ if __name__ == "__main__":
     result = renderer.render(sys.stdin.buffer.read(), RenderOptions.from_settings(Settings()))
     renderer.close()
     json.dump({"modules": result.facts["modules"], "renditions": len(result.renditions),
-               "size": [result.metadata.width, result.metadata.height]}, sys.stdout)
+               "size": [result.metadata.width, result.metadata.height],
+               "sha256": result.metadata.sha256}, sys.stdout)
 """
 
 
@@ -117,7 +119,13 @@ def test_a_rendering_process_imports_only_what_rendering_needs(tmp_path: Path) -
     assert {"pyvips", "PIL", "imgpipe"} <= roots
     assert not roots & {"pydantic", "pydantic_core", "pydantic_settings", "typer", "rich"}
     assert not {"imgpipe.config", "imgpipe.entrypoints.cli"} & set(report["modules"])
+    # Nor what a render does not need: OpenSSL (the parent hashes the original, which it
+    # holds anyway), multiprocessing (the socket's framing is render_child.Channel),
+    # statistics or _strptime (0.4-3.6 MB each)
+    assert not roots & {"_hashlib", "hashlib", "multiprocessing", "statistics"}
+    assert "_strptime" not in roots
     assert report["renditions"] == 6 and report["size"] == [320, 240]
+    assert report["sha256"] == hashlib.sha256(GOOD).hexdigest()
 
 
 def test_a_process_that_cannot_start_fails_each_job_as_a_crash() -> None:

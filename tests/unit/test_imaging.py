@@ -652,6 +652,39 @@ def test_exif_fuzz_never_raises(raw: bytes) -> None:
     parse_exif(b"Exif\x00\x00II*\x00\x08\x00\x00\x00" + raw, keep_gps=True)
 
 
+@pytest.mark.parametrize(
+    ("original", "offset", "expected"),
+    [
+        ("2024:05:17 14:03:22", None, "2024-05-17T14:03:22"),
+        (b"2024:05:17 14:03:22\x00", "+02:00", "2024-05-17T14:03:22+02:00"),
+        ("2024:05:17 14:03:22", "+25:00", "2024-05-17T14:03:22"),  # no such offset
+        ("2024:02:29 23:59:59", None, "2024-02-29T23:59:59"),  # a leap day
+    ],
+)
+def test_taken_at_reads_exif_dates(original: object, offset: object, expected: str) -> None:
+    assert imaging._taken_at(original, offset) == expected
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        "2023:02:29 10:00:00",  # no leap day that year
+        "2024:13:01 10:00:00",
+        "2024:05:17 24:00:00",
+        "0000:00:00 00:00:00",  # what a camera with no clock writes
+        "    :  :     :  :  ",
+        "2024:5:17 14:03:22",  # EXIF pads with zeros
+        "2024-05-17 14:03:22",
+        "2024:05:17T14:03:22",
+        "2024:05:17 14:03:2\u0662",  # a non-ASCII digit
+        "2024:05:17 +4:03:22",
+    ],
+)
+def test_taken_at_refuses_what_is_not_an_exif_date(original: str) -> None:
+    with pytest.raises(ValueError, match=r"numbers of|out of range|must be in"):
+        imaging._taken_at(original, None)
+
+
 def test_exposure_formats() -> None:
     from PIL.TiffImagePlugin import IFDRational
 

@@ -1,14 +1,19 @@
-"""A rendering process's loop (`renderers._serve`), run in a thread over a real pipe: it hands
-memory back once it has been idle after a job, and never while jobs keep coming."""
+"""A rendering process's side (`render_child`), run in threads over a real socketpair: the
+framing carries what the parent sends, and the loop hands memory back once it has been idle
+after a job, never while jobs keep coming."""
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import socket
 import threading
 import time
-from multiprocessing.connection import Connection
+from collections.abc import Iterator
 
-from imgpipe.adapters import renderers
+import pytest
+
+from imgpipe.adapters import render_child
+from imgpipe.adapters.render_child import Channel
 from imgpipe.config import Settings
 from imgpipe.core.imaging import RenderOptions, RenderResult
 
@@ -16,23 +21,64 @@ OPTIONS = RenderOptions.from_settings(Settings())
 IDLE_S = 0.1
 
 
+@pytest.fixture
+def channels() -> Iterator[tuple[Channel, Channel]]:
+    left, right = socket.socketpair()
+    pair = Channel(left), Channel(right)
+    yield pair
+    for channel in pair:
+        channel.close()
+
+
+def test_the_framing_carries_messages_and_bytes_larger_than_the_socket_buffer(
+    channels: tuple[Channel, Channel],
+) -> None:
+    parent, child = channels
+    original = os.urandom(24 * 1024 * 1024)  # many socket buffers: many reads on one side
+    sender = threading.Thread(
+        target=lambda: (parent.send(("render", OPTIONS)), parent.send_bytes(original))
+    )
+    sender.start()
+    assert child.poll(10)
+    assert child.recv() == ("render", OPTIONS)
+    assert child.recv_bytes() == original
+    sender.join(10)
+    assert not child.poll(0.05)  # nothing more to read
+    parent.send_bytes(b"")
+    assert child.recv_bytes() == b""
+    parent.close()
+    assert child.poll(1)  # the end is readable, and reads as EOF
+    with pytest.raises(EOFError):
+        child.recv()
+
+
+def test_a_message_cut_short_by_the_end_is_an_eof() -> None:
+    left, right = socket.socketpair()
+    left.sendall((100).to_bytes(8, "big") + b"only forty bytes of the hundred announced.")
+    left.close()
+    with right, pytest.raises(EOFError):
+        Channel(right).recv_bytes()
+
+
 def fake_render(data: bytes, options: RenderOptions) -> RenderResult:
     return RenderResult(facts={"bytes": len(data)}, renditions=())
 
 
-def send_job(conn: Connection, data: bytes) -> None:
+def send_job(conn: Channel, data: bytes) -> None:
     conn.send(("render", OPTIONS))
     conn.send_bytes(data)
 
 
-def reply(conn: Connection) -> RenderResult:
+def reply(conn: Channel) -> RenderResult:
     kind, result = conn.recv()
     assert kind == "ok"
     return result  # type: ignore[no-any-return]
 
 
-def test_memory_is_handed_back_once_per_idle_spell_after_a_job() -> None:
-    parent, child = multiprocessing.Pipe()
+def test_memory_is_handed_back_once_per_idle_spell_after_a_job(
+    channels: tuple[Channel, Channel],
+) -> None:
+    parent, child = channels
     trims: list[float] = []
     trimmed = threading.Event()
 
@@ -40,7 +86,7 @@ def test_memory_is_handed_back_once_per_idle_spell_after_a_job() -> None:
         trims.append(time.monotonic())
         trimmed.set()
 
-    loop = threading.Thread(target=renderers._serve, args=(child, fake_render, IDLE_S, on_idle))
+    loop = threading.Thread(target=render_child._serve, args=(child, fake_render, IDLE_S, on_idle))
     loop.start()
     try:
         time.sleep(IDLE_S * 3)

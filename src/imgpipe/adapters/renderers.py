@@ -8,27 +8,16 @@ transient error: the queue retries, then dead-letters). The server never shares 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
 import os
 import queue
-import resource
-import signal
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
-from multiprocessing.connection import Connection
-from typing import Any
 
-from imgpipe.core.errors import (
-    ImgpipeError,
-    ProcessingError,
-    TooManyPixelsError,
-    WorkerCrashedError,
-)
-from imgpipe.core.imaging import RenderOptions, RenderResult, hand_back_free_memory, render
+from imgpipe.adapters.render_child import Channel, RenderFn
+from imgpipe.core.errors import WorkerCrashedError
+from imgpipe.core.imaging import RenderOptions, RenderResult, render, render_unhashed, sha256_hex
 
 
 class InProcessRenderer:
@@ -38,74 +27,14 @@ class InProcessRenderer:
         return render(data, options)
 
 
-RenderFn = Callable[[bytes, RenderOptions], RenderResult]
-
 # A rendering process runs this, not a multiprocessing spawn: spawn runs the parent's main
 # script again in the child first, which for `imgpipe serve` is the whole CLI (typer, rich,
 # the settings): 7.5 MB more in every rendering process, and nothing a render needs. As spawn
-# does, it imports from the parent's sys.path (argv[2]), not from its own working directory.
+# does, it imports from the parent's sys.path (argv[2:]), not from its own working directory.
 _CHILD_CODE = (
-    "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
-    "from imgpipe.adapters.renderers import child_main; child_main()"
+    "import sys; sys.path[:] = sys.argv[2:]; "
+    "from imgpipe.adapters.render_child import child_main; child_main()"
 )
-
-
-def child_main() -> None:
-    """A rendering process: its end of the socket is argv[1]. The first message says what
-    renders and the memory cap; then one job at a time until EOF."""
-    conn = Connection(int(sys.argv[1]))
-    # Ctrl-C reaches the whole process group: the parent decides when children stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    render_name, memory_bytes = conn.recv()
-    module, _, qualname = render_name.partition(":")
-    render_fn: Any = importlib.import_module(module)
-    for name in qualname.split("."):
-        render_fn = getattr(render_fn, name)
-    if memory_bytes is not None:
-        # A decoder that runs away with memory fails here (MemoryError or a libvips error),
-        # or dies, instead of taking the server with it.
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):  # the parent is gone
-        _serve(conn, render_fn)
-
-
-# A rendering process with no job for this long hands back what glibc kept from its last
-# images (malloc_trim): an idle server's rendering processes shrink to little more than their
-# imports. Under load the next job is already waiting, so no job pays for it.
-IDLE_TRIM_S = 1.0
-
-
-def _serve(
-    conn: Connection,
-    render_fn: RenderFn,
-    idle_s: float = IDLE_TRIM_S,
-    on_idle: Callable[[], None] = hand_back_free_memory,
-) -> None:
-    options: RenderOptions | None = None
-    trimmed = True  # nothing to hand back before the first job
-    while True:
-        if not trimmed and not conn.poll(idle_s):
-            on_idle()
-            trimmed = True
-        # A job is two messages: the options (None: the same as last time), then the original.
-        request = conn.recv()
-        if request is None:
-            return
-        options = request[1] if request[1] is not None else options
-        data = conn.recv_bytes()
-        assert options is not None  # the parent sends them with a child's first job
-        reply: tuple[str, Any]
-        try:
-            reply = ("ok", render_fn(data, options))
-        except ImgpipeError as exc:
-            reply = ("error", exc)
-        except MemoryError:
-            reply = ("error", TooManyPixelsError("not enough memory to process this image"))
-        except Exception as exc:  # an engine bug must not kill the child's loop
-            reply = ("error", ProcessingError(f"{type(exc).__name__}: {exc}"))
-        conn.send(reply)
-        del data, reply  # not kept while idle
-        trimmed = False
 
 
 class _Child:
@@ -117,12 +46,12 @@ class _Child:
         env.setdefault("VIPS_CONCURRENCY", str(vips_concurrency))
         with parent, child:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD_CODE, str(child.fileno()), json.dumps(sys.path)],
+                [sys.executable, "-c", _CHILD_CODE, str(child.fileno()), *sys.path],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
-            self.conn = Connection(parent.detach())
+            self.conn = Channel(socket.socket(fileno=parent.detach()))
         # A process that died starting up is found out by its first job (EOF: "died")
         with contextlib.suppress(OSError):
             self.conn.send((f"{render_fn.__module__}:{render_fn.__qualname__}", memory_bytes))
@@ -162,10 +91,11 @@ class SubprocessRenderer:
         vips_concurrency: int = 1,
         max_jobs_per_child: int = 500,
         memory_mb: int | None = None,
-        render_fn: RenderFn = render,
+        render_fn: RenderFn = render_unhashed,
     ) -> None:
         """`render_fn` runs in the children; it must be importable by name (tests pass
-        decoders that hang, crash or hoard memory, to exercise the real limits)."""
+        decoders that hang, crash or hoard memory, to exercise the real limits). A result
+        without the sha256 (render_unhashed's) gets it here, hashed while the child renders."""
         self._timeout_s = timeout_s
         self._vips_concurrency = vips_concurrency
         self._max_jobs = max_jobs_per_child
@@ -202,6 +132,7 @@ class SubprocessRenderer:
             child.conn.send(("render", None if options is child.options else options))
             child.options = options
             child.conn.send_bytes(data)
+            digest = sha256_hex(data)  # while the child renders
             if not child.conn.poll(self._timeout_s):
                 self._replace(child)
                 raise WorkerCrashedError(
@@ -220,7 +151,7 @@ class SubprocessRenderer:
         if kind == "error":
             raise payload
         result: RenderResult = payload
-        return result
+        return result if result.sha256 is not None else result.with_sha256(digest)
 
     def _retire(self, child: _Child) -> None:
         child.stop()

@@ -11,8 +11,10 @@
       encode each rendition in each of its formats, with no metadata (JPEG and WebP through
         Pillow's encoders unless the rendition says encoder="libvips"), longest first, with a
         helper thread taking encodes while the machine has an idle core
-      metadata (EXIF subset, sha256, phash, blurhash, dominant colour) from the header and
+      metadata (EXIF subset, phash, blurhash, dominant colour) from the header and
         the smallest image already in memory
+      the original's sha256 (render_unhashed leaves it to its caller: a rendering
+        process's parent holds the same bytes and hashes them while the child renders)
 
 pyvips and Pillow are imported inside functions: importing this module is cheap
 (cold starts matter on Lambda). Every pyvips error is translated: a file that fails to decode
@@ -22,17 +24,15 @@ is a CorruptImageError with a one-line message; anything else is a ProcessingErr
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import operator
 import os
-import statistics
 import threading
 import warnings
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -132,14 +132,20 @@ class EncodedRendition:
 
 @dataclass(frozen=True)
 class RenderResult:
-    # The record's metadata by field name (exif a dict too): plain data, so that a rendering
-    # process hands it back without pydantic; `metadata` validates it in the caller.
+    # The record's metadata by field name (exif a dict too), all but the sha256: plain data,
+    # so that a rendering process hands it back without pydantic; `metadata` validates it in
+    # the caller.
     facts: dict[str, Any]
     renditions: tuple[EncodedRendition, ...]
+    # The original's sha256 (hex); None from render_unhashed, until the caller adds it.
+    sha256: str | None = None
 
     @functools.cached_property
     def metadata(self) -> ImageMetadata:
-        return _validated(self.facts)
+        return _validated({**self.facts, "sha256": self.sha256})
+
+    def with_sha256(self, digest: str) -> RenderResult:
+        return replace(self, sha256=digest)
 
 
 def _validated(facts: dict[str, Any]) -> ImageMetadata:
@@ -218,13 +224,27 @@ def check_header(data: bytes, limits: RenderLimits) -> tuple[str, int, int, int]
 def probe(data: bytes, options: RenderOptions) -> ImageMetadata:
     """The metadata a record would get, with no rendition encoded (`imgpipe info`)."""
     configure_vips()
-    return _validated(_guard(lambda: _probe(data, options)))
+    facts = _guard(lambda: _probe(data, options))
+    return _validated({**facts, "sha256": sha256_hex(data)})
 
 
 def render(data: bytes, options: RenderOptions) -> RenderResult:
     """Check, decode once, and encode every rendition in every format; plus the metadata."""
+    return render_unhashed(data, options).with_sha256(sha256_hex(data))
+
+
+def render_unhashed(data: bytes, options: RenderOptions) -> RenderResult:
+    """render() but for the original's sha256 (the result's is None): what a rendering
+    process runs. Its parent holds the same bytes, and OpenSSL already (hashlib), so it
+    hashes them while the child renders; the child never loads libcrypto (3.6 MB)."""
     configure_vips()
     return _guard(lambda: _render(data, options))
+
+
+def sha256_hex(data: bytes) -> str:
+    import hashlib  # here, not at the top: see render_unhashed
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _guard(work: Callable[[], _T]) -> _T:
@@ -895,7 +915,6 @@ def _metadata(
         "color_space": header.color_space,
         "frames": header.frames,
         "exif": _exif_fields(header.exif, keep_gps=options.metadata.keep_gps),
-        "sha256": hashlib.sha256(data).hexdigest(),
         "phash": phash(flat),
         "blurhash": blurhash(flat, *_BLURHASH_COMPONENTS),
         "dominant_color": dominant_color(rgb, alpha),
@@ -977,7 +996,8 @@ def phash(pixels: Pixels) -> str:
     # (basis @ luma)[u][y], then (... @ basis.T)[u][v]: only the 8x8 that the hash keeps
     rows = [[_dot(basis_u, column) for column in columns] for basis_u in basis]
     low = [_dot(row, basis_v) for row in rows for basis_v in basis]
-    median = statistics.median(low)
+    ordered = sorted(low)  # statistics.median's arithmetic, without its imports (0.7 MB)
+    median = (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2
     value = 0
     for coefficient in low:
         value = (value << 1) | (coefficient > median)
@@ -1178,12 +1198,28 @@ def _exposure(value: Any) -> str | None:
     return f"{round(exact, 4):g}"
 
 
+def _numbers(text: str, separator: str, digits: tuple[int, ...]) -> list[int]:
+    """Decimal numbers of exactly these many digits between `separator`s; ValueError for
+    anything else."""
+    parts = text.split(separator)
+    if [len(part) for part in parts] != list(digits) or not all(
+        part.isascii() and part.isdigit() for part in parts
+    ):
+        raise ValueError(f"not numbers of {digits} digits between {separator!r}: {text!r}")
+    return [int(part) for part in parts]
+
+
 def _taken_at(original: Any, offset: Any) -> str | None:
     """DateTimeOriginal "YYYY:MM:DD HH:MM:SS" (+ OffsetTimeOriginal) as ISO-8601."""
     text = _text(original)
     if text is None:
         return None
-    taken = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+    # Read by hand: strptime imports _strptime, calendar and locale for this one format, 0.4 MB
+    # in every rendering process. datetime() checks the ranges (month 13, 30 February).
+    day, _, clock = text[:19].partition(" ")
+    year, month, date = _numbers(day, ":", (4, 2, 2))
+    hour, minute, second = _numbers(clock, ":", (2, 2, 2))
+    taken = datetime(year, month, date, hour, minute, second)
     result = taken.isoformat()
     zone = _text(offset)
     if zone and len(zone) == 6 and zone[0] in "+-" and zone[3] == ":":

@@ -1,0 +1,131 @@
+"""A rendering process's side of `renderers.SubprocessRenderer`: the socket's framing
+(`Channel`, which the parent uses too) and the loop that renders one job at a time.
+
+A rendering process imports this module (and through it the imaging engine), not the
+parent's side in `renderers`: what it imports it holds for its whole life, so it imports only
+what a render uses (tests/integration/test_containment.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import pickle
+import resource
+import select
+import signal
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from imgpipe.core.errors import ImgpipeError, ProcessingError, TooManyPixelsError
+from imgpipe.core.imaging import RenderOptions, RenderResult, hand_back_free_memory
+
+RenderFn = Callable[[bytes, RenderOptions], RenderResult]
+
+
+class Channel:
+    """Messages over a stream socket, each an 8-byte length and then a pickle or raw bytes:
+    what multiprocessing.connection.Connection did here, without importing multiprocessing
+    (with tempfile, shutil and random, 1 MB more in every rendering process)."""
+
+    _LENGTH = struct.Struct("!Q")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._poller = select.poll()  # not select.select: it refuses a descriptor over 1023
+        self._poller.register(sock, select.POLLIN)
+
+    def send(self, message: Any) -> None:
+        self.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def send_bytes(self, data: bytes) -> None:
+        self._sock.sendall(self._LENGTH.pack(len(data)))
+        self._sock.sendall(data)  # not concatenated: no copy of a 100 MB original
+
+    def recv(self) -> Any:
+        # Only this process's own parent or child writes to the socket (a socketpair).
+        return pickle.loads(self.recv_bytes())  # noqa: S301
+
+    def recv_bytes(self) -> bytes:
+        (size,) = self._LENGTH.unpack(self._exactly(self._LENGTH.size))
+        return self._exactly(size)
+
+    def _exactly(self, size: int) -> bytes:
+        # MSG_WAITALL: one read into one buffer, unless a signal or the end cuts it short.
+        parts = [self._sock.recv(size, socket.MSG_WAITALL)]
+        received = len(parts[0])
+        while received < size:
+            part = self._sock.recv(size - received, socket.MSG_WAITALL)
+            if not part:
+                raise EOFError("the other end closed the socket")
+            parts.append(part)
+            received += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def poll(self, timeout_s: float) -> bool:
+        """Whether a message (or the end) can be read within `timeout_s`."""
+        return bool(self._poller.poll(timeout_s * 1000))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def child_main() -> None:
+    """A rendering process: its end of the socket is argv[1]. The first message says what
+    renders and the memory cap; then one job at a time until EOF."""
+    conn = Channel(socket.socket(fileno=int(sys.argv[1])))
+    # Ctrl-C reaches the whole process group: the parent decides when children stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    render_name, memory_bytes = conn.recv()
+    module, _, qualname = render_name.partition(":")
+    render_fn: Any = importlib.import_module(module)
+    for name in qualname.split("."):
+        render_fn = getattr(render_fn, name)
+    if memory_bytes is not None:
+        # A decoder that runs away with memory fails here (MemoryError or a libvips error),
+        # or dies, instead of taking the server with it.
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):  # the parent is gone
+        _serve(conn, render_fn)
+
+
+# A rendering process with no job for this long hands back what glibc kept from its last
+# images (malloc_trim): an idle server's rendering processes shrink to little more than their
+# imports. Under load the next job is already waiting, so no job pays for it.
+IDLE_TRIM_S = 1.0
+
+
+def _serve(
+    conn: Channel,
+    render_fn: RenderFn,
+    idle_s: float = IDLE_TRIM_S,
+    on_idle: Callable[[], None] = hand_back_free_memory,
+) -> None:
+    options: RenderOptions | None = None
+    trimmed = True  # nothing to hand back before the first job
+    while True:
+        if not trimmed and not conn.poll(idle_s):
+            on_idle()
+            trimmed = True
+        # A job is two messages: the options (None: the same as last time), then the original.
+        request = conn.recv()
+        if request is None:
+            return
+        options = request[1] if request[1] is not None else options
+        data = conn.recv_bytes()
+        assert options is not None  # the parent sends them with a child's first job
+        reply: tuple[str, Any]
+        try:
+            reply = ("ok", render_fn(data, options))
+        except ImgpipeError as exc:
+            reply = ("error", exc)
+        except MemoryError:
+            reply = ("error", TooManyPixelsError("not enough memory to process this image"))
+        except Exception as exc:  # an engine bug must not kill the child's loop
+            reply = ("error", ProcessingError(f"{type(exc).__name__}: {exc}"))
+        conn.send(reply)
+        del data, reply  # not kept while idle
+        trimmed = False
