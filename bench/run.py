@@ -236,11 +236,19 @@ class EngineRun:
 
 
 def run_engine(
-    engine: Engine, files: list[Path], procs: int, pin: bool, out: Path | None = None
+    engine: Engine,
+    files: list[Path],
+    procs: int,
+    pin: bool,
+    out: Path | None = None,
+    pad: int = 0,
 ) -> EngineRun:
     """Start `procs` processes of an engine, each with every procs-th file; time them from
-    the moment all are warm and told to go until the last one reports."""
+    the moment all are warm and told to go until the last one reports. `pad`: characters of
+    an otherwise unused environment variable (peak_by_layout)."""
     env = {**os.environ, **ENGINE_ENV, **dict(engine.env)}
+    if pad:
+        env["BENCH_ENV_PAD"] = "x" * pad
     with tempfile.TemporaryDirectory(prefix="imgpipe-bench-") as tmp:
         workers = []
         for n in range(procs):
@@ -352,6 +360,22 @@ def side_by_side(
         for engine in engines:
             runs[engine.label].append(run_engine(engine, files, procs, pin))
     return {label: median_engine(r) for label, r in runs.items()}
+
+
+# How a process is started (its environment, working directory, PYTHONPATH) shifts where
+# glibc's heap puts things, and so whether a freed block is reused or the heap grows: the same
+# engine on the same corpus peaked 126, 130 or 144 MB (Pillow) and 136 or 142 MB (imgpipe)
+# with nothing else changed. Each such start is sampled by one more environment variable.
+LAYOUT_PADS = (0, 700, 1500, 2600, 3800, 5000)
+
+
+def peak_by_layout(engines: list[Engine], files: list[Path]) -> dict[str, list[float]]:
+    """Each engine's peak RSS over the corpus (one pinned process) once per LAYOUT_PADS."""
+    peaks: dict[str, list[float]] = {e.label: [] for e in engines}
+    for pad in LAYOUT_PADS:
+        for engine in engines:
+            peaks[engine.label].append(run_engine(engine, files, 1, True, pad=pad).peak_rss_mb)
+    return peaks
 
 
 def encode_helper(files: list[Path], repeats: int) -> dict[str, dict[int, EngineRun]]:
@@ -541,6 +565,9 @@ def main() -> None:
         for e in engines
     }
     imports = import_steps()
+    others = [label for label in one if label not in ("imgpipe", "floor")]
+    lowest_other = min(others, key=lambda label: one[label].peak_rss_mb)
+    layouts = peak_by_layout([e for e in engines if e.label in ("imgpipe", lowest_other)], files)
 
     lever_rows: list[LeverResult] = []
     if "levers" not in skip:
@@ -710,8 +737,6 @@ def main() -> None:
     ip, fl, peer = one["imgpipe"], one["floor"], one[best_peer]
     lead = peer.seconds / ip.seconds
     floor_ratio = ip.seconds / fl.seconds
-    others = [label for label in one if label not in ("imgpipe", "floor")]
-    lowest_other = min(others, key=lambda label: one[label].peak_rss_mb)
 
     def working(label: str) -> float:
         return one[label].peak_rss_mb - one[label].baseline_rss_mb
@@ -756,6 +781,12 @@ def main() -> None:
         f"| the lowest peak RSS | imgpipe {ip.peak_rss_mb:.0f} MB; lowest of the others: "
         f"{lowest_other} {one[lowest_other].peak_rss_mb:.0f} MB | "
         f"{'yes' if ip.peak_rss_mb <= one[lowest_other].peak_rss_mb else 'no'} |",
+        f"| (the same, over {len(LAYOUT_PADS)} ways of starting the process: median, range) | "
+        + "; ".join(
+            f"{label} {statistics.median(v):.0f} MB ({min(v):.0f}–{max(v):.0f})"
+            for label, v in layouts.items()
+        )
+        + f" | {_layout_verdict(layouts)} |",
         f"| (the same, less what each process holds once its imports are done) | imgpipe "
         f"{working('imgpipe'):.0f} MB; lowest of the others: {lowest_working} "
         f"{working(lowest_working):.0f} MB | "
@@ -793,6 +824,24 @@ def main() -> None:
             f"| {label} | {run.peak_rss_mb:.0f} MB | {run.baseline_rss_mb:.0f} MB | "
             f"{run.peak_rss_mb - run.baseline_rss_mb:.0f} MB |"
         )
+    lines += [
+        "",
+        "The peak also depends on where glibc's heap happens to put things, and that moves "
+        "with how the process was started: its environment, working directory and PYTHONPATH "
+        "shift the interpreter's first allocations, which decides whether a large freed "
+        "block is reused or the heap grows. So the peak over the whole corpus, one pinned "
+        "process, once per environment that differs only in the length of one unused "
+        "variable (BENCH_ENV_PAD, characters):",
+        "",
+        "| engine | " + " | ".join(str(pad) for pad in LAYOUT_PADS) + " | median |",
+        "|---|" + "---:|" * (len(LAYOUT_PADS) + 1),
+        *(
+            f"| {label} | "
+            + " | ".join(f"{mb:.0f}" for mb in peaks)
+            + f" | {statistics.median(peaks):.0f} MB |"
+            for label, peaks in layouts.items()
+        ),
+    ]
     lines += [
         "",
         "What a fresh interpreter holds after each import a rendering process needs "
@@ -1143,6 +1192,17 @@ meets "no larger, no worse". imgpipe keeps such settings as options
 (RenditionSpec fields), not as defaults. Best peer in this run: {best}."""
 
 
+def _layout_verdict(layouts: dict[str, list[float]]) -> str:
+    """yes / no on the medians; "tie" when each median lies within the other's range."""
+    mine = layouts["imgpipe"]
+    (other,) = (v for label, v in layouts.items() if label != "imgpipe")
+    if min(other) <= statistics.median(mine) <= max(other) and min(mine) <= statistics.median(
+        other
+    ) <= max(mine):
+        return "tie (within each other's range)"
+    return "yes" if statistics.median(mine) <= statistics.median(other) else "no"
+
+
 def _more_or_less(mb: float) -> str:
     if round(mb) == 0:
         return "about the same as"
@@ -1152,9 +1212,8 @@ def _more_or_less(mb: float) -> str:
 MEMORY_TEXT = """So the peak is one decode's: libjpeg holds every DCT coefficient of a
 progressive JPEG until its last scan, at full size whatever the shrink-on-load (about 2 bytes
 per sample), and no engine here avoids that. What sets imgpipe above Pillow is what its process
-holds before any image, {extra:.0f} MB more than Pillow's (the tables above): libvips, and
-OpenSSL's libcrypto for the record's sha256 (Python's own SHA-256 would save 4 MB but took
-10.4 instead of 1.8 ms on a 3 MB file); the render's own is {render_cmp} Pillow's. The cuts,
+holds before any image, {extra:.0f} MB more than Pillow's (the tables above), libvips above
+all; the render's own is {render_cmp} Pillow's. The cuts,
 each measured over the corpus on one pinned core (three interleaved runs, medians):
 the analysis of a 32x32 picture (pHash, blurhash, dominant colour) is pure Python instead of
 numpy, 60.1 to 48.6 MB after imports at the same speed; libvips reads the upload where it lies
@@ -1164,7 +1223,16 @@ rendering process imports no pydantic, no settings and no CLI (it starts as `pyt
 render's options cross to it as plain dataclasses and the record's metadata comes back as plain
 data): 48.7 to 34.9 MB after imports, peak 164.7 to 154.3 MB, 3.13 images/s either way; and
 malloc_trim(0) before a progressive JPEG's decode, the one that sets the peak, hands back what
-glibc kept from earlier images: peak 154.3 to 145.7 MB, 3.13 and 3.12 images/s. After every
+glibc kept from earlier images: peak 154.3 to 145.7 MB, 3.13 and 3.12 images/s; then a
+rendering process loads no OpenSSL (its parent holds the original, and OpenSSL for its own
+uses, so it hashes the original while the child renders), no multiprocessing (the socket's
+framing is imgpipe's own, render_child.Channel), no statistics and no _strptime: 34.9 to 29.0
+MB after imports, peak 146.9 to 142.3 MB in one set of runs and 136.5 in another (the layout,
+above), 3.12 and 3.16 images/s. imgpipe's modules compiled to bytecode beforehand (`make
+bytecode`, and this benchmark first) instead of from source in each process: 34.9 to 34.0 MB
+after imports, peak unchanged (146.9, 146.5 MB); what it saves is start-up: a new rendering
+process was ready and had rendered a small JPEG in 139–161 ms instead of 161–194 (three runs
+each). After every
 render instead, the trim lowered the peak by 14 MB for 2.2% fewer images/s, and a fixed
 MALLOC_MMAP_THRESHOLD_ by 10 MB for 3%; neither is kept (nor MALLOC_ARENA_MAX or
 MALLOC_TRIM_THRESHOLD_, which did not move the peak). serve's rendering processes also trim
@@ -1186,10 +1254,14 @@ here (±5%) can show, so the pool keeps one job thread per process. Keeping
 uploads in memory up to 8 MB instead of Starlette's 1 MB spool file changed nothing (three
 pairs, 4.69 / 4.35, 4.63 / 4.59, 4.74 / 4.54 images/s, none in its favour), so it was not
 kept. Kept, though small: the original crosses to its rendering process as raw bytes
-(Connection.send_bytes), no longer pickled together with the options, which now cross only when
+(`send_bytes`), no longer pickled together with the options, which now cross only when
 they change; py-spy --gil had put that pickling first in the serve process's GIL time, and four
 interleaved pairs of runs gave the serve process 30.0 then 29.2 core-ms per image (medians;
-within the noise). A helper thread for one image's encodes (the section "A second core for one
+within the noise). The original's sha256 moved from the rendering processes to the serve
+process, which holds the bytes and hashes them while its child renders (so that no rendering
+process loads OpenSSL: the memory section): three interleaved pairs gave the serve process
+30.8 then 34.6 core-ms per image, the rendering processes 336 then 334, and 4.78 then 4.85
+images/s. A helper thread for one image's encodes (the section "A second core for one
 image's encodes", below) shortens the tail only a little: the last image here spends most of
 its time in a single-threaded progressive decode. The tail row is this corpus' order more than the
 pipeline: the largest file sorts last, so it is uploaded last and renders alone, where the
