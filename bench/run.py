@@ -1223,20 +1223,22 @@ rendering process imports no pydantic, no settings and no CLI (it starts as `pyt
 render's options cross to it as plain dataclasses and the record's metadata comes back as plain
 data): 48.7 to 34.9 MB after imports, peak 164.7 to 154.3 MB, 3.13 images/s either way; and
 malloc_trim(0) before a progressive JPEG's decode, the one that sets the peak, hands back what
-glibc kept from earlier images: peak 154.3 to 145.7 MB, 3.13 and 3.12 images/s; then a
-rendering process loads no OpenSSL (its parent holds the original, and OpenSSL for its own
-uses, so it hashes the original while the child renders), no multiprocessing (the socket's
-framing is imgpipe's own, render_child.Channel), no statistics and no _strptime: 34.9 to 29.0
-MB after imports, peak 146.9 to 142.3 MB in one set of runs and 136.5 in another (the layout,
-above), 3.12 and 3.16 images/s. imgpipe's modules compiled to bytecode beforehand (`make
-bytecode`, and this benchmark first) instead of from source in each process: 34.9 to 34.0 MB
-after imports, peak unchanged (146.9, 146.5 MB); what it saves is start-up: a new rendering
-process was ready and had rendered a small JPEG in 139–161 ms instead of 161–194 (three runs
-each). After every
+glibc kept from earlier images: peak 154.3 to 145.7 MB, 3.13 and 3.12 images/s (after every
 render instead, the trim lowered the peak by 14 MB for 2.2% fewer images/s, and a fixed
-MALLOC_MMAP_THRESHOLD_ by 10 MB for 3%; neither is kept (nor MALLOC_ARENA_MAX or
-MALLOC_TRIM_THRESHOLD_, which did not move the peak). serve's rendering processes also trim
-once they have been idle for a second: after the corpus they held 90 and 98 MB, now 45 and 46."""
+MALLOC_MMAP_THRESHOLD_ by 10 MB for 3%; neither is kept, nor MALLOC_ARENA_MAX or
+MALLOC_TRIM_THRESHOLD_, which did not move the peak); then a rendering process loads no
+OpenSSL (its parent holds the original, and OpenSSL for its own uses, so it hashes the
+original while the child renders), no multiprocessing (the socket's framing is imgpipe's own,
+render_child.Channel), no statistics and no _strptime: 34.9 to 29.0 MB after imports, peak
+146.9 to 142.3 MB in one set of runs and 136.5 in another (the layout, above), 3.12 and 3.16
+images/s. A fixed MALLOC_MMAP_THRESHOLD_ of 16 MB held imgpipe at its low layout (136.5 MB
+in all five environments tried, against 136–142 without) for 1–2% fewer images/s: not kept.
+imgpipe's modules compiled to bytecode beforehand (`make bytecode`, and this benchmark first)
+instead of from source in each process: 34.9 to 34.0 MB after imports, peak unchanged (146.9,
+146.5 MB); what it saves is start-up: a new rendering process was ready and had rendered a
+small JPEG in 139–161 ms instead of 161–194 (three runs each). serve's rendering processes
+also trim once they have been idle for a second: after the corpus they held 90 and 98 MB,
+then 45 and 46, and now 36 and 45 (14.7 MB each at start, where they held 22)."""
 
 E2E_TEXT = """What was done about it, and what is left. FastAPI's `jsonable_encoder` walked every
 JSON answer again although the records are JSON-ready: skipping it doubled `GET /images`
