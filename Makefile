@@ -47,7 +47,7 @@ format: install
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-# make bench: ~15 min on 2 cores, under 20 with the waits. BENCH_WAIT_IDLE: seconds to wait
+# make bench: ~20 min on 2 cores, under 25 with the waits. BENCH_WAIT_IDLE: seconds to wait
 # for the machine to settle first (1-minute load < 0.5; up to 45 s more before each later
 # section); BENCH_SKIP: any of levers,cli,e2e,api,lambda. Needs node + npm (sharp comes from
 # bench/sharp/package-lock.json), wrk (apt-get install wrk) and python3.13 (the Lambda
