@@ -46,6 +46,7 @@ log = logging.getLogger("imgpipe.bootstrap")
 STATE_DIR = ".imgpipe"
 DB_NAME = "imgpipe.db"
 SECRET_NAME = "signing.key"  # noqa: S105 - a file name, not a secret
+JOB_THREADS_PER_PROCESS = 2
 
 
 @dataclass
@@ -217,7 +218,16 @@ def build_local(
     if webhooks is not None:
         metrics.watch_webhook_outbox(webhooks.counts)
     events = FanOutEvents([p for p in (event_log, webhooks) if p is not None], tee)
-    service = ImageService(objects, records, queue, renderer, settings, tee, events=events)
+    service = ImageService(
+        objects,
+        records,
+        queue,
+        renderer,
+        settings,
+        tee,
+        events=events,
+        renders_at_once=settings.server.workers,
+    )
     app = LocalApp(
         settings,
         objects,
@@ -235,7 +245,10 @@ def build_local(
         app.pool = LocalWorkerPool(
             service,
             queue,
-            workers=settings.server.workers,
+            # Two job threads per rendering process: while one writes an image's renditions
+            # and record, the other's image renders (the service's gate leases no more images
+            # than there are processes). With one, a process sat idle for those writes.
+            workers=settings.server.workers * JOB_THREADS_PER_PROCESS,
             visibility_s=settings.server.visibility_timeout_s,
             max_attempts=settings.server.max_attempts,
         )

@@ -10,6 +10,7 @@ import builtins
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -108,7 +109,13 @@ class ImageService:
         *,
         store_notifies: bool = False,
         events: EventPublisher | None = None,
+        renders_at_once: int | None = None,
     ) -> None:
+        """`renders_at_once`: how many images may be leased and rendering at one time, the
+        renderer's process count (None: no limit). The local pool runs more job threads than
+        that, so that one thread writes its renditions and record while another's image is
+        already rendering; this gate keeps the extra threads from leasing an image before a
+        rendering process is free (the lease and durationMs would count the wait)."""
         self.objects = objects
         self.records = records
         self.queue = queue
@@ -119,6 +126,11 @@ class ImageService:
         # On S3 the bucket's own event notification queues every new object; locally we do.
         self.store_notifies = store_notifies
         self.events: EventPublisher = events or NullEvents()
+        self._render_gate: contextlib.AbstractContextManager[object] = (
+            threading.BoundedSemaphore(renders_at_once)
+            if renders_at_once is not None
+            else contextlib.nullcontext()
+        )
         self.options = RenderOptions.from_settings(settings)
         # What this worker's settings make: each preset's specHash, the record's renditionHash.
         spec_hashes = settings.spec_hashes()
@@ -185,31 +197,51 @@ class ImageService:
             # The object was overwritten since this event: process what is there now.
             event = event_from_info(info, force=event.force)
 
-        claimed = self._claim(event)
-        if claimed is None:
-            return self.records.get(image_id_for(event.key))
-        started = time.perf_counter()
+        # Read before the gate, so that a free rendering process waits only for the lease.
+        original = self._read_original(event, info.size)
+        with self._render_gate:  # released once the render is back, before the writes
+            claimed = self._claim(event)
+            if claimed is None:
+                return self.records.get(image_id_for(event.key))
+            started = time.perf_counter()
+            outcome: RenderResult | ImageError
+            bytes_in = 0
+            if isinstance(original, ImageError):
+                outcome = original
+            else:
+                bytes_in = len(original)
+                try:
+                    outcome = self.renderer.render(original, self.options)
+                except ImageError as exc:
+                    outcome = exc
+                except TransientError as exc:
+                    self._release(claimed, exc)
+                    raise
         try:
             try:
-                if info.size > self.settings.limits.max_bytes:
-                    raise TooLargeError(
-                        f"{info.size} bytes; the limit is {self.settings.limits.max_bytes}"
-                    )
-                try:
-                    data = self.objects.get(event.key, version_id=event.version_id)
-                except ObjectNotFoundError as exc:
-                    raise TransientError(f"{event.key!r} changed while being processed") from exc
-                result = self.renderer.render(data, self.options)
-                metadata = result.metadata  # validated before any file is written
-                renditions = self._write_renditions(claimed.image_id, result)
+                if isinstance(outcome, ImageError):
+                    raise outcome
+                metadata = outcome.metadata  # validated before any file is written
+                renditions = self._write_renditions(claimed.image_id, outcome)
             except ImageError as exc:
                 return self._finish_failed(claimed, exc, started)
-            return self._finish_processed(claimed, metadata, renditions, started, len(data))
+            return self._finish_processed(claimed, metadata, renditions, started, bytes_in)
         except TransientError as exc:
             # Writing the result can fail too (a throttled commit): give the lease back either
             # way, so the redelivery starts at once instead of finding the image busy.
             self._release(claimed, exc)
             raise
+
+    def _read_original(self, event: ObjectEvent, size: int) -> bytes | ImageError:
+        """The original's bytes, or the error its record will get: one over the size limit
+        is not read. An original gone since the event is transient (the retry finds it
+        gone, or overwritten, and acts on that)."""
+        if size > self.settings.limits.max_bytes:
+            return TooLargeError(f"{size} bytes; the limit is {self.settings.limits.max_bytes}")
+        try:
+            return self.objects.get(event.key, version_id=event.version_id)
+        except ObjectNotFoundError as exc:
+            raise TransientError(f"{event.key!r} changed while being processed") from exc
 
     def _claim(self, event: ObjectEvent) -> ImageRecord | None:
         for _ in range(CAS_RETRIES):

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,6 +58,11 @@ UPLOAD_CONTENT_TYPES = frozenset(
 )
 MULTIPART_SLACK = 64 * 1024
 SPOOL_BYTES = 4 * 1024 * 1024
+# A POST /images file stays in memory up to SPOOL_BYTES, as a signed upload does, not
+# Starlette's 1 MB: past that, every chunk of the body went to a temporary file through a
+# thread-pool hop, to be read back at once for the store's own write. Starlette exposes this
+# limit only as this class attribute (it is read when a file part begins).
+MultiPartParser.spool_max_size = SPOOL_BYTES
 
 
 class UploadTarget(BaseModel):

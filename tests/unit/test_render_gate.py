@@ -1,0 +1,166 @@
+"""The service's render gate: more job threads than rendering processes, and no image leased
+before a process is free for it.
+
+The local pool runs two job threads per rendering process so that one thread writes an
+image's renditions and record while the next image renders. These tests drive two threads
+through `ImageService.process` with a gate of one, a renderer that waits to be let go, and a
+store whose rendition writes wait too, and check each step in order: the second image is
+read but not leased while the first renders, and it is leased and rendering while the
+first one's files are still being written.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import BinaryIO
+
+import imagegen
+from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
+from imgpipe.adapters.renderers import InProcessRenderer
+from imgpipe.config import Settings
+from imgpipe.core.imaging import RenderOptions, RenderResult
+from imgpipe.core.keys import image_id_for
+from imgpipe.core.model import ImageRecord, ObjectInfo, Status
+from imgpipe.core.ports import NullMetrics
+from imgpipe.service import ImageService, event_from_info
+
+WAIT_S = 3.0  # only reached when the code under test is wrong (a deadlock)
+
+
+class HeldRenderer:
+    """Renders for real, each image only once the test lets that image's key go."""
+
+    def __init__(self) -> None:
+        self.started: dict[bytes, threading.Event] = {}
+        self.release: dict[bytes, threading.Event] = {}
+
+    def expect(self, data: bytes) -> None:
+        self.started[data] = threading.Event()
+        self.release[data] = threading.Event()
+
+    def render(self, data: bytes, options: RenderOptions) -> RenderResult:
+        self.started[data].set()
+        assert self.release[data].wait(WAIT_S)
+        return InProcessRenderer().render(data, options)
+
+
+class HeldWrites(InMemoryObjectStore):
+    """Rendition writes of one image wait to be let go; reads are logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold_prefix: str | None = None
+        self.writing = threading.Event()
+        self.let_write = threading.Event()
+        self.read: dict[str, threading.Event] = {}
+
+    def get(self, key: str, version_id: str | None = None) -> bytes:
+        data = super().get(key, version_id)
+        self.read.setdefault(key, threading.Event()).set()
+        return data
+
+    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
+        if self.hold_prefix and key.startswith(self.hold_prefix):
+            self.writing.set()
+            assert self.let_write.wait(WAIT_S)
+        return super().put(key, body, content_type)
+
+
+def _status(service: ImageService, key: str) -> tuple[Status, str | None]:
+    record = service.records.get(image_id_for(key))
+    assert record is not None
+    return record.status, record.lease_until
+
+
+def test_a_second_image_is_read_but_not_leased_until_a_process_is_free_then_renders_while_the_first_writes(  # noqa: E501
+    settings: Settings,
+) -> None:
+    objects, renderer = HeldWrites(), HeldRenderer()
+    service = ImageService(
+        objects,
+        InMemoryMetadataStore(),
+        InMemoryJobQueue(),
+        renderer,
+        settings,
+        NullMetrics(),
+        renders_at_once=1,
+    )
+    first_bytes, second_bytes = imagegen.photo_jpeg(320, 240), imagegen.photo_jpeg(240, 320)
+    renderer.expect(first_bytes)
+    renderer.expect(second_bytes)
+    first = service.upload("first.jpg", first_bytes, "image/jpeg")
+    second = service.upload("second.jpg", second_bytes, "image/jpeg")
+    objects.hold_prefix = f"renditions/{first.image_id}/"
+    done: dict[str, ImageRecord | None] = {}
+
+    def run(record: ImageRecord) -> None:
+        event = event_from_info(objects.head(record.key))  # type: ignore[arg-type]
+        done[record.key] = service.process(event)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (first, second)]
+    threads[0].start()
+    assert renderer.started[first_bytes].wait(WAIT_S)
+    threads[1].start()
+
+    # WHILE the first image renders: the second thread has read its original already (so a
+    # freed process waits only for the lease), but it has not leased its image
+    assert objects.read.setdefault(second.key, threading.Event()).wait(WAIT_S)
+    assert _status(service, first.key)[0] is Status.PROCESSING
+    assert _status(service, second.key) == (Status.PENDING, None)
+    assert not renderer.started[second_bytes].is_set()
+
+    # WHEN the first render is back, and its rendition writes are held
+    renderer.release[first_bytes].set()
+    assert objects.writing.wait(WAIT_S)
+
+    # THEN the second image is leased and rendering while the first's files are being written
+    assert renderer.started[second_bytes].wait(WAIT_S)
+    status, lease = _status(service, second.key)
+    assert status is Status.PROCESSING and lease is not None
+    assert _status(service, first.key)[0] is Status.PROCESSING  # not committed yet
+
+    objects.let_write.set()
+    renderer.release[second_bytes].set()
+    for thread in threads:
+        thread.join(WAIT_S)
+        assert not thread.is_alive()
+    for record in (first, second):
+        finished = done[record.key]
+        assert finished is not None and finished.status is Status.PROCESSED
+        assert len(finished.renditions) == 6 and finished.lease_until is None
+
+
+def test_without_a_gate_the_service_leases_at_once(settings: Settings) -> None:
+    # Lambda and `imgpipe process` build the service without a gate: each call renders in its
+    # own thread, nothing waits.
+    renderer = HeldRenderer()
+    objects = InMemoryObjectStore()
+    service = ImageService(
+        objects,
+        InMemoryMetadataStore(),
+        InMemoryJobQueue(),
+        renderer,
+        settings,
+        NullMetrics(),
+    )
+    datas = [imagegen.photo_jpeg(200, 150), imagegen.photo_jpeg(150, 200)]
+    records = [service.upload(f"{n}.jpg", d, "image/jpeg") for n, d in enumerate(datas)]
+    for data in datas:
+        renderer.expect(data)
+    threads = [
+        threading.Thread(
+            target=service.process,
+            args=(event_from_info(objects.head(r.key)),),  # type: ignore[arg-type]
+        )
+        for r in records
+    ]
+    for thread in threads:
+        thread.start()
+    # both render at the same time
+    assert all(renderer.started[d].wait(WAIT_S) for d in datas)
+    assert all(_status(service, r.key)[0] is Status.PROCESSING for r in records)
+    for data in datas:
+        renderer.release[data].set()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert all(_status(service, r.key)[0] is Status.PROCESSED for r in records)
