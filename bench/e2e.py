@@ -124,6 +124,11 @@ class EndToEnd:
     def per_second(self) -> float:
         return self.images / self.seconds
 
+    @property
+    def idle_s(self) -> float:
+        """Core-seconds with no core busy: the two cores' time less every process' CPU."""
+        return 2 * self.seconds - self.server_cpu_s - self.renderers_cpu_s - self.client_cpu_s
+
     def latency(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

@@ -949,11 +949,14 @@ def main() -> None:
             "## Local end to end",
             "",
             f"`imgpipe serve --workers 2` on loopback, a fresh data folder; the {n} photos "
-            "uploaded one after the other with `POST /images` (multipart), then `GET /images` "
-            f"polled every {e2e_bench.POLL_S:g} s until all were PROCESSED. Seconds run from the "
-            "first upload sent to the last record's processedAt (the poller's period is not "
-            "the pipeline's; until this run they ran to the poll that saw it, up to 0.1 s "
-            f"later). Latency is the record's processedAt − uploadedAt (all {n} queued "
+            "uploaded one after the other with `POST /images` (multipart bodies built before "
+            "the clock starts, sent with http.client), then, every "
+            f"{e2e_bench.POLL_S:g} s, `GET /images?status=PENDING&limit=1` and "
+            "`?status=PROCESSING&limit=1` until both are empty, then the records read once. "
+            "Seconds run from the first upload sent to the last record's processedAt (the "
+            "poller's period is not the pipeline's). The server runs two job threads per "
+            "rendering process (README, How it works). "
+            f"Latency is the record's processedAt − uploadedAt (all {n} queued "
             f"at once, so it includes waiting for a worker). Median of {len(end_to_end)} runs.",
             "",
             "| images | seconds | of which uploading | images/s | latency p50 | latency p95 "
@@ -1013,9 +1016,9 @@ def main() -> None:
             "core-milliseconds per image, end to end "
             f"and its difference from the raw engine's run ({raw_cpu:.0f} ms of CPU per image, "
             f"{raw_idle:.0f} ms idle: {raw_core:.0f} core-ms per image in all). The differences "
-            "add up to the overhead. The worker's own clock (durationMs, which includes "
-            f"reading the original and writing the files) is {in_worker * 100:+.0f}% over the "
-            f"raw engine's per-image time ({raw_ms:.0f} ms).",
+            "add up to the overhead. The worker's own clock (durationMs, from the lease to the "
+            "record: the render, handing the original over and writing the files) is "
+            f"{in_worker * 100:+.0f}% over the raw engine's per-image time ({raw_ms:.0f} ms).",
             "",
             "| where | core-ms per image, end to end | more than the raw engine "
             "| share of the raw |",
@@ -1050,8 +1053,15 @@ def main() -> None:
                 f"(median of {len(sustained)}): {sustained_rate:.2f} images/s end to end "
                 f"against {sustained_raw:.2f} raw, overhead {held * 100:.0f}%; latency p50 "
                 f"{statistics.median(e.latency(0.5) for e, _ in sustained):.0f} ms (all "
-                f"{rounds_n} queued at once). What is left once the batch's ends weigh little is "
-                "the server's own work, the rendering processes' hand-offs and the client.",
+                f"{rounds_n} queued at once). Per image, in core-ms (medians of the runs): "
+                f"the serve process {_per_image(sustained, 'server_cpu_s'):.0f}, the rendering "
+                f"processes {_per_image(sustained, 'renderers_cpu_s'):.0f}, the client "
+                f"{_per_image(sustained, 'client_cpu_s'):.1f}, no core busy "
+                f"{_per_image(sustained, 'idle_s'):.0f} (the tail "
+                f"{_per_image(sustained, 'tail_s'):.0f} of it), against "
+                f"{2000 / sustained_raw:.0f} for the raw engine's run. What is left once "
+                "the batch's ends weigh little is the server's own work, the rendering "
+                "processes' hand-offs and the client.",
             ]
         lines += ["", E2E_TEXT]
     if loads:
@@ -1184,6 +1194,11 @@ def main() -> None:
     print(f"written to {args.out} and {args.out.with_suffix('.png').name}")
 
 
+def _per_image(runs: list[tuple[e2e_bench.EndToEnd, EngineRun]], field: str) -> float:
+    """The median over `runs` of an end-to-end figure in seconds, as ms per image."""
+    return float(statistics.median(getattr(e, field) / e.images * 1000 for e, _ in runs))
+
+
 def _vips_version() -> str:
     import pyvips
 
@@ -1277,18 +1292,32 @@ E2E_TEXT = """What was done about it, and what is left. FastAPI's `jsonable_enco
 JSON answer again although the records are JSON-ready: skipping it doubled `GET /images`
 (121 to 252 requests/s on this machine, `python bench/e2e.py`, one run each) and cut the serve
 process's CPU in this run by about a tenth (1.07 to 0.95 s). httptools and uvloop, uvicorn's
-own speed-ups, took `GET /images/{id}` from 1,072 to 1,407 requests/s. Tried and not kept:
-two job threads per rendering process, so that a process takes the next job while the last
-one writes its six files and its record. A first version leased the image before waiting for
-a process, which put the wait in the lease and in durationMs (a full run of this bench with
-it showed a median durationMs of 674 ms for a 310 ms render); three alternating pairs of runs,
-one thread against
-two, gave 4.50 / 4.60, 4.39 / 4.62 and 4.40 / 4.51 images/s. Leasing only once a process is
-free, three pairs gave 4.49 / 4.48, 4.49 / 4.51 and 4.40 / 4.57: no change that single runs
-here (±5%) can show, so the pool keeps one job thread per process. Keeping
-uploads in memory up to 8 MB instead of Starlette's 1 MB spool file changed nothing (three
-pairs, 4.69 / 4.35, 4.63 / 4.59, 4.74 / 4.54 images/s, none in its favour), so it was not
-kept. Kept, though small: the original crosses to its rendering process as raw bytes
+own speed-ups, took `GET /images/{id}` from 1,072 to 1,407 requests/s.
+
+Two job threads per rendering process. With one, a rendering process sat idle while its
+thread wrote the last image's six files (each fsynced) and its record, then leased and read
+the next original: 23 to 25 ms between the end of one render and the start of the next,
+measured inside the rendering processes (a render function that logs both, 96 uploads, two
+runs). Now a thread reads its next original first, leases the image only once a process is
+free (a gate as wide as the process count, so neither the lease nor durationMs counts a wait),
+and hands the process back as soon as the render returns: 7 ms between renders, most of it
+carrying the 3 MB original and the renditions across the socket. Throughput gained less than
+that: five interleaved pairs of 96-upload runs gave 5.23 then 5.27 images/s (medians; single
+pairs from +1% to +4%), because the writes the idle process waited for had used that core.
+Two earlier tries did not show a gain: one leased the image before waiting for a process,
+which put the wait in the lease and in durationMs (674 ms median for a 310 ms render); one
+leased once a process was free but read the original after that.
+
+The benchmark's own client shares the two cores, so it was made lighter: the poller listed
+the whole batch every 0.25 s (that cost the serve process 1.7 and the client 0.8 core-ms per
+image, three pairs of 96-upload runs), and httpx framed each upload (2.3 CPU-ms per upload,
+against 1.2 with the bodies built before the clock and sent with http.client). A `POST /images`
+file now stays in memory up to 4 MB, as a signed upload does: past Starlette's 1 MB, every
+chunk went to a temporary file through a thread-pool hop, to be read back at once. That is
+0.7 core-ms per image in the serve process (32.3 to 31.6, three pairs); earlier runs at 8 MB
+showed no change in images/s, which cannot resolve 0.2%.
+
+Kept, though small: the original crosses to its rendering process as raw bytes
 (`send_bytes`), no longer pickled together with the options, which now cross only when
 they change; py-spy --gil had put that pickling first in the serve process's GIL time, and four
 interleaved pairs of runs gave the serve process 30.0 then 29.2 core-ms per image (medians;
@@ -1296,14 +1325,26 @@ within the noise). The original's sha256 moved from the rendering processes to t
 process, which holds the bytes and hashes them while its child renders (so that no rendering
 process loads OpenSSL: the memory section): three interleaved pairs gave the serve process
 30.8 then 34.6 core-ms per image, the rendering processes 336 then 334, and 4.78 then 4.85
-images/s. A helper thread for one image's encodes (the section "A second core for one
-image's encodes", below) shortens the tail only a little: the last image here spends most of
-its time in a single-threaded progressive decode. The tail row is this corpus' order more than the
+images/s.
+
+What the serve process's 31 to 35 core-ms per image are. A server with the API alone (no
+workers, no watcher) took 96 uploads of this corpus at 17.5 CPU-ms each (medians of three);
+perf put a quarter of that in copying the file into the page cache, a fifth in the md5 of
+the ETag (S3's, which the local store keeps for parity), a sixth in Python, and the rest in
+the kernel's socket, page-fault and fsync work. The job side is the rest, about 15: the
+sha256 (2.8 ms for 3.1 MB), reading the original and sending it to its process, six fsynced
+rendition files, SQLite, events. The page-cache copy is dear on this VM: writing 3.1 MB to a
+new file took 6.8 CPU-ms on memory the guest had not used yet and 1.0 ms on reused memory.
+Together the durable write and the two hashes are about 10 core-ms per image, 3% of the raw
+engine's 330, before any HTTP or SQLite: under 10% would need the rest of the server, the
+tail and the client to cost almost nothing on the same two cores.
+
+A helper thread for one image's encodes (the section "A second core for one image's
+encodes", below) shortens the tail only a little: the last image here spends most of its time
+in a single-threaded progressive decode. The tail row is this corpus' order more than the
 pipeline: the largest file sorts last, so it is uploaded last and renders alone, where the
 raw engine's pre-split run gives it to one process among eleven others; sent first, it
-overlaps the others (the paragraph above). The rest, the server's own work and the client,
-shares the two cores with the renders: under 10% would need them to cost almost nothing, or a
-core of their own."""
+overlaps the others (the paragraph above)."""
 
 WEBP_TEXT = """Pillow, libvips and sharp expose only WebP's quality and method (effort); libwebp
 has more knobs. `bench/webp_search.py` sets them directly through libwebp's C API (the build in
