@@ -3,7 +3,6 @@ child processes (so they must be importable by name there)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -37,4 +36,4 @@ def render_and_list_modules(data: bytes, options: RenderOptions) -> RenderResult
     to the facts which modules the process has imported by then (the test of what a
     rendering process loads)."""
     result = render_unhashed(data, options)
-    return dataclasses.replace(result, facts={**result.facts, "modules": sorted(sys.modules)})
+    return result._replace(facts={**result.facts, "modules": sorted(sys.modules)})

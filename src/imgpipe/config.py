@@ -7,7 +7,6 @@ Precedence, highest first: values passed in code (CLI flags), environment variab
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -285,7 +284,7 @@ def spec_hashes(
     shared = {"background": list(background), "strip": strip_exif}
     presets = (s if isinstance(s, RenderPreset) else RenderPreset.of(s) for s in renditions)
     return {
-        preset.name: _short_hash({"preset": dataclasses.asdict(preset), **shared})
+        preset.name: _short_hash({"preset": preset._asdict(), **shared})
         for preset in presets
     }
 

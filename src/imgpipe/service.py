@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
@@ -442,8 +441,7 @@ class ImageService:
                     except ObjectNotFoundError as exc:
                         raise TransientError(f"{key!r} changed while being re-rendered") from exc
                     wanted = set(plan.render)
-                    options = dataclasses.replace(
-                        self.options,
+                    options = self.options._replace(
                         renditions=tuple(s for s in self.options.renditions if s.name in wanted),
                     )
                     fresh = self._write_renditions(

@@ -6,7 +6,6 @@ core is idle; the encodes themselves are real.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from typing import Any
@@ -166,8 +165,8 @@ def test_a_single_encode_never_starts_the_helper(
     # GIVEN an idle core and a preset with one rendition in one format
     monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
     seen = _watch_encodes(monkeypatch)
-    only = dataclasses.replace(DEFAULTS.renditions[0], formats=("webp",))
-    options = dataclasses.replace(DEFAULTS, renditions=(only,))
+    only = DEFAULTS.renditions[0]._replace(formats=("webp",))
+    options = DEFAULTS._replace(renditions=(only,))
     # WHEN it renders THEN its one encode ran in the caller's thread
     render(photo, options)
     assert seen == [(threading.current_thread().name, only.name, "webp")]

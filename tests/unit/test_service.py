@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 
 import pytest
@@ -111,7 +110,7 @@ class WrongFactsRenderer:
 
     def render(self, data: bytes, options: RenderOptions) -> RenderResult:
         result = InProcessRenderer().render(data, options)
-        return dataclasses.replace(result, facts={**result.facts, "width": "wide"})
+        return result._replace(facts={**result.facts, "width": "wide"})
 
 
 def test_metadata_the_record_refuses_fails_the_image_before_any_file_is_written(

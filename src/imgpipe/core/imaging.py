@@ -32,9 +32,8 @@ import warnings
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from imgpipe.core import geometry
 from imgpipe.core.errors import (
@@ -97,8 +96,7 @@ _BLURHASH_COMPONENTS = (4, 3)
 _MAX_MESSAGE = 200
 
 
-@dataclass(frozen=True)
-class RenderOptions:
+class RenderOptions(NamedTuple):
     """Everything that shapes a render, taken from Settings once, as plain data
     (render_settings.py): it crosses to rendering processes, which import no pydantic."""
 
@@ -117,8 +115,7 @@ class RenderOptions:
         )
 
 
-@dataclass(frozen=True)
-class EncodedRendition:
+class EncodedRendition(NamedTuple):
     name: str
     format: OutputFormat
     width: int
@@ -130,8 +127,7 @@ class EncodedRendition:
         return EXTENSIONS[self.format]
 
 
-@dataclass(frozen=True)
-class RenderResult:
+class RenderResult(NamedTuple):
     # The record's metadata by field name (exif a dict too), all but the sha256: plain data,
     # so that a rendering process hands it back without pydantic; `metadata` validates it in
     # the caller.
@@ -140,12 +136,14 @@ class RenderResult:
     # The original's sha256 (hex); None from render_unhashed, until the caller adds it.
     sha256: str | None = None
 
-    @functools.cached_property
+    @property
     def metadata(self) -> ImageMetadata:
+        """The facts and the sha256 as the record's model, validated at each read (a named
+        tuple keeps no cache): the service and `imgpipe process` read it once."""
         return _validated({**self.facts, "sha256": self.sha256})
 
     def with_sha256(self, digest: str) -> RenderResult:
-        return replace(self, sha256=digest)
+        return self._replace(sha256=digest)
 
 
 def _validated(facts: dict[str, Any]) -> ImageMetadata:
@@ -159,8 +157,7 @@ def _validated(facts: dict[str, Any]) -> ImageMetadata:
         raise ProcessingError(f"the image's metadata is invalid: {_short(exc)}") from exc
 
 
-@dataclass(frozen=True)
-class Pixels:
+class Pixels(NamedTuple):
     """A small 8-bit RGB picture for the metadata's analysis: row-major, 3 bytes a pixel."""
 
     width: int
@@ -168,8 +165,7 @@ class Pixels:
     rgb: bytes
 
 
-@dataclass(frozen=True)
-class _Header:
+class _Header(NamedTuple):
     """What the header says, read before any pixel is decoded."""
 
     format: InputFormat
@@ -686,8 +682,7 @@ def _encode(
     raise ProcessingError(f"unknown output format {fmt!r}")
 
 
-@dataclass(frozen=True)
-class _EncodeJob:
+class _EncodeJob(NamedTuple):
     spec: RenderPreset
     format: OutputFormat
     image: VipsImage

@@ -3,14 +3,15 @@
 `imgpipe.config` validates the settings with pydantic; a render only reads them. These copies
 are what `RenderOptions` holds and what crosses to a rendering process, so that a rendering
 process imports no pydantic: pydantic, pydantic-settings and the models came to about 16 MB
-of every rendering process's memory (docs/benchmarks.md).
+of every rendering process's memory (docs/benchmarks.md). They are named tuples, not
+dataclasses, for the same reason: the dataclasses module imports inspect (with ast, dis and
+tokenize), 0.9 MB of every rendering process that nothing else there needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from imgpipe.core.formats import InputFormat, OutputFormat
 
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_QUALITY: dict[OutputFormat, int] = {"jpeg": 82, "webp": 80, "avif": 55, "png": 100}
 
 
-@dataclass(frozen=True)
-class RenderPreset:
+class RenderPreset(NamedTuple):
     """One rendition preset (config.RenditionSpec, whose fields document each of these)."""
 
     name: str
@@ -48,8 +48,7 @@ class RenderPreset:
         return self.quality.get(fmt, DEFAULT_QUALITY[fmt])
 
 
-@dataclass(frozen=True)
-class RenderLimits:
+class RenderLimits(NamedTuple):
     """What an original may be (config.Limits, less the rendering process's own limits)."""
 
     max_bytes: int
@@ -67,8 +66,7 @@ class RenderLimits:
         )
 
 
-@dataclass(frozen=True)
-class MetadataRules:
+class MetadataRules(NamedTuple):
     """What metadata is kept (config.MetadataOptions)."""
 
     keep_gps: bool
