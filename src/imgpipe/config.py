@@ -283,10 +283,7 @@ def spec_hashes(
     and its RenderPreset hash the same: the same fields, the same JSON."""
     shared = {"background": list(background), "strip": strip_exif}
     presets = (s if isinstance(s, RenderPreset) else RenderPreset.of(s) for s in renditions)
-    return {
-        preset.name: _short_hash({"preset": preset._asdict(), **shared})
-        for preset in presets
-    }
+    return {preset.name: _short_hash({"preset": preset._asdict(), **shared}) for preset in presets}
 
 
 def rendition_hash(spec_hashes: Mapping[str, str]) -> str:
