@@ -427,26 +427,25 @@ class ImageService:
         record stays PROCESSED, listing its current renditions, while this worker holds its
         lease. Returns the record (None when there is none)."""
         validate_key(key)
-        claim = self._claim_rerender(key)
-        if not isinstance(claim, lifecycle.Rerender):
-            return claim
-        claimed, plan = claim.record, claim.plan
-        started = time.perf_counter()
+        with self._render_gate:  # as for process(): leased only once a process is free
+            claim = self._claim_rerender(key)
+            if not isinstance(claim, lifecycle.Rerender):
+                return claim
+            claimed, plan = claim.record, claim.plan
+            started = time.perf_counter()
+            try:
+                rendered = self._render_stale(key, claimed, plan)
+            except TransientError:
+                with contextlib.suppress(TransientError):  # if not, the lease lapses by itself
+                    self.records.put(lifecycle.unleased(claimed), claimed.revision)
+                raise
         try:
             fresh: list[Rendition] = []
             try:
-                if plan.render:
-                    try:
-                        data = self.objects.get(key, version_id=claimed.version_id)
-                    except ObjectNotFoundError as exc:
-                        raise TransientError(f"{key!r} changed while being re-rendered") from exc
-                    wanted = set(plan.render)
-                    options = self.options._replace(
-                        renditions=tuple(s for s in self.options.renditions if s.name in wanted),
-                    )
-                    fresh = self._write_renditions(
-                        claimed.image_id, self.renderer.render(data, options)
-                    )
+                if isinstance(rendered, ImageError):
+                    raise rendered
+                if rendered is not None:
+                    fresh = self._write_renditions(claimed.image_id, rendered)
             except ImageError as exc:
                 # The current settings refuse this image (lower limits, say): as a full
                 # reprocess would, the record ends FAILED.
@@ -477,6 +476,26 @@ class ImageService:
             },
         )
         return written
+
+    def _render_stale(
+        self, key: str, claimed: ImageRecord, plan: lifecycle.RenditionPlan
+    ) -> RenderResult | ImageError | None:
+        """The stale presets' render from one decode of the original (None: none is stale),
+        or the error that fails the record."""
+        if not plan.render:
+            return None
+        try:
+            data = self.objects.get(key, version_id=claimed.version_id)
+        except ObjectNotFoundError as exc:
+            raise TransientError(f"{key!r} changed while being re-rendered") from exc
+        wanted = set(plan.render)
+        options = self.options._replace(
+            renditions=tuple(s for s in self.options.renditions if s.name in wanted),
+        )
+        try:
+            return self.renderer.render(data, options)
+        except ImageError as exc:
+            return exc
 
     def _claim_rerender(self, key: str) -> lifecycle.Rerender | ImageRecord | None:
         """The leased record and its plan, or the record as it is when there is nothing to do."""

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import imagegen
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.adapters.renderers import InProcessRenderer
-from imgpipe.config import Settings
+from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectInfo, Status
@@ -33,14 +33,17 @@ class HeldRenderer:
     def __init__(self) -> None:
         self.started: dict[bytes, threading.Event] = {}
         self.release: dict[bytes, threading.Event] = {}
+        self.rendered: list[bytes] = []  # every render that ran, held or not
 
     def expect(self, data: bytes) -> None:
         self.started[data] = threading.Event()
         self.release[data] = threading.Event()
 
     def render(self, data: bytes, options: RenderOptions) -> RenderResult:
-        self.started[data].set()
-        assert self.release[data].wait(WAIT_S)
+        if data in self.started:
+            self.started[data].set()
+            assert self.release[data].wait(WAIT_S)
+        self.rendered.append(data)
         return InProcessRenderer().render(data, options)
 
 
@@ -164,3 +167,57 @@ def test_without_a_gate_the_service_leases_at_once(settings: Settings) -> None:
     for thread in threads:
         thread.join(WAIT_S)
     assert all(_status(service, r.key)[0] is Status.PROCESSED for r in records)
+
+
+def test_a_re_render_waits_for_a_free_process_before_it_leases(settings: Settings) -> None:
+    # GIVEN a photo processed under one preset, and a worker whose settings add another
+    objects, records, queue = InMemoryObjectStore(), InMemoryMetadataStore(), InMemoryJobQueue()
+    thumb = RenditionSpec(name="thumb", width=256, height=256)
+    xl = RenditionSpec(name="xl", width=1000, height=1000, formats=["webp"])
+    first = ImageService(
+        objects,
+        records,
+        queue,
+        InProcessRenderer(),
+        settings.model_copy(update={"renditions": [thumb]}),
+        NullMetrics(),
+    )
+    old = first.upload("old.jpg", imagegen.photo_jpeg(640, 480), "image/jpeg")
+    first.process(event_from_info(objects.head(old.key)))  # type: ignore[arg-type]
+    renderer = HeldRenderer()
+    worker = ImageService(
+        objects,
+        records,
+        queue,
+        renderer,
+        settings.model_copy(update={"renditions": [thumb, xl]}),
+        NullMetrics(),
+        renders_at_once=1,
+    )
+    busy_bytes = imagegen.photo_jpeg(320, 240)
+    renderer.expect(busy_bytes)
+    busy = worker.upload("busy.jpg", busy_bytes, "image/jpeg")
+    holder = threading.Thread(
+        target=worker.process,
+        args=(event_from_info(objects.head(busy.key)),),  # type: ignore[arg-type]
+    )
+    holder.start()
+    assert renderer.started[busy_bytes].wait(WAIT_S)  # the one process is taken
+
+    # WHEN the re-render job starts while that image renders
+    done: list[ImageRecord | None] = []
+    rerender = threading.Thread(target=lambda: done.append(worker.rerender(old.key)))
+    rerender.start()
+    rerender.join(0.3)  # long enough to lease, were it not gated
+
+    # THEN it has not leased the image, and renders once the process is free
+    assert rerender.is_alive()
+    assert _status(worker, old.key) == (Status.PROCESSED, None)
+    renderer.release[busy_bytes].set()
+    for thread in (holder, rerender):
+        thread.join(WAIT_S)
+        assert not thread.is_alive()
+    assert done and done[0] is not None
+    assert {r.name for r in done[0].renditions} == {"thumb", "xl"}
+    assert done[0].lease_until is None
+    assert len(renderer.rendered) == 2  # the held image, then the stale preset
