@@ -1268,7 +1268,7 @@ numpy, 60.1 to 48.6 MB after imports at the same speed; libvips reads the upload
 (a Source over the caller's bytes) instead of through pyvips' *_buffer loaders, which copy the
 whole file into a blob of libvips' own (with the first: corpus peak 190.5 to 165.1 MB); a
 rendering process imports no pydantic, no settings and no CLI (it starts as `python -c`, the
-render's options cross to it as plain dataclasses and the record's metadata comes back as plain
+render's options cross to it as plain data and the record's metadata comes back as plain
 data): 48.7 to 34.9 MB after imports, peak 164.7 to 154.3 MB, 3.13 images/s either way; and
 malloc_trim(0) before a progressive JPEG's decode, the one that sets the peak, hands back what
 glibc kept from earlier images: peak 154.3 to 145.7 MB, 3.13 and 3.12 images/s (after every
@@ -1279,7 +1279,10 @@ OpenSSL (its parent holds the original, and OpenSSL for its own uses, so it hash
 original while the child renders), no multiprocessing (the socket's framing is imgpipe's own,
 render_child.Channel), no statistics and no _strptime: 34.9 to 29.0 MB after imports, peak
 146.9 to 142.3 MB in one set of runs and 136.5 in another (the layout, above), 3.12 and 3.16
-images/s. A fixed MALLOC_MMAP_THRESHOLD_ of 16 MB held imgpipe at its low layout (136.5 MB
+images/s; and no dataclasses, whose import brings inspect, ast and dis (the render's plain
+data are named tuples): 28.9 to 28.0 MB after imports (three runs each, bytecode compiled;
+this run's tables still say 29, as the benchmark's own harness imported dataclasses until
+after it). A fixed MALLOC_MMAP_THRESHOLD_ of 16 MB held imgpipe at its low layout (136.5 MB
 in all five environments tried, against 136–142 without) for 1–2% fewer images/s: not kept.
 imgpipe's modules compiled to bytecode beforehand (`make bytecode`, and this benchmark first)
 instead of from source in each process: 34.9 to 34.0 MB after imports, peak unchanged (146.9,
@@ -1333,7 +1336,10 @@ perf put a quarter of that in copying the file into the page cache, a fifth in t
 the ETag (S3's, which the local store keeps for parity), a sixth in Python, and the rest in
 the kernel's socket, page-fault and fsync work. The job side is the rest, about 15: the
 sha256 (2.8 ms for 3.1 MB), reading the original and sending it to its process, six fsynced
-rendition files, SQLite, events. The page-cache copy is dear on this VM: writing 3.1 MB to a
+rendition files, SQLite, events. The uploads watcher also sees each API upload and accepts
+it again (a no-op, which the queue's deduplication absorbs): 0.7 core-ms per image against a
+server without the watcher (three pairs, within the noise), so it stays. The page-cache copy
+is dear on this VM: writing 3.1 MB to a
 new file took 6.8 CPU-ms on memory the guest had not used yet and 1.0 ms on reused memory.
 Together the durable write and the two hashes are about 10 core-ms per image, 3% of the raw
 engine's 330, before any HTTP or SQLite: under 10% would need the rest of the server, the

@@ -40,7 +40,7 @@ def test_table_names_every_service_and_the_total() -> None:
     for service in ("Lambda", "API Gateway", "S3", "DynamoDB", "SQS", "CloudWatch", "X-Ray"):
         assert service in out
     assert "300,000 a month" in out
-    assert "164,400 GB-s" in out  # 300,000 x 0.274 s x 2 GB
+    assert "170,400 GB-s" in out  # 300,000 x 0.284 s x 2 GB
     assert "total" in out and "per 1M images" in out
     assert "free tier is ignored" in out and "30 days" in out
     # the same total as the JSON document's
@@ -51,7 +51,7 @@ def test_table_names_every_service_and_the_total() -> None:
 def test_json_is_one_document_with_the_measured_defaults() -> None:
     doc = as_json("--images-per-day", "1000000")
     assert doc["imagesPerMonth"] == 30_000_000
-    assert doc["workload"]["durationMs"] == 274
+    assert doc["workload"]["durationMs"] == 284
     assert doc["workload"]["memoryMb"] == 2048
     assert doc["workload"]["renditionsPerImage"] == 6
     assert doc["totalUsd"] == pytest.approx(sum(line["monthlyUsd"] for line in doc["lines"]))
