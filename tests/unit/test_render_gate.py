@@ -22,7 +22,7 @@ from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectInfo, Status
 from imgpipe.core.ports import NullMetrics
-from imgpipe.service import ImageService, event_from_info
+from imgpipe.service import ImageService, Renderer, event_from_info
 
 WAIT_S = 3.0  # only reached when the code under test is wrong (a deadlock)
 
@@ -69,6 +69,25 @@ class HeldWrites(InMemoryObjectStore):
         return super().put(key, body, content_type)
 
 
+def _service(
+    objects: InMemoryObjectStore,
+    renderer: Renderer,
+    settings: Settings,
+    *,
+    gate: int | None,
+    records: InMemoryMetadataStore | None = None,
+) -> ImageService:
+    return ImageService(
+        objects,
+        records or InMemoryMetadataStore(),
+        InMemoryJobQueue(),
+        renderer,
+        settings,
+        NullMetrics(),
+        renders_at_once=gate,
+    )
+
+
 def _status(service: ImageService, key: str) -> tuple[Status, str | None]:
     record = service.records.get(image_id_for(key))
     assert record is not None
@@ -79,15 +98,7 @@ def test_a_second_image_is_read_but_not_leased_until_a_process_is_free_then_rend
     settings: Settings,
 ) -> None:
     objects, renderer = HeldWrites(), HeldRenderer()
-    service = ImageService(
-        objects,
-        InMemoryMetadataStore(),
-        InMemoryJobQueue(),
-        renderer,
-        settings,
-        NullMetrics(),
-        renders_at_once=1,
-    )
+    service = _service(objects, renderer, settings, gate=1)
     first_bytes, second_bytes = imagegen.photo_jpeg(320, 240), imagegen.photo_jpeg(240, 320)
     renderer.expect(first_bytes)
     renderer.expect(second_bytes)
@@ -138,14 +149,7 @@ def test_without_a_gate_the_service_leases_at_once(settings: Settings) -> None:
     # own thread, nothing waits.
     renderer = HeldRenderer()
     objects = InMemoryObjectStore()
-    service = ImageService(
-        objects,
-        InMemoryMetadataStore(),
-        InMemoryJobQueue(),
-        renderer,
-        settings,
-        NullMetrics(),
-    )
+    service = _service(objects, renderer, settings, gate=None)
     datas = [imagegen.photo_jpeg(200, 150), imagegen.photo_jpeg(150, 200)]
     records = [service.upload(f"{n}.jpg", d, "image/jpeg") for n, d in enumerate(datas)]
     for data in datas:
@@ -171,28 +175,25 @@ def test_without_a_gate_the_service_leases_at_once(settings: Settings) -> None:
 
 def test_a_re_render_waits_for_a_free_process_before_it_leases(settings: Settings) -> None:
     # GIVEN a photo processed under one preset, and a worker whose settings add another
-    objects, records, queue = InMemoryObjectStore(), InMemoryMetadataStore(), InMemoryJobQueue()
+    objects, records = InMemoryObjectStore(), InMemoryMetadataStore()
     thumb = RenditionSpec(name="thumb", width=256, height=256)
     xl = RenditionSpec(name="xl", width=1000, height=1000, formats=["webp"])
-    first = ImageService(
+    first = _service(
         objects,
-        records,
-        queue,
         InProcessRenderer(),
         settings.model_copy(update={"renditions": [thumb]}),
-        NullMetrics(),
+        gate=None,
+        records=records,
     )
     old = first.upload("old.jpg", imagegen.photo_jpeg(640, 480), "image/jpeg")
     first.process(event_from_info(objects.head(old.key)))  # type: ignore[arg-type]
     renderer = HeldRenderer()
-    worker = ImageService(
+    worker = _service(
         objects,
-        records,
-        queue,
         renderer,
         settings.model_copy(update={"renditions": [thumb, xl]}),
-        NullMetrics(),
-        renders_at_once=1,
+        gate=1,
+        records=records,
     )
     busy_bytes = imagegen.photo_jpeg(320, 240)
     renderer.expect(busy_bytes)
