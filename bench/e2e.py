@@ -183,6 +183,21 @@ def _unfinished(client: httpx.Client) -> bool:
     )
 
 
+def _records(client: httpx.Client, wanted: set[str]) -> dict[str, dict[str, object]]:
+    """The records of `wanted`, by imageId, from every page of GET /images."""
+    records: dict[str, dict[str, object]] = {}
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/images", params=params).json()
+        records.update((str(r["imageId"]), r) for r in page["items"] if r["imageId"] in wanted)
+        cursor = page["nextCursor"]
+        if not cursor:
+            return records
+
+
 def _wait_processed(client: httpx.Client, wanted: set[str]) -> dict[str, dict[str, object]]:
     """The records of `wanted` once all are PROCESSED (RuntimeError if one FAILED)."""
     deadline = time.monotonic() + 600
@@ -192,19 +207,7 @@ def _wait_processed(client: httpx.Client, wanted: set[str]) -> dict[str, dict[st
         if _unfinished(client):
             time.sleep(POLL_S)
             continue
-        records: dict[str, dict[str, object]] = {}
-        cursor = None
-        while True:
-            params: dict[str, str | int] = {"limit": 100}
-            if cursor:
-                params["cursor"] = cursor
-            page = client.get("/images", params=params).json()
-            for record in page["items"]:
-                if record["imageId"] in wanted:
-                    records[str(record["imageId"])] = record
-            cursor = page["nextCursor"]
-            if not cursor:
-                break
+        records = _records(client, wanted)
         failed = [r for r in records.values() if r["status"] == "FAILED"]
         if failed:
             raise RuntimeError(f"{failed[0]['imageId']} failed: {failed[0].get('error')}")

@@ -34,7 +34,8 @@ KB = 1000
 # -- measured per image (docs/benchmarks.md: the `make bench` run of 2026-11-23 07:36 UTC) -----
 # "Lambda": the median per-image render time of imgpipe.core.imaging.render_unhashed() on one
 # core (x86 standing in for Graviton), 12 MP photos. The worker's render() also hashes the
-# original (sha256 through OpenSSL: 1.8 ms for 3 MB here), under 1% more, not added.
+# original (sha256 through OpenSSL: 2.5 to 2.8 ms for the corpus' 3.1 MB here), about 1% more,
+# not added.
 MEASURED_RENDER_MS = 284.0
 # The 24 corpus photos' mean size (bench/corpus.py; the doc rounds it to "3.1 MB").
 MEASURED_ORIGINAL_KB = 3069.0
