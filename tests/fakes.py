@@ -47,6 +47,9 @@ class InMemoryObjectStore:
             raise ObjectNotFoundError(f"{key!r} has no version {version_id!r}")
         return found[0]
 
+    def open(self, key: str, version_id: str | None = None) -> bytes:
+        return self.get(key, version_id)
+
     def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
         validate_key(key)
         data = bytes(body) if isinstance(body, bytes | bytearray | memoryview) else body.read()

@@ -28,6 +28,7 @@ from imgpipe.core.errors import (
     TransientError,
 )
 from imgpipe.core.events import image_event
+from imgpipe.core.files import OpenFile
 from imgpipe.core.formats import CONTENT_TYPES
 from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import (
@@ -65,9 +66,15 @@ DUPLICATE_CANDIDATES = 5  # index entries read for duplicateOf, earliest first
 
 
 class Renderer(Protocol):
-    """Turns an original's bytes into metadata and encoded renditions (in-process or not)."""
+    """Turns an original (its bytes, or the local store's open file) into metadata and encoded
+    renditions (in-process or not)."""
 
-    def render(self, data: bytes, options: RenderOptions) -> RenderResult: ...
+    def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult: ...
+
+
+def _held(original: object) -> contextlib.AbstractContextManager[object]:
+    """Closes an open original when the block ends; bytes (or an error) need nothing."""
+    return original if isinstance(original, OpenFile) else contextlib.nullcontext()
 
 
 def created_message(event: ObjectEvent) -> dict[str, Any]:
@@ -196,9 +203,10 @@ class ImageService:
             # The object was overwritten since this event: process what is there now.
             event = event_from_info(info, force=event.force)
 
-        # Read before the gate, so that a free rendering process waits only for the lease.
-        original = self._read_original(event, info.size)
-        with self._render_gate:  # released once the render is back, before the writes
+        # Opened (or read) before the gate, so that a free rendering process waits only for
+        # the lease; closed once the render is back.
+        original = self._open_original(event, info.size)
+        with _held(original), self._render_gate:  # released before the writes
             claimed = self._claim(event)
             if claimed is None:
                 return self.records.get(image_id_for(event.key))
@@ -208,7 +216,7 @@ class ImageService:
             if isinstance(original, ImageError):
                 outcome = original
             else:
-                bytes_in = len(original)
+                bytes_in = original.size if isinstance(original, OpenFile) else len(original)
                 try:
                     outcome = self.renderer.render(original, self.options)
                 except ImageError as exc:
@@ -231,14 +239,15 @@ class ImageService:
             self._release(claimed, exc)
             raise
 
-    def _read_original(self, event: ObjectEvent, size: int) -> bytes | ImageError:
-        """The original's bytes, or the error its record will get: one over the size limit
-        is not read. An original gone since the event is transient (the retry finds it
-        gone, or overwritten, and acts on that)."""
-        if size > self.settings.limits.max_bytes:
-            return TooLargeError(f"{size} bytes; the limit is {self.settings.limits.max_bytes}")
+    def _open_original(self, event: ObjectEvent, size: int) -> bytes | OpenFile | ImageError:
+        """The original (bytes, or the local store's open file: see ObjectStore.open), or the
+        error its record will get: one over the size limit is not read. An original gone since
+        the event is transient (the retry finds it gone, or overwritten, and acts on that)."""
+        limit = self.settings.limits.max_bytes
+        if size > limit:
+            return TooLargeError(f"{size} bytes; the limit is {limit}")
         try:
-            return self.objects.get(event.key, version_id=event.version_id)
+            return self.objects.open(event.key, version_id=event.version_id)
         except ObjectNotFoundError as exc:
             raise TransientError(f"{event.key!r} changed while being processed") from exc
 
@@ -485,7 +494,7 @@ class ImageService:
         if not plan.render:
             return None
         try:
-            data = self.objects.get(key, version_id=claimed.version_id)
+            original = self.objects.open(key, version_id=claimed.version_id)
         except ObjectNotFoundError as exc:
             raise TransientError(f"{key!r} changed while being re-rendered") from exc
         wanted = set(plan.render)
@@ -493,7 +502,8 @@ class ImageService:
             renditions=tuple(s for s in self.options.renditions if s.name in wanted),
         )
         try:
-            return self.renderer.render(data, options)
+            with _held(original):
+                return self.renderer.render(original, options)
         except ImageError as exc:
             return exc
 

@@ -14,6 +14,7 @@ import threading
 import pytest
 
 from imgpipe.core.errors import InvalidRequestError, ObjectNotFoundError
+from imgpipe.core.files import OpenFile
 from imgpipe.core.keys import compare_sequencers
 from imgpipe.core.ports import ObjectStore
 
@@ -100,6 +101,35 @@ class ObjectStoreContract:
 
         assert (info.size, info.etag) == (0, md5(b""))
         assert object_store.get("uploads/empty") == b""
+
+    def test_open_gives_what_get_gives_and_refuses_what_get_refuses(
+        self, object_store: ObjectStore
+    ) -> None:
+        # GIVEN an object, and an empty one
+        body = bytes(range(256)) * 5000  # 1.28 MB: more than one read's worth
+        info = object_store.put("uploads/o/a.jpg", body, "image/jpeg")
+        object_store.put("uploads/o/empty.jpg", b"", "image/jpeg")
+
+        # WHEN each is opened (the version given or not) THEN it reads as get() reads
+        for key, expected, version in [
+            ("uploads/o/a.jpg", body, info.version_id),
+            ("uploads/o/a.jpg", body, None),
+            ("uploads/o/empty.jpg", b"", None),
+        ]:
+            opened = object_store.open(key, version_id=version)
+            if isinstance(opened, OpenFile):  # the caller's to close
+                with opened:
+                    assert opened.size == len(expected)
+                    assert opened.read() == expected
+                    assert opened.sha256() == hashlib.sha256(expected).hexdigest()
+            else:
+                assert opened == expected
+
+        # THEN a missing key, or a version that does not exist, is not found
+        with pytest.raises(ObjectNotFoundError):
+            object_store.open("uploads/o/none.jpg")
+        with pytest.raises(ObjectNotFoundError):
+            object_store.open("uploads/o/a.jpg", version_id="no-such-version")
 
     def test_a_missing_key(self, object_store: ObjectStore) -> None:
         assert object_store.head("uploads/nothing/here.jpg") is None

@@ -22,6 +22,7 @@ from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.adapters.renderers import RenderFn, SubprocessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.errors import TooManyPixelsError, WorkerCrashedError
+from imgpipe.core.files import OpenFile
 from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.model import Status
 from imgpipe.core.ports import NullMetrics
@@ -62,6 +63,22 @@ def test_a_crash_kills_one_process_and_the_next_image_renders(
     assert len(crashing.render(GOOD, OPTIONS).renditions) == 6
 
 
+def test_a_crash_on_an_original_sent_as_a_file_leaves_the_file_to_its_opener(
+    crashing: SubprocessRenderer, tmp_path: Path
+) -> None:
+    path = tmp_path / "original"
+    path.write_bytes(b"CRASH")
+    with OpenFile(os.open(path, os.O_RDONLY), 5) as original:
+        with pytest.raises(WorkerCrashedError, match="died"):
+            crashing.render(original, OPTIONS)
+        assert os.pread(original.fd, 5, 0) == b"CRASH"  # still open: the opener closes it
+    path.write_bytes(GOOD)
+    with OpenFile(os.open(path, os.O_RDONLY), len(GOOD)) as original:
+        result = crashing.render(original, OPTIONS)
+    assert len(result.renditions) == 6
+    assert result.sha256 == hashlib.sha256(GOOD).hexdigest()
+
+
 def test_one_process_renders_with_whatever_options_each_call_brings(
     crashing: SubprocessRenderer,
 ) -> None:
@@ -82,20 +99,25 @@ def test_one_process_renders_with_whatever_options_each_call_brings(
 # The parent is a script that imports the CLI at the top, as the `imgpipe` console script does:
 # a multiprocessing spawn would first run it again in each rendering process.
 _PARENT = """
-import json, sys
+import json, os, sys
 import imgpipe.entrypoints.cli
 import misbehaving
 from imgpipe.adapters.renderers import SubprocessRenderer
 from imgpipe.config import Settings
+from imgpipe.core.files import OpenFile
 from imgpipe.core.imaging import RenderOptions
 
 if __name__ == "__main__":
     renderer = SubprocessRenderer(1, 60, render_fn=misbehaving.render_and_list_modules)
-    result = renderer.render(sys.stdin.buffer.read(), RenderOptions.from_settings(Settings()))
+    options = RenderOptions.from_settings(Settings())
+    # the original as bytes, then as the local store hands it over: an open file
+    results = [renderer.render(sys.stdin.buffer.read(), options)]
+    with OpenFile(os.open(sys.argv[1], os.O_RDONLY), os.path.getsize(sys.argv[1])) as original:
+        results.append(renderer.render(original, options))
     renderer.close()
-    json.dump({"modules": result.facts["modules"], "renditions": len(result.renditions),
-               "size": [result.metadata.width, result.metadata.height],
-               "sha256": result.metadata.sha256}, sys.stdout)
+    json.dump([{"modules": r.facts["modules"], "renditions": len(r.renditions),
+                "size": [r.metadata.width, r.metadata.height],
+                "sha256": r.metadata.sha256} for r in results], sys.stdout)
 """
 
 
@@ -104,9 +126,10 @@ def test_a_rendering_process_imports_only_what_rendering_needs(tmp_path: Path) -
     # CLI, no pydantic (about 23 MB a process between them); the metadata validates here.
     script = tmp_path / "parent"
     script.write_text(_PARENT)
+    (tmp_path / "good.jpg").write_bytes(GOOD)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, str(script), str(tmp_path / "good.jpg")],
         input=GOOD,
         capture_output=True,
         env=env,
@@ -114,7 +137,10 @@ def test_a_rendering_process_imports_only_what_rendering_needs(tmp_path: Path) -
         check=False,
     )
     assert out.returncode == 0, out.stderr.decode()
-    report = json.loads(out.stdout)
+    as_bytes, as_file = json.loads(out.stdout)
+    assert as_file["renditions"] == 6 and as_file["size"] == [320, 240]
+    assert as_file["sha256"] == hashlib.sha256(GOOD).hexdigest()
+    report = as_file  # what the process had imported once it had rendered both ways
     roots = {name.split(".")[0] for name in report["modules"]}
     assert {"pyvips", "PIL", "imgpipe"} <= roots
     assert not roots & {"pydantic", "pydantic_core", "pydantic_settings", "typer", "rich"}
@@ -124,8 +150,8 @@ def test_a_rendering_process_imports_only_what_rendering_needs(tmp_path: Path) -
     # statistics, _strptime, or dataclasses and the inspect it imports (0.4-3.6 MB each)
     assert not roots & {"_hashlib", "hashlib", "multiprocessing", "statistics"}
     assert not roots & {"_strptime", "dataclasses", "inspect"}
-    assert report["renditions"] == 6 and report["size"] == [320, 240]
-    assert report["sha256"] == hashlib.sha256(GOOD).hexdigest()
+    assert as_bytes["renditions"] == 6 and as_bytes["size"] == [320, 240]
+    assert as_bytes["sha256"] == hashlib.sha256(GOOD).hexdigest()
 
 
 def test_a_process_that_cannot_start_fails_each_job_as_a_crash() -> None:

@@ -38,7 +38,13 @@ from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import LocalBackend, Server, Settings
 from imgpipe.core import lifecycle
-from imgpipe.core.errors import ImageBusyError, StoreUnavailableError, TransientError
+from imgpipe.core.errors import (
+    ImageBusyError,
+    StoreUnavailableError,
+    TransientError,
+    WorkerCrashedError,
+)
+from imgpipe.core.files import OpenFile
 from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status, utcnow
@@ -62,14 +68,14 @@ class CountingRenderer:
             self.release.set()
         self._lock = threading.Lock()
 
-    def render(self, data: bytes, options: RenderOptions) -> RenderResult:
+    def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult:
         with self._lock:
             self.calls += 1
             first = self.calls == 1
         if first:
             self.entered.set()
             assert self.release.wait(30)
-        return self.inner.render(data, options)
+        return self.inner.render(original, options)
 
 
 @pytest.fixture
@@ -304,6 +310,62 @@ def test_an_original_overwritten_before_processing(
     assert renderer.calls == 1
     assert only_record(app).revision == record.revision
     assert queue_is_empty(app)
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """What this process's descriptors have open inside `folder`."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed by now
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(f"{folder}/"):
+                found.append(target)
+    return found
+
+
+class FailsOnce(InProcessRenderer):
+    """The real renderer, whose first call fails as a crashed rendering process would."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult:
+        assert isinstance(original, OpenFile)  # the local store hands over an open file
+        if not self.failed:
+            self.failed = True
+            raise WorkerCrashedError("the rendering process died (exit code -9)")
+        return super().render(original, options)
+
+
+def test_every_original_opened_for_a_render_is_closed_whatever_the_outcome(
+    settings: Settings,
+) -> None:
+    # GIVEN the local store, which hands the renderer each original as an open file, and a
+    # render that fails once as a crash would
+    app = build_local(settings, renderer=FailsOnce(), with_workers=False)
+    try:
+        app.service.upload_to("uploads/fd/good.jpg", imagegen.photo_jpeg(300, 200), "image/jpeg")
+        app.service.upload_to("uploads/fd/bad.jpg", b"\xff\xd8\xff" + b"junk" * 100, "image/jpeg")
+        uploads = app.objects.path_for("uploads/fd/good.jpg").parent
+
+        # WHEN the jobs run: one crash (retried), one image, one corrupt file
+        pool = worker(app.service)
+        for _ in range(5):
+            for message in app.queue.receive(10, 30):
+                pool.run_one(message)
+                assert open_files_under(uploads) == []
+            if queue_is_empty(app):
+                break
+
+        # THEN both records are final, and no descriptor is left open
+        statuses = {r.key: r.status for r in app.records.list(None, 10, None).items}
+        assert statuses == {
+            "uploads/fd/good.jpg": Status.PROCESSED,
+            "uploads/fd/bad.jpg": Status.FAILED,
+        }
+        assert open_files_under(uploads) == []
+    finally:
+        app.stop()
 
 
 # -- 4. disk full: a real file size limit (RLIMIT_FSIZE) in a child process ---------------------

@@ -9,12 +9,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from imgpipe.adapters import render_child
 from imgpipe.adapters.render_child import Channel
 from imgpipe.config import Settings
+from imgpipe.core.files import OpenFile
 from imgpipe.core.imaging import RenderOptions, RenderResult
 
 OPTIONS = RenderOptions.from_settings(Settings())
@@ -36,11 +38,11 @@ def test_the_framing_carries_messages_and_bytes_larger_than_the_socket_buffer(
     parent, child = channels
     original = os.urandom(24 * 1024 * 1024)  # many socket buffers: many reads on one side
     sender = threading.Thread(
-        target=lambda: (parent.send(("render", OPTIONS)), parent.send_bytes(original))
+        target=lambda: (parent.send(("render", OPTIONS, None)), parent.send_bytes(original))
     )
     sender.start()
     assert child.poll(10)
-    assert child.recv() == ("render", OPTIONS)
+    assert child.recv() == ("render", OPTIONS, None)
     assert child.recv_bytes() == original
     sender.join(10)
     assert not child.poll(0.05)  # nothing more to read
@@ -60,13 +62,67 @@ def test_a_message_cut_short_by_the_end_is_an_eof() -> None:
         Channel(right).recv_bytes()
 
 
+def test_a_descriptor_crosses_as_the_receivers_own_and_a_plain_byte_is_refused(
+    channels: tuple[Channel, Channel], tmp_path: Path
+) -> None:
+    parent, child = channels
+    path = tmp_path / "original"
+    path.write_bytes(b"the original")
+    with OpenFile(os.open(path, os.O_RDONLY), 12) as original:
+        parent.send_fd(original.fd)
+        received = child.recv_fd()
+    # the sender's descriptor is closed; the copy still reads the file, and is not inherited
+    try:
+        assert received != original.fd
+        assert os.pread(received, 100, 0) == b"the original"
+        assert not os.get_inheritable(received)
+    finally:
+        os.close(received)
+
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(b"x")  # a byte where a descriptor was expected
+        with pytest.raises(OSError, match="a descriptor was expected"):
+            Channel(right).recv_fd()
+        left.shutdown(socket.SHUT_WR)
+        with pytest.raises(EOFError):
+            Channel(right).recv_fd()
+
+
 def fake_render(data: bytes, options: RenderOptions) -> RenderResult:
     return RenderResult(facts={"bytes": len(data)}, renditions=())
 
 
 def send_job(conn: Channel, data: bytes) -> None:
-    conn.send(("render", OPTIONS))
+    conn.send(("render", OPTIONS, None))
     conn.send_bytes(data)
+
+
+def test_the_loop_reads_a_sent_file_up_to_the_size_it_was_sent_and_closes_it(
+    channels: tuple[Channel, Channel], tmp_path: Path
+) -> None:
+    parent, child = channels
+    path = tmp_path / "original"
+    path.write_bytes(b"0123456789")
+    loop = threading.Thread(target=render_child._serve, args=(child, fake_render))
+    loop.start()
+    try:
+        with OpenFile(os.open(path, os.O_RDONLY), 10) as original:
+            before = set(os.listdir("/proc/self/fd"))
+            with path.open("ab") as out:  # appended after it was opened and sized
+                out.write(b"more")
+            parent.send(("render", OPTIONS, original.size))
+            parent.send_fd(original.fd)
+            assert reply(parent).facts == {"bytes": 10}
+            # the loop closed its copy; the sender's own is untouched (pread: no shared offset)
+            assert set(os.listdir("/proc/self/fd")) == before
+            assert os.lseek(original.fd, 0, os.SEEK_CUR) == 0
+        send_job(parent, b"bytes again")  # and the next job may come as bytes
+        assert reply(parent).facts == {"bytes": 11}
+    finally:
+        parent.send(None)
+        loop.join(5)
+    assert not loop.is_alive()
 
 
 def reply(conn: Channel) -> RenderResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import pickle
 import resource
 import select
@@ -21,9 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from imgpipe.core.errors import ImgpipeError, ProcessingError, TooManyPixelsError
+from imgpipe.core.files import read_at_most
 from imgpipe.core.imaging import RenderOptions, RenderResult, hand_back_free_memory
 
 RenderFn = Callable[[bytes, RenderOptions], RenderResult]
+_FD = struct.Struct("i")  # a descriptor in SCM_RIGHTS ancillary data
 
 
 class Channel:
@@ -44,6 +47,30 @@ class Channel:
     def send_bytes(self, data: bytes) -> None:
         self._sock.sendall(self._LENGTH.pack(len(data)))
         self._sock.sendall(data)  # not concatenated: no copy of a 100 MB original
+
+    def send_fd(self, fd: int) -> None:
+        """A copy of the descriptor `fd` for the other process (SCM_RIGHTS), on one byte."""
+        socket.send_fds(self._sock, [b"\0"], [fd])
+
+    def recv_fd(self) -> int:
+        """The descriptor sent with send_fd, now this process's own (close-on-exec)."""
+        # Not socket.recv_fds: it drops its flags argument, so MSG_CMSG_CLOEXEC with it.
+        data, ancillary, _, _ = self._sock.recvmsg(
+            1, socket.CMSG_SPACE(_FD.size), socket.MSG_CMSG_CLOEXEC
+        )
+        fds: list[int] = [
+            fd
+            for level, kind, payload in ancillary
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+            for (fd,) in _FD.iter_unpack(payload[: len(payload) - len(payload) % _FD.size])
+        ]
+        if len(fds) == 1 and data:
+            return fds[0]
+        for fd in fds:
+            os.close(fd)
+        if not data:
+            raise EOFError("the other end closed the socket")
+        raise OSError("a descriptor was expected and none came")
 
     def recv(self) -> Any:
         # Only this process's own parent or child writes to the socket (a socketpair).
@@ -92,6 +119,14 @@ def child_main() -> None:
         _serve(conn, render_fn)
 
 
+def _read_sent_file(conn: Channel, size: int) -> bytes:
+    fd = conn.recv_fd()
+    try:
+        return read_at_most(fd, size)  # failing, the process ends: the parent's call retries
+    finally:
+        os.close(fd)
+
+
 # A rendering process with no job for this long hands back what glibc kept from its last
 # images (malloc_trim): an idle server's rendering processes shrink to little more than their
 # imports. Under load the next job is already waiting, so no job pays for it.
@@ -110,12 +145,14 @@ def _serve(
         if not trimmed and not conn.poll(idle_s):
             on_idle()
             trimmed = True
-        # A job is two messages: the options (None: the same as last time), then the original.
+        # A job is two messages: the options (None: the same as last time) and the size of the
+        # original if it comes as a file, then its descriptor or its bytes.
         request = conn.recv()
         if request is None:
             return
-        options = request[1] if request[1] is not None else options
-        data = conn.recv_bytes()
+        _, sent_options, size = request
+        options = sent_options if sent_options is not None else options
+        data = conn.recv_bytes() if size is None else _read_sent_file(conn, size)
         assert options is not None  # the parent sends them with a child's first job
         reply: tuple[str, Any]
         try:

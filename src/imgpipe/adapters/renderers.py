@@ -17,14 +17,15 @@ import threading
 
 from imgpipe.adapters.render_child import Channel, RenderFn
 from imgpipe.core.errors import WorkerCrashedError
+from imgpipe.core.files import OpenFile
 from imgpipe.core.imaging import RenderOptions, RenderResult, render, render_unhashed, sha256_hex
 
 
 class InProcessRenderer:
     """Render in the calling thread (Lambda, `imgpipe process`); libvips releases the GIL."""
 
-    def render(self, data: bytes, options: RenderOptions) -> RenderResult:
-        return render(data, options)
+    def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult:
+        return render(original.read() if isinstance(original, OpenFile) else original, options)
 
 
 # A rendering process runs this, not a multiprocessing spawn: spawn runs the parent's main
@@ -121,18 +122,25 @@ class SubprocessRenderer:
         if not self._closed:
             self._idle.put(self._add())
 
-    def render(self, data: bytes, options: RenderOptions) -> RenderResult:
+    def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult:
         if self._closed:
             raise WorkerCrashedError("the renderer is shut down")
         child = self._idle.get()
         try:
-            # The options only when they are new to this process, and the original as raw
-            # bytes: pickled, it was copied once more with the GIL held, the largest share of
-            # the server process's own GIL time in the end-to-end bench (py-spy --gil).
-            child.conn.send(("render", None if options is child.options else options))
+            # The options only when they are new to this process. An open file goes over as
+            # its descriptor, and the process reads it itself: its bytes are never copied into
+            # this process or through the socket. Bytes go raw: pickled, they were copied once
+            # more with the GIL held, the largest share of the server process's own GIL time in
+            # the end-to-end bench (py-spy --gil).
+            size = original.size if isinstance(original, OpenFile) else None
+            child.conn.send(("render", None if options is child.options else options, size))
             child.options = options
-            child.conn.send_bytes(data)
-            digest = sha256_hex(data)  # while the child renders
+            if isinstance(original, OpenFile):
+                child.conn.send_fd(original.fd)
+                digest = original.sha256()  # while the child renders
+            else:
+                child.conn.send_bytes(original)
+                digest = sha256_hex(original)
             if not child.conn.poll(self._timeout_s):
                 self._replace(child)
                 raise WorkerCrashedError(

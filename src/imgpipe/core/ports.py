@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from imgpipe.core.files import OpenFile
 from imgpipe.core.model import ImageRecord, ObjectInfo, RecordPage, Status
 from imgpipe.core.similarity import PhashHit
 
@@ -24,6 +25,12 @@ class ObjectStore(Protocol):
 
     def get(self, key: str, version_id: str | None = None) -> bytes:
         """The object's bytes; raises ObjectNotFoundError when it (or that version) is gone."""
+        ...
+
+    def open(self, key: str, version_id: str | None = None) -> bytes | OpenFile:
+        """The object to be read once, for a render: get()'s bytes, or, from a store on this
+        machine, an open file (the caller closes it) that a rendering process reads itself.
+        Raises as get() does."""
         ...
 
     def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo: ...

@@ -46,6 +46,7 @@ from imgpipe.core.errors import (
     ObjectNotFoundError,
     StoreUnavailableError,
 )
+from imgpipe.core.files import OpenFile
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ObjectInfo, iso
 
@@ -270,15 +271,18 @@ class FilesystemObjectStore:
             return None
 
     def get(self, key: str, version_id: str | None = None) -> bytes:
+        with self.open(key, version_id) as found:
+            return found.read()
+
+    def open(self, key: str, version_id: str | None = None) -> OpenFile:
+        """The object open for reading (the caller closes it): a rendering process reads it
+        through its own copy of the descriptor, so the server never holds its bytes."""
         path = self.path_for(key)
         with self._open_for_read(key, path) as fd:
             st = os.fstat(fd)
             if version_id is not None and version_id != _version(st.st_mtime_ns):
                 raise ObjectNotFoundError(f"{key!r} has no version {version_id!r}")
-            chunks = []
-            while chunk := os.read(fd, _COPY_CHUNK):
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return OpenFile(os.dup(fd), st.st_size)
 
     def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
         path = self.path_for(key)

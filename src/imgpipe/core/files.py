@@ -1,0 +1,71 @@
+"""An original held open by the local store (`OpenFile`): read by whichever process renders it.
+
+A rendering process gets its own copy of the descriptor (over its socket, SCM_RIGHTS) and reads
+the file itself, so the original's bytes are never copied into the server process or through
+the socket. It imports only `os` here (a rendering process imports this module).
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+
+HASH_CHUNK = 256 * 1024  # stays in the CPU cache between reads
+
+
+class OpenFile:
+    """A regular file open for reading, and its size when it was opened: the bytes read are at
+    most that many, whatever is appended later. Closing is the opener's job (a context manager)."""
+
+    __slots__ = ("fd", "size")
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
+        self.size = size
+
+    def read(self) -> bytes:
+        return read_at_most(self.fd, self.size)
+
+    def sha256(self) -> str:
+        """The hex sha256 of its first `size` bytes, read through one small buffer: the file is
+        never copied whole into this process. Not mmap: a file cut short in place while mapped
+        (`cp` over it in the data folder) kills the process with SIGBUS."""
+        import hashlib  # here: a rendering process never hashes (see imaging.render_unhashed)
+
+        digest = hashlib.sha256()
+        buffer = bytearray(min(self.size, HASH_CHUNK))
+        view = memoryview(buffer)
+        offset = 0
+        while offset < self.size:
+            got = os.preadv(self.fd, [view[: self.size - offset]], offset)
+            if got == 0:
+                break
+            digest.update(view[:got])
+            offset += got
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> OpenFile:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_at_most(fd: int, size: int) -> bytes:
+    """Up to `size` bytes from the start of the file `fd` (pread: the shared offset is untouched,
+    since a descriptor passed to another process shares it). One read into one buffer, unless
+    the file was cut short or the kernel returns less."""
+    data = os.pread(fd, size, 0)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    offset = len(data)
+    while offset < size and (part := os.pread(fd, size - offset, offset)):
+        parts.append(part)
+        offset += len(part)
+    return b"".join(parts)
