@@ -1304,7 +1304,7 @@ measured inside the rendering processes (a render function that logs both, 96 up
 runs). Now a thread reads its next original first, leases the image only once a process is
 free (a gate as wide as the process count, so neither the lease nor durationMs counts a wait),
 and hands the process back as soon as the render returns: 7 ms between renders, most of it
-carrying the 3 MB original and the renditions across the socket. Throughput gained less than
+then carrying the 3 MB original and the renditions across the socket. Throughput gained less than
 that: five interleaved pairs of 96-upload runs gave 5.23 then 5.27 images/s (medians; single
 pairs from +1% to +4%), because the writes the idle process waited for had used that core.
 Two earlier tries did not show a gain: one leased the image before waiting for a process,
@@ -1320,22 +1320,35 @@ chunk went to a temporary file through a thread-pool hop, to be read back at onc
 0.7 core-ms per image in the serve process (32.3 to 31.6, three pairs); earlier runs at 8 MB
 showed no change in images/s, which cannot resolve 0.2%.
 
-Kept, though small: the original crosses to its rendering process as raw bytes
-(`send_bytes`), no longer pickled together with the options, which now cross only when
-they change; py-spy --gil had put that pickling first in the serve process's GIL time, and four
-interleaved pairs of runs gave the serve process 30.0 then 29.2 core-ms per image (medians;
-within the noise). The original's sha256 moved from the rendering processes to the serve
-process, which holds the bytes and hashes them while its child renders (so that no rendering
-process loads OpenSSL: the memory section): three interleaved pairs gave the serve process
-30.8 then 34.6 core-ms per image, the rendering processes 336 then 334, and 4.78 then 4.85
-images/s.
+The original no longer passes through the serve process. The local store opens it
+(`ObjectStore.open`: inside the data folder, a regular file, the event's version) and the
+rendering process gets the open file's descriptor over its socket (SCM_RIGHTS) and reads it
+itself; the serve process hashes it (sha256) through one 256 KB buffer while the child
+renders. Before, the serve process read the 3 MB into its memory, copied it into the socket,
+and the child copied it out. Four interleaved pairs of 96-upload runs against the commit
+before: 5.26 then 5.37 images/s, the serve process 36.1 then 32.5 core-ms per image, the
+rendering processes 328 then 325, no core busy 14.1 then 13.3 (medians). Not mmap for the
+hash: a file cut short in place while mapped (a `cp` over it in the data folder) kills the
+process with SIGBUS; read through a buffer, it hashes short and the newer version's event
+renders again. On S3 (Lambda) the store's `open` is its `get`, and the render is in-process.
+
+Kept from before, though small: the options cross to a rendering process only when they
+change, and an original that does cross as bytes (from a store with no local files) goes raw
+(`send_bytes`), not pickled with the options; py-spy --gil had put that pickling first in
+the serve process's GIL time, and four interleaved pairs of runs gave the serve process 30.0
+then 29.2 core-ms per image (medians; within the noise). The original's sha256 moved from
+the rendering processes to the serve process, which hashes it while its child renders (so
+that no rendering process loads OpenSSL: the memory section): three interleaved pairs gave
+the serve process 30.8 then 34.6 core-ms per image, the rendering processes 336 then 334,
+and 4.78 then 4.85 images/s.
 
 What the serve process's 31 to 35 core-ms per image are. A server with the API alone (no
 workers, no watcher) took 96 uploads of this corpus at 17.5 CPU-ms each (medians of three);
 perf put a quarter of that in copying the file into the page cache, a fifth in the md5 of
 the ETag (S3's, which the local store keeps for parity), a sixth in Python, and the rest in
 the kernel's socket, page-fault and fsync work. The job side is the rest, about 15: the
-sha256 (2.8 ms for 3.1 MB), reading the original and sending it to its process, six fsynced
+sha256 (2.3 CPU-ms for 3.1 MB read through the 256 KB buffer, against 3.0 to read the file
+and hash the bytes; medians of five passes over the corpus), six fsynced
 rendition files, SQLite, events. The uploads watcher also sees each API upload and accepts
 it again (a no-op, which the queue's deduplication absorbs): 0.7 core-ms per image against a
 server without the watcher (three pairs, within the noise), so it stays. The page-cache copy
