@@ -31,11 +31,12 @@ SECONDS_PER_MONTH = DAYS_PER_MONTH * 86_400
 GB = 2**30
 KB = 1000
 
-# -- measured per image (docs/benchmarks.md: the `make bench` run of 2026-11-23 07:36 UTC) -----
-# "Lambda": the median per-image render time of imgpipe.core.imaging.render_unhashed() on one
-# core (x86 standing in for Graviton), 12 MP photos. The worker's render() also hashes the
-# original (sha256 through OpenSSL: 2.5 to 2.8 ms for the corpus' 3.1 MB here), about 1% more,
-# not added.
+# -- measured per image (`make bench`, docs/benchmarks.md's "Lambda" section) --------------------
+# The median per-image render time of imgpipe.core.imaging.render_unhashed() on one core (x86
+# standing in for Graviton), 12 MP photos: 284 ms in the run of 2026-11-23 07:36 UTC, 274 to
+# 284 ms over the last runs (277 at 08:47); the highest is kept, so the estimate errs high.
+# The worker's render() also hashes the original (sha256 through OpenSSL: 2.5 to 2.8 ms for
+# the corpus' 3.1 MB here), about 1% more, not added.
 MEASURED_RENDER_MS = 284.0
 # The 24 corpus photos' mean size (bench/corpus.py; the doc rounds it to "3.1 MB").
 MEASURED_ORIGINAL_KB = 3069.0

@@ -2,13 +2,16 @@
 
 A rendering process gets its own copy of the descriptor (over its socket, SCM_RIGHTS) and reads
 the file itself, so the original's bytes are never copied into the server process or through
-the socket. It imports only `os` here (a rendering process imports this module).
+the socket. It imports only `os` (a rendering process imports this module).
 """
 
 from __future__ import annotations
 
 import os
-from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 HASH_CHUNK = 256 * 1024  # stays in the CPU cache between reads
 
