@@ -1282,9 +1282,10 @@ render_child.Channel), no statistics and no _strptime: 34.9 to 29.0 MB after imp
 images/s; and no dataclasses, whose import brings inspect, ast and dis (the render's plain
 data are named tuples): 28.9 to 28.0 MB after imports (three runs each, bytecode compiled).
 Once the benchmark's own harness stopped importing dataclasses into every engine's process
-as well, Pillow's peak went from 136–144 MB (its layouts in earlier runs) to 125–127 in every
-environment, a layout of its own that it had not reached before. A fixed MALLOC_MMAP_THRESHOLD_ of 16 MB held imgpipe at its low layout (136.5 MB
-in all five environments tried, against 136–142 without) for 1–2% fewer images/s: not kept.
+as well, Pillow's peak went from 136–144 MB (its layouts in the earlier full runs) to 125–127
+in every environment. A fixed MALLOC_MMAP_THRESHOLD_ of 16 MB held imgpipe at its low layout
+(136.5 MB in all five environments tried, against 136–142 without) for 1–2% fewer images/s:
+not kept.
 imgpipe's modules compiled to bytecode beforehand (`make bytecode`, and this benchmark first)
 instead of from source in each process: 34.9 to 34.0 MB after imports, peak unchanged (146.9,
 146.5 MB); what it saves is start-up: a new rendering process was ready and had rendered a
