@@ -62,13 +62,17 @@ def test_a_message_cut_short_by_the_end_is_an_eof() -> None:
         Channel(right).recv_bytes()
 
 
+def opened(path: Path, body: bytes) -> OpenFile:
+    """`body` written to `path`, and the file open for reading, as the local store opens it."""
+    path.write_bytes(body)
+    return OpenFile(os.open(path, os.O_RDONLY), len(body))
+
+
 def test_a_descriptor_crosses_as_the_receivers_own_and_a_plain_byte_is_refused(
     channels: tuple[Channel, Channel], tmp_path: Path
 ) -> None:
     parent, child = channels
-    path = tmp_path / "original"
-    path.write_bytes(b"the original")
-    with OpenFile(os.open(path, os.O_RDONLY), 12) as original:
+    with opened(tmp_path / "original", b"the original") as original:
         parent.send_fd(original.fd)
         received = child.recv_fd()
     # the sender's descriptor is closed; the copy still reads the file, and is not inherited
@@ -103,11 +107,10 @@ def test_the_loop_reads_a_sent_file_up_to_the_size_it_was_sent_and_closes_it(
 ) -> None:
     parent, child = channels
     path = tmp_path / "original"
-    path.write_bytes(b"0123456789")
     loop = threading.Thread(target=render_child._serve, args=(child, fake_render))
     loop.start()
     try:
-        with OpenFile(os.open(path, os.O_RDONLY), 10) as original:
+        with opened(path, b"0123456789") as original:
             before = set(os.listdir("/proc/self/fd"))
             with path.open("ab") as out:  # appended after it was opened and sized
                 out.write(b"more")
