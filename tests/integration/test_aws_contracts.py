@@ -6,8 +6,8 @@ Where moto is laxer than AWS, the rule is covered another way (tests/unit/test_a
 - DynamoDB reserved words are not checked by moto: every expression the store sends is
   checked against them, and every name goes through a #placeholder anyway;
 - IAM is not enforced by moto at all: the template's tests own least privilege;
-- an SSE-KMS bucket (the template's) answers ETags that are not MD5s; the contract's MD5
-  checks hold on moto only, and nothing in imgpipe relies on them.
+- an SSE-KMS bucket (the template's) answers ETags that are not MD5s; the contract's ETag
+  checks (MD5 for S3) hold on moto only, and nothing in imgpipe relies on them.
 Where SQS itself differs from the local queue (no dedup on a standard queue, no oldest-message
 age but from CloudWatch, best-effort order, whole seconds), the contract's flags or an
 override below say so.

@@ -226,7 +226,7 @@ def test_a_dropped_file_is_an_object(tmp_path: Path) -> None:
     info = store.head(key)
     assert info is not None
     assert (info.size, info.content_type) == (10, "image/jpeg")
-    assert info.etag == hashlib.md5(b"jpeg bytes", usedforsecurity=False).hexdigest()
+    assert info.etag == hashlib.sha256(b"jpeg bytes").hexdigest()
     assert [o.key for o in store.list("uploads/")] == [key]
 
     # WHEN it is replaced in place, THEN the etag follows
@@ -234,7 +234,34 @@ def test_a_dropped_file_is_an_object(tmp_path: Path) -> None:
     dropped.write_bytes(b"other bytes!")
     info2 = store.head(key)
     assert info2 is not None
-    assert info2.etag == hashlib.md5(b"other bytes!", usedforsecurity=False).hexdigest()
+    assert info2.etag == hashlib.sha256(b"other bytes!").hexdigest()
+
+
+def test_open_hands_over_the_sha256_only_for_the_very_file_hashed(tmp_path: Path) -> None:
+    # GIVEN an object put through the store (which hashed it as it wrote it)
+    store = FilesystemObjectStore(tmp_path)
+    key = "uploads/h/a.jpg"
+    store.put(key, b"first bytes", "image/jpeg")
+
+    # THEN opening it hands over that sha256: the render's caller does not read it again
+    with store.open(key) as opened:
+        assert opened.digest == hashlib.sha256(b"first bytes").hexdigest()
+
+    # WHEN it is rewritten in place by hand (same size; its mtime moves), THEN the open no
+    # longer knows the digest, and sha256() reads the file: the new bytes' hash, not the old
+    path = store.path_for(key)
+    time.sleep(0.01)
+    with path.open("r+b") as f:
+        f.write(b"FIRST")
+    with store.open(key) as opened:
+        assert opened.digest is None
+        assert opened.sha256() == hashlib.sha256(b"FIRST bytes").hexdigest()
+
+    # WHEN it is then headed (which hashes it for its ETag), THEN the next open knows it again
+    info = store.head(key)
+    assert info is not None
+    with store.open(key) as opened:
+        assert opened.digest == info.etag == hashlib.sha256(b"FIRST bytes").hexdigest()
 
 
 def test_a_dropped_file_no_key_maps_to_is_skipped(tmp_path: Path) -> None:

@@ -18,34 +18,23 @@ HASH_CHUNK = 256 * 1024  # stays in the CPU cache between reads
 
 class OpenFile:
     """A regular file open for reading, and its size when it was opened: the bytes read are at
-    most that many, whatever is appended later. Closing is the opener's job (a context manager)."""
+    most that many, whatever is appended later. `digest`: its sha256 (hex), when the opener
+    already knows it for this very file (the local store, for a file it wrote: its ETag).
+    Closing is the opener's job (a context manager)."""
 
-    __slots__ = ("fd", "size")
+    __slots__ = ("digest", "fd", "size")
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, size: int, digest: str | None = None) -> None:
         self.fd = fd
         self.size = size
+        self.digest = digest
 
     def read(self) -> bytes:
         return read_at_most(self.fd, self.size)
 
     def sha256(self) -> str:
-        """The hex sha256 of its first `size` bytes, read through one small buffer: the file is
-        never copied whole into this process. Not mmap: a file cut short in place while mapped
-        (`cp` over it in the data folder) kills the process with SIGBUS."""
-        import hashlib  # here: a rendering process never hashes (see imaging.render_unhashed)
-
-        digest = hashlib.sha256()
-        buffer = bytearray(min(self.size, HASH_CHUNK))
-        view = memoryview(buffer)
-        offset = 0
-        while offset < self.size:
-            got = os.preadv(self.fd, [view[: self.size - offset]], offset)
-            if got == 0:
-                break
-            digest.update(view[:got])
-            offset += got
-        return digest.hexdigest()
+        """The hex sha256 of its first `size` bytes: `digest` if known, else read."""
+        return self.digest if self.digest is not None else sha256_of(self.fd, self.size)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -57,6 +46,24 @@ class OpenFile:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def sha256_of(fd: int, size: int) -> str:
+    """The hex sha256 of the first `size` bytes of the file `fd`, read (pread) through one small
+    buffer: the file is never copied whole into this process. Not mmap: a file cut short in
+    place while mapped (`cp` over it in the data folder) kills the process with SIGBUS."""
+    import hashlib  # here: a rendering process never hashes (see imaging.render_unhashed)
+
+    digest = hashlib.sha256()
+    view = memoryview(bytearray(min(size, HASH_CHUNK)))
+    offset = 0
+    while offset < size:
+        got = os.preadv(fd, [view[: size - offset]], offset)
+        if got == 0:
+            break
+        digest.update(view[:got])
+        offset += got
+    return digest.hexdigest()
 
 
 def read_at_most(fd: int, size: int) -> bytes:

@@ -20,6 +20,12 @@ never starts a single escaped name (a literal `+` is always encoded there), and 
 never starts with `%`, so the mapping is one-to-one and `key_for(path_for(key)) == key`.
 
 Where S3 holds both `a/b` and `a/b/c`, a filesystem cannot: `put` raises KeyConflictError.
+
+An object's ETag is the sha256 of its bytes (hex), not S3's MD5: an S3 ETag is an MD5 only for
+some uploads (not under SSE-KMS, as the template's bucket is, nor multipart), so no client can
+rely on MD5 anyway. sha256 is the faster of the two here (the CPU's SHA extensions: 1.8 against
+4.2 ms for a 3 MB photo) and it is the record's content hash, so the render of a file this
+store wrote or has already hashed needs no second pass over it (`open` hands it over).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from imgpipe.core.errors import (
     ObjectNotFoundError,
     StoreUnavailableError,
 )
-from imgpipe.core.files import OpenFile
+from imgpipe.core.files import OpenFile, sha256_of
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ObjectInfo, iso
 
@@ -282,7 +288,7 @@ class FilesystemObjectStore:
             st = os.fstat(fd)
             if version_id is not None and version_id != _version(st.st_mtime_ns):
                 raise ObjectNotFoundError(f"{key!r} has no version {version_id!r}")
-            return OpenFile(os.dup(fd), st.st_size)
+            return OpenFile(os.dup(fd), st.st_size, self._cached_etag(path, st))
 
     def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
         path = self.path_for(key)
@@ -290,18 +296,18 @@ class FilesystemObjectStore:
             fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp_dir)
             tmp = Path(tmp_name)
             try:
-                md5 = hashlib.md5(usedforsecurity=False)
+                digest = hashlib.sha256()
                 with os.fdopen(fd, "wb") as out:
                     if isinstance(body, bytes | bytearray | memoryview):
-                        md5.update(body)
+                        digest.update(body)
                         out.write(body)
                     else:
                         while chunk := body.read(_COPY_CHUNK):
-                            md5.update(chunk)
+                            digest.update(chunk)
                             out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())
-                etag = md5.hexdigest()
+                etag = digest.hexdigest()
                 st = self._replace(key, path, tmp)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -452,12 +458,7 @@ class FilesystemObjectStore:
     def _info(self, key: str, path: Path, fd: int, st: os.stat_result) -> ObjectInfo:
         etag = self._cached_etag(path, st)
         if etag is None:
-            md5 = hashlib.md5(usedforsecurity=False)
-            offset = 0
-            while chunk := os.pread(fd, _COPY_CHUNK, offset):
-                md5.update(chunk)
-                offset += len(chunk)
-            etag = md5.hexdigest()
+            etag = sha256_of(fd, st.st_size)
             self._remember_etag(path, st, etag)
         return self._info_from(key, st, etag)
 
