@@ -679,8 +679,8 @@ def main() -> None:
         "- **imgpipe**: `imgpipe.core.imaging.render_unhashed()`, what a rendering process "
         "runs: header checks and limits, one decode, the cascade, six encodes, and the "
         "record's metadata (EXIF subset, phash, blurhash, dominant colour). The original's "
-        "sha256 is the caller's (serve's process, which holds the bytes; about 2 ms for a "
-        "3 MB photo): the end-to-end section counts it. "
+        "sha256 is the caller's (the local store's ETag, hashed as the upload is written: "
+        "about 2 ms for a 3 MB photo): the end-to-end section counts it. "
         + (
             "Its defaults *are* the identical settings (every RenditionSpec encoder field at "
             "the peers' values), so one row serves both."
@@ -1326,13 +1326,25 @@ The original no longer passes through the serve process. The local store opens i
 (`ObjectStore.open`: inside the data folder, a regular file, the event's version) and the
 rendering process gets the open file's descriptor over its socket (SCM_RIGHTS) and reads it
 itself; the serve process hashes it (sha256) through one 256 KB buffer while the child
-renders. Before, the serve process read the 3 MB into its memory, copied it into the socket,
-and the child copied it out. Four interleaved pairs of 96-upload runs against the commit
+renders (since the change below, only when the store does not know the hash already).
+Before, the serve process read the 3 MB into its memory, copied it into the socket, and the
+child copied it out. Four interleaved pairs of 96-upload runs against the commit
 before: 5.26 then 5.37 images/s, the serve process 36.1 then 32.5 core-ms per image, the
 rendering processes 328 then 325, no core busy 14.1 then 13.3 (medians). Not mmap for the
 hash: a file cut short in place while mapped (a `cp` over it in the data folder) kills the
 process with SIGBUS; read through a buffer, it hashes short and the newer version's event
 renders again. On S3 (Lambda) the store's `open` is its `get`, and the render is in-process.
+
+The local store's ETag is now the sha256 of the object, not S3's MD5, and it is the record's
+`sha256` too. The store hashes an upload as it writes it (sha256 costs 1.8 CPU-ms for a 3 MB
+photo here, with the CPU's SHA extensions; MD5 4.2), remembers it against the file's device,
+inode, mtime and size, and `open` hands it over with the descriptor when the file opened is
+that very file; so the render's caller no longer reads the original a second time to hash
+it. A file dropped into the folder, or changed by hand since, is hashed as before. MD5 bought
+nothing: an S3 ETag is an MD5 only for some uploads (not under the template's SSE-KMS, nor
+multipart), so nothing may rely on it. Four interleaved pairs of 96-upload runs against the
+commit before: 5.45 then 5.62 images/s, the serve process 31.8 then 24.9 core-ms per image
+(medians; the new code ahead in all four pairs).
 
 Kept from before, though small: the options cross to a rendering process only when they
 change, and an original that does cross as bytes (from a store with no local files) goes raw
@@ -1344,21 +1356,22 @@ that no rendering process loads OpenSSL: the memory section): three interleaved 
 the serve process 30.8 then 34.6 core-ms per image, the rendering processes 336 then 334,
 and 4.78 then 4.85 images/s.
 
-What the serve process's 31 to 35 core-ms per image are. A server with the API alone (no
-workers, no watcher) took 96 uploads of this corpus at 17.5 CPU-ms each (medians of three);
-perf put a quarter of that in copying the file into the page cache, a fifth in the md5 of
-the ETag (S3's, which the local store keeps for parity), a sixth in Python, and the rest in
-the kernel's socket, page-fault and fsync work. The job side is the rest, about 15: the
-sha256 (2.3 CPU-ms for 3.1 MB read through the 256 KB buffer, against 3.0 to read the file
-and hash the bytes; medians of five passes over the corpus), six fsynced
-rendition files, SQLite, events. The uploads watcher also sees each API upload and accepts
+What the serve process's 31 to 35 core-ms per image were, before the ETag change. A server
+with the API alone (no workers, no watcher) took 96 uploads of this corpus at 17.5 CPU-ms each
+(medians of three); perf put a quarter of that in copying the file into the page cache, a
+fifth in the md5 of the ETag, a sixth in Python, and the rest in the kernel's socket,
+page-fault and fsync work. The job side was the rest, about 15: the sha256 (2.3 CPU-ms for
+3.1 MB read through the 256 KB buffer, against 3.0 to read the file and hash the bytes;
+medians of five passes over the corpus), six fsynced rendition files, SQLite, events. Since
+the change, perf of the serve process over a 96-upload run puts 17% of its CPU in the
+kernel's copy of uploads and renditions into the page cache, half in the kernel in all,
+28% in Python and 10% in hashing. The uploads watcher also sees each API upload and accepts
 it again (a no-op, which the queue's deduplication absorbs): 0.7 core-ms per image against a
 server without the watcher (three pairs, within the noise), so it stays. The page-cache copy
 is dear on this VM: writing 3.1 MB to a
 new file took 6.8 CPU-ms on memory the guest had not used yet and 1.0 ms on reused memory.
-Together the durable write and the two hashes are about 10 core-ms per image, 3% of the raw
-engine's 330, before any HTTP or SQLite: under 10% would need the rest of the server, the
-tail and the client to cost almost nothing on the same two cores.
+Together the durable write and the hash are about 7 core-ms per image, 2% of the raw
+engine's 330, before any HTTP or SQLite.
 
 A helper thread for one image's encodes (the section "A second core for one image's
 encodes", below) shortens the tail only a little: the last image here spends most of its time

@@ -33,8 +33,8 @@ KB = 1000
 
 # -- measured per image (`make bench`, docs/benchmarks.md's "Lambda" section) --------------------
 # The median per-image render time of imgpipe.core.imaging.render_unhashed() on one core (x86
-# standing in for Graviton), 12 MP photos: 284 ms in the run of 2026-11-23 07:36 UTC, 274 to
-# 284 ms over the last runs (277 at 08:47); the highest is kept, so the estimate errs high.
+# standing in for Graviton), 12 MP photos: 284 ms in the run of 2026-11-23 07:36 UTC, 270 to
+# 284 ms over the last runs (270 at 11:13); the highest is kept, so the estimate errs high.
 # The worker's render() also hashes the original (sha256 through OpenSSL: 2.5 to 2.8 ms for
 # the corpus' 3.1 MB here), about 1% more, not added.
 MEASURED_RENDER_MS = 284.0
