@@ -810,7 +810,7 @@ def main() -> None:
         overhead = raw_rate / e2e_rate - 1
         lines.append(
             f"| pipeline overhead < 10% (end to end vs the raw engine, 2 workers) | "
-            f"{overhead * 100:.0f}% | {'yes' if overhead < 0.10 else 'no'} |"
+            f"{overhead * 100:.1f}% | {'yes' if overhead < 0.10 else 'no'} |"
         )
     if sustained:
         sustained_rate = statistics.median(e.per_second for e, _ in sustained)
@@ -818,7 +818,7 @@ def main() -> None:
         held = sustained_raw / sustained_rate - 1
         lines.append(
             f"| (the same, sustained: {n * SUSTAINED_ROUNDS} uploads, the corpus "
-            f"{SUSTAINED_ROUNDS} times over) | {held * 100:.0f}% | "
+            f"{SUSTAINED_ROUNDS} times over) | {held * 100:.1f}% | "
             f"{'yes' if held < 0.10 else 'no'} |"
         )
     lines += ["", WHY.format(best=best_peer)]
@@ -1051,7 +1051,7 @@ def main() -> None:
                 "name order (a duplicate is rendered in full; it only gets duplicateOf), a "
                 "fresh server each time, taking turns with the raw engine on the same list "
                 f"(median of {len(sustained)}): {sustained_rate:.2f} images/s end to end "
-                f"against {sustained_raw:.2f} raw, overhead {held * 100:.0f}%; latency p50 "
+                f"against {sustained_raw:.2f} raw, overhead {held * 100:.1f}%; latency p50 "
                 f"{statistics.median(e.latency(0.5) for e, _ in sustained):.0f} ms (all "
                 f"{rounds_n} queued at once). Per image, in core-ms (medians of the runs): "
                 f"the serve process {_per_image(sustained, 'server_cpu_s'):.0f}, the rendering "
