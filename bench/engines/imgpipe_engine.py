@@ -1,7 +1,8 @@
 """imgpipe's own render, as a rendering process runs it (render_unhashed): header checks, one
 decode, the cascade, the encodes and the record's metadata (EXIF subset, phash, blurhash,
-dominant colour). The original's sha256 is hashed by the process that holds the original (the
-server, while the rendering process renders), so it is not here.
+dominant colour). The original's sha256 is not here: the local store hashes an upload as it
+writes it (its ETag), and the server hashes any other original while the rendering process
+renders.
 
 Two variants: "default" is imgpipe as it ships (its RenditionSpec defaults); "identical" sets
 the encoder fields to exactly what every peer uses (WebP effort 4, JPEG Huffman optimisation,
