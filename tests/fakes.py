@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from imgpipe.core import similarity
 from imgpipe.core.errors import InvalidRequestError, ObjectNotFoundError
+from imgpipe.core.files import memory_spool
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ImageRecord, ObjectInfo, RecordPage, Status, iso, utcnow
 from imgpipe.core.ports import Message, QueueStats
@@ -49,6 +50,9 @@ class InMemoryObjectStore:
 
     def open(self, key: str, version_id: str | None = None) -> bytes:
         return self.get(key, version_id)
+
+    def spool(self) -> BinaryIO:
+        return memory_spool()
 
     def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
         validate_key(key)

@@ -150,6 +150,11 @@ class ImageService:
 
     # -- ingestion -------------------------------------------------------------------------
 
+    def spool(self) -> BinaryIO:
+        """Somewhere to write an upload as it arrives, then pass to upload() (the caller
+        closes it): the object store's spool (ObjectStore.spool)."""
+        return self.objects.spool()
+
     def upload(self, filename: str, body: bytes | BinaryIO, content_type: str) -> ImageRecord:
         """Store an original under a server-chosen key and queue it (POST /images)."""
         return self.upload_to(new_upload_key(filename), body, content_type)

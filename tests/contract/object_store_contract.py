@@ -136,6 +136,26 @@ class ObjectStoreContract:
         with pytest.raises(ObjectNotFoundError):
             object_store.open("uploads/o/a.jpg", version_id="no-such-version")
 
+    def test_a_spool_written_in_pieces_is_put_whole_and_one_dropped_stores_nothing(
+        self, object_store: ObjectStore
+    ) -> None:
+        # GIVEN a body written into the store's spool in pieces
+        body = bytes(range(256)) * 5000
+        with object_store.spool() as spool:
+            for at in range(0, len(body), 100_000):
+                spool.write(body[at : at + 100_000])
+            spool.seek(0)
+
+            # WHEN it is put THEN the object is the whole body, with the store's ETag for it
+            info = object_store.put("uploads/s/a.jpg", spool, "image/jpeg")
+        assert (info.size, info.etag) == (len(body), etag_of(object_store, body))
+        assert object_store.get("uploads/s/a.jpg") == body
+
+        # WHEN a spool is closed without a put THEN nothing is stored
+        with object_store.spool() as spool:
+            spool.write(b"dropped")
+        assert [o.key for o in object_store.list("uploads/")] == ["uploads/s/a.jpg"]
+
     def test_a_missing_key(self, object_store: ObjectStore) -> None:
         assert object_store.head("uploads/nothing/here.jpg") is None
         with pytest.raises(ObjectNotFoundError):

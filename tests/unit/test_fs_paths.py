@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 import time
@@ -262,6 +263,39 @@ def test_open_hands_over_the_sha256_only_for_the_very_file_hashed(tmp_path: Path
     assert info is not None
     with store.open(key) as opened:
         assert opened.digest == info.etag == hashlib.sha256(b"FIRST bytes").hexdigest()
+
+
+def test_put_moves_its_own_spool_into_place_instead_of_copying(tmp_path: Path) -> None:
+    store = FilesystemObjectStore(tmp_path)
+    with store.spool() as spool:
+        # GIVEN a spool written in two pieces
+        spool.write(b"first ")
+        spool.write(memoryview(b"bytes"))
+        inode = os.fstat(spool.fileno()).st_ino
+        spool.seek(0)
+
+        # WHEN it is put THEN the object is that very file (moved, not copied), and its ETag
+        # is the sha256 taken as it was written
+        info = store.put("uploads/m/a.jpg", spool, "image/jpeg")
+        assert os.stat(store.path_for("uploads/m/a.jpg")).st_ino == inode
+        assert info.etag == hashlib.sha256(b"first bytes").hexdigest()
+
+        # THEN it takes no more writes, and is not put twice
+        with pytest.raises(io.UnsupportedOperation):
+            spool.write(b"more")
+        with pytest.raises(ValueError, match="put once"):
+            store.put("uploads/m/b.jpg", spool, "image/jpeg")
+    assert store.get("uploads/m/a.jpg") == b"first bytes"
+    assert os.listdir(store.tmp_dir) == []
+
+    # WHEN a spool is written out of order (its hash would not be its bytes') THEN it refuses;
+    # closed, it leaves nothing in the tmp folder
+    with store.spool() as spool:
+        spool.write(b"abc")
+        spool.seek(0)
+        with pytest.raises(io.UnsupportedOperation):
+            spool.write(b"x")
+    assert os.listdir(store.tmp_dir) == []
 
 
 def test_a_dropped_file_no_key_maps_to_is_skipped(tmp_path: Path) -> None:

@@ -8,12 +8,14 @@ the socket. It imports only `os` (a rendering process imports this module).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from types import TracebackType
+    from typing import BinaryIO
 
 HASH_CHUNK = 256 * 1024  # stays in the CPU cache between reads
+SPOOL_BYTES = 4 * 1024 * 1024  # a memory_spool() moves to a temporary file past this size
 
 
 class OpenFile:
@@ -46,6 +48,14 @@ class OpenFile:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def memory_spool() -> BinaryIO:
+    """A spool (ObjectStore.spool) for a store with no files of its own: in memory up to
+    SPOOL_BYTES, then a temporary file."""
+    import tempfile  # here: a rendering process never spools
+
+    return cast("BinaryIO", tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))
 
 
 def sha256_of(fd: int, size: int) -> str:

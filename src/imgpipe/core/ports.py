@@ -35,6 +35,13 @@ class ObjectStore(Protocol):
 
     def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo: ...
 
+    def spool(self) -> BinaryIO:
+        """A new, empty, writable file for a body that arrives in pieces (an upload): the
+        caller writes it, seeks it to 0, passes it to put(), and closes it. The local store's
+        is a file beside its objects, hashed as it is written, that put() moves into place
+        instead of copying; the others' hold the body in memory up to a few MB."""
+        ...
+
     def delete(self, key: str) -> None:
         """Idempotent: deleting a missing key is not an error."""
         ...

@@ -8,20 +8,18 @@ AWS, how upload URLs and rendition links are made and served, is the `Links` obj
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, BinaryIO, Literal, Protocol, cast
+from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartParser
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,6 +46,7 @@ from imgpipe.core.model import (
     Rendition,
     Status,
 )
+from imgpipe.entrypoints import multipart
 from imgpipe.entrypoints.asgi_errors import send_json_error
 from imgpipe.service import ImageService
 
@@ -57,12 +56,6 @@ UPLOAD_CONTENT_TYPES = frozenset(
     {*CONTENT_TYPES.values(), "image/heic", "image/heic-sequence", "image/heif-sequence"}
 )
 MULTIPART_SLACK = 64 * 1024
-SPOOL_BYTES = 4 * 1024 * 1024
-# A POST /images file stays in memory up to SPOOL_BYTES, as a signed upload does, not
-# Starlette's 1 MB: past that, every chunk of the body went to a temporary file through a
-# thread-pool hop, to be read back at once for the store's own write. Starlette exposes this
-# limit only as this class attribute (it is read when a file part begins).
-MultiPartParser.spool_max_size = SPOOL_BYTES
 
 
 class UploadTarget(BaseModel):
@@ -472,13 +465,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
         "/images",
         dependencies=authed,
         tags=["upload"],
+        openapi_extra=multipart.OPENAPI_BODY,
         **_answers(202, ImageView, "stored and queued: the PENDING record"),
     )
-    def upload_image(request: Request, file: Annotated[UploadFile, File()]) -> JSONResponse:
-        if file.size is not None and file.size > limits.max_bytes:
-            raise PayloadTooLargeError(f"{file.size} bytes; the limit is {limits.max_bytes}")
-        content_type = (file.content_type or "application/octet-stream").lower()
-        record = service.upload(file.filename or "image", file.file, content_type)
+    async def upload_image(request: Request) -> JSONResponse:
+        with service.spool() as spool:
+            part = await multipart.receive_file(request, spool, limits.max_bytes)
+            spool.seek(0)
+            content_type = (part.content_type or "application/octet-stream").lower()
+            filename = part.filename or "image"
+            record = await _run_sync(lambda: service.upload(filename, spool, content_type))
         ctx.on_enqueued()
         return JSONResponse(present(record, request), 202)
 
@@ -631,7 +627,7 @@ def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> 
                 f"Content-Type must be {content_type!r} as signed, not {sent_type!r}"
             )
         cap = min(max_bytes, limits.max_bytes)
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        with service.spool() as spool:
             size = 0
             try:
                 async for chunk in request.stream():
@@ -645,8 +641,7 @@ def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> 
             if size == 0:
                 raise InvalidRequestError("the upload is empty")
             spool.seek(0)
-            body_file = cast(BinaryIO, spool)
-            record = await _run_sync(lambda: service.upload_to(key, body_file, content_type))
+            record = await _run_sync(lambda: service.upload_to(key, spool, content_type))
         ctx.on_enqueued()
         body = record.public()
         body.pop("renditions", None)

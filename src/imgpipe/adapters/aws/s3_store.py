@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from imgpipe.adapters.aws.client_errors import error_code, http_status, transient_errors
 from imgpipe.core.errors import ObjectNotFoundError
+from imgpipe.core.files import memory_spool
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ObjectInfo, iso
 
@@ -126,6 +127,9 @@ class S3ObjectStore:
             content_type=content_type,
             version_id=version_id,
         )
+
+    def spool(self) -> BinaryIO:
+        return memory_spool()  # put_object wants the body whole, or seekable
 
     def delete(self, key: str) -> None:
         """Idempotent (S3 answers 204 for a missing key). On a versioned bucket this adds a

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import mimetypes
 import os
 import stat
@@ -43,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote
 
 from imgpipe.core.errors import (
@@ -55,6 +56,9 @@ from imgpipe.core.errors import (
 from imgpipe.core.files import OpenFile, sha256_of
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ObjectInfo, iso
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 STATE_DIR = ".imgpipe"
 NAME_MAX = 255
@@ -198,17 +202,55 @@ def _last_modified(mtime_ns: int) -> str:
 
 
 @contextlib.contextmanager
-def _no_room_is_transient(key: str) -> Iterator[None]:
+def _no_room_is_transient(what: str) -> Iterator[None]:
     """A write that found no room (ENOSPC, EFBIG, EDQUOT) raises StoreUnavailableError."""
     try:
         yield
     except OSError as exc:
         if exc.errno in _NO_ROOM:
             raise StoreUnavailableError(
-                f"cannot store {key!r}: the disk is full, or a quota or file size limit was "
+                f"cannot store {what}: the disk is full, or a quota or file size limit was "
                 f"reached ({exc.strerror})"
             ) from exc
         raise
+
+
+class _Spool(io.FileIO):
+    """FilesystemObjectStore.spool(): a file in the store's tmp folder, hashed (sha256) as it
+    is written, that put() moves into place instead of copying. Closing removes it, unless
+    put() moved it. Written in order only (the hash is of what was written, as written)."""
+
+    def __init__(self, fd: int, path: Path, store: FilesystemObjectStore) -> None:
+        super().__init__(fd, "r+")
+        self.path = path
+        self.store = store
+        self.moved = False
+        self.length = 0
+        self._digest = hashlib.sha256()
+
+    def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data).cast("B")
+        if self.moved or self.tell() != self.length:
+            raise io.UnsupportedOperation("a spool is written in order, before put()")
+        with _no_room_is_transient("the upload"):
+            done = 0
+            while done < len(view):
+                done += super().write(view[done:]) or 0
+        self._digest.update(view)
+        self.length += len(view)
+        return len(view)
+
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            super().close()
+        finally:
+            if not self.moved:
+                self.path.unlink(missing_ok=True)
 
 
 class FilesystemObjectStore:
@@ -290,9 +332,16 @@ class FilesystemObjectStore:
                 raise ObjectNotFoundError(f"{key!r} has no version {version_id!r}")
             return OpenFile(os.dup(fd), st.st_size, self._cached_etag(path, st))
 
+    def spool(self) -> BinaryIO:
+        with _no_room_is_transient("the upload"):
+            fd, name = tempfile.mkstemp(prefix="spool-", dir=self.tmp_dir)
+        return _Spool(fd, Path(name), self)
+
     def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
         path = self.path_for(key)
-        with _no_room_is_transient(key):
+        if isinstance(body, _Spool) and body.store is self:
+            return self._put_spool(key, path, body)
+        with _no_room_is_transient(repr(key)):
             fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp_dir)
             tmp = Path(tmp_name)
             try:
@@ -311,6 +360,19 @@ class FilesystemObjectStore:
                 st = self._replace(key, path, tmp)
             finally:
                 tmp.unlink(missing_ok=True)
+        self._remember_etag(path, st, etag)
+        return self._info_from(key, st, etag)
+
+    def _put_spool(self, key: str, path: Path, spool: _Spool) -> ObjectInfo:
+        """put() of this store's own spool: fsynced and moved into place, not copied; its
+        sha256, taken as it was written, is the ETag."""
+        if spool.moved or spool.closed:
+            raise ValueError("a spool is put once, before it is closed")
+        with _no_room_is_transient(repr(key)):
+            os.fsync(spool.fileno())
+            st = self._replace(key, path, spool.path)
+        spool.moved = True
+        etag = spool.sha256()
         self._remember_etag(path, st, etag)
         return self._info_from(key, st, etag)
 
