@@ -1352,11 +1352,10 @@ through a thread-pool hop per chunk, was read back, and was written again by the
 route now reads the multipart body itself as it arrives (python-multipart, as Starlette does)
 and writes the file part straight into the store's spool (`ObjectStore.spool`): locally a
 file in the data folder's `.imgpipe/tmp`, hashed as it is written, that `put` renames into
-place; a signed `PUT` upload uses the same spool. This came after this document's run, so its
-tables do not include it. Four interleaved pairs of 96-upload runs against the commit before:
-5.39 then 5.45 images/s, the serve process 29.3 then 22.6 core-ms per image (medians; the new
-code ahead in all four pairs); a server with the API alone took the same 96 uploads at 18.8
-then 10.7 CPU-ms each (medians of three runs).
+place; a signed `PUT` upload uses the same spool. Four interleaved pairs of 96-upload runs
+against the commit before: 5.39 then 5.45 images/s, the serve process 29.3 then 22.6 core-ms
+per image (medians; the new code ahead in all four pairs); a server with the API alone took
+the same 96 uploads at 18.8 then 10.7 CPU-ms each (medians of three runs).
 
 Kept from before, though small: the options cross to a rendering process only when they
 change, and an original that does cross as bytes (from a store with no local files) goes raw
