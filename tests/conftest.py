@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,9 +49,25 @@ def fake_service(settings: Settings) -> ImageService:
 def local_app(settings: Settings) -> Iterator[LocalApp]:
     """The real local wiring (files, SQLite), rendering in-process, no background threads:
     tests run the queue with `drain`."""
-    app = build_local(settings, renderer=InProcessRenderer(), with_workers=False)
-    yield app
-    app.stop()
+    with local_app_with(settings) as app:
+        yield app
+
+
+@contextmanager
+def local_app_with(settings: Settings, **sections: dict[str, Any]) -> Iterator[LocalApp]:
+    """local_app's wiring over `settings` with some fields of its sections changed, as in
+    `local_app_with(settings, limits={"max_bytes": 2000})`; stopped at the end."""
+    changed = settings.model_copy(
+        update={
+            name: getattr(settings, name).model_copy(update=fields)
+            for name, fields in sections.items()
+        }
+    )
+    app = build_local(changed, renderer=InProcessRenderer(), with_workers=False)
+    try:
+        yield app
+    finally:
+        app.stop()
 
 
 def drain(service: ImageService, max_attempts: int = 5, rounds: int = 50) -> int:

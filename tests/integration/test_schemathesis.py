@@ -25,9 +25,8 @@ from schemathesis.specs.openapi.checks import (
 
 import hostile
 import imagegen
-from conftest import drain
-from imgpipe.adapters.renderers import InProcessRenderer
-from imgpipe.bootstrap import LocalApp, build_local
+from conftest import drain, local_app_with
+from imgpipe.bootstrap import LocalApp
 from imgpipe.config import Settings
 from imgpipe.core.keys import image_id_for
 from imgpipe.entrypoints.local_server import create_local_app
@@ -41,12 +40,8 @@ BAD_KEY = "uploads/bad/photo.jpg"
 @pytest.fixture
 def local(settings: Settings) -> Iterator[LocalApp]:
     # The rate limit has its own test (test_api); here it would answer 429 to most requests.
-    unlimited = settings.model_copy(
-        update={"server": settings.server.model_copy(update={"rate_limit_per_s": 0})}
-    )
-    app = build_local(unlimited, renderer=InProcessRenderer(), with_workers=False)
-    yield app
-    app.stop()
+    with local_app_with(settings, server={"rate_limit_per_s": 0}) as app:
+        yield app
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import imagegen
-from imgpipe.adapters.renderers import InProcessRenderer
-from imgpipe.bootstrap import LocalApp, build_local
+from conftest import local_app_with
+from imgpipe.bootstrap import LocalApp
 from imgpipe.config import Settings
 from imgpipe.entrypoints.local_server import create_local_app
 
@@ -40,12 +40,8 @@ HEADERS = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
 @pytest.fixture
 def small_app(settings: Settings) -> Iterator[LocalApp]:
     """Uploads of at most 200 KB."""
-    small = settings.model_copy(
-        update={"limits": settings.limits.model_copy(update={"max_bytes": 200_000})}
-    )
-    app = build_local(small, renderer=InProcessRenderer(), with_workers=False)
-    yield app
-    app.stop()
+    with local_app_with(settings, limits={"max_bytes": 200_000}) as app:
+        yield app
 
 
 @pytest.fixture
