@@ -2,7 +2,8 @@
 
 A rendering process gets its own copy of the descriptor (over its socket, SCM_RIGHTS) and reads
 the file itself, so the original's bytes are never copied into the server process or through
-the socket. It imports only `os` (a rendering process imports this module).
+the socket. It imports only `os` and `typing`, which a rendering process loads anyway (it imports
+this module).
 """
 
 from __future__ import annotations

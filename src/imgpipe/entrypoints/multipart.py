@@ -47,7 +47,6 @@ OPENAPI_BODY = {
 class FilePart(NamedTuple):
     filename: str
     content_type: str | None
-    size: int
 
 
 def _decode(value: bytes, charset: str) -> str:
@@ -101,7 +100,6 @@ class _Reader:
         self.found = FilePart(
             _decode(options[b"filename"], self.charset),
             _decode(kind, self.charset) if kind is not None else None,
-            0,
         )
         self._writing = True
 
@@ -160,4 +158,4 @@ async def receive_file(request: Request, sink: BinaryIO, cap: int) -> FilePart:
         raise InvalidRequestError(f"{FIELD}: Field required")
     if not reader.ended:  # a body cut short: never store the part of a file that came
         raise InvalidRequestError("the multipart body ends before its closing boundary")
-    return reader.found._replace(size=reader.size)
+    return reader.found
