@@ -212,7 +212,8 @@ class InMemoryJobQueue:
         self._entries: list[_Entry] = []
         self._lock = threading.Lock()
 
-    def send(self, body: Mapping[str, Any], dedup_id: str | None = None) -> None:
+    def send(self, body: Mapping[str, Any], dedup_id: str | None = None, cost: int = 0) -> None:
+        """Oldest first always: `cost` is ignored, as SQS ignores it."""
         with self._lock:
             if dedup_id is not None and any(
                 e.dedup_id == dedup_id and not e.dead for e in self._entries

@@ -199,7 +199,9 @@ def build_local(
 
     objects = FilesystemObjectStore(root, bucket=settings.local.bucket_name)
     records = SqliteMetadataStore(db)
-    queue = SqliteJobQueue(db, max_receives=settings.server.max_attempts)
+    queue = SqliteJobQueue(
+        db, max_receives=settings.server.max_attempts, runs_at_once=settings.server.workers
+    )
     metrics = PrometheusMetrics()
     metrics.watch_state(queue.stats, records.count_by_status)
     series = TimeSeries(queue.stats)

@@ -178,7 +178,7 @@ class ImageService:
 
     def enqueue(self, event: ObjectEvent) -> None:
         dedup = f"{event.key}\x00{event.sequencer}\x00{int(event.force)}"
-        self.queue.send(created_message(event), dedup_id=dedup)
+        self.queue.send(created_message(event), dedup_id=dedup, cost=event.size or 0)
 
     def _mark_pending(self, event: ObjectEvent) -> ImageRecord:
         for _ in range(CAS_RETRIES):
@@ -563,7 +563,7 @@ class ImageService:
         same key and settings still waiting is not queued twice; on SQS a second copy finds
         nothing stale and does nothing."""
         dedup = f"rerender\x00{record.key}\x00{self.rendition_hash}"
-        self.queue.send(rerender_message(record.key), dedup_id=dedup)
+        self.queue.send(rerender_message(record.key), dedup_id=dedup, cost=record.file_size or 0)
 
     # -- user actions ----------------------------------------------------------------------
 

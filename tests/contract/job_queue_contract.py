@@ -50,6 +50,14 @@ class JobQueueContract:
         stats = job_queue.stats()
         assert (stats.visible, stats.in_flight, stats.dead) == (0, 0, 0)
 
+    def test_a_message_with_a_cost_is_delivered_as_sent(self, job_queue: JobQueue) -> None:
+        job_queue.send({"n": 1}, cost=3_000_000)
+        job_queue.send({"n": 2}, dedup_id="d", cost=0)
+
+        received = job_queue.receive(10, 30)
+
+        assert sorted(m.body["n"] for m in received) == [1, 2]
+
     def test_an_empty_queue(self, job_queue: JobQueue) -> None:
         assert job_queue.receive(5, 30) == []
         stats = job_queue.stats()

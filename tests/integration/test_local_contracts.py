@@ -52,12 +52,16 @@ def metadata_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[M
         yield store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite, two runners"])
 def job_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobQueue]:
     if request.param == "memory":
         yield InMemoryJobQueue(max_receives=MAX_RECEIVES)
         return
-    with SqliteJobQueue(tmp_path / "imgpipe.db", max_receives=MAX_RECEIVES) as queue:
+    # two runners: the order by cost (test_queue_order.py) keeps every promise here
+    runs_at_once = 2 if request.param.endswith("two runners") else 1
+    with SqliteJobQueue(
+        tmp_path / "imgpipe.db", max_receives=MAX_RECEIVES, runs_at_once=runs_at_once
+    ) as queue:
         yield queue
 
 

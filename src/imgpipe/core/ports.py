@@ -102,8 +102,10 @@ class QueueStats:
 class JobQueue(Protocol):
     """At-least-once delivery with leases, receive counts and a dead-letter queue (SQS-like)."""
 
-    def send(self, body: Mapping[str, Any], dedup_id: str | None = None) -> None:
-        """Enqueue; a body with a dedup_id already waiting is not enqueued twice."""
+    def send(self, body: Mapping[str, Any], dedup_id: str | None = None, cost: int = 0) -> None:
+        """Enqueue; a body with a dedup_id already waiting is not enqueued twice. `cost` is
+        what the job weighs (an original's bytes), for a queue that orders by it (the local
+        one: SqliteJobQueue._next); others ignore it."""
         ...
 
     def receive(self, max_messages: int, visibility_s: float) -> list[Message]: ...

@@ -81,8 +81,9 @@ class SqsJobQueue:
         self.dlq_url = dlq_url
         self.wait_time_s = wait_time_s
 
-    def send(self, body: Mapping[str, Any], dedup_id: str | None = None) -> None:
-        """Enqueue. `dedup_id` is ignored: a standard queue does not deduplicate."""
+    def send(self, body: Mapping[str, Any], dedup_id: str | None = None, cost: int = 0) -> None:
+        """Enqueue. `dedup_id` is ignored: a standard queue does not deduplicate. So is `cost`:
+        SQS keeps no order, and Lambda runs as many workers as there are batches."""
         with transient_errors("SQS SendMessage"):
             self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(dict(body)))
 

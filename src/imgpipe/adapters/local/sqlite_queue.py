@@ -5,6 +5,9 @@ A message is *visible* when it is live and its `visible_at` has passed; `receive
 `ack` or `release` holding a stale receipt does nothing. A message already received
 `max_receives` times is moved to the dead letters instead of being received again; `redrive`
 moves them back. Several queues (by `name`) may share one database file with the metadata store.
+
+The order of work: oldest first, except that a batch does not end with its costliest job
+running alone (`_next`). SQS keeps no order at all.
 """
 
 from __future__ import annotations
@@ -35,13 +38,21 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     receipt       TEXT,
     leased        INTEGER NOT NULL DEFAULT 0,
     dead          INTEGER NOT NULL DEFAULT 0,
-    dead_at       REAL
+    dead_at       REAL,
+    cost          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_messages_visible
     ON queue_messages (queue, dead, visible_at, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_dedup
     ON queue_messages (queue, dedup_id) WHERE dedup_id IS NOT NULL AND dead = 0;
 """
+
+
+# Messages sent within this many seconds of the oldest waiting one are a batch, whose costliest
+# job may be handed out before older ones (`_next`); and at most this many are weighed, so that
+# a receive stays cheap under a backlog of thousands.
+BATCH_WINDOW_S = 1.0
+BATCH_MAX = 256
 
 
 def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
@@ -55,7 +66,10 @@ def _message(row: sqlite3.Row | tuple[Any, ...]) -> Message:
 
 
 class SqliteJobQueue(SqliteTables):
-    """JobQueue over SQLite: at-least-once, leases, dead letters after `max_receives`."""
+    """JobQueue over SQLite: at-least-once, leases, dead letters after `max_receives`.
+
+    `runs_at_once` is how many received jobs run at the same time (serve's rendering
+    processes); it decides when a batch's costliest job must start (`_next`)."""
 
     def __init__(
         self,
@@ -63,22 +77,42 @@ class SqliteJobQueue(SqliteTables):
         max_receives: int = 5,
         name: str = "jobs",
         busy_timeout_s: float = BUSY_TIMEOUT_S,
+        runs_at_once: int = 1,
     ) -> None:
         if max_receives < 1:
             raise ValueError("max_receives must be at least 1")
         self.name = name
         self.max_receives = max_receives
+        self.runs_at_once = runs_at_once
         super().__init__(db_path, _SCHEMA, busy_timeout_s)
+        self._add_cost_column()
 
-    def send(self, body: Mapping[str, Any], dedup_id: str | None = None) -> None:
+    def _add_cost_column(self) -> None:
+        """A data folder made before `cost` existed gets the column (0 for what is queued)."""
+        with self._db.write() as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(queue_messages)")}
+            if "cost" not in columns:
+                conn.execute(
+                    "ALTER TABLE queue_messages ADD COLUMN cost INTEGER NOT NULL DEFAULT 0"
+                )
+
+    def send(self, body: Mapping[str, Any], dedup_id: str | None = None, cost: int = 0) -> None:
         """Enqueue; skipped while a message with the same `dedup_id` is waiting or in flight."""
         now = time.time()
         with self._db.write() as conn:
             conn.execute(
                 "INSERT INTO queue_messages"
-                " (queue, message_id, body, dedup_id, sent_at, visible_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (self.name, uuid.uuid4().hex, json.dumps(dict(body)), dedup_id, now, now),
+                " (queue, message_id, body, dedup_id, sent_at, visible_at, cost)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    self.name,
+                    uuid.uuid4().hex,
+                    json.dumps(dict(body)),
+                    dedup_id,
+                    now,
+                    now,
+                    max(0, int(cost)),
+                ),
             )
 
     def recover_in_flight(self) -> int:
@@ -93,18 +127,14 @@ class SqliteJobQueue(SqliteTables):
             return cursor.rowcount
 
     def receive(self, max_messages: int, visibility_s: float) -> list[Message]:
-        """Lease up to `max_messages` visible messages, oldest first."""
+        """Lease up to `max_messages` visible messages, in `_next`'s order."""
         if max_messages < 1:
             raise InvalidRequestError("max_messages must be at least 1")
         received: list[Message] = []
         with self._db.write() as conn:
             now = time.time()
             while len(received) < max_messages:
-                rows = conn.execute(
-                    "SELECT seq, message_id, body, receive_count FROM queue_messages"
-                    " WHERE queue = ? AND dead = 0 AND visible_at <= ? ORDER BY seq LIMIT ?",
-                    (self.name, now, max_messages - len(received)),
-                ).fetchall()
+                rows = self._next(conn, now, max_messages - len(received))
                 if not rows:
                     break
                 for seq, message_id, body, receive_count in rows:
@@ -123,6 +153,43 @@ class SqliteJobQueue(SqliteTables):
                     )
                     received.append(_message((message_id, body, receive_count + 1, receipt)))
         return received
+
+    def _next(
+        self, conn: sqlite3.Connection, now: float, limit: int
+    ) -> list[tuple[int, str, str, int]]:
+        """The next visible messages: oldest first, except a batch's costliest job.
+
+        A batch is what was sent within BATCH_WINDOW_S of the oldest visible message. Its
+        costliest job (by `cost`, the original's bytes: a proxy for its time) goes first once
+        the rest of the batch, shared among the other `runs_at_once - 1` runners, is no more
+        than it. Started later, it would end the batch running alone while the other runners
+        have nothing left to do; started then, they have the rest to do meanwhile. Until then
+        the order is oldest first, so most of a batch waits no longer for it. No job is passed
+        over by one sent more than BATCH_WINDOW_S after it, and with one runner the order is
+        plain oldest first.
+        """
+        if self.runs_at_once > 1:
+            batch = conn.execute(
+                "SELECT seq, sent_at, cost FROM queue_messages"
+                " WHERE queue = ? AND dead = 0 AND visible_at <= ? ORDER BY seq LIMIT ?",
+                (self.name, now, BATCH_MAX),
+            ).fetchall()
+            if batch:
+                window = min(sent_at for _, sent_at, _ in batch) + BATCH_WINDOW_S
+                costs = [(cost, seq) for seq, sent_at, cost in batch if sent_at <= window]
+                cost, seq = max(costs, key=lambda row: row[0])  # the oldest of equals
+                rest = sum(other for other, _ in costs) - cost
+                if cost > 0 and cost * (self.runs_at_once - 1) >= rest:
+                    return conn.execute(
+                        "SELECT seq, message_id, body, receive_count FROM queue_messages"
+                        " WHERE seq = ?",
+                        (seq,),
+                    ).fetchall()
+        return conn.execute(
+            "SELECT seq, message_id, body, receive_count FROM queue_messages"
+            " WHERE queue = ? AND dead = 0 AND visible_at <= ? ORDER BY seq LIMIT ?",
+            (self.name, now, limit),
+        ).fetchall()
 
     def ack(self, message: Message) -> None:
         """Delete the message, if `message.receipt` is still its current receipt."""
