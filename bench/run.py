@@ -1384,12 +1384,27 @@ new file took 6.8 CPU-ms on memory the guest had not used yet and 1.0 ms on reus
 Together the durable write and the hash are about 7 core-ms per image, 2% of the raw
 engine's 330, before any HTTP or SQLite.
 
-A helper thread for one image's encodes (the section "A second core for one image's
-encodes", below) shortens the tail only a little: the last image here spends most of its time
-in a single-threaded progressive decode. The tail row is this corpus' order more than the
-pipeline: the largest file sorts last, so it is uploaded last and renders alone, where the
-raw engine's pre-split run gives it to one process among eleven others; sent first, it
-overlaps the others (the paragraph above)."""
+The order of work. This corpus' largest file (16.4 MB, a 17.9 MP progressive JPEG, about 0.8 s
+to render) sorts last, so it was uploaded last and, taken oldest first, rendered alone for 0.6
+to 0.9 s while the other rendering process had nothing left to do: 7 to 9 points of the
+24-upload overhead (the raw engine's pre-split run gives it to one process among eleven
+others). A helper thread for its encodes (the section "A second core for one image's encodes",
+below) shortened that only a little: most of its time is a single-threaded progressive decode.
+So the local queue now starts a batch's costliest job (by the original's bytes, a proxy for its
+time) once the rest of the batch, shared among the other rendering processes, is no more than
+it; until then it hands out the oldest first, and no job is passed over by one sent more than a
+second after it (`SqliteJobQueue._next`; SQS keeps no order, and Lambda gives each batch its
+own worker). Here the largest file starts with about five smaller ones (12 MB) still queued,
+which the other process renders meanwhile. Ten interleaved pairs of 24-upload runs against the
+commit before: no core busy 40 then 11 core-ms per image (medians), the last image alone for
+0.42 to 0.99 s then 0.04 to 0.26 s, images/s ahead in 7 of the 10 pairs (median +3%; this VM's
+runs spread by ±10% that day; in the last six pairs, 4.09 then 4.36 images/s, the processes'
+CPU 453 then 447 core-ms per image and no core busy 32 then 11). The price is that the smaller
+images at a batch's end now finish last: the second-slowest latency (the p95 of 24) rose from
+4.8 to 5.4 s, while the slowest, the batch's end, came sooner; p50 was 2.8 then 3.2 s (medians
+of the ten; each side's runs spread over 2.4 to 3.5 s). Taking every batch's costliest first
+instead (plain largest first) removed the tail as well but held every smaller image behind the
+larger ones: p50 3.4 then 5.2 s and 3.6 then 4.2 s in two sets of four pairs; not kept."""
 
 WEBP_TEXT = """Pillow, libvips and sharp expose only WebP's quality and method (effort); libwebp
 has more knobs. `bench/webp_search.py` sets them directly through libwebp's C API (the build in
