@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from conftest import local_app_with
+from imgpipe.adapters.local import sqlite_queue
 from imgpipe.adapters.local.sqlite_queue import BATCH_MAX, BATCH_WINDOW_S, SqliteJobQueue
 from imgpipe.config import Settings
 from imgpipe.core.keys import image_id_for
@@ -118,30 +119,20 @@ def test_only_the_first_batch_max_messages_are_weighed(tmp_path: Path) -> None:
         assert second.body["n"] == "big"
 
 
-OLD_SCHEMA = """
-CREATE TABLE queue_messages (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue         TEXT NOT NULL,
-    message_id    TEXT NOT NULL UNIQUE,
-    body          TEXT NOT NULL,
-    dedup_id      TEXT,
-    sent_at       REAL NOT NULL,
-    visible_at    REAL NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt       TEXT,
-    leased        INTEGER NOT NULL DEFAULT 0,
-    dead          INTEGER NOT NULL DEFAULT 0,
-    dead_at       REAL
-);
-INSERT INTO queue_messages (queue, message_id, body, sent_at, visible_at)
-    VALUES ('jobs', 'm1', '{"n": "queued before"}', 0, 0);
-"""
+# The table as it was before `cost`: today's schema without that column, and a message in it.
+COST_COLUMN = ",\n    cost          INTEGER NOT NULL DEFAULT 0\n"
+OLD_SCHEMA = sqlite_queue._SCHEMA.replace(COST_COLUMN, "\n") + (
+    "INSERT INTO queue_messages (queue, message_id, body, sent_at, visible_at)"
+    " VALUES ('jobs', 'm1', '{\"n\": \"queued before\"}', 0, 0);"
+)
 
 
 def test_a_data_folder_from_before_costs_gets_the_column(tmp_path: Path) -> None:
+    assert COST_COLUMN in sqlite_queue._SCHEMA
     db = tmp_path / "q.db"
     with sqlite3.connect(db) as conn:
         conn.executescript(OLD_SCHEMA)
+        assert "cost" not in [row[1] for row in conn.execute("PRAGMA table_info(queue_messages)")]
     with SqliteJobQueue(db, runs_at_once=2) as queue:
         _send(queue, ("new", 10))
         assert _order(queue) == ["queued before", "new"]  # sent long before: no batch
