@@ -49,8 +49,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_dedup
 
 
 # Messages sent within this many seconds of the oldest waiting one are a batch, whose costliest
-# job may be handed out before older ones (`_next`); and at most this many are weighed, so that
-# a receive stays cheap under a backlog of thousands.
+# job may be handed out before older ones (`_next`); and at most this many are weighed. A
+# receive, measured (median of 200): 0.07 ms oldest first and 0.31 ms weighing a batch with 10
+# waiting; 1.15 and 2.36 ms with 5,000 (SQLite sorts the visible rows for either query).
 BATCH_WINDOW_S = 1.0
 BATCH_MAX = 256
 
