@@ -233,6 +233,10 @@ class EngineRun:
     baseline_rss_mb: float  # the largest of their RSS once imports were done
     bytes: dict[str, int]
     sizes: dict[str, dict[str, list[int]]]
+    # CPU ms per image in Pillow's JPEG and WebP encoders (worker.clock_encodes); empty for
+    # sharp, and meaningful only pinned to one core (unpinned, imgpipe's helper thread takes
+    # some encodes out of the clocked thread).
+    encode_ms: list[float]
 
 
 def run_engine(
@@ -293,6 +297,7 @@ def run_engine(
         max(r["baseline_rss_kb"] for r in reports) / 1024,
         totals,
         sizes,
+        [ms for r in reports for ms in r.get("encode_ms", [])],
     )
 
 
@@ -349,6 +354,7 @@ def median_engine(runs: list[EngineRun]) -> EngineRun:
         statistics.median(r.baseline_rss_mb for r in runs),
         middle.bytes,
         middle.sizes,
+        middle.encode_ms,
     )
 
 
@@ -748,6 +754,44 @@ def main() -> None:
     ip, fl, peer = one["imgpipe"], one["floor"], one[best_peer]
     lead = peer.seconds / ip.seconds
     floor_ratio = ip.seconds / fl.seconds
+
+    def per_image(run: EngineRun) -> float:
+        return run.seconds / n * 1000
+
+    def encoding(run: EngineRun) -> float:
+        return sum(run.encode_ms) / n
+
+    lines += [
+        "",
+        "Where the time goes on one core (ms per image; the encodes are the CPU time of Pillow's "
+        "Image.save, through which every Python engine here writes its JPEG and WebP files, "
+        "with the same libjpeg-turbo and libwebp):",
+        "",
+        "| engine | ms per image | in the six encodes | everything else |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, run in one.items():
+        if run.encode_ms and encoding(run) > 0:
+            lines.append(
+                f"| {label} | {per_image(run):.0f} | {encoding(run):.0f} "
+                f"({encoding(run) / per_image(run):.0%}) | "
+                f"{per_image(run) - encoding(run):.0f} |"
+            )
+    room = per_image(peer) / 1.25 - encoding(ip)
+    floor_rest = per_image(fl) - encoding(fl)
+    lines += [
+        "",
+        CEILING.format(
+            best=best_peer,
+            need=per_image(peer) / 1.25,
+            room=room,
+            floor_rest=floor_rest,
+            verdict="out of reach even of the floor"
+            if floor_rest > room
+            else "within what the floor does",
+            free=per_image(peer) / encoding(ip),
+        ),
+    ]
 
     def working(label: str) -> float:
         return one[label].peak_rss_mb - one[label].baseline_rss_mb
@@ -1238,6 +1282,14 @@ lot (WebP effort 2 or below; libwebp's own settings, searched one by one below: 
 segments, no intra 4x4) all make the WebP files larger, lower their SSIM, or both, so none
 meets "no larger, no worse". imgpipe keeps such settings as options
 (RenditionSpec fields), not as defaults. Best peer in this run: {best}."""
+
+
+CEILING = """What that leaves: for imgpipe to lead {best} by 1.25×, it would have to render an
+image in {need:.0f} ms, of which the six encodes already take the figure above; that leaves
+{room:.0f} ms per image for everything else. The floor, which does nothing else but the
+shrink-on-load decode and the cascade, spends {floor_rest:.0f} ms there. So at these output
+settings 1.25× is {verdict}: the decode (libjpeg-turbo in every engine) and the encodes are
+shared, and even if every other step took no time at all the lead would be {free:.2f}×."""
 
 
 def _layout_verdict(layouts: dict[str, list[float]]) -> str:

@@ -7,8 +7,10 @@ imgpipe-one-thread (imgpipe with every encode in the render's own thread).
 The worker imports its engine, renders the first file once untimed (warm-up), prints "ready",
 waits for a line on stdin ("go"), renders every file in LISTFILE (one path a line), then prints
 one JSON line: seconds, per-image milliseconds, peak RSS (VmHWM), the RSS once the engine is
-imported, output bytes per rendition, and the output sizes. With --out, the outputs are also
-written to DIR/<file stem>/<name>.<ext> (after the timing).
+imported, output bytes per rendition, the output sizes, and the CPU milliseconds each image
+spent in Pillow's JPEG and WebP encoders (every Python engine here writes its files through
+Image.save). With --out, the outputs are also written to DIR/<file stem>/<name>.<ext> (after
+the timing).
 bench/sharp/render.mjs speaks the same protocol.
 """
 
@@ -20,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,6 +53,26 @@ def load(engine: str) -> Callable[[bytes], list[Output]]:
     raise SystemExit(f"unknown engine {engine!r}")
 
 
+def clock_encodes() -> list[float]:
+    """Count the CPU time of every Image.save into the returned one-item list (seconds). The
+    encodes run in the calling thread: libwebp and libjpeg-turbo start no threads here, and
+    imgpipe's helper thread never starts on one pinned core (imaging.usable_cores)."""
+    from PIL import Image
+
+    spent = [0.0]
+    save = Image.Image.save
+
+    def timed_save(self: Image.Image, *args: Any, **kwargs: Any) -> None:
+        started = time.thread_time()
+        try:
+            save(self, *args, **kwargs)
+        finally:
+            spent[0] += time.thread_time() - started
+
+    Image.Image.save = timed_save  # type: ignore[method-assign]
+    return spent
+
+
 def status_kb(field: str) -> int:
     """A memory figure of this process from /proc/self/status. VmHWM, not ru_maxrss: Linux
     carries ru_maxrss across exec, so a child of a big parent would report the parent's."""
@@ -67,19 +90,22 @@ def main() -> None:
     args = parser.parse_args()
     files = [Path(line) for line in args.listfile.read_text().splitlines() if line]
     render = load(args.engine)
+    encoding = clock_encodes()
     baseline_kb = status_kb("VmRSS")
     render(files[0].read_bytes())
     print("ready", flush=True)
     sys.stdin.readline()
     per_image: list[float] = []
+    encode_ms: list[float] = []
     totals: dict[str, int] = {}
     sizes: dict[str, dict[str, list[int]]] = {}
     kept: dict[str, list[Output]] = {}
     started = time.perf_counter()
     for path in files:
-        t0 = time.perf_counter()
+        t0, encoded = time.perf_counter(), encoding[0]
         outputs = render(path.read_bytes())
         per_image.append((time.perf_counter() - t0) * 1000)
+        encode_ms.append((encoding[0] - encoded) * 1000)
         for out in outputs:
             key = f"{out.name}.{out.ext}"
             totals[key] = totals.get(key, 0) + len(out.data)
@@ -96,6 +122,7 @@ def main() -> None:
         "engine": args.engine,
         "seconds": seconds,
         "per_image_ms": per_image,
+        "encode_ms": encode_ms,
         "peak_rss_kb": status_kb("VmHWM"),
         "baseline_rss_kb": baseline_kb,
         "bytes": totals,
