@@ -112,3 +112,29 @@ def test_e2e_cpu_accounting_reads_a_child_process() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_encode_clock_counts_image_save_and_nothing_else() -> None:
+    import io
+    import time
+
+    from engines import worker
+    from PIL import Image
+
+    unpatched = Image.Image.save
+    try:
+        spent = worker.clock_encodes()
+        # GIVEN CPU burnt outside any save
+        started = time.thread_time()
+        while time.thread_time() - started < 0.05:
+            pass
+        assert spent[0] == 0.0
+        # WHEN a noisy picture is saved as WebP, timed from outside as well
+        picture = Image.frombytes("RGB", (256, 256), np.random.default_rng(3).bytes(256 * 256 * 3))
+        before = time.thread_time()
+        picture.save(io.BytesIO(), "WEBP", quality=80, method=4)
+        outside = time.thread_time() - before
+        # THEN the clock holds that encode's CPU: all of it but the wrapper's own few calls
+        assert 0.5 * outside <= spent[0] <= outside
+    finally:
+        Image.Image.save = unpatched  # type: ignore[method-assign]
