@@ -777,22 +777,24 @@ def main() -> None:
                 f"({encoding(run) / per_image(run):.0%}) | "
                 f"{per_image(run) - encoding(run):.0f} |"
             )
-    room = per_image(peer) / GOAL_LEAD - encoding(ip)
-    floor_rest = per_image(fl) - encoding(fl)
-    lines += [
-        "",
-        CEILING.format(
+    # Only when both were clocked: with libvips writing the files (encoder="libvips"), no
+    # Image.save runs and there is no encode figure to reason from.
+    if encoding(ip) > 0 and encoding(fl) > 0:
+        room = per_image(peer) / GOAL_LEAD - encoding(ip)
+        floor_rest = per_image(fl) - encoding(fl)
+        verdict = (
+            "out of reach even of the floor" if floor_rest > room else "within what the floor does"
+        )
+        ceiling = CEILING.format(
             goal=GOAL_LEAD,
             best=best_peer,
             need=per_image(peer) / GOAL_LEAD,
             room=room,
             floor_rest=floor_rest,
-            verdict="out of reach even of the floor"
-            if floor_rest > room
-            else "within what the floor does",
+            verdict=verdict,
             free=per_image(peer) / encoding(ip),
-        ),
-    ]
+        )
+        lines += ["", ceiling]
 
     def working(label: str) -> float:
         return one[label].peak_rss_mb - one[label].baseline_rss_mb
