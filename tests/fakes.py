@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from imgpipe.core import similarity
-from imgpipe.core.errors import InvalidRequestError, ObjectNotFoundError
+from imgpipe.core.errors import InvalidRequestError, ObjectNotFoundError, UploadExistsError
 from imgpipe.core.files import memory_spool
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ImageRecord, ObjectInfo, RecordPage, Status, iso, utcnow
@@ -54,10 +54,14 @@ class InMemoryObjectStore:
     def spool(self) -> BinaryIO:
         return memory_spool()
 
-    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
+    def put(
+        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+    ) -> ObjectInfo:
         validate_key(key)
         data = bytes(body) if isinstance(body, bytes | bytearray | memoryview) else body.read()
         with self._lock:
+            if if_absent and key in self._objects:
+                raise UploadExistsError(f"{key!r} has been uploaded already")
             self._version += 1
             version = format(self._version, "x")
             info = ObjectInfo(

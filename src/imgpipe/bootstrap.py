@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from imgpipe.adapters.local.timeseries import TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
     from imgpipe.adapters.local.webhooks import WebhookPublisher
+    from imgpipe.entrypoints.health import HealthBoard
     from imgpipe.entrypoints.local_worker import LocalWorkerPool
 
 log = logging.getLogger("imgpipe.bootstrap")
@@ -62,6 +63,7 @@ class LocalApp:
     service: ImageService
     signing_key: bytes
     series: TimeSeries
+    health: HealthBoard
     pool: LocalWorkerPool | None = None
     watcher: UploadsWatcher | None = None
     event_log: JsonlEventLog | None = None
@@ -167,7 +169,9 @@ def _local_events(
     options = settings.events
     event_log = JsonlEventLog(state_dir / EVENT_LOG_NAME, metrics) if options.log else None
     webhooks = (
-        WebhookPublisher(SqliteWebhookOutbox(db), options, metrics) if options.webhooks else None
+        WebhookPublisher(SqliteWebhookOutbox(db, settings.local.busy_timeout_s), options, metrics)
+        if options.webhooks
+        else None
     )
     return event_log, webhooks
 
@@ -188,7 +192,8 @@ def build_local(
     from imgpipe.adapters.local.timeseries import TeeMetrics, TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
     from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
-    from imgpipe.entrypoints.local_worker import LocalWorkerPool
+    from imgpipe.entrypoints.health import HealthBoard
+    from imgpipe.entrypoints.local_worker import DATABASE, WORKERS, LocalWorkerPool
 
     root = settings.local.data_dir.resolve()
     state_dir = root / STATE_DIR
@@ -198,9 +203,13 @@ def build_local(
     lock = hold_server_lock(state_dir) if with_workers else None
 
     objects = FilesystemObjectStore(root, bucket=settings.local.bucket_name)
-    records = SqliteMetadataStore(db)
+    busy_s = settings.local.busy_timeout_s
+    records = SqliteMetadataStore(db, busy_s)
     queue = SqliteJobQueue(
-        db, max_receives=settings.server.max_attempts, runs_at_once=settings.server.workers
+        db,
+        max_receives=settings.server.max_attempts,
+        busy_timeout_s=busy_s,
+        runs_at_once=settings.server.workers,
     )
     metrics = PrometheusMetrics()
     metrics.watch_state(queue.stats, records.count_by_status)
@@ -240,8 +249,10 @@ def build_local(
         service,
         _signing_key(settings, state_dir),
         series,
+        HealthBoard(tee),
     )
     app._lock = lock
+    metrics.watch_health(app.health.problems, (DATABASE, WORKERS))
     app.event_log, app.webhooks = event_log, webhooks
     if with_workers:
         app.pool = LocalWorkerPool(
@@ -253,11 +264,16 @@ def build_local(
             workers=settings.server.workers * JOB_THREADS_PER_PROCESS,
             visibility_s=settings.server.visibility_timeout_s,
             max_attempts=settings.server.max_attempts,
+            health=app.health,
+            wake_waiting=queue.wake_waiting,
+            recover_in_flight=queue.recover_in_flight,
         )
     watching = with_workers and settings.server.watch_uploads
     if with_watcher if with_watcher is not None else watching:
 
         def _accept(info: ObjectInfo) -> None:
+            if objects.wrote(info):
+                return  # the API's own upload: it accepts it, or withdraws it if refused
             service.accept(info)
             app.wake()
 

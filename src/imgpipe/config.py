@@ -115,6 +115,13 @@ class MetadataOptions(BaseModel):
 class LocalBackend(BaseModel):
     data_dir: Path = Field(default=Path("imgpipe-data"))
     bucket_name: str = Field(default="local", description="the `bucket` field of local records")
+    busy_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="how long a write waits for a locked database before it fails (the API"
+        " answers 503, a job is retried)",
+    )
 
 
 class AwsBackend(BaseModel):

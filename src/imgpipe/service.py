@@ -11,6 +11,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
@@ -18,12 +19,14 @@ from typing import Any, BinaryIO, Protocol
 from imgpipe.config import Settings
 from imgpipe.core import lifecycle, similarity
 from imgpipe.core.errors import (
+    IdempotencyKeyReusedError,
     ImageBusyError,
     ImageError,
     InvalidRequestError,
     NotFoundError,
     NotProcessedError,
     ObjectNotFoundError,
+    RequestInProgressError,
     TooLargeError,
     TransientError,
 )
@@ -90,6 +93,10 @@ def rerender_message(key: str) -> dict[str, Any]:
     return {"type": "rerender", "key": key}
 
 
+def _same_version(a: ObjectInfo, b: ObjectInfo) -> bool:
+    return (a.etag, a.version_id, a.sequencer) == (b.etag, b.version_id, b.sequencer)
+
+
 def event_from_info(info: ObjectInfo, *, force: bool = False) -> ObjectEvent:
     return ObjectEvent(
         key=info.key,
@@ -147,6 +154,10 @@ class ImageService:
         self.rendition_hash = settings.rendition_hash()
         # A lease outlives the slowest allowed render, so it only lapses when a worker died.
         self.lease_s = settings.lease_s
+        # Keys whose job runs in this process now (by count: a second job of a key may be
+        # finding it busy): recover_leases leaves their leases alone.
+        self._running: Counter[str] = Counter()
+        self._running_lock = threading.Lock()
 
     # -- ingestion -------------------------------------------------------------------------
 
@@ -155,26 +166,84 @@ class ImageService:
         closes it): the object store's spool (ObjectStore.spool)."""
         return self.objects.spool()
 
-    def upload(self, filename: str, body: bytes | BinaryIO, content_type: str) -> ImageRecord:
-        """Store an original under a server-chosen key and queue it (POST /images)."""
-        return self.upload_to(new_upload_key(filename), body, content_type)
+    def upload(
+        self,
+        filename: str,
+        body: bytes | BinaryIO,
+        content_type: str,
+        *,
+        retry_prefix: str | None = None,
+    ) -> ImageRecord:
+        """Store an original under a server-chosen key and queue it (POST /images).
 
-    def upload_to(self, key: str, body: bytes | BinaryIO, content_type: str) -> ImageRecord:
-        """Store an original at a key the server chose earlier (a signed upload URL)."""
+        `retry_prefix`: the `uploads/{id}/` an Idempotency-Key names (keys.idempotent_prefix).
+        If an attempt with it was accepted, this one returns that upload's record and stores
+        nothing; the same key with another file name is IdempotencyKeyReusedError; one still
+        being stored is RequestInProgressError."""
+        key = new_upload_key(filename, retry_prefix)
+        if retry_prefix is not None:
+            earlier = self.earlier_upload(retry_prefix, key)
+            if earlier is not None:
+                return earlier
+        return self.upload_to(key, body, content_type)
+
+    def earlier_upload(self, prefix: str, key: str) -> ImageRecord | None:
+        """The record of an upload accepted under `prefix` (an Idempotency-Key's), if any."""
+        found = next(iter(self.objects.list(prefix)), None)
+        if found is None:
+            return None
+        if found.key != key:
+            raise IdempotencyKeyReusedError(
+                "this Idempotency-Key was used for another upload "
+                f"({found.key.rsplit('/', 1)[-1]!r}): send a new key for a new upload"
+            )
+        record = self.records.get(image_id_for(key))
+        if record is None:
+            raise RequestInProgressError(
+                "an upload with this Idempotency-Key is still being stored: retry shortly"
+            )
+        return record
+
+    def upload_to(
+        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+    ) -> ImageRecord:
+        """Store an original at a key the server chose earlier (a signed upload URL, used
+        once: `if_absent`) and accept it. The upload is one unit: should accepting it fail,
+        the original is removed again and the error raised, so a refused upload leaves
+        nothing that a later backfill would turn into an image."""
         validate_key(key)
         if not is_upload_key(key):
             raise InvalidRequestError("uploads go under uploads/")
-        info = self.objects.put(key, body, content_type)
+        info = self.objects.put(key, body, content_type, if_absent=if_absent)
         self.metrics.incr("uploads")
-        return self.accept(info)
+        try:
+            return self.accept(info)
+        except BaseException:
+            self._withdraw(info)
+            raise
+
+    def _withdraw(self, info: ObjectInfo) -> None:
+        """Remove a refused upload's original, unless another write replaced it since."""
+        try:
+            now = self.objects.head(info.key)
+            if now is not None and _same_version(now, info):
+                self.objects.delete(info.key)
+        except Exception:
+            log.exception(
+                "could not remove a refused upload; the next backfill will process it",
+                extra={"key": info.key, "imageId": image_id_for(info.key)},
+            )
 
     def accept(self, info: ObjectInfo) -> ImageRecord:
-        """An original landed: show it as PENDING and queue its processing."""
+        """An original landed: queue its processing and show it as PENDING.
+
+        The job goes first: should the record's write fail, the job finds either the
+        original (a dropped file: it is processed all the same) or nothing (a refused upload,
+        withdrawn), and neither leaves a record that no job will ever finish."""
         event = event_from_info(info)
-        record = self._mark_pending(event)
         if not self.store_notifies:
             self.enqueue(event)
-        return record
+        return self._mark_pending(event)
 
     def enqueue(self, event: ObjectEvent) -> None:
         dedup = f"{event.key}\x00{event.sequencer}\x00{int(event.force)}"
@@ -194,9 +263,25 @@ class ImageService:
 
     # -- processing ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _job_of(self, key: str) -> Iterator[None]:
+        with self._running_lock:
+            self._running[key] += 1
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running[key] -= 1
+                if self._running[key] <= 0:
+                    del self._running[key]
+
     def process(self, event: ObjectEvent) -> ImageRecord | None:
         """Process one object event. Image errors end the record FAILED and return it;
         transient errors raise (the queue retries). Returns None when nothing was done."""
+        with self._job_of(event.key):
+            return self._process(event)
+
+    def _process(self, event: ObjectEvent) -> ImageRecord | None:
         validate_key(event.key)
         if not is_upload_key(event.key):
             log.info("ignoring key outside uploads/", extra={"key": event.key})
@@ -380,17 +465,20 @@ class ImageService:
                 lifecycle.released(claimed, exc.code, str(exc), self.clock()), claimed.revision
             )
 
-    def recover_leases(self) -> int:
-        """After a crash of the sole local server: its workers' leases are void. Give them back
-        so the redelivered jobs start at once instead of waiting for the leases to lapse."""
+    def recover_leases(self, reason: str = "the server stopped while processing") -> int:
+        """After a crash of the sole local server, its workers' leases are void; after the
+        database did not answer, those of jobs no longer running in this process are (a
+        lease its job could not give back). Give them back so the redelivered jobs start at
+        once instead of waiting for the leases to lapse."""
         count = 0
         cursor: str | None = None
         while True:
             page = self.records.list(Status.PROCESSING, 100, cursor)
             for record in page.items:
-                freed = lifecycle.released(
-                    record, "worker_crashed", "the server stopped while processing", self.clock()
-                )
+                with self._running_lock:
+                    if record.key in self._running:
+                        continue
+                freed = lifecycle.released(record, "worker_crashed", reason, self.clock())
                 if self.records.put(freed, record.revision) is not None:
                     count += 1
             cursor = page.next_cursor
@@ -433,6 +521,11 @@ class ImageService:
     # -- re-rendering (README: Versioned renditions) -------------------------------------
 
     def rerender(self, key: str) -> ImageRecord | None:
+        """See `_rerender`."""
+        with self._job_of(key):
+            return self._rerender(key)
+
+    def _rerender(self, key: str) -> ImageRecord | None:
         """A re-render job: bring a PROCESSED record's renditions up to this worker's settings.
 
         Only the stale presets (missing, or written with another specHash) are rendered, from

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from imgpipe.adapters.local.fs_store import FilesystemObjectStore
-from imgpipe.core.errors import InvalidRequestError, ObjectNotFoundError
+from imgpipe.core.errors import InvalidRequestError, ObjectNotFoundError, UploadExistsError
 from imgpipe.core.files import OpenFile
 from imgpipe.core.keys import compare_sequencers
 from imgpipe.core.ports import ObjectStore
@@ -155,6 +155,43 @@ class ObjectStoreContract:
         with object_store.spool() as spool:
             spool.write(b"dropped")
         assert [o.key for o in object_store.list("uploads/")] == ["uploads/s/a.jpg"]
+
+    def test_a_put_if_absent_writes_once(self, object_store: ObjectStore) -> None:
+        # GIVEN a key written with if_absent (a signed upload URL's write)
+        object_store.put("uploads/once/a.jpg", b"first", "image/jpeg", if_absent=True)
+
+        # WHEN it is written so again, from bytes or from a spool
+        # THEN the store refuses, and the first bytes stay
+        with pytest.raises(UploadExistsError):
+            object_store.put("uploads/once/a.jpg", b"second", "image/jpeg", if_absent=True)
+        with object_store.spool() as spool:
+            spool.write(b"third")
+            spool.seek(0)
+            with pytest.raises(UploadExistsError):
+                object_store.put("uploads/once/a.jpg", spool, "image/jpeg", if_absent=True)
+        assert object_store.get("uploads/once/a.jpg") == b"first"
+        # AND a plain put still replaces it
+        object_store.put("uploads/once/a.jpg", b"fourth", "image/jpeg")
+        assert object_store.get("uploads/once/a.jpg") == b"fourth"
+
+    def test_of_writers_racing_if_absent_one_wins(self, object_store: ObjectStore) -> None:
+        won: list[bytes] = []
+        lost: list[bytes] = []
+
+        def write(body: bytes) -> None:
+            try:
+                object_store.put("uploads/race/a.jpg", body, "image/jpeg", if_absent=True)
+                won.append(body)
+            except UploadExistsError:
+                lost.append(body)
+
+        threads = [threading.Thread(target=write, args=(bytes([i]) * 1000,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and len(lost) == 7
+        assert object_store.get("uploads/race/a.jpg") == won[0]
 
     def test_a_missing_key(self, object_store: ObjectStore) -> None:
         assert object_store.head("uploads/nothing/here.jpg") is None

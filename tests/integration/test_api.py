@@ -81,15 +81,15 @@ def test_multipart_upload_to_processed_with_renditions(
 
 
 def test_presigned_put_upload(client: TestClient, local_app: LocalApp) -> None:
+    png = imagegen.rgba_png(300, 200)
     body = client.post(
         "/uploads",
-        json={"filename": "../../etc/passwd.png", "contentType": "image/png", "size": 500},
+        json={"filename": "../../etc/passwd.png", "contentType": "image/png", "size": len(png)},
     ).json()
     assert body["method"] == "PUT" and body["fields"] == {}
     assert body["key"].startswith("uploads/") and body["key"].endswith("/passwd.png")
     url = urlsplit(body["uploadUrl"])
     target = f"{url.path}?{url.query}"
-    png = imagegen.rgba_png(300, 200)
 
     # the wrong content type, or a tampered URL, is refused
     assert (

@@ -207,3 +207,26 @@ def test_receive_takes_at_most_ten(aws: AwsClients) -> None:
     got = queue.receive(50, 30)
 
     assert 1 <= len(got) <= 10
+
+
+def test_a_presigned_put_for_a_declared_size_is_good_once(s3_store: S3ObjectStore) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    import httpx
+
+    # GIVEN a presigned PUT for a declared size (POST /uploads with `size`, on AWS)
+    body = b"\xff\xd8" + b"x" * 998
+    url, headers, _ = s3_store.presigned_put("uploads/once/a.jpg", "image/jpeg", len(body), 600)
+
+    # WHEN the client PUTs the bytes with the headers it was given THEN S3 stores them
+    assert httpx.put(url, content=body, headers=headers).status_code == 200
+    assert s3_store.get("uploads/once/a.jpg") == body
+    # WHEN the URL is used again THEN S3 refuses (If-None-Match: *), and the first bytes stay
+    again = httpx.put(url, content=b"\xff\xd8" + b"y" * 998, headers=headers)
+    assert again.status_code == 412, again.text
+    assert s3_store.get("uploads/once/a.jpg") == body
+
+    # moto does not check a presigned URL's signature, so it cannot show S3 refusing another
+    # length: the length and the condition are in the signed headers, which S3 verifies.
+    signed = parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0].split(";")
+    assert {"content-length", "content-type", "if-none-match", "host"} <= set(signed)

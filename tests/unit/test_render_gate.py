@@ -62,11 +62,13 @@ class HeldWrites(InMemoryObjectStore):
         self.read.setdefault(key, threading.Event()).set()
         return data
 
-    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
+    def put(
+        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+    ) -> ObjectInfo:
         if self.hold_prefix and key.startswith(self.hold_prefix):
             self.writing.set()
             assert self.let_write.wait(WAIT_S)
-        return super().put(key, body, content_type)
+        return super().put(key, body, content_type, if_absent=if_absent)
 
 
 def _service(

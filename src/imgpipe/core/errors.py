@@ -18,7 +18,10 @@ ImgpipeError
     ├── UnauthorizedError          401
     ├── NotFoundError              404
     ├── KeyConflictError           409
+    │   └── UploadExistsError          409 (already_uploaded: a signed upload URL is used once)
+    ├── RequestInProgressError     409 (request_in_progress: that Idempotency-Key is in flight)
     ├── NotProcessedError          409 (not_processed: no hashes to compare yet)
+    ├── IdempotencyKeyReusedError  422 (the same Idempotency-Key with another request)
     ├── PayloadTooLargeError       413
     └── UnsupportedMediaTypeError  415
 """
@@ -114,6 +117,26 @@ class NotFoundError(RequestError):
 class KeyConflictError(RequestError):
     code = "key_conflict"
     status = 409
+
+
+class UploadExistsError(KeyConflictError):
+    """The key already holds an upload: a signed upload URL is good for one upload."""
+
+    code = "already_uploaded"
+
+
+class RequestInProgressError(RequestError):
+    """A request with this Idempotency-Key has started and not finished: retry later."""
+
+    code = "request_in_progress"
+    status = 409
+
+
+class IdempotencyKeyReusedError(RequestError):
+    """This Idempotency-Key was used for a different request (another file name, say)."""
+
+    code = "idempotency_key_reused"
+    status = 422
 
 
 class NotProcessedError(RequestError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 import secrets
 import unicodedata
@@ -60,9 +61,31 @@ def safe_filename(filename: str) -> str:
     return name
 
 
-def new_upload_key(filename: str) -> str:
-    """`uploads/{unique id}/{file name made safe}`: two uploads never share a key."""
-    return f"{UPLOADS_PREFIX}{secrets.token_hex(8)}/{safe_filename(filename)}"
+def new_upload_key(filename: str, prefix: str | None = None) -> str:
+    """`uploads/{unique id}/{file name made safe}`: two uploads never share a key. `prefix`:
+    the `uploads/{id}/` of an upload sent with an Idempotency-Key (`idempotent_prefix`)."""
+    return f"{prefix or UPLOADS_PREFIX + secrets.token_hex(8) + '/'}{safe_filename(filename)}"
+
+
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+
+
+def idempotent_prefix(secret: bytes, scope: str, route: str, idempotency_key: str) -> str:
+    """The `uploads/{id}/` of the upload a client names with an Idempotency-Key: the same for
+    every retry of it, so that a retry finds the first attempt's original instead of making a
+    second image. The id is an HMAC of the client's key, its caller (`scope`) and the route,
+    shaped like a random id; unguessable when `secret` is. InvalidRequestError for a key that
+    is empty, longer than MAX_IDEMPOTENCY_KEY_CHARS or not printable ASCII."""
+    if not (
+        0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS
+        and idempotency_key.isascii()
+        and idempotency_key.isprintable()
+    ):
+        raise InvalidRequestError(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters"
+        )
+    message = "\x00".join((scope, route, idempotency_key)).encode("utf-8")
+    return f"{UPLOADS_PREFIX}{hmac.new(secret, message, hashlib.sha256).hexdigest()[:16]}/"
 
 
 def rendition_key(image_id: str, name: str, ext: str) -> str:

@@ -33,7 +33,13 @@ class ObjectStore(Protocol):
         Raises as get() does."""
         ...
 
-    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo: ...
+    def put(
+        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+    ) -> ObjectInfo:
+        """Store `body` at `key`, replacing what is there; with `if_absent`, raise
+        UploadExistsError instead when the key holds an object (checked as it is written, so
+        two writers cannot both succeed)."""
+        ...
 
     def spool(self) -> BinaryIO:
         """A new, empty, writable file for a body that arrives in pieces (an upload): the

@@ -11,10 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, BinaryIO, Literal, Protocol
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imgpipe import __version__
 from imgpipe.core import signing
 from imgpipe.core.errors import (
+    IdempotencyKeyReusedError,
     ImageError,
     ImgpipeError,
     InvalidRequestError,
@@ -36,9 +37,16 @@ from imgpipe.core.errors import (
     TransientError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
+    UploadExistsError,
 )
 from imgpipe.core.formats import CONTENT_TYPES
-from imgpipe.core.keys import image_id_for, is_image_id, new_upload_key, validate_key
+from imgpipe.core.keys import (
+    idempotent_prefix,
+    image_id_for,
+    is_image_id,
+    new_upload_key,
+    validate_key,
+)
 from imgpipe.core.model import (
     ErrorInfo,
     ImageRecord,
@@ -70,8 +78,11 @@ class Links(Protocol):
     """How this deployment hands out upload URLs and rendition links."""
 
     def upload_target(
-        self, key: str, content_type: str, max_bytes: int, base_url: str
-    ) -> UploadTarget: ...
+        self, key: str, content_type: str, max_bytes: int, base_url: str, size: int | None = None
+    ) -> UploadTarget:
+        """Where to send one upload of `key`: once, of at most `max_bytes`, and of exactly
+        `size` bytes when the client declared it."""
+        ...
 
     def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str: ...
 
@@ -90,6 +101,10 @@ class ApiContext:
     metrics_exposition: Callable[[], bytes] | None = None
     on_enqueued: Callable[[], None] = field(default=lambda: None)
     extra_routes: Callable[[FastAPI], None] | None = None
+    # Makes Idempotency-Key's upload ids unguessable (local: the data folder's signing key).
+    idempotency_secret: bytes = b""
+    # The degraded parts of this server and why (local: its HealthBoard); None: always ok.
+    problems: Callable[[], dict[str, str]] | None = None
 
 
 # -- request and response bodies --------------------------------------------------------------
@@ -120,9 +135,12 @@ class ProcessRequest(_Body):
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "degraded"]
     version: str
     backend: str
+    problems: dict[str, str] = Field(
+        default_factory=dict, description="degraded parts and why (503); empty when ok"
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -321,31 +339,40 @@ class LocalLinks:
         self.sign_renditions = sign_renditions
 
     def upload_target(
-        self, key: str, content_type: str, max_bytes: int, base_url: str
+        self, key: str, content_type: str, max_bytes: int, base_url: str, size: int | None = None
     ) -> UploadTarget:
         expires = signing.expiry(self.ttl_s)
-        sig = signing.sign(self.key, str(expires), "PUT", key, content_type, str(max_bytes))
-        query = urlencode(
-            {
-                "expires": expires,
-                "contentType": content_type,
-                "maxBytes": max_bytes,
-                "signature": sig,
-            }
-        )
+        sig = signing.sign(self.key, *_upload_signed(expires, key, content_type, max_bytes, size))
+        query: dict[str, str | int] = {
+            "expires": expires,
+            "contentType": content_type,
+            "maxBytes": max_bytes,
+        }
+        if size is not None:
+            query["size"] = size
+        query["signature"] = sig
         return UploadTarget(
-            url=f"{base_url}/upload/{quote(key, safe='/')}?{query}",
+            url=f"{base_url}/upload/{quote(key, safe='/')}?{urlencode(query)}",
             method="PUT",
             headers={"Content-Type": content_type},
             expires_at=_iso_epoch(expires),
         )
 
     def verify_upload(
-        self, key: str, content_type: str, max_bytes: int, expires: int, signature: str
+        self,
+        key: str,
+        content_type: str,
+        max_bytes: int,
+        expires: int,
+        signature: str,
+        size: int | None = None,
     ) -> bool:
         # hmac.compare_digest raises on non-ASCII text: a 500 that schemathesis found
         return signature.isascii() and signing.verify(
-            self.key, signature, expires, "PUT", key, content_type, str(max_bytes)
+            self.key,
+            signature,
+            expires,
+            *_upload_signed(expires, key, content_type, max_bytes, size)[1:],
         )
 
     def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str:
@@ -366,11 +393,31 @@ class LocalLinks:
         )
 
 
+def _upload_signed(
+    expires: int, key: str, content_type: str, max_bytes: int, size: int | None
+) -> tuple[str, ...]:
+    """What an upload URL's signature covers; a declared size is bound into it."""
+    fields = (str(expires), "PUT", key, content_type, str(max_bytes))
+    return fields if size is None else (*fields, f"size={size}")
+
+
 def _iso_epoch(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- the app ----------------------------------------------------------------------------------
+
+
+def caller(request: Request) -> str:
+    """Who is calling, as far as the deployment knows: on AWS the principal API Gateway
+    authenticated (IAM or JWT), from the event Mangum hands over; locally "" (one token)."""
+    event = request.scope.get("aws.event")
+    if not isinstance(event, dict):
+        return ""
+    authorizer = event.get("requestContext", {}).get("authorizer") or {}
+    iam = authorizer.get("iam") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims") or {}
+    return str(iam.get("userArn") or claims.get("sub") or "")
 
 
 def token_guard(api_token: str | None) -> Callable[[Request], Awaitable[None]]:
@@ -423,14 +470,38 @@ def create_app(ctx: ApiContext) -> FastAPI:
             )
         return body
 
+    def retry_prefix(request: Request, route: str, idempotency_key: str | None) -> str | None:
+        """The `uploads/{id}/` an Idempotency-Key names for this caller and route."""
+        if idempotency_key is None:
+            return None
+        return idempotent_prefix(ctx.idempotency_secret, caller(request), route, idempotency_key)
+
     def known_id(image_id: str) -> str:
         if not is_image_id(image_id):
             raise NotFoundError(f"no image {image_id}")
         return image_id
 
-    @app.get("/health", response_model=Health, tags=["ops"])
-    def health() -> Health:
-        return Health(status="ok", version=__version__, backend=ctx.backend)
+    @app.get(
+        "/health",
+        tags=["ops"],
+        **_answers(
+            200,
+            Health,
+            "ok",
+            also={503: {"model": Health, "description": "degraded: `problems` says why"}},
+        ),
+    )
+    def health() -> JSONResponse:
+        problems = ctx.problems() if ctx.problems is not None else {}
+        body = Health(
+            status="degraded" if problems else "ok",
+            version=__version__,
+            backend=ctx.backend,
+            problems=problems,
+        )
+        headers = {"Retry-After": "5"} if problems else None
+        content = body.model_dump(mode="json", exclude_defaults=True)  # no `problems` when ok
+        return JSONResponse(content, 503 if problems else 200, headers)
 
     @app.post(
         "/uploads",
@@ -440,7 +511,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
         tags=["upload"],
         response_model_by_alias=True,
     )
-    def presign_upload(body: UploadRequest, request: Request) -> UploadResponse:
+    def presign_upload(
+        body: UploadRequest,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> UploadResponse:
         content_type = body.content_type.split(";")[0].strip().lower()
         if content_type not in UPLOAD_CONTENT_TYPES:
             raise UnsupportedMediaTypeError(
@@ -449,8 +524,19 @@ def create_app(ctx: ApiContext) -> FastAPI:
             )
         if body.size is not None and body.size > limits.max_bytes:
             raise PayloadTooLargeError(f"{body.size} bytes; the limit is {limits.max_bytes}")
-        key = new_upload_key(body.filename)
-        target = ctx.links.upload_target(key, content_type, limits.max_bytes, base_url(request))
+        if body.size == 0:
+            raise InvalidRequestError("size: an upload has at least one byte")
+        prefix = retry_prefix(request, "uploads", idempotency_key)
+        key = new_upload_key(body.filename, prefix)
+        if prefix is not None:
+            taken = next(iter(service.objects.list(prefix)), None)
+            if taken is not None and taken.key != key:
+                raise IdempotencyKeyReusedError(
+                    "this Idempotency-Key was used for another upload: send a new key"
+                )
+        target = ctx.links.upload_target(
+            key, content_type, limits.max_bytes, base_url(request), body.size
+        )
         return UploadResponse(
             image_id=image_id_for(key),
             key=key,
@@ -468,13 +554,19 @@ def create_app(ctx: ApiContext) -> FastAPI:
         openapi_extra=multipart.OPENAPI_BODY,
         **_answers(202, ImageView, "stored and queued: the PENDING record"),
     )
-    async def upload_image(request: Request) -> JSONResponse:
+    async def upload_image(
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> JSONResponse:
+        prefix = retry_prefix(request, "images", idempotency_key)
         with service.spool() as spool:
             part = await multipart.receive_file(request, spool, limits.max_bytes)
             spool.seek(0)
             content_type = (part.content_type or "application/octet-stream").lower()
             filename = part.filename or "image"
-            record = await _run_sync(lambda: service.upload(filename, spool, content_type))
+            record = await _run_sync(
+                lambda: service.upload(filename, spool, content_type, retry_prefix=prefix)
+            )
         ctx.on_enqueued()
         return JSONResponse(present(record, request), 202)
 
@@ -618,34 +710,54 @@ def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> 
         signature: Annotated[str, Query(max_length=128)],
         content_type: Annotated[str, Query(alias="contentType")],
         max_bytes: Annotated[int, Query(alias="maxBytes")],
+        size: Annotated[int | None, Query(ge=1)] = None,
     ) -> JSONResponse:
-        if not links.verify_upload(key, content_type, max_bytes, expires, signature):
+        if not links.verify_upload(key, content_type, max_bytes, expires, signature, size):
             raise UnauthorizedError("the upload URL is invalid or has expired")
         sent_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if sent_type != content_type:
             raise UnsupportedMediaTypeError(
                 f"Content-Type must be {content_type!r} as signed, not {sent_type!r}"
             )
-        cap = min(max_bytes, limits.max_bytes)
+        if await run_in_threadpool(service.objects.head, key) is not None:
+            raise UploadExistsError("this upload URL has been used: ask for a new one")
         with service.spool() as spool:
-            size = 0
-            try:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > cap:
-                        raise PayloadTooLargeError(f"the upload is larger than {cap} bytes")
-                    spool.write(chunk)
-            except ClientDisconnect as exc:
-                # a real disconnect, or BodyLimitMiddleware cut the body off (it answers 413)
-                raise InvalidRequestError("the upload was cut off") from exc
-            if size == 0:
-                raise InvalidRequestError("the upload is empty")
+            await _receive_upload(request, spool, min(max_bytes, limits.max_bytes), size)
             spool.seek(0)
-            record = await _run_sync(lambda: service.upload_to(key, spool, content_type))
+            record = await _run_sync(
+                lambda: service.upload_to(key, spool, content_type, if_absent=True)
+            )
         ctx.on_enqueued()
         body = record.public()
         body.pop("renditions", None)
         return JSONResponse(body, 201)
+
+
+async def _receive_upload(request: Request, spool: BinaryIO, cap: int, size: int | None) -> None:
+    """Stream a signed upload's body into `spool`: at most `cap` bytes, and exactly `size`
+    when the URL was signed for a declared size."""
+    limit = cap if size is None else min(cap, size)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the upload is larger than {limit} bytes")
+    if size is not None and declared.isdigit() and int(declared) != size:
+        raise InvalidRequestError(f"the upload URL was signed for exactly {size} bytes")
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLargeError(f"the upload is larger than {limit} bytes")
+            spool.write(chunk)
+    except ClientDisconnect as exc:
+        # a real disconnect, or BodyLimitMiddleware cut the body off (it answers 413)
+        raise InvalidRequestError("the upload was cut off") from exc
+    if received == 0:
+        raise InvalidRequestError("the upload is empty")
+    if size is not None and received != size:
+        raise InvalidRequestError(
+            f"the upload is {received} bytes; its URL was signed for exactly {size}"
+        )
 
 
 async def _run_sync(fn: Callable[[], ImageRecord]) -> ImageRecord:

@@ -67,6 +67,8 @@ def create_local_app(local: LocalApp) -> FastAPI:
         max_list_limit=settings.server.max_list_limit,
         metrics_exposition=local.metrics.exposition,
         on_enqueued=local.wake,
+        problems=local.health.problems,
+        idempotency_secret=local.signing_key,
     )
 
     def local_routes(app: FastAPI) -> None:

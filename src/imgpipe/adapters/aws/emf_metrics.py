@@ -26,6 +26,8 @@ COUNTERS: dict[str, tuple[MetricUnit, tuple[str, ...]]] = {
     "uploads": (MetricUnit.Count, ()),
     "events_failed": (MetricUnit.Count, ()),
     "webhook_deliveries": (MetricUnit.Count, ("outcome",)),  # local only; kept equal
+    "degraded": (MetricUnit.Count, ("part",)),  # local only (GET /health); kept equal
+    "worker_restarts": (MetricUnit.Count, ()),  # local only; kept equal
 }
 TIMINGS: dict[str, tuple[str, ...]] = {"processing_seconds": ()}
 MAX_LABEL_CHARS = 64

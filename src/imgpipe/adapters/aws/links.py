@@ -24,8 +24,14 @@ class S3Links:
         self.ttl_s = ttl_s
 
     def upload_target(
-        self, key: str, content_type: str, max_bytes: int, base_url: str
+        self, key: str, content_type: str, max_bytes: int, base_url: str, size: int | None = None
     ) -> UploadTarget:
+        """A declared size gets a presigned PUT, bound to that length and good once (S3's
+        conditional write); without one, a presigned POST whose policy bounds the length
+        (S3 has no conditional POST: such a URL can be used again until it expires)."""
+        if size is not None:
+            url, headers, expires = self.objects.presigned_put(key, content_type, size, self.ttl_s)
+            return UploadTarget(url=url, method="PUT", headers=headers, expires_at=iso(expires))
         url, fields, expires = self.objects.presigned_post(key, content_type, max_bytes, self.ttl_s)
         return UploadTarget(url=url, method="POST", fields=fields, expires_at=iso(expires))
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from botocore.exceptions import ClientError
 
 from imgpipe.adapters.aws.client_errors import error_code, http_status, transient_errors
-from imgpipe.core.errors import ObjectNotFoundError
+from imgpipe.core.errors import ObjectNotFoundError, UploadExistsError
 from imgpipe.core.files import memory_spool
 from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ObjectInfo, iso
@@ -44,6 +44,21 @@ def _missing(exc: ClientError, *, version_given: bool) -> bool:
         return True
     # A version id S3 cannot even parse is answered 400 InvalidArgument: no such version.
     return version_given and code == "InvalidArgument"
+
+
+# What S3 answers a conditional write (If-None-Match: *) that finds the key taken: 412 when an
+# object is there, 409 when another conditional write to the key is in progress.
+_TAKEN = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+
+
+@contextlib.contextmanager
+def _exists_is_conflict(key: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) in _TAKEN:
+            raise UploadExistsError(f"{key!r} has been uploaded already") from exc
+        raise
 
 
 def _sized(body: bytes | BinaryIO) -> tuple[bytes | BinaryIO, int]:
@@ -111,13 +126,24 @@ class S3ObjectStore:
     def open(self, key: str, version_id: str | None = None) -> bytes:
         return self.get(key, version_id)  # no file on this machine to hand over
 
-    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
+    def put(
+        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+    ) -> ObjectInfo:
         validate_key(key)
         payload, size = _sized(body)
-        with transient_errors(f"PUT s3://{self.bucket}/{key}"):
-            written = self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=payload, ContentType=content_type
-            )
+        with _exists_is_conflict(key), transient_errors(f"PUT s3://{self.bucket}/{key}"):
+            if if_absent:
+                written = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=payload,
+                    ContentType=content_type,
+                    IfNoneMatch="*",
+                )
+            else:
+                written = self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=payload, ContentType=content_type
+                )
         etag = _etag(written.get("ETag"))
         version_id = written.get("VersionId")
         return ObjectInfo(
@@ -175,6 +201,28 @@ class S3ObjectStore:
             ExpiresIn=ttl_s,
         )
         return post["url"], {k: str(v) for k, v in post["fields"].items()}, expires
+
+    def presigned_put(
+        self, key: str, content_type: str, size: int, ttl_s: int
+    ) -> tuple[str, dict[str, str], datetime]:
+        """A PUT upload of exactly `key`, `content_type` and `size` bytes, once: the length
+        and `If-None-Match: *` are signed, so S3 refuses another length (403) and a second
+        upload to the key (412). Returns (url, headers the client must send, expiry)."""
+        validate_key(key)
+        expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl_s)
+        url = self.client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": size,
+                "IfNoneMatch": "*",
+            },
+            ExpiresIn=ttl_s,
+        )
+        headers = {"Content-Type": content_type, "If-None-Match": "*"}
+        return url, headers, expires
 
     def presigned_get(self, key: str, ttl_s: int) -> str:
         validate_key(key)

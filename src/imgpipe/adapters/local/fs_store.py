@@ -52,6 +52,7 @@ from imgpipe.core.errors import (
     KeyConflictError,
     ObjectNotFoundError,
     StoreUnavailableError,
+    UploadExistsError,
 )
 from imgpipe.core.files import OpenFile, sha256_of
 from imgpipe.core.keys import validate_key
@@ -67,6 +68,9 @@ CONTINUED = "%+"
 _CHUNK_BYTES = NAME_MAX - len(CONTINUED)
 _COPY_CHUNK = 1024 * 1024
 _ETAG_CACHE_SIZE = 65_536
+# How many of its own writes the store remembers for the uploads watcher (`wrote`): far more
+# than can land in the watcher's debounce window.
+_WRITTEN_REMEMBERED = 4096
 _STALE_TMP_S = 24 * 3600
 _LOCK_STRIPES = 64
 _REPLACE_ATTEMPTS = 5
@@ -267,6 +271,7 @@ class FilesystemObjectStore:
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._etags: OrderedDict[str, tuple[int, int, int, int, str]] = OrderedDict()
         self._etags_lock = threading.Lock()
+        self._written: OrderedDict[str, str] = OrderedDict()  # key -> version, put() here
         self._remove_stale_tmp()
 
     # -- key <-> path ---------------------------------------------------------------------
@@ -337,10 +342,12 @@ class FilesystemObjectStore:
             fd, name = tempfile.mkstemp(prefix="spool-", dir=self.tmp_dir)
         return _Spool(fd, Path(name), self)
 
-    def put(self, key: str, body: bytes | BinaryIO, content_type: str) -> ObjectInfo:
+    def put(
+        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+    ) -> ObjectInfo:
         path = self.path_for(key)
         if isinstance(body, _Spool) and body.store is self:
-            return self._put_spool(key, path, body)
+            return self._put_spool(key, path, body, if_absent)
         with _no_room_is_transient(repr(key)):
             fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp_dir)
             tmp = Path(tmp_name)
@@ -357,23 +364,39 @@ class FilesystemObjectStore:
                     out.flush()
                     os.fsync(out.fileno())
                 etag = digest.hexdigest()
-                st = self._replace(key, path, tmp)
+                st = self._replace(key, path, tmp, if_absent)
             finally:
                 tmp.unlink(missing_ok=True)
         self._remember_etag(path, st, etag)
+        self._note_written(key, st)
         return self._info_from(key, st, etag)
 
-    def _put_spool(self, key: str, path: Path, spool: _Spool) -> ObjectInfo:
+    def wrote(self, info: ObjectInfo) -> bool:
+        """Whether `info`'s version was written by this store's put(), in this process. The
+        uploads watcher leaves those to put()'s caller: an upload the API refuses is removed
+        again, and the watcher must not accept it in between."""
+        with self._etags_lock:
+            return self._written.get(info.key) == info.version_id
+
+    def _note_written(self, key: str, st: os.stat_result) -> None:
+        with self._etags_lock:
+            self._written[key] = _version(st.st_mtime_ns)
+            self._written.move_to_end(key)
+            while len(self._written) > _WRITTEN_REMEMBERED:
+                self._written.popitem(last=False)
+
+    def _put_spool(self, key: str, path: Path, spool: _Spool, if_absent: bool) -> ObjectInfo:
         """put() of this store's own spool: fsynced and moved into place, not copied; its
         sha256, taken as it was written, is the ETag."""
         if spool.moved or spool.closed:
             raise ValueError("a spool is put once, before it is closed")
         with _no_room_is_transient(repr(key)):
             os.fsync(spool.fileno())
-            st = self._replace(key, path, spool.path)
+            st = self._replace(key, path, spool.path, if_absent)
         spool.moved = True
         etag = spool.sha256()
         self._remember_etag(path, st, etag)
+        self._note_written(key, st)
         return self._info_from(key, st, etag)
 
     def delete(self, key: str) -> None:
@@ -444,8 +467,10 @@ class FilesystemObjectStore:
         finally:
             os.close(fd)
 
-    def _replace(self, key: str, path: Path, tmp: Path) -> os.stat_result:
-        """Move `tmp` to `path` with an mtime newer than the old object's; the new stat."""
+    def _replace(self, key: str, path: Path, tmp: Path, if_absent: bool) -> os.stat_result:
+        """Move `tmp` to `path` with an mtime newer than the old object's; the new stat.
+        `if_absent`: raise UploadExistsError if there is an old object (under the key's lock,
+        which every write of this store takes: one server owns the data folder)."""
         for _ in range(_REPLACE_ATTEMPTS):
             self._make_parents(key, path)
             with self._lock(key):
@@ -462,6 +487,8 @@ class FilesystemObjectStore:
                             "local folder cannot be both a file and a folder"
                         )
                     old = None
+                if old is not None and if_absent:
+                    raise UploadExistsError(f"{key!r} has been uploaded already")
                 mtime_ns = time.time_ns()
                 if old is not None and mtime_ns <= old.st_mtime_ns:
                     mtime_ns = old.st_mtime_ns + 1

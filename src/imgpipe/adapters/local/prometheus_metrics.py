@@ -27,6 +27,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "uploads": ("Originals accepted through the API", ()),
     "events_failed": ("Events that could not be published (logged, never retried)", ()),
     "webhook_deliveries": ("Webhook delivery attempts by outcome", ("outcome",)),
+    "degraded": ("Times a part of the server became degraded (GET /health), by part", ("part",)),
+    "worker_restarts": ("Job threads that ended unexpectedly and were replaced", ()),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
     "processing_seconds": (
@@ -80,6 +82,21 @@ class _OutboxCollector(Collector):
         yield outbox
 
 
+class _HealthCollector(Collector):
+    def __init__(self, problems: Callable[[], dict[str, str]], parts: Iterable[str]) -> None:
+        self._problems = problems
+        self._parts = tuple(parts)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        degraded = GaugeMetricFamily(
+            f"{NAMESPACE}_degraded", "1 while a part is degraded (GET /health)", labels=["part"]
+        )
+        problems = self._problems()
+        for part in sorted({*self._parts, *problems}):
+            degraded.add_metric([part], 1.0 if part in problems else 0.0)
+        yield degraded
+
+
 class PrometheusMetrics:
     """The Metrics port over a registry of its own (tests get a clean one each)."""
 
@@ -112,6 +129,10 @@ class PrometheusMetrics:
     def watch_webhook_outbox(self, counts: Callable[[], dict[str, int]]) -> None:
         """Gauges of the webhook outbox by state, read at scrape time."""
         self.registry.register(_OutboxCollector(counts))
+
+    def watch_health(self, problems: Callable[[], dict[str, str]], parts: Iterable[str]) -> None:
+        """A 0/1 gauge per part of the server that can be degraded, read at scrape time."""
+        self.registry.register(_HealthCollector(problems, parts))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +116,17 @@ class SqliteJobQueue(SqliteTables):
                 ),
             )
 
-    def recover_in_flight(self) -> int:
-        """Make every leased message visible now: for a sole consumer restarting after a crash,
-        whose leases can only belong to its dead predecessor. Receive counts are kept."""
+    def recover_in_flight(self, keep: Collection[str] = ()) -> int:
+        """Make every leased message visible now, but those whose ids are in `keep`: for a
+        sole consumer restarting after a crash (whose leases can only belong to its dead
+        predecessor), or whose threads lost track of their jobs while the database did not
+        answer (`keep`: the jobs its threads still run). Receive counts are kept."""
         with self._db.write() as conn:
             cursor = conn.execute(
                 "UPDATE queue_messages SET visible_at = ?, receipt = NULL, leased = 0"
-                " WHERE queue = ? AND dead = 0 AND leased = 1 AND visible_at > ?",
-                (time.time(), self.name, time.time()),
+                " WHERE queue = ? AND dead = 0 AND leased = 1 AND visible_at > ?"
+                " AND message_id NOT IN (SELECT value FROM json_each(?))",
+                (time.time(), self.name, time.time(), json.dumps(list(keep))),
             )
             return cursor.rowcount
 
@@ -208,6 +211,19 @@ class SqliteJobQueue(SqliteTables):
                 " WHERE queue = ? AND message_id = ? AND receipt = ? AND dead = 0",
                 (time.time() + max(delay_s, 0.0), self.name, message.message_id, message.receipt),
             )
+
+    def wake_waiting(self, key: str, except_id: str = "") -> int:
+        """Make the delayed jobs of `key` (but `except_id`) visible now: a job that found the
+        image busy was put off until the holder's lease would lapse, and the holder has just
+        finished. Returns how many were woken."""
+        now = time.time()
+        with self._db.write() as conn:
+            return conn.execute(
+                "UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND dead = 0"
+                " AND leased = 0 AND visible_at > ? AND message_id != ?"
+                " AND json_extract(body, '$.key') = ?",
+                (now, self.name, now, except_id, key),
+            ).rowcount
 
     def stats(self) -> QueueStats:
         now = time.time()
