@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from imgpipe.core.model import ObjectInfo
 
 log = logging.getLogger("imgpipe.watcher")
 
+RESTART_S = 5.0
+
 
 class UploadsWatcher:
     """Runs watchfiles in a thread; `on_created(info)` and `on_removed(key)` do the rest."""
@@ -25,8 +28,10 @@ class UploadsWatcher:
         head: Callable[[str], ObjectInfo | None],
         on_created: Callable[[ObjectInfo], object],
         on_removed: Callable[[str], object],
+        restart_s: float = RESTART_S,
     ) -> None:
         self.uploads_dir = uploads_dir
+        self.restart_s = restart_s
         self._key_for = key_for
         self._head = head
         self._on_created = on_created
@@ -36,7 +41,6 @@ class UploadsWatcher:
         self.ready = threading.Event()
 
     def start(self) -> None:
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="imgpipe-watcher", daemon=True)
         self._thread.start()
 
@@ -46,7 +50,20 @@ class UploadsWatcher:
             self._thread.join(5)
 
     def _run(self) -> None:
+        """Watch until stop(); should the watch itself fail (the folder removed, the
+        system's inotify watches exhausted), start it again after a pause, for good."""
         self.ready.set()
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):  # if it cannot be made, watch() says why
+                self.uploads_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._watch()
+            except Exception:
+                log.exception("watching the uploads folder failed; starting again")
+            if self._stop.wait(self.restart_s):
+                return
+
+    def _watch(self) -> None:
         for changes in watch(
             self.uploads_dir,
             stop_event=self._stop,
