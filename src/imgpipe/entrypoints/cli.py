@@ -508,7 +508,7 @@ def cost(
         bool, typer.Option(help="uploads write a PENDING record (presigned ones do not)")
     ] = True,
     events: Annotated[
-        bool, typer.Option(help="image events to EventBridge (the template always names a bus)")
+        bool, typer.Option(help="the events function and its EventBridge events (always deployed)")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     config: ConfigOpt = None,
