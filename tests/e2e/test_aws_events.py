@@ -359,3 +359,88 @@ def test_the_handler_module_builds_only_an_eventbridge_client(stack: Stack, bus:
     assert runtime.bus == bus
     assert runtime.events.meta.service_model.service_name == "events"
     assert set(vars(runtime)) == {"events", "bus", "metrics"}
+
+
+# -- batches Lambda gave up on: `imgpipe replay-events` -----------------------------------------
+
+
+def given_up(stack: Stack, records: list[dict[str, Any]]) -> str:
+    """The message Lambda sends a stream mapping's on-failure destination when it gives up on
+    a batch (as the Lambda developer guide documents it): where the batch lies, not its records."""
+    [shard] = stack.stream.client.describe_stream(StreamArn=stack.stream.arn)["StreamDescription"][
+        "Shards"
+    ]
+    return json.dumps(
+        {
+            "requestContext": {
+                "requestId": "316aa6d0-8154-4b3c-9af7-85d5f4a6bc81",
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:imgpipe-events",
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": 1001,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+            "version": "1.0",
+            "timestamp": "2026-01-01T00:13:49.717Z",
+            "DDBStreamBatchInfo": {
+                "shardId": shard["ShardId"],
+                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": "2026-01-01T00:13:19Z",
+                "approximateArrivalOfLastRecord": "2026-01-01T00:13:19Z",
+                "batchSize": len(records),
+                "streamArn": stack.stream.arn,
+            },
+        }
+    )
+
+
+def imgpipe(*args: str) -> Any:
+    """The CLI as a user runs it (the stack's IMGPIPE_* environment, inherited)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "imgpipe.entrypoints.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_replay_events_publishes_the_batches_lambda_gave_up_on(
+    stack: Stack, events: EventBridgeClient, bus: str
+) -> None:
+    # GIVEN two images finished, and Lambda's failure queue holding the batch of their writes
+    # (after the events function failed it MaximumRetryAttempts times)
+    seen = rule_to_queue(events, stack.clients, bus, {"source": ["imgpipe"]})
+    done = process(
+        stack,
+        {
+            "uploads/replay/a.jpg": imagegen.photo_jpeg(200, 100),
+            "uploads/replay/b.jpg": imagegen.truncated_jpeg(),
+        },
+    )
+    records = stack.stream.new_records()
+    failures = stack.clients.sqs.create_queue(QueueName=unique("imgpipe-events-failures"))
+    url = failures["QueueUrl"]
+    stack.clients.sqs.send_message(QueueUrl=url, MessageBody=given_up(stack, records))
+    # AND a message about a stream that is gone (older than the stream's 24 hours, say)
+    gone = json.loads(given_up(stack, records))
+    gone["DDBStreamBatchInfo"]["streamArn"] = stack.stream.arn.replace(stack.table, "gone")
+    stack.clients.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(gone))
+
+    # WHEN an operator runs imgpipe replay-events
+    ran = imgpipe("replay-events", "--queue-url", url, "--bus", bus)
+
+    # THEN the batch's two events are on the bus, and its message is gone
+    assert "replayed 1 batch(es): 2 event(s) put" in ran.stdout, ran.stderr
+    ids = sorted(e["detail"]["id"] for e in drain_queue(stack.clients, seen))
+    assert ids == sorted(f"{r.image_id}-{r.revision}" for r in done.values())
+    # AND the one it could not read back is kept, said, and the command fails
+    assert ran.returncode == 1
+    assert "kept a batch" in ran.stderr
+    attributes = stack.clients.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"

@@ -8,13 +8,22 @@ events of a run of records on the bus and returns the records whose event was no
 that could not be read, in stream order: the caller has those delivered again (the events
 function: as batch item failures, so Lambda retries them; `imgpipe replay-events`: by keeping
 the failure message). Whatever is delivered again is published again under the same `id`.
+
+When Lambda gives up on a batch it sends the mapping's failure queue where the batch lies in
+the stream (`DDBStreamBatchInfo`: stream, shard, first and last sequence number), not its
+records: `replay_failed_batches` reads each such range back from the stream, which keeps
+records 24 hours, publishes it, and deletes the message once every event of it is put.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from imgpipe.adapters.aws.dynamodb_store import from_item
 from imgpipe.adapters.aws.eventbridge import put_events
@@ -23,6 +32,21 @@ from imgpipe.core.model import ImageRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger("imgpipe.events")
+
+# GetRecords may answer an empty page before the records of an open shard: a few are read past.
+EMPTY_PAGES: Final = 5
+RECEIVE_VISIBILITY_S: Final = 120  # a message kept is seen again after this, not this run
+
+
+class StreamReader(Protocol):
+    """The two DynamoDB Streams calls a replay makes (boto3's `dynamodbstreams` client)."""
+
+    def get_shard_iterator(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+    def get_records(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
 class StreamRecordError(ValueError):
@@ -80,3 +104,101 @@ def publish(
             failed[index] = Failure(sequence_number(records[index]), problem)
     put = sum(problem is None for problem in outcomes)
     return put, [failed[index] for index in sorted(failed)]
+
+
+@dataclass(frozen=True)
+class FailedBatch:
+    """Where a batch Lambda gave up on lies in the stream (its on-failure message)."""
+
+    stream_arn: str
+    shard_id: str
+    first: str
+    last: str
+
+    @classmethod
+    def from_message(cls, body: str) -> FailedBatch:
+        """From the message Lambda sends a stream mapping's on-failure destination."""
+        try:
+            info = json.loads(body)["DDBStreamBatchInfo"]
+            return cls(
+                str(info["streamArn"]),
+                str(info["shardId"]),
+                str(info["startSequenceNumber"]),
+                str(info["endSequenceNumber"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StreamRecordError(f"not a stream batch Lambda gave up on: {exc}") from exc
+
+
+def read_batch(streams: StreamReader, batch: FailedBatch) -> list[dict[str, Any]]:
+    """The batch's records, read back from the stream (ClientError once the stream no longer
+    holds them: TrimmedDataAccessException, ResourceNotFoundException)."""
+    iterator = streams.get_shard_iterator(
+        StreamArn=batch.stream_arn,
+        ShardId=batch.shard_id,
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        SequenceNumber=batch.first,
+    ).get("ShardIterator")
+    records: list[dict[str, Any]] = []
+    empty = 0
+    while iterator and empty < EMPTY_PAGES:
+        page = streams.get_records(ShardIterator=iterator)
+        empty = 0 if page.get("Records") else empty + 1
+        for record in page.get("Records", []):
+            if int(sequence_number(record) or 0) > int(batch.last):
+                return records
+            records.append(dict(record))
+        if records and sequence_number(records[-1]) == batch.last:
+            return records
+        iterator = page.get("NextShardIterator")
+    return records
+
+
+@dataclass
+class ReplayReport:
+    """What `replay_failed_batches` did: batches whose events are all on the bus now (their
+    messages deleted), events put, and why each kept message was kept."""
+
+    replayed: int = 0
+    events: int = 0
+    kept: list[str] = field(default_factory=list)
+
+
+def replay_failed_batches(
+    sqs: SQSClient, queue_url: str, streams: StreamReader, events: EventBridgeClient, bus: str
+) -> ReplayReport:
+    """Publish the events of every batch in the failure queue; a message is deleted only
+    once every event of its batch is put, else kept (seen again after a while)."""
+    report = ReplayReport()
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=RECEIVE_VISIBILITY_S
+        ).get("Messages", [])
+        if not messages:
+            return report
+        for message in messages:
+            problem = _replay_one(message.get("Body", ""), streams, events, bus, report)
+            if problem is None:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                report.replayed += 1
+            else:
+                log.warning("kept a failed batch", extra={"reason": problem})
+                report.kept.append(problem)
+
+
+def _replay_one(
+    body: str, streams: StreamReader, events: EventBridgeClient, bus: str, report: ReplayReport
+) -> str | None:
+    """Publish one failed batch; None when all of it is on the bus, else why not."""
+    try:
+        batch = FailedBatch.from_message(body)
+        records = read_batch(streams, batch)
+    except StreamRecordError as exc:
+        return str(exc)
+    except (ClientError, BotoCoreError) as exc:
+        return f"{type(exc).__name__}: {exc} (the stream keeps records 24 hours)"
+    put, failures = publish(events, bus, records)
+    report.events += put
+    if failures:
+        return f"{len(failures)} event(s) not put: {failures[0].reason}"
+    return None
