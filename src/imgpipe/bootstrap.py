@@ -15,9 +15,9 @@ from imgpipe.config import Settings
 from imgpipe.core.keys import UPLOADS_PREFIX
 from imgpipe.core.model import ObjectInfo
 from imgpipe.core.ports import Metrics
-from imgpipe.service import ImageService, Renderer, removed_message
 
-# Adapters are imported inside the builders: a Lambda cold start loads only AWS's.
+# Adapters (and the service) are imported inside the builders: a Lambda cold start loads only
+# what its function runs (the events function: no service, no imaging).
 if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from imgpipe.adapters.local.watcher import UploadsWatcher
     from imgpipe.adapters.local.webhooks import WebhookPublisher
     from imgpipe.entrypoints.local_worker import LocalWorkerPool
+    from imgpipe.service import ImageService, Renderer
 
 log = logging.getLogger("imgpipe.bootstrap")
 
@@ -188,6 +189,7 @@ def build_local(
     from imgpipe.adapters.local.watcher import UploadsWatcher
     from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
     from imgpipe.entrypoints.local_worker import LocalWorkerPool
+    from imgpipe.service import ImageService, removed_message
 
     root = settings.local.data_dir.resolve()
     state_dir = root / STATE_DIR
@@ -350,6 +352,7 @@ def build_aws(
     from imgpipe.adapters.aws.s3_store import S3ObjectStore
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
     from imgpipe.adapters.renderers import InProcessRenderer
+    from imgpipe.service import ImageService
 
     aws = settings.aws
     missing = [

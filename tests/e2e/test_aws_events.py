@@ -353,6 +353,20 @@ def test_the_stream_gives_the_events_the_local_side_publishes(stack: Stack) -> N
     assert len(found) - len(from_stream) == 10
 
 
+def test_the_events_function_imports_no_service_and_no_imaging() -> None:
+    # its cold start loads what it runs: the stream rule, EventBridge, metrics
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, imgpipe.entrypoints.lambda_events;"
+        "print(sorted(m for m in ('imgpipe.service', 'imgpipe.core.imaging', 'pyvips', 'PIL',"
+        " 'boto3') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_handler_module_builds_only_an_eventbridge_client(stack: Stack, bus: str) -> None:
     # a cold start of the events function makes no S3, DynamoDB or SQS client
     runtime = lambda_events.app()
