@@ -993,7 +993,7 @@ def test_events_mapping_retries_failed_records_then_keeps_their_place(
     # from the oldest record kept: an update from a stack whose worker published loses none
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
     assert 1 <= mapping["BatchSize"] <= MAX_ENTRIES  # one PutEvents a batch
-    assert mapping.get("ParallelizationFactor", 1) == 1  # one image's events stay in order
+    assert mapping.get("ParallelizationFactor", 1) == 1  # one batch per shard at a time
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
     # retried, but not forever (-1: a record that can never be published would hold its shard
