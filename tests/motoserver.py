@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -24,6 +24,7 @@ from imgpipe.bootstrap import AwsClients, aws_clients
 from imgpipe.config import AwsBackend, Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3.type_defs import NotificationConfigurationTypeDef
 
 REGION = "us-east-1"
@@ -90,7 +91,8 @@ def create_bucket(clients: AwsClients, name: str, *, versioned: bool = True) -> 
 
 def create_table(clients: AwsClients, name: str) -> str:
     """The table of infra/template.yaml: key imageId; GSIs byStatus and byUpload, and the
-    near-duplicate GSIs (bySha256, byPhash0..3) as the store declares them."""
+    near-duplicate GSIs (bySha256, byPhash0..3) as the store declares them; a stream of every
+    write with the item before and after it (TableStream reads it)."""
     attributes = ["imageId", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"]
     attributes += dynamodb_store.SIMILARITY_KEY_ATTRIBUTES
     clients.dynamodb.create_table(
@@ -113,8 +115,52 @@ def create_table(clients: AwsClients, name: str) -> str:
             )
         ]
         + dynamodb_store.similarity_indexes(),
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     return name
+
+
+class TableStream:
+    """A table's stream read as Lambda's event source mapping reads it for the events
+    function: every shard from its oldest record, in order, each record handed out once, in
+    the shape the function receives (`eventSourceARN` added, the creation time in epoch
+    seconds). moto keeps the stream but runs no event source mapping, so tests call the
+    handler with these; the mapping's filter is not applied (the handler applies the whole
+    rule itself: the filter only saves invocations, and test_template checks it)."""
+
+    def __init__(self, clients: AwsClients, endpoint: str, table: str) -> None:
+        described = clients.dynamodb.describe_table(TableName=table)["Table"]
+        self.arn = described["LatestStreamArn"]
+        self.client = boto3.session.Session().client(
+            "dynamodbstreams", endpoint_url=endpoint, region_name=REGION
+        )
+        self.seen: set[str] = set()
+
+    def new_records(self) -> list[dict[str, Any]]:
+        """The records written since the last call, oldest first."""
+        found: list[dict[str, Any]] = []
+        shards = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            iterator = self.client.get_shard_iterator(
+                StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            ).get("ShardIterator")
+            while iterator:
+                page = self.client.get_records(ShardIterator=iterator)
+                if not page["Records"]:
+                    break
+                found.extend(self._as_lambda(r) for r in page["Records"])
+                iterator = page.get("NextShardIterator")
+        fresh = [r for r in found if r["dynamodb"]["SequenceNumber"] not in self.seen]
+        self.seen.update(r["dynamodb"]["SequenceNumber"] for r in fresh)
+        return fresh
+
+    def _as_lambda(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        change = dict(record["dynamodb"])
+        change["ApproximateCreationDateTime"] = change["ApproximateCreationDateTime"].timestamp()
+        return {**record, "dynamodb": change, "eventSourceARN": self.arn}
+
+    def close(self) -> None:
+        self.client.close()
 
 
 @dataclass(frozen=True)
@@ -164,3 +210,31 @@ def notify_uploads(clients: AwsClients, bucket: str, queue: Queues) -> None:
     clients.s3.put_bucket_notification_configuration(
         Bucket=bucket, NotificationConfiguration=config
     )
+
+
+def rule_to_queue(
+    events: EventBridgeClient, clients: AwsClients, bus: str, pattern: Mapping[str, Any]
+) -> str:
+    """A rule on `bus` matching `pattern`, whose target is a new SQS queue; the queue's url.
+    moto delivers to it, without checking the queue policy AWS would need."""
+    name = unique("imgpipe-rule")
+    url = clients.sqs.create_queue(QueueName=unique("imgpipe-events"))["QueueUrl"]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(
+        Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn(clients, url)}]
+    )
+    return url
+
+
+def drain_queue(clients: AwsClients, url: str) -> list[dict[str, Any]]:
+    """Every message body in the queue (deleted as read), parsed."""
+    bodies: list[dict[str, Any]] = []
+    while True:
+        found = clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not found:
+            return bodies
+        for message in found:
+            bodies.append(json.loads(message["Body"]))
+            clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -15,13 +15,12 @@ from imgpipe.config import Settings
 from imgpipe.core.keys import UPLOADS_PREFIX
 from imgpipe.core.model import ObjectInfo
 from imgpipe.core.ports import Metrics
-from imgpipe.service import ImageService, Renderer, removed_message
 
-# Adapters are imported inside the builders: a Lambda cold start loads only AWS's.
+# Adapters (and the service) are imported inside the builders: a Lambda cold start loads only
+# what its function runs (the events function: no service, no imaging).
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import boto3
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from imgpipe.adapters.local.webhooks import WebhookPublisher
     from imgpipe.entrypoints.health import HealthBoard
     from imgpipe.entrypoints.local_worker import LocalWorkerPool
+    from imgpipe.service import ImageService, Renderer
 
 log = logging.getLogger("imgpipe.bootstrap")
 
@@ -194,6 +194,7 @@ def build_local(
     from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
     from imgpipe.entrypoints.health import HealthBoard
     from imgpipe.entrypoints.local_worker import DATABASE, WORKERS, LocalWorkerPool
+    from imgpipe.service import ImageService, removed_message
 
     root = settings.local.data_dir.resolve()
     state_dir = root / STATE_DIR
@@ -297,51 +298,34 @@ class AwsClients:
     s3: S3Client
     dynamodb: DynamoDBClient
     sqs: SQSClient
-    events: LazyEventsClient | None = None  # only with settings.events.event_bus
 
     def close(self) -> None:
         for client in (self.s3, self.dynamodb, self.sqs):
             client.close()
-        if self.events is not None:
-            self.events.close()
 
 
-class LazyEventsClient:
-    """The EventBridge client, made at its first use: most invocations publish nothing (the
-    API function's), and making the client costs ~48 ms of a cold start."""
-
-    def __init__(self, make: Callable[[], EventBridgeClient]) -> None:
-        self._make = make
-        self._client: EventBridgeClient | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> EventBridgeClient:
-        with self._lock:
-            if self._client is None:
-                self._client = self._make()
-            return self._client
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-
-def aws_clients(settings: Settings, session: boto3.session.Session | None = None) -> AwsClients:
-    """Clients for settings.aws.region (or the environment's), pointed at endpoint_url when
-    it is set (moto in tests); standard retry mode, short connect timeout."""
-    import boto3
+def client_config(settings: Settings) -> Config:
+    """Every client's: settings.aws.region (or the environment's), standard retry mode (the
+    first attempt and up to 4 retries, with backoff), short connect timeout."""
     from botocore.config import Config
 
-    session = session or boto3.session.Session()
-    config = Config(
+    return Config(
         region_name=settings.aws.region,
         retries={"mode": "standard", "max_attempts": 4},
         connect_timeout=3,
         read_timeout=30,
         tcp_keepalive=True,
     )
+
+
+def aws_clients(settings: Settings, session: boto3.session.Session | None = None) -> AwsClients:
+    """Clients for settings.aws.region (or the environment's), pointed at endpoint_url when
+    it is set (moto in tests)."""
+    import boto3
+    from botocore.config import Config
+
+    session = session or boto3.session.Session()
+    config = client_config(settings)
     endpoint = settings.aws.endpoint_url
     # SigV4 for presigned URLs and POSTs too (botocore would sign a POST policy with SigV2).
     s3_config = config.merge(Config(signature_version="s3v4"))
@@ -349,11 +333,6 @@ def aws_clients(settings: Settings, session: boto3.session.Session | None = None
         s3=session.client("s3", endpoint_url=endpoint, config=s3_config),
         dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
         sqs=session.client("sqs", endpoint_url=endpoint, config=config),
-        events=(
-            LazyEventsClient(lambda: session.client("events", endpoint_url=endpoint, config=config))
-            if settings.events.event_bus
-            else None
-        ),
     )
 
 
@@ -382,13 +361,14 @@ def build_aws(
     metrics: EmfMetrics | None = None,
 ) -> AwsApp:
     """The distributed engine: S3, DynamoDB, SQS, EMF metrics; rendering in this process.
-    The bucket's own notifications queue new uploads (store_notifies=True)."""
+    The bucket's own notifications queue new uploads (store_notifies=True). It publishes no
+    events: the events function reads them from the table's stream (build_aws_events)."""
     from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
     from imgpipe.adapters.aws.emf_metrics import EmfMetrics
-    from imgpipe.adapters.aws.eventbridge import EventBridgePublisher
     from imgpipe.adapters.aws.s3_store import S3ObjectStore
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
     from imgpipe.adapters.renderers import InProcessRenderer
+    from imgpipe.service import ImageService
 
     aws = settings.aws
     missing = [
@@ -404,11 +384,6 @@ def build_aws(
     objects = S3ObjectStore(clients.s3, aws.bucket)
     queue = SqsJobQueue(clients.sqs, aws.queue_url, aws.dlq_url)
     metrics = metrics or EmfMetrics()
-    events: EventBridgePublisher | None = None
-    if settings.events.event_bus:
-        if clients.events is None:
-            raise ValueError("events.event_bus is set: the clients need an EventBridge client")
-        events = EventBridgePublisher(clients.events, settings.events.event_bus, metrics)
     service = ImageService(
         objects,
         records,
@@ -417,7 +392,6 @@ def build_aws(
         settings,
         metrics,
         store_notifies=True,
-        events=events,
     )
     return AwsApp(settings, clients, objects, records, queue, metrics, service)
 
@@ -432,3 +406,47 @@ def lambda_app() -> AwsApp:
     if settings.backend != "aws":
         raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
     return build_aws(settings)
+
+
+@dataclass
+class AwsEventsApp:
+    """The events function's wiring: the EventBridge client, the bus, EMF metrics. Nothing
+    else: its cold start makes one client."""
+
+    events: EventBridgeClient
+    bus: str
+    metrics: EmfMetrics
+
+    def close(self) -> None:
+        self.events.close()
+
+
+def build_aws_events(
+    settings: Settings,
+    *,
+    session: boto3.session.Session | None = None,
+    metrics: EmfMetrics | None = None,
+) -> AwsEventsApp:
+    """What turns the table's stream into events on settings.events.event_bus."""
+    import boto3
+
+    from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+
+    if not settings.events.event_bus:
+        raise ValueError("the events function needs events.event_bus")
+    session = session or boto3.session.Session()
+    client = session.client(
+        "events", endpoint_url=settings.aws.endpoint_url, config=client_config(settings)
+    )
+    return AwsEventsApp(client, settings.events.event_bus, metrics or EmfMetrics())
+
+
+@functools.cache
+def lambda_events_app() -> AwsEventsApp:
+    """The one AwsEventsApp of the events function's process, built on its first invocation."""
+    from imgpipe.config import load_settings
+
+    settings = load_settings()
+    if settings.backend != "aws":
+        raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
+    return build_aws_events(settings)

@@ -181,7 +181,7 @@ class EventsOptions(BaseModel):
         default=4, ge=1, le=32, description="local: deliveries in flight at once"
     )
     event_bus: str = Field(
-        default="", description="AWS: the EventBridge bus name or ARN; empty: no events"
+        default="", description="AWS: the bus the events function puts image events on"
     )
 
     @field_validator("webhooks")

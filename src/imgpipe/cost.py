@@ -11,7 +11,10 @@ Per image, what the deployed stack (infra/template.yaml) does and what each step
   each an HTTP API request, an API Lambda invocation, a record read and an access-log line;
 - storage: originals + renditions in S3, the record in the table and each GSI, PITR;
 - fixed: custom metrics, alarms and the dashboard, the SQS poller's idle long polls;
-- X-Ray traces by Lambda's default sampling; EventBridge events when a bus is configured.
+- events: the events function (arm64, batches of up to `EVENTS_BATCH_SIZE` finished images
+  from the table's stream; its filter keeps the other writes from invoking it) and one
+  EventBridge event per finished image; Lambda's reads of the stream are free;
+- X-Ray traces by Lambda's default sampling.
 
 Prices are imgpipe.prices'. A month is 30 days; the free tier is ignored; KB is 1000 bytes,
 GB is 2**30 bytes (AWS's GB-month), Lambda's GB-s is MB / 1024.
@@ -51,9 +54,11 @@ RECORD_BYTES = {"PENDING": 870, "PROCESSING": 898, "PROCESSED": 2296}
 WORKER_MEMORY_MB = 2048  # WorkerMemorySize default
 API_MEMORY_MB = 2048  # ApiMemorySize default
 BATCH_SIZE = 10  # the worker's SQS event source BatchSize
-ALARMS = 7  # AWS::CloudWatch::Alarm resources
+ALARMS = 9  # AWS::CloudWatch::Alarm resources
 DASHBOARDS = 1  # AWS::CloudWatch::Dashboard resources
 ARCHITECTURE = "arm64"
+EVENTS_MEMORY_MB = 256  # EventsFunction MemorySize
+EVENTS_BATCH_SIZE = 10  # its DynamoDB stream event source BatchSize
 
 
 Projection = Literal["ALL", "KEYS_ONLY", "INCLUDE"]
@@ -102,6 +107,9 @@ PLATFORM_LOG_BYTES = 360
 EMF_BYTES_PER_INVOCATION = 422
 EMF_BYTES_PER_IMAGE = 33
 ACCESS_LOG_BYTES = 350  # one line of the template's API access-log format
+# One events invocation: parse up to 10 stream records, one PutEvents round trip; not measured.
+EVENTS_INVOCATION_MS = 60.0
+EVENTS_LOG_BYTES = 420  # its "events put" line (Powertools JSON with the Lambda context)
 # Lambda polls an SQS queue with 5 long polls (20 s each) at a time even when it is idle.
 SQS_IDLE_POLLERS = 5
 SQS_LONG_POLL_S = 20
@@ -131,7 +139,7 @@ class Workload:
     months: int = 1  # whose bill: storage holds the uploads of every month up to this one
     batch_size: int = BATCH_SIZE
     pending_write: bool = True  # POST /images and backfill write PENDING; presigned uploads not
-    # The template always sets IMGPIPE_EVENTS__EVENT_BUS (EventBusName, default "default"):
+    # The template always deploys the events function (EventBusName, default "default"):
     # one image.processed or image.failed event per finished image.
     events: bool = True
     custom_metrics: int = DEFAULT_CUSTOM_METRICS
@@ -317,6 +325,10 @@ def estimate(w: Workload) -> Estimate:
     worker_log = (EMF_BYTES_PER_INVOCATION + PLATFORM_LOG_BYTES) / w.batch_size
     worker_log += EMF_BYTES_PER_IMAGE
     api_log = ACCESS_LOG_BYTES + PLATFORM_LOG_BYTES
+    # Full batches, as for the worker: below ~10 finished images a second the 1 s batching
+    # window closes them early and there are more invocations (the note on batches says so).
+    event_batches = images / EVENTS_BATCH_SIZE if w.events else 0.0
+    events_log = event_batches * (PLATFORM_LOG_BYTES + EVENTS_LOG_BYTES)
     m = 1_000_000
 
     lines = [
@@ -446,7 +458,7 @@ def estimate(w: Workload) -> Estimate:
             "cloudwatch.logs",
             "CloudWatch",
             "logs: EMF + Lambda + API access logs",
-            (images * worker_log + api_calls * api_log) / GB,
+            (images * worker_log + api_calls * api_log + events_log) / GB,
             "GB",
             prices.CLOUDWATCH_LOGS_PER_GB,
         ),
@@ -481,7 +493,7 @@ def estimate(w: Workload) -> Estimate:
             "xray.traces",
             "X-Ray",
             "traces (1/s + 5% sampled, per function)",
-            sampled_traces(batches) + sampled_traces(api_calls),
+            sampled_traces(batches) + sampled_traces(api_calls) + sampled_traces(event_batches),
             "traces",
             prices.XRAY_PER_MILLION_TRACES,
             m,
@@ -489,18 +501,41 @@ def estimate(w: Workload) -> Estimate:
         ),
     ]
     if w.events:
-        lines.append(
-            LineItem(
-                "eventbridge.events",
-                "EventBridge",
-                "PutEvents: 1 per finished image",
-                images,
-                "events",
-                prices.EVENTBRIDGE_PER_MILLION_EVENTS,
-                m,
-            )
-        )
+        lines.extend(event_lines(images, event_batches))
     return Estimate(w, tuple(lines), notes(w))
+
+
+def event_lines(images: float, batches: float) -> list[LineItem]:
+    """The events function (fed by the table's stream: Lambda's stream reads are free) and
+    the events it puts on the bus."""
+    return [
+        LineItem(
+            "lambda.events_compute",
+            "Lambda",
+            f"events compute ({EVENTS_INVOCATION_MS:g} ms x {EVENTS_MEMORY_MB} MB per batch)",
+            batches * EVENTS_INVOCATION_MS / 1000 * EVENTS_MEMORY_MB / 1024,
+            "GB-s",
+            prices.LAMBDA_ARM64_PER_GB_S,
+        ),
+        LineItem(
+            "lambda.events_requests",
+            "Lambda",
+            f"events requests (1 per {EVENTS_BATCH_SIZE} finished images)",
+            batches,
+            "requests",
+            prices.LAMBDA_PER_MILLION_REQUESTS,
+            1_000_000,
+        ),
+        LineItem(
+            "eventbridge.events",
+            "EventBridge",
+            "PutEvents: 1 per finished image",
+            images,
+            "events",
+            prices.EVENTBRIDGE_PER_MILLION_EVENTS,
+            1_000_000,
+        ),
+    ]
 
 
 def notes(w: Workload) -> tuple[str, ...]:
@@ -513,10 +548,15 @@ def notes(w: Workload) -> tuple[str, ...]:
         "Not included: data transfer out, KMS requests (the bucket key makes them rare), "
         "cold starts, retries, CloudWatch Logs storage, S3 access-log objects, taxes.",
     ]
+    if w.events:
+        found.append(
+            "DynamoDB Streams: nothing for the events function's reads (Lambda's are free)."
+        )
     if w.batch_size > 1 and w.images_per_day / 86_400 < w.batch_size:
         found.append(
             f"Batches of {w.batch_size}: below ~{w.batch_size} images/s the 1 s batching "
-            "window closes batches early; --batch-size 1 is the upper bound."
+            "window closes batches early; --batch-size 1 is the upper bound (the events "
+            "function's batches of 10 likewise)."
         )
     if w.renditions_per_image != 6 and w.renditions_kb == MEASURED_RENDITIONS_KB:
         found.append(

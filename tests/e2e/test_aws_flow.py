@@ -6,6 +6,8 @@ Where moto differs from AWS, the test says so where it matters:
 - moto delivers S3 notifications to SQS, but without `sequencer` and `versionId`, which AWS
   always sends for a versioned bucket: `as_aws_sends` adds them to the notification read from
   the queue (increasing sequencers, the version the upload made), nothing else is changed;
+- moto keeps the table's stream but runs no event source mapping: `Stack.publish_events` hands
+  the stream's records to the events handler as Lambda would (motoserver.TableStream);
 - moto does not enforce presigned POST conditions (tests/integration/test_aws_contracts.py
   checks the policy document instead), IAM, or API Gateway's authorizer (the handler here is
   called directly, as API Gateway would after authorizing).
@@ -25,6 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote_plus, unquote_plus, urlencode
 
+import boto3
 import httpx
 import pytest
 from PIL import Image
@@ -35,16 +38,19 @@ from imgpipe.adapters.aws.s3_store import S3ObjectStore
 from imgpipe.bootstrap import AwsClients
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, Status, iso, utcnow
-from imgpipe.entrypoints import lambda_api, lambda_worker
+from imgpipe.entrypoints import lambda_api, lambda_events, lambda_worker
 from motoserver import (
     REGION,
     Queues,
+    TableStream,
     aws,
     create_bucket,
     create_queues,
     create_table,
+    drain_queue,
     moto_endpoint,
     notify_uploads,
+    rule_to_queue,
     unique,
 )
 
@@ -86,6 +92,19 @@ class Stack:
     queues: Queues
     objects: S3ObjectStore
     records: DynamoMetadataStore
+    stream: TableStream
+
+    # -- the events function, fed by the table's stream ----------------------------------------
+
+    def publish_events(self, records: list[dict[str, Any]]) -> list[str]:
+        """Hand `records` to the events handler as Lambda's mapping does, at most 10 at a time
+        (its BatchSize); the sequence numbers it reported failed."""
+        failed: list[str] = []
+        for start in range(0, len(records), 10):
+            context = cast("LambdaContext", FakeLambdaContext(function_name="imgpipe-events"))
+            response = lambda_events.handler({"Records": records[start : start + 10]}, context)
+            failed.extend(f["itemIdentifier"] for f in response["batchItemFailures"])
+        return failed
 
     # -- SQS as Lambda's event source sees it -------------------------------------------------
 
@@ -223,20 +242,23 @@ def stack(aws: AwsClients, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) 
     }.items():
         monkeypatch.setenv(key, value)
     cold_start()
-    yield Stack(
+    built = Stack(
         aws,
         bucket,
         table,
         queues,
         S3ObjectStore(aws.s3, bucket),
         DynamoMetadataStore(aws.dynamodb, table),
+        TableStream(aws, moto_endpoint, table),
     )
+    yield built
+    built.stream.close()
     cold_start()
 
 
 def cold_start() -> None:
     """Forget what the handlers built (and close its clients): the next call builds anew."""
-    for module in (lambda_worker, lambda_api):
+    for module in (lambda_worker, lambda_api, lambda_events):
         if module.app.cache_info().currsize:
             module.app().close()
         module.app.cache_clear()
@@ -269,8 +291,18 @@ def assert_renditions(stack: Stack, record: ImageRecord, width: int, height: int
 # -- the worker -------------------------------------------------------------------------------
 
 
-def test_a_presigned_post_upload_is_processed_by_the_worker(stack: Stack) -> None:
-    # GIVEN a presigned POST from the API, used as a browser would
+def test_a_presigned_post_upload_is_processed_by_the_worker(
+    stack: Stack, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a rule on the stack's event bus that sends imgpipe's events to a queue
+    events = boto3.session.Session().client(
+        "events", endpoint_url=moto_endpoint, region_name=REGION
+    )
+    bus = unique("imgpipe-bus")
+    events.create_event_bus(Name=bus)
+    seen = rule_to_queue(events, stack.clients, bus, {"source": ["imgpipe"]})
+    monkeypatch.setenv("IMGPIPE_EVENTS__EVENT_BUS", bus)  # the events function's environment
+    # AND a presigned POST from the API, used as a browser would
     ticket = call_api(
         "rest",
         "POST",
@@ -317,6 +349,17 @@ def test_a_presigned_post_upload_is_processed_by_the_worker(stack: Stack) -> Non
         record.sequencer,
         Status.PROCESSED,
     )
+
+    # WHEN the events function reads the table's stream
+    assert drain_queue(stack.clients, seen) == []  # the worker and the API published nothing
+    assert stack.publish_events(stack.stream.new_records()) == []
+    # THEN each processing published image.processed once, under its own id
+    published = drain_queue(stack.clients, seen)
+    assert [(e["detail-type"], e["detail"]["id"]) for e in published] == [
+        ("image.processed", f"{record.image_id}-{record.revision}"),
+        ("image.processed", f"{again.image_id}-{again.revision}"),
+    ]
+    events.close()
 
 
 def test_a_batch_with_a_poison_and_a_busy_message(stack: Stack) -> None:

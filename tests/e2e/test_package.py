@@ -30,7 +30,11 @@ from imgpipe.packaging import build_lambda_zip, find_python, pip_platforms
 pytestmark = pytest.mark.slow
 
 PYTHON = "3.13"
-HANDLERS = ("imgpipe.entrypoints.lambda_worker", "imgpipe.entrypoints.lambda_api")
+HANDLERS = (
+    "imgpipe.entrypoints.lambda_worker",
+    "imgpipe.entrypoints.lambda_api",
+    "imgpipe.entrypoints.lambda_events",
+)
 EM_X86_64, EM_AARCH64 = 62, 183  # ELF e_machine
 
 RENDER = """

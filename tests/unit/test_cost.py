@@ -74,13 +74,17 @@ def test_a_workload_computed_by_hand() -> None:
         "sqs.requests": 36_000 * 0.40 / 1e6,
         # 5 pollers x 2,592,000 s / 20 s
         "sqs.idle_polls": 648_000 * 0.40 / 1e6,
-        # worker (422 + 360) / 10 + 33 = 111.2 bytes an image; 350 + 360 bytes an API call
-        "cloudwatch.logs": (30_000 * 111.2 + 60_000 * 710) / gib * 0.50,
+        # worker (422 + 360) / 10 + 33 = 111.2 bytes an image; 350 + 360 bytes an API call;
+        # 360 + 420 bytes an events invocation
+        "cloudwatch.logs": (30_000 * 111.2 + 60_000 * 710 + 3_000 * 780) / gib * 0.50,
         "cloudwatch.metrics": 10 * 0.30,
-        "cloudwatch.alarms": 7 * 0.10,
+        "cloudwatch.alarms": 9 * 0.10,
         "cloudwatch.dashboard": 3.00,
-        # both under the reservoir of 1/s (2,592,000 a month): every invocation traced
-        "xray.traces": 63_000 * 5.00 / 1e6,
+        # all under the reservoir of 1/s (2,592,000 a month): every invocation traced
+        "xray.traces": (3_000 + 60_000 + 3_000) * 5.00 / 1e6,
+        # the events function: 3,000 batches of 10 finished images, 60 ms x 256 MB each
+        "lambda.events_compute": 3_000 * 0.06 * 0.25 * 0.0000133334,
+        "lambda.events_requests": 3_000 * 0.20 / 1e6,
         "eventbridge.events": 30_000 * 1.00 / 1e6,
     }
     assert got.keys() == expected.keys()
@@ -106,7 +110,13 @@ def test_x_ray_samples_past_one_trace_a_second() -> None:
 
 def test_events_and_served_gets_are_optional() -> None:
     plain = by_key(Workload(1000, events=False))
-    assert "eventbridge.events" not in plain
+    assert not {"eventbridge.events", "lambda.events_compute", "lambda.events_requests"} & set(
+        plain
+    )
+    # without the events function, fewer invocations to trace and log
+    full = by_key(Workload(1000))
+    assert plain["xray.traces"] < full["xray.traces"]
+    assert plain["cloudwatch.logs"] < full["cloudwatch.logs"]
     served = by_key(Workload(1000, events=False, gets_per_image=10))
     assert served["s3.get"] == pytest.approx(plain["s3.get"] * 6)
 
@@ -214,9 +224,14 @@ def test_template_figures_match(template: dict[str, Any]) -> None:
     for alarm in alarms.values():
         assert alarm["Properties"]["Period"] >= 60
         assert "Metrics" not in alarm["Properties"]
-    # both functions publish events to the stack's bus (a name is required): on by default
-    env = template["Globals"]["Function"]["Environment"]["Variables"]
-    assert env["IMGPIPE_EVENTS__EVENT_BUS"] == {"Ref": "EventBusName"}
+    # the events function is always deployed, with the stack's bus: on by default
+    events = template["Resources"]["EventsFunction"]["Properties"]
+    assert events["Environment"]["Variables"]["IMGPIPE_EVENTS__EVENT_BUS"] == {
+        "Ref": "EventBusName"
+    }
+    assert events["MemorySize"] == cost.EVENTS_MEMORY_MB
+    streams = [e["Properties"] for e in events["Events"].values() if e["Type"] == "DynamoDB"]
+    assert [e["BatchSize"] for e in streams] == [cost.EVENTS_BATCH_SIZE]
     assert Workload(1).events
     table = resources(template, "AWS::DynamoDB::Table")
     assert [t["Properties"]["BillingMode"] for t in table.values()] == ["PAY_PER_REQUEST"]

@@ -1,6 +1,6 @@
-"""Events out, the parts that need no socket: the event's shape, the webhook signature, the
-retry schedule, the outbox's dead-lettering, the JSONL log, the fan-out and the EventBridge
-entry (README: Events out)."""
+"""Events out, the parts that need no socket: the event's shape, which writes call for one,
+the webhook signature, the retry schedule, the outbox's dead-lettering, the JSONL log, the
+fan-out, and the EventBridge entry and stream records (README: Events out; docs/aws.md)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from imgpipe.adapters.aws.eventbridge import EventBridgePublisher, event_entry
+from imgpipe.adapters.aws.dynamodb_store import to_item
+from imgpipe.adapters.aws.eventbridge import event_entry
+from imgpipe.adapters.aws.table_stream import StreamRecordError, stream_event
 from imgpipe.adapters.local.events import FanOutEvents, JsonlEventLog
 from imgpipe.adapters.local.webhooks import DEAD, PENDING, SqliteWebhookOutbox, WebhookPublisher
 from imgpipe.config import EventsOptions, WebhookTarget
-from imgpipe.core.events import image_event
+from imgpipe.core.events import finishes, image_event, transition_event
 from imgpipe.core.model import ErrorInfo, ImageRecord, Status
 from imgpipe.core.webhooks import (
     event_body,
@@ -110,6 +112,105 @@ def test_a_failed_record_makes_an_image_failed_event_with_its_error() -> None:
 @pytest.mark.parametrize("status", [Status.PENDING, Status.PROCESSING])
 def test_an_unfinished_record_makes_no_event(status: Status) -> None:
     assert image_event(record(status)) is None
+
+
+# -- which writes call for an event (the rule the events function applies to the stream) -------
+
+LATER = "2026-01-01T00:00:09.000Z"
+LEASE = "2026-01-01T00:10:00.000Z"
+
+
+WRITES: list[tuple[str, ImageRecord | None, ImageRecord | None, bool]] = [
+    # work finishing
+    ("processed", record(Status.PROCESSING, leaseUntil=LEASE), record(Status.PROCESSED), True),
+    ("failed", record(Status.PROCESSING, leaseUntil=LEASE), record(Status.FAILED), True),
+    ("gone while pending", record(Status.PENDING), record(Status.FAILED), True),
+    ("no record before", None, record(Status.PROCESSED), True),
+    # give_up on a record that had failed already: stamped again
+    ("failed again", record(Status.FAILED), record(Status.FAILED, updatedAt=LATER), True),
+    # a re-render: the lease taken (no), then its result (yes), or a permanent failure (yes)
+    (
+        "re-render leased",
+        record(Status.PROCESSED),
+        record(Status.PROCESSED, leaseUntil=LEASE),
+        False,
+    ),
+    (
+        "re-rendered",
+        record(Status.PROCESSED, leaseUntil=LEASE),
+        record(Status.PROCESSED, updatedAt=LATER),
+        True,
+    ),
+    (
+        "re-render refused",
+        record(Status.PROCESSED, leaseUntil=LEASE),
+        record(Status.FAILED, updatedAt=LATER),
+        True,
+    ),
+    # bookkeeping: the lease handed back after a transient failure, a duplicateOf link
+    (
+        "lease handed back",
+        record(Status.PROCESSED, leaseUntil=LEASE),
+        record(Status.PROCESSED),
+        False,
+    ),
+    (
+        "duplicateOf linked",
+        record(Status.PROCESSED),
+        record(Status.PROCESSED, duplicateOf="B" * 26),
+        False,
+    ),
+    # not finished, or gone
+    ("claimed", record(Status.PENDING), record(Status.PROCESSING, leaseUntil=LEASE), False),
+    ("released", record(Status.PROCESSING, leaseUntil=LEASE), record(Status.PENDING), False),
+    ("deleted", record(Status.PROCESSED), None, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "before", "after", "publishes"), [pytest.param(*w, id=w[0]) for w in WRITES]
+)
+def test_the_writes_that_finish_work_on_an_image(
+    case: str, before: ImageRecord | None, after: ImageRecord | None, publishes: bool
+) -> None:
+    assert finishes(before, after) is publishes, case
+    event = transition_event(before, after)
+    assert (event is not None) is publishes
+    if event is not None:
+        assert event == image_event(after)  # the event of the record as written
+
+
+def stream_record(before: ImageRecord | None, after: ImageRecord | None) -> dict[str, Any]:
+    """A DynamoDB stream record of a write by DynamoMetadataStore, as Lambda hands it over."""
+    change: dict[str, Any] = {"SequenceNumber": "100", "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    if before is not None:
+        change["OldImage"] = to_item(before, before.revision)
+    if after is not None:
+        change["NewImage"] = to_item(after, after.revision)
+    return {"eventName": "MODIFY", "eventSource": "aws:dynamodb", "dynamodb": change}
+
+
+def test_a_stream_record_gives_the_event_of_the_item_written() -> None:
+    before = record(Status.PROCESSING, revision=2, leaseUntil=LEASE)
+    after = record(Status.PROCESSED, revision=3, width=640)
+    event = stream_event(stream_record(before, after))
+    assert event == image_event(after)
+    assert event is not None and event["id"] == f"{'A' * 26}-3"  # the revision written
+    assert stream_event(stream_record(after, None)) is None  # a delete
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        None,
+        {"NewImage": {"imageId": {"S": "x"}}},
+        {"NewImage": {"doc": {"S": "{}"}, "revision": {"N": "1"}}},
+    ],
+    ids=["no change", "no doc", "not a record"],
+)
+def test_a_stream_record_that_is_no_image_record_is_an_error(change: Any) -> None:
+    with pytest.raises(StreamRecordError):
+        stream_event({"eventName": "MODIFY", "dynamodb": change})
 
 
 # -- the signature -----------------------------------------------------------------------------
@@ -441,56 +542,3 @@ def test_the_eventbridge_entry_carries_the_whole_event() -> None:
     assert entry["EventBusName"] == "imgpipe-bus"
     assert json.loads(entry["Detail"]) == event
     assert entry["Time"].isoformat() == "2026-01-01T00:00:01.500000+00:00"
-
-
-class PartlyFailingEvents:
-    """A stand-in EventBridge client whose PutEvents fails entries `failures` times (moto
-    cannot be made to answer FailedEntryCount > 0 for a valid entry)."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.calls = 0
-
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        self.calls += 1
-        if self.calls <= self.failures:
-            return {
-                "FailedEntryCount": 1,
-                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
-            }
-        return {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}
-
-
-@pytest.mark.parametrize(("failures", "calls", "failed"), [(0, 1, 0), (2, 3, 0), (5, 3, 1)])
-def test_failed_entries_are_retried_then_counted(failures: int, calls: int, failed: int) -> None:
-    client = PartlyFailingEvents(failures)
-    metrics = RecordingMetrics()
-    slept: list[float] = []
-    bridge = EventBridgePublisher(
-        lambda: client,  # type: ignore[arg-type,return-value]
-        "default",
-        metrics,
-        sleep=slept.append,
-    )
-    bridge.publish(sample_event())  # never raises
-    assert client.calls == calls
-    assert slept == [0.1, 0.2][: calls - 1]
-    assert metrics.count("events_failed") == failed
-
-
-def test_the_eventbridge_client_is_made_at_the_first_event_and_once() -> None:
-    """A cold start makes no EventBridge client (~48 ms); the first publish makes it."""
-    from imgpipe.bootstrap import LazyEventsClient
-
-    made: list[PartlyFailingEvents] = []
-
-    def make() -> PartlyFailingEvents:
-        made.append(PartlyFailingEvents(0))
-        return made[-1]
-
-    lazy = LazyEventsClient(make)  # type: ignore[arg-type]
-    bridge = EventBridgePublisher(lazy, "default", RecordingMetrics(), sleep=lambda _: None)
-    assert made == []
-    bridge.publish(sample_event())
-    bridge.publish(sample_event())
-    assert len(made) == 1 and made[0].calls == 2

@@ -62,6 +62,8 @@ LONG_REGIONS = ("ap-southeast-5", "ap-northeast-3", "us-gov-west-1", "eusc-de-ea
 LAMBDA_VCPU_MB = 1769  # Lambda allots one full vCPU at 1,769 MB
 
 # The interface the Lambda handlers are written against (and nothing else named IMGPIPE_*).
+# The worker and the API publish no events (the events function does, from the table's
+# stream): the bus is the events function's alone.
 FUNCTION_ENV = {
     "IMGPIPE_BACKEND",
     "IMGPIPE_AWS__BUCKET",
@@ -69,12 +71,16 @@ FUNCTION_ENV = {
     "IMGPIPE_AWS__QUEUE_URL",
     "IMGPIPE_AWS__DLQ_URL",
     "IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S",
-    "IMGPIPE_EVENTS__EVENT_BUS",
     "IMGPIPE_RENDITIONS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
 }
+EVENTS_FUNCTION_ENV = FUNCTION_ENV - {"IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S"} | {
+    "IMGPIPE_EVENTS__EVENT_BUS"
+}
+FUNCTIONS = ("WorkerFunction", "ApiFunction", "EventsFunction")
+ROLES = ("WorkerRole", "ApiRole", "EventsRole")
 EMF_METRICS = (
     "images_processed",
     "images_failed",
@@ -258,6 +264,8 @@ class Stack:
         }
         if attribute == "Arn" and kind in arns:
             return arns[kind]
+        if kind == "AWS::DynamoDB::Table" and attribute == "StreamArn":
+            return f"{arns[kind]}/stream/2026-01-01T00:00:00.000"
         if kind == "AWS::SQS::Queue" and attribute == "QueueName":
             return name
         if kind == "AWS::ApiGatewayV2::Api" and attribute == "ApiEndpoint":
@@ -476,8 +484,10 @@ def test_bucket_waits_for_the_policies_it_needs(template: dict[str, Any], stack:
 # SQS and the worker
 
 
-def event_source(transformed: dict[str, Any]) -> dict[str, Any]:
-    (mapping,) = resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+def event_source(transformed: dict[str, Any], function: str = "WorkerFunction") -> dict[str, Any]:
+    """The one event source mapping that invokes `function`."""
+    mappings = resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [m for m in mappings if m["Properties"]["FunctionName"] == {"Ref": function}]
     return dict(mapping["Properties"])
 
 
@@ -503,7 +513,7 @@ def test_dead_letters_are_kept_longer_than_messages(template: dict[str, Any]) ->
     assert dead == 14 * 24 * 3600  # the most SQS keeps a message
 
 
-@pytest.mark.parametrize("queue", ["UploadsQueue", "DeadLetterQueue"])
+@pytest.mark.parametrize("queue", ["UploadsQueue", "DeadLetterQueue", "EventsFailureQueue"])
 def test_queues_are_encrypted(template: dict[str, Any], queue: str) -> None:
     properties = props(template, queue)
     assert properties.get("SqsManagedSseEnabled") is True or properties.get("KmsMasterKeyId")
@@ -514,6 +524,7 @@ def test_queues_are_encrypted(template: dict[str, Any], queue: str) -> None:
     [
         ("WorkerFunction", "imgpipe.entrypoints.lambda_worker.handler"),
         ("ApiFunction", "imgpipe.entrypoints.lambda_api.handler"),
+        ("EventsFunction", "imgpipe.entrypoints.lambda_events.handler"),
     ],
 )
 def test_functions_run_the_zip_on_python313_arm64(
@@ -585,12 +596,12 @@ def test_settings_field_lookup_tells_unknown_names_apart() -> None:
     assert not settings_field_exists(["backend", "aws"])
 
 
-@pytest.mark.parametrize("function", ["WorkerFunction", "ApiFunction"])
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_env_var_names_are_the_ones_settings_reads(
     transformed: dict[str, Any], function: str
 ) -> None:
     env = function_env(transformed, function)
-    assert set(env) == FUNCTION_ENV
+    assert set(env) == (EVENTS_FUNCTION_ENV if function == "EventsFunction" else FUNCTION_ENV)
     for name in env:
         if name.startswith(ENV_PREFIX):
             assert settings_field_exists(settings_path(name)), f"Settings reads no {name}"
@@ -602,7 +613,7 @@ def test_env_var_names_are_the_ones_settings_reads(
     assert env["IMGPIPE_AWS__TABLE"] == {"Ref": "ImagesTable"}
 
 
-@pytest.mark.parametrize("function", ["WorkerFunction", "ApiFunction"])
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_settings_load_from_the_function_environment(
     transformed: dict[str, Any], function: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -616,6 +627,9 @@ def test_settings_load_from_the_function_environment(
     assert settings.aws.bucket == resolved["IMGPIPE_AWS__BUCKET"]
     assert settings.aws.queue_url.endswith("/UploadsQueue")
     assert settings.aws.dlq_url.endswith("/DeadLetterQueue")
+    if function == "EventsFunction":  # AND the events function is told the bus; it renders nothing
+        assert settings.events.event_bus == "default"
+        return
     # AND a render gives up before Lambda kills the function, leaving time for I/O
     timeout = int(props(transformed, function)["Timeout"])
     assert settings.limits.processing_timeout_s <= timeout - 5
@@ -725,7 +739,7 @@ def test_no_attribute_name_is_a_reserved_word(template: dict[str, Any]) -> None:
 
 def test_every_log_group_has_the_retention_parameter(template: dict[str, Any]) -> None:
     groups = resources(template, "AWS::Logs::LogGroup")
-    assert set(groups) == {"WorkerLogGroup", "ApiLogGroup", "ApiAccessLogGroup"}
+    assert set(groups) == {"WorkerLogGroup", "ApiLogGroup", "EventsLogGroup", "ApiAccessLogGroup"}
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert int(template["Parameters"]["LogRetentionDays"]["Default"]) > 0
@@ -744,8 +758,15 @@ ALARMS = {
     "WorkerThrottlesAlarm": ("AWS/Lambda", "Throttles", "FunctionName", "WorkerFunction"),
     "WorkerDurationAlarm": ("AWS/Lambda", "Duration", "FunctionName", "WorkerFunction"),
     "Api5xxAlarm": ("AWS/ApiGateway", "5xx", "ApiId", "HttpApi"),
-    # imgpipe's own EMF metric: the namespace and service dimension the functions emit with
-    "EventsFailedAlarm": ("imgpipe", "events_failed", "service", "imgpipe"),
+    # events: batches given up on, the function's crashes, and events lagging their records
+    "EventsDiscardedAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        "EventsFailureQueue",
+    ),
+    "EventsErrorsAlarm": ("AWS/Lambda", "Errors", "FunctionName", "EventsFunction"),
+    "EventsIteratorAgeAlarm": ("AWS/Lambda", "IteratorAge", "FunctionName", "EventsFunction"),
 }
 
 
@@ -761,17 +782,16 @@ def test_alarm_watches_the_right_metric(template: dict[str, Any], alarm: str) ->
     assert properties["TreatMissingData"] == "notBreaching"
 
 
-def test_events_failed_alarm_reads_what_the_functions_emit(template: dict[str, Any]) -> None:
-    # Powertools emits under POWERTOOLS_METRICS_NAMESPACE with service=POWERTOOLS_SERVICE_NAME
-    # (adapters/aws/emf_metrics.py): the alarm must name the same pair, or it never fires.
-    env = template["Globals"]["Function"]["Environment"]["Variables"]
-    alarm = props(template, "EventsFailedAlarm")
-    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
-    from imgpipe.adapters.local.prometheus_metrics import COUNTERS
-
-    assert alarm["MetricName"] in COUNTERS  # a metric the core really counts
-    assert (alarm["Threshold"], alarm["Statistic"]) == (0, "Sum")
+def test_events_alarm_at_the_first_batch_given_up_and_at_a_lag_of_minutes(
+    template: dict[str, Any],
+) -> None:
+    assert props(template, "EventsDiscardedAlarm")["Threshold"] == 0
+    assert props(template, "EventsErrorsAlarm")["Threshold"] == 0
+    lag = props(template, "EventsIteratorAgeAlarm")
+    assert (lag["Statistic"], lag["Unit"]) == ("Maximum", "Milliseconds")
+    # well past a normal lag (the 1 s batching window) and well before the mapping gives up
+    mapping_age_ms = 21600 * 1000
+    assert 60_000 <= lag["Threshold"] <= mapping_age_ms / 10
 
 
 def test_dead_letters_alarm_at_the_first_one(template: dict[str, Any]) -> None:
@@ -849,14 +869,14 @@ def granted(stack: Stack, role: str) -> dict[str, set[str]]:
 
 
 def test_functions_have_only_their_declared_roles(transformed: dict[str, Any]) -> None:
-    # SAM adds its own (broader) policies only to roles it makes: both roles are ours
-    assert props(transformed, "WorkerFunction")["Role"] == {"Fn::GetAtt": ["WorkerRole", "Arn"]}
-    assert props(transformed, "ApiFunction")["Role"] == {"Fn::GetAtt": ["ApiRole", "Arn"]}
+    # SAM adds its own (broader) policies only to roles it makes: every role is ours
+    for function, role in zip(FUNCTIONS, ROLES, strict=True):
+        assert props(transformed, function)["Role"] == {"Fn::GetAtt": [role, "Arn"]}
     roles = resources(transformed, "AWS::IAM::Role")
-    assert set(roles) == {"WorkerRole", "ApiRole"}
+    assert set(roles) == set(ROLES)
 
 
-@pytest.mark.parametrize("role", ["WorkerRole", "ApiRole"])
+@pytest.mark.parametrize("role", ROLES)
 def test_no_wildcard_actions_or_resources(stack: Stack, role: str) -> None:
     for action, resources_ in granted(stack, role).items():
         assert "*" not in action, f"{role}: wildcard action {action}"
@@ -864,10 +884,12 @@ def test_no_wildcard_actions_or_resources(stack: Stack, role: str) -> None:
             assert action in RESOURCE_STAR_ACTIONS, f"{role}: {action} on Resource *"
 
 
-@pytest.mark.parametrize("role", ["WorkerRole", "ApiRole"])
+@pytest.mark.parametrize("role", ROLES)
 def test_data_access_names_real_arns(stack: Stack, role: str) -> None:
     bucket = stack.get_att("ImagesBucket", "Arn")
     table = stack.get_att("ImagesTable", "Arn")
+    stream = stack.get_att("ImagesTable", "StreamArn")
+    queue = stack.get_att("EventsFailureQueue" if role == "EventsRole" else "UploadsQueue", "Arn")
     for action, arns in granted(stack, role).items():
         service = action.split(":", 1)[0]
         if action in S3_OBJECT_ACTIONS:
@@ -877,10 +899,12 @@ def test_data_access_names_real_arns(stack: Stack, role: str) -> None:
             assert arns == {bucket}
         elif service == "s3":
             pytest.fail(f"{role}: unexpected {action}")
+        elif service == "dynamodb" and role == "EventsRole":
+            assert arns <= {stream, f"{table}/stream/*"}, action  # the stream, not the table
         elif service == "dynamodb":
             assert arns <= {table, f"{table}/index/*"}, action
         elif service == "sqs":
-            assert arns == {stack.get_att("UploadsQueue", "Arn")}, action
+            assert arns == {queue}, action
         elif service == "logs":
             assert len(arns) == 1 and next(iter(arns)).startswith("arn:aws:logs:"), action
 
@@ -920,30 +944,127 @@ def test_api_may_only_send_to_the_queue(stack: Stack) -> None:
 # Events out: EventBridge
 
 
-def test_functions_put_events_only_on_their_bus_and_only_as_imgpipe(stack: Stack) -> None:
+def test_only_the_events_function_puts_events_on_its_bus_as_imgpipe(stack: Stack) -> None:
     bus = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
     assert stack.parameters["EventBusName"] == "default"
-    for role in ("WorkerRole", "ApiRole"):
-        statements = [
-            s for s in allow_statements(stack, role) if "events:PutEvents" in as_list(s["Action"])
-        ]
-        assert len(statements) == 1, role
-        [statement] = statements
-        assert as_list(statement["Action"]) == ["events:PutEvents"]
-        assert as_list(statement["Resource"]) == [bus]
-        assert statement["Condition"] == {"StringEquals": {"events:source": "imgpipe"}}
-        assert {a for a in granted(stack, role) if a.startswith("events:")} == {"events:PutEvents"}
+    for role in ("WorkerRole", "ApiRole"):  # they publish nothing on AWS: no double sends
+        assert not {a for a in granted(stack, role) if a.startswith("events:")}, role
+    statements = [
+        s
+        for s in allow_statements(stack, "EventsRole")
+        if "events:PutEvents" in as_list(s["Action"])
+    ]
+    [statement] = statements
+    assert as_list(statement["Action"]) == ["events:PutEvents"]
+    assert as_list(statement["Resource"]) == [bus]
+    assert statement["Condition"] == {"StringEquals": {"events:source": "imgpipe"}}
+    assert {a for a in granted(stack, "EventsRole") if a.startswith("events:")} == {
+        "events:PutEvents"
+    }
     other = Stack(stack.tpl, {"EventBusName": "imgpipe-events"})
-    [arn] = granted(other, "WorkerRole")["events:PutEvents"]
+    [arn] = granted(other, "EventsRole")["events:PutEvents"]
     assert arn == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/imgpipe-events"
 
 
-@pytest.mark.parametrize("function", ["WorkerFunction", "ApiFunction"])
-def test_functions_publish_to_the_bus_parameter(transformed: dict[str, Any], function: str) -> None:
-    # both write final records (the API through POST /process-image)
-    assert function_env(transformed, function)["IMGPIPE_EVENTS__EVENT_BUS"] == {
-        "Ref": "EventBusName"
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_only_the_events_function_is_told_the_bus(
+    transformed: dict[str, Any], function: str
+) -> None:
+    env = function_env(transformed, function)
+    if function == "EventsFunction":
+        assert env["IMGPIPE_EVENTS__EVENT_BUS"] == {"Ref": "EventBusName"}
+    else:  # they publish nothing on AWS: told no bus
+        assert "IMGPIPE_EVENTS__EVENT_BUS" not in env
+
+
+def test_table_streams_every_write_with_the_item_before_and_after(template: dict[str, Any]) -> None:
+    # the events function compares the two (core.events.finishes): both images are needed
+    stream = props(template, "ImagesTable")["StreamSpecification"]
+    assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_events_mapping_retries_failed_records_then_keeps_their_place(
+    transformed: dict[str, Any],
+) -> None:
+    from imgpipe.adapters.aws.eventbridge import MAX_ENTRIES
+
+    mapping = event_source(transformed, "EventsFunction")
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["ImagesTable", "StreamArn"]}
+    # from the oldest record kept: an update from a stack whose worker published loses none
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert 1 <= mapping["BatchSize"] <= MAX_ENTRIES  # one PutEvents a batch
+    assert mapping.get("ParallelizationFactor", 1) == 1  # one batch per shard at a time
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    # retried, but not forever (-1: a record that can never be published would hold its shard
+    # for the stream's whole 24 hours), and given up on early enough to replay from the stream
+    assert 0 < mapping["MaximumRetryAttempts"] <= 10_000
+    assert 60 <= mapping["MaximumRecordAgeInSeconds"] <= 24 * 3600 - 12 * 3600
+    assert mapping["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["EventsFailureQueue", "Arn"]}}
     }
+    failures = props(transformed, "EventsFailureQueue")
+    assert int(failures["MessageRetentionPeriod"]) == 14 * 24 * 3600
+
+
+def filter_matches(pattern: Any, event: Any) -> bool:
+    """Lambda's event filter on one value: nested keys, a list of alternatives (exact values or
+    {"prefix": ...}); what imgpipe's filter uses and nothing more."""
+    if isinstance(pattern, dict):
+        return isinstance(event, dict) and all(
+            key in event and filter_matches(sub, event[key]) for key, sub in pattern.items()
+        )
+    assert isinstance(pattern, list), pattern
+    for alternative in pattern:
+        if isinstance(alternative, dict):
+            (rule, value), *_ = alternative.items()
+            assert rule == "prefix", rule
+            if isinstance(event, str) and event.startswith(value):
+                return True
+        elif event == alternative:
+            return True
+    return False
+
+
+def test_events_filter_passes_the_writes_of_finished_items_only(
+    transformed: dict[str, Any],
+) -> None:
+    from imgpipe.core.model import ImageRecord, Status
+
+    [criterion] = event_source(transformed, "EventsFunction")["FilterCriteria"]["Filters"]
+    pattern = json.loads(criterion["Pattern"])
+    base = ImageRecord(
+        imageId="a" * 32,
+        key="uploads/a.jpg",
+        bucket="b",
+        status=Status.PENDING,
+        sequencer="1",
+        uploadedAt="2026-01-01T00:00:00.000Z",
+        updatedAt="2026-01-01T00:00:00.000Z",
+    )
+    for status in Status:
+        item = dynamodb_store.to_item(base.model_copy(update={"status": status}), 1)
+        write = {"eventName": "MODIFY", "dynamodb": {"NewImage": item, "OldImage": item}}
+        assert filter_matches(pattern, write) is status.terminal, status
+    # a delete has no new item: nothing to announce
+    removed = {"eventName": "REMOVE", "dynamodb": {"OldImage": dynamodb_store.to_item(base, 1)}}
+    assert not filter_matches(pattern, removed)
+
+
+def test_events_role_reads_the_stream_and_nothing_of_the_table(stack: Stack) -> None:
+    actions = granted(stack, "EventsRole")
+    stream = stack.get_att("ImagesTable", "StreamArn")
+    table = stack.get_att("ImagesTable", "Arn")
+    dynamodb = {a: arns for a, arns in actions.items() if a.startswith("dynamodb:")}
+    assert dynamodb == {
+        "dynamodb:DescribeStream": {stream},
+        "dynamodb:GetRecords": {stream},
+        "dynamodb:GetShardIterator": {stream},
+        "dynamodb:ListStreams": {f"{table}/stream/*"},
+    }
+    assert {a for a in actions if a.startswith(("s3:", "sqs:"))} == {"sqs:SendMessage"}
+    assert actions["sqs:SendMessage"] == {stack.get_att("EventsFailureQueue", "Arn")}
+    assert actions["logs:PutLogEvents"] == {stack.get_att("EventsLogGroup", "Arn")}
 
 
 def test_example_rule_sends_image_failed_to_the_alarm_topic(

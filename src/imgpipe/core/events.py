@@ -3,6 +3,10 @@
 One shape everywhere: the JSONL log and webhooks carry it as is; on AWS it is an EventBridge
 entry (`source` = "imgpipe", `detail-type` = the type, `detail` = the whole event).
 `id` is the imageId and the record's revision, so a consumer can drop a redelivered event.
+
+Which writes call for an event (`finishes`): locally the service publishes right after the
+writes that finish work on an image; on AWS the events function reads every write from the
+table's stream and picks the same ones by comparing the record before and after the write.
 """
 
 from __future__ import annotations
@@ -70,3 +74,26 @@ def image_event(record: ImageRecord) -> dict[str, Any] | None:
         "time": record.updated_at,
         "data": summary,
     }
+
+
+def finishes(before: ImageRecord | None, after: ImageRecord | None) -> bool:
+    """Whether the write that turned `before` into `after` finished work on the image, as the
+    writes the service publishes after (ImageService._announce) do: `after` is PROCESSED or
+    FAILED, holds no lease, and the write changed its status or its updatedAt.
+
+    Every finishing step stamps updatedAt (processed, failed, give_up on a FAILED record, a
+    finished re-render); the bookkeeping writes keep it: a duplicateOf link, a re-render's
+    lease taken (the record stays PROCESSED, leased) or handed back after a transient
+    failure. A delete (`after` None) finishes nothing."""
+    if after is None or event_type(after) is None or after.lease_until is not None:
+        return False
+    return (
+        before is None or before.status is not after.status or before.updated_at != after.updated_at
+    )
+
+
+def transition_event(
+    before: ImageRecord | None, after: ImageRecord | None
+) -> dict[str, Any] | None:
+    """The event a write from `before` to `after` calls for; None when it calls for none."""
+    return image_event(after) if after is not None and finishes(before, after) else None

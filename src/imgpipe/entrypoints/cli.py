@@ -1,4 +1,5 @@
-"""The `imgpipe` command (Typer + Rich): serve, process, info, backfill, redrive, reprocess."""
+"""The `imgpipe` command (Typer + Rich): serve, process, info, backfill, redrive, reprocess,
+replay-events, package, deploy, cost."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -416,6 +417,47 @@ def redrive(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
         typer.echo(f"made {hooks} dead webhook delivery(ies) due again")
 
 
+@app.command("replay-events")
+def replay_events(
+    queue_url: Annotated[
+        str, typer.Option(help="the stack's EventsFailureQueueUrl output", show_default=False)
+    ],
+    bus: Annotated[
+        str | None, typer.Option(help="the stack's bus [default: events.event_bus, or 'default']")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """AWS: publish the image events of the stream batches the events function gave up on (the
+    failure queue), read back from the table's stream while it holds them (24 hours)."""
+    import boto3
+
+    from imgpipe.adapters.aws.table_stream import StreamReader, replay_failed_batches
+    from imgpipe.bootstrap import client_config
+
+    settings = _settings(config)
+    session = boto3.session.Session()
+    endpoint, client = settings.aws.endpoint_url, client_config(settings)
+    sqs = session.client("sqs", endpoint_url=endpoint, config=client)
+    events = session.client("events", endpoint_url=endpoint, config=client)
+    streams = session.client("dynamodbstreams", endpoint_url=endpoint, config=client)
+    try:
+        report = replay_failed_batches(
+            sqs,
+            queue_url,
+            cast("StreamReader", streams),
+            events,
+            bus or settings.events.event_bus or "default",
+        )
+    finally:
+        for made in (sqs, events, streams):
+            made.close()
+    typer.echo(f"replayed {report.replayed} batch(es): {report.events} event(s) put")
+    for reason in report.kept:
+        err.print(f"[yellow]kept a batch:[/yellow] {escape(reason)}")
+    if report.kept:
+        raise typer.Exit(1)
+
+
 @app.command()
 def reprocess(
     image_ids: Annotated[
@@ -508,7 +550,7 @@ def cost(
         bool, typer.Option(help="uploads write a PENDING record (presigned ones do not)")
     ] = True,
     events: Annotated[
-        bool, typer.Option(help="image events to EventBridge (the template always names a bus)")
+        bool, typer.Option(help="the events function and its EventBridge events (always deployed)")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     config: ConfigOpt = None,

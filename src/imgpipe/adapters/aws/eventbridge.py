@@ -1,35 +1,29 @@
-"""Events on AWS: each image event becomes one EventBridge entry on the configured bus.
+"""Events on AWS: image events as EventBridge entries, put on the configured bus.
 
-The entry is `Source` "imgpipe", `DetailType` the event's type, `Detail` the whole event (its
+An entry is `Source` "imgpipe", `DetailType` the event's type, `Detail` the whole event (its
 `id` lets a consumer drop a redelivered one), `Time` the record's update time. PutEvents can
-fail per entry (FailedEntryCount) without an error; those entries, and calls that fail
-outright, are retried a few times with a short backoff (the client's own retries cover
-throttling of the call itself). After that the event is logged and counted as
-`events_failed`, never raised: the image's result stands either way.
+fail per entry (an ErrorCode in its answer) without an error: `put_events` reports those, and
+calls that fail outright, per event and retries nothing itself beyond the client's own retries
+(throttling of the call): whoever called it delivers the event again (the events function
+through Lambda's retries of its stream records; see adapters/aws/table_stream.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from imgpipe.core.events import SOURCE
-from imgpipe.core.ports import Metrics
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-log = logging.getLogger("imgpipe.events")
-
-ATTEMPTS: Final = 3
-FIRST_BACKOFF_S: Final = 0.1
+MAX_ENTRIES: Final = 10  # the most one PutEvents call takes
 
 
 def _time(value: Any) -> datetime | None:
@@ -55,45 +49,33 @@ def event_entry(event: Mapping[str, Any], bus: str) -> PutEventsRequestEntryType
     return entry
 
 
-class EventBridgePublisher:
-    """EventPublisher onto an EventBridge bus (name or ARN). `connect` returns the client; it
-    is called at each publish, so it should hand back the same client every time."""
+def put_events(
+    client: EventBridgeClient, bus: str, events: Sequence[Mapping[str, Any]]
+) -> list[str | None]:
+    """Put `events` on `bus`, MAX_ENTRIES a call; for each event, in order, None when it was
+    put, or why it was not."""
+    outcomes: list[str | None] = []
+    for start in range(0, len(events), MAX_ENTRIES):
+        outcomes.extend(_put_chunk(client, bus, events[start : start + MAX_ENTRIES]))
+    return outcomes
 
-    def __init__(
-        self,
-        connect: Callable[[], EventBridgeClient],
-        bus: str,
-        metrics: Metrics,
-        *,
-        attempts: int = ATTEMPTS,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        # The client is made at the first event, not at a cold start: the API function
-        # rarely publishes, and making an EventBridge client costs ~48 ms.
-        self.connect = connect
-        self.bus = bus
-        self.metrics = metrics
-        self.attempts = attempts
-        self.sleep = sleep
 
-    def publish(self, event: Mapping[str, Any]) -> None:
-        entry = event_entry(event, self.bus)
-        problem = ""
-        for attempt in range(self.attempts):
-            if attempt:
-                self.sleep(FIRST_BACKOFF_S * 2 ** (attempt - 1))
-            try:
-                response = self.connect().put_events(Entries=[entry])
-            except (ClientError, BotoCoreError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                continue
-            if not response.get("FailedEntryCount"):
-                return
-            [result] = response["Entries"]
-            problem = f"{result.get('ErrorCode', '')}: {result.get('ErrorMessage', '')}"
-        log.error(
-            "could not put an event on EventBridge: %s",
-            problem,
-            extra={"eventId": event.get("id"), "eventType": event.get("type"), "bus": self.bus},
-        )
-        self.metrics.incr("events_failed")
+def _put_chunk(
+    client: EventBridgeClient, bus: str, chunk: Sequence[Mapping[str, Any]]
+) -> list[str | None]:
+    try:
+        response = client.put_events(Entries=[event_entry(event, bus) for event in chunk])
+    except (ClientError, BotoCoreError) as exc:
+        return [f"{type(exc).__name__}: {exc}"] * len(chunk)
+    results = list(response.get("Entries", []))
+    outcomes: list[str | None] = []
+    for index in range(len(chunk)):
+        # The answer lists one result per entry, in order; a missing one was not put.
+        result = results[index] if index < len(results) else None
+        if result is None:
+            outcomes.append("PutEvents answered no result for this entry")
+        elif result.get("ErrorCode"):
+            outcomes.append(f"{result.get('ErrorCode')}: {result.get('ErrorMessage', '')}")
+        else:
+            outcomes.append(None)
+    return outcomes
