@@ -167,6 +167,11 @@ class Server(BaseModel):
         description="open connections at once, and at most 3/8 of the open-file limit (ulimit"
         " -n); past it the longest-idle connection is closed, or else the new one (503)",
     )
+    max_json_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="body of every route but the two uploads (413, from Content-Length first)",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or networks (CIDR) of proxies whose X-Forwarded-For and"

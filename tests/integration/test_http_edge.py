@@ -1,6 +1,7 @@
-"""The HTTP edge of a real `imgpipe serve` (entrypoints/http_edge.py), driven over raw sockets
-as a hostile client would: oversized and endless headers, connections that never send a
-request, descriptors run short, and X-Forwarded-For from a client that is not a proxy.
+"""The HTTP edge of a real `imgpipe serve` (entrypoints/http_edge.py and the body limit in
+entrypoints/api.py), driven over raw sockets as a hostile client would: oversized and endless
+headers, connections that never send a request, bodies sent to the wrong token, descriptors
+run short, and X-Forwarded-For from a client that is not a proxy.
 
 The header tests run twice, over uvloop and over asyncio (uvloop hidden from the server), since
 uvicorn falls back to asyncio where uvloop is missing. Timeouts are set small in the servers'
@@ -26,6 +27,7 @@ import imagegen
 from liveserver import Server, start_server, stop, upload_multipart, wait_terminal
 
 TOKEN = "edge-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HANG_GUARD_S = 15
 
 
@@ -161,6 +163,45 @@ def test_headers_that_stall_after_a_request_get_408(edge: Server) -> None:
     assert (status, error_code(body)) == (408, "request_timeout")
     assert closed_by_server(sock)
     sock.close()
+
+
+# -- request bodies ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/uploads", "/process-image"])
+def test_a_json_body_over_the_cap_gets_413_before_it_is_sent(edge: Server, path: str) -> None:
+    sock = connect(edge)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 200000000\r\n\r\n".encode()
+    )
+    status, _, body = read_response(sock)  # not one byte of the body sent
+    assert (status, error_code(body)) == (413, "too_large")
+    sock.close()
+
+
+@pytest.mark.parametrize("path", ["/uploads", "/process-image"])
+def test_a_wrong_token_gets_401_before_the_json_body_is_read(edge: Server, path: str) -> None:
+    # GIVEN a JSON body under the cap, announced but not sent, with a wrong token
+    sock = connect(edge)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+        "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n".encode()
+    )
+    # THEN the answer is a 401 all the same
+    status, _, body = read_response(sock)
+    assert (status, error_code(body)) == (401, "unauthorized")
+    sock.close()
+
+
+def test_json_routes_still_read_their_bodies_with_the_right_token(edge: Server) -> None:
+    with httpx.Client(base_url=edge.url, headers=AUTH, timeout=HANG_GUARD_S) as client:
+        ticket = client.post("/uploads", json={"filename": "a.jpg", "contentType": "image/jpeg"})
+        assert ticket.status_code == 201, ticket.text
+        missing = client.post("/process-image", json={"key": "uploads/none/a.jpg"})
+        assert missing.status_code == 404, missing.text
+        wrong = client.post("/uploads", json={"filename": "a.jpg"}, headers={"Authorization": ""})
+        assert wrong.status_code == 401
 
 
 # -- X-Forwarded-For --------------------------------------------------------------------------
