@@ -101,7 +101,8 @@ class _Body(BaseModel):
 
 
 class UploadRequest(_Body):
-    filename: str = Field(min_length=1, max_length=1024)
+    # Shortened for the key (core.keys.safe_filename), as a multipart upload's file name is.
+    filename: str = Field(min_length=1, max_length=16 * 1024)
     content_type: str = Field(alias="contentType", min_length=1, max_length=255)
     size: int | None = Field(default=None, ge=0)
 
