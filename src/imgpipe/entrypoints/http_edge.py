@@ -10,10 +10,11 @@ plain close if nothing came), and keeps the open connections at `max_connections
 the idle connection that has waited longest (or, with none idle, the new one, with a 503).
 Between requests uvicorn's own keep-alive timeout (`timeout_keep_alive`) closes idle ones.
 
-What it relies on in uvicorn (tests/unit/test_edge_protocol.py checks each): the parser callbacks
-(`on_message_begin`, `on_url`, `on_header`, `on_headers_complete`, `on_message_complete`),
-`on_response_complete` after each answer, `send_400_response` for a parser error (an exception
-raised in a callback is one), and `server_state.connections`, the set of open protocols.
+What it relies on in uvicorn, all exercised by tests/unit/test_edge_protocol.py: the parser
+callbacks (`on_message_begin`, `on_url`, `on_header`, `on_headers_complete`,
+`on_message_complete`), `on_response_complete` after each answer, `send_400_response` for a
+parser error (an exception raised in a callback is one), `cycle` and `pipeline` (the request
+being answered and those waiting), and `server_state.connections`, the set of open protocols.
 """
 
 from __future__ import annotations
