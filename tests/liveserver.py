@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,17 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=30)
 
 
-def start_server(data_dir: Path, log: Path, workers: int = 2) -> Server:
+def start_server(
+    data_dir: Path,
+    log: Path,
+    workers: int = 2,
+    env: Mapping[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Server:
+    """`env` is added to the server's environment (IMGPIPE_* settings); `preexec_fn` runs in
+    the child before it starts (to lower a resource limit, say)."""
     port = free_port()
-    env = {**os.environ, "IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S": "60"}
+    env = {**os.environ, "IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S": "60", **(env or {})}
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [
@@ -54,6 +63,7 @@ def start_server(data_dir: Path, log: Path, workers: int = 2) -> Server:
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=preexec_fn,  # noqa: PLW1509 (a resource limit: one syscall after fork)
         )
     server = Server(f"http://127.0.0.1:{port}", data_dir, process, log)
     deadline = time.monotonic() + 60

@@ -8,6 +8,7 @@ Precedence, highest first: values passed in code (CLI flags), environment variab
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -151,6 +152,50 @@ class Server(BaseModel):
         default=50.0, ge=0, description="requests a second per client address; 0: no limit"
     )
     rate_limit_burst: int = Field(default=200, ge=1)
+    # The HTTP edge (entrypoints/http_edge.py; docs/operations.md, "The HTTP edge").
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="request line and headers together; past it: 431 and the connection closed",
+    )
+    max_headers: int = Field(default=100, ge=8, description="header fields per request (431)")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a new connection, or a request once begun, must finish its headers within"
+        " this; else closed (408 if a request had begun)",
+    )
+    idle_timeout_s: int = Field(
+        default=5, ge=1, description="a keep-alive connection idle this long is closed"
+    )
+    max_connections: int = Field(
+        default=384,
+        ge=8,
+        description="open connections at once, and at most 3/8 of the open-file limit (ulimit"
+        " -n); past it the longest-idle connection is closed, or else the new one (503)",
+    )
+    max_json_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="body of every route but the two uploads (413, from Content-Length first)",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) of proxies whose X-Forwarded-For and"
+        " X-Forwarded-Proto are believed; none by default: the client is the socket's peer",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {proxy!r} is not an IP address or network"
+                ) from None
+        return proxies
 
 
 EventType = Literal["image.processed", "image.failed"]

@@ -148,3 +148,53 @@ def test_the_openapi_document_still_describes_the_file_field(client: TestClient)
     schema = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert schema["required"] == ["file"]
     assert schema["properties"]["file"]["format"] == "binary"
+
+
+def test_a_long_file_name_is_shortened_as_post_uploads_shortens_it(
+    client: TestClient, small_app: LocalApp
+) -> None:
+    # GIVEN a 5,000-character file name, in a multipart upload and in a request for an URL
+    name = "long" * 1249 + ".jpg"
+    sent = body(("file", name, "image/jpeg", imagegen.photo_jpeg(64, 48)))
+    uploaded = client.post("/images", content=sent, headers=HEADERS)
+    ticket = client.post("/uploads", json={"filename": name, "contentType": "image/jpeg"})
+    # THEN both take it and give the stored file the same short name
+    assert uploaded.status_code == 202, uploaded.text
+    assert ticket.status_code == 201, ticket.text
+    stored = uploaded.json()["key"].rsplit("/", 1)[1]
+    assert stored == ticket.json()["key"].rsplit("/", 1)[1]
+    assert len(stored) == 120 and stored.endswith("long.jpg")
+
+
+def test_part_headers_past_their_limit_are_a_clear_400(client: TestClient) -> None:
+    sent = body(("file", "x" * 20_000 + ".jpg", "image/jpeg", b"\xff\xd8"))
+    response = client.post("/images", content=sent, headers=HEADERS)
+    assert response.status_code == 400
+    assert "header size" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("disposition", "stored"),
+    [
+        ("filename*=UTF-8''%E5%86%99%E7%9C%9F.jpg", "写真.jpg"),
+        ("filename=\"fallback.jpg\"; filename*=UTF-8''%E5%86%99%E7%9C%9F.jpg", "写真.jpg"),
+        ("filename*=\"iso-8859-1'fr'caf%E9.jpg\"", "café.jpg"),
+    ],
+    ids=["only-extended", "extended-wins", "latin-1-quoted"],
+)
+def test_an_rfc_8187_file_name_is_decoded(
+    client: TestClient, small_app: LocalApp, disposition: str, stored: str
+) -> None:
+    # GIVEN a file part named with `filename*=` (RFC 8187's charset'language'%-encoded bytes)
+    sent = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; {disposition}\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + imagegen.photo_jpeg(64, 48)
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+    # WHEN it is posted THEN it is stored under the decoded name
+    response = client.post("/images", content=sent, headers=HEADERS)
+    assert response.status_code == 202, response.text
+    assert response.json()["key"].endswith("/" + stored)

@@ -8,7 +8,7 @@ AWS, how upload URLs and rendition links are made and served, is the `Links` obj
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, BinaryIO, Literal, Protocol
@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -115,7 +116,8 @@ class _Body(BaseModel):
 
 
 class UploadRequest(_Body):
-    filename: str = Field(min_length=1, max_length=1024)
+    # Shortened for the key (core.keys.safe_filename), as a multipart upload's file name is.
+    filename: str = Field(min_length=1, max_length=16 * 1024)
     content_type: str = Field(alias="contentType", min_length=1, max_length=255)
     size: int | None = Field(default=None, ge=0)
 
@@ -420,18 +422,41 @@ def caller(request: Request) -> str:
     return str(iam.get("userArn") or claims.get("sub") or "")
 
 
-def token_guard(api_token: str | None) -> Callable[[Request], Awaitable[None]]:
+class TokenGuard:
     """A dependency that wants `Authorization: Bearer <api_token>`, when a token is set."""
 
-    async def require_token(request: Request) -> None:
-        if api_token is None:
+    def __init__(self, api_token: str | None) -> None:
+        self.api_token = api_token
+
+    async def __call__(self, request: Request) -> None:
+        if self.api_token is None:
             return
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not signing.constant_time_equal(token, api_token):
+        if scheme.lower() != "bearer" or not signing.constant_time_equal(token, self.api_token):
             raise UnauthorizedError("missing or wrong bearer token")
 
-    return require_token
+
+def token_guard(api_token: str | None) -> TokenGuard:
+    return TokenGuard(api_token)
+
+
+class AuthFirstRoute(APIRoute):
+    """A route whose TokenGuard runs before its body is read. FastAPI reads and parses a JSON
+    body before it runs any dependency, so without this a wrong token costs a whole body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        guards = [d.dependency for d in self.dependencies if isinstance(d.dependency, TokenGuard)]
+        if not guards or self.body_field is None:
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            for guard in guards:
+                await guard(request)
+            return await handler(request)
+
+        return guarded
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -443,15 +468,17 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description="Upload images; get metadata and renditions back.",
         responses=ERRORS,
     )
+    app.router.route_class = AuthFirstRoute
     _install_error_handlers(app)
+    max_json_bytes = service.settings.server.max_json_bytes
 
-    def max_body(scope: Scope) -> int | None:
+    def max_body(scope: Scope) -> int:
         path: str = scope.get("path", "")
         if scope.get("method") == "PUT" and path.startswith("/upload/"):
             return limits.max_bytes
         if scope.get("method") == "POST" and path == "/images":
             return limits.max_bytes + MULTIPART_SLACK
-        return None
+        return max_json_bytes  # JSON, or no body at all
 
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
 

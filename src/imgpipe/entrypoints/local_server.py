@@ -130,20 +130,35 @@ def add_dashboard_routes(app: FastAPI, local: LocalApp) -> None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from imgpipe.entrypoints.http_edge import EdgeLimits, connection_cap, edge_protocol
+
     check_bind(settings)
+    server = settings.server
     local = build_local(settings)
     app = create_local_app(local)
+    max_connections = connection_cap(server.max_connections)
     log.info(
         "imgpipe serving",
         extra={
-            "url": f"http://{settings.server.host}:{settings.server.port}",
+            "url": f"http://{server.host}:{server.port}",
             "dataDir": str(settings.local.data_dir.resolve()),
+            "maxConnections": max_connections,
         },
+    )
+    limits = EdgeLimits(
+        server.max_header_bytes, server.max_headers, server.header_timeout_s, max_connections
     )
     uvicorn.run(
         app,
-        host=settings.server.host,
-        port=settings.server.port,
+        host=server.host,
+        port=server.port,
+        http=edge_protocol(limits),
+        timeout_keep_alive=server.idle_timeout_s,
+        # Without trusted proxies the client is the socket's peer: uvicorn would otherwise
+        # believe X-Forwarded-For from 127.0.0.1, and any local process could pick its own
+        # address for each request and so its own rate-limit bucket.
+        proxy_headers=bool(server.trusted_proxies),
+        forwarded_allow_ips=server.trusted_proxies,
         log_level=settings.log_level.lower(),
         access_log=False,
     )

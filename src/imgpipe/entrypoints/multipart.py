@@ -12,7 +12,9 @@ largest share of the server's CPU per upload after the page cache (docs/benchmar
 from __future__ import annotations
 
 import codecs
+import re
 from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import unquote_to_bytes
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -24,6 +26,11 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 FIELD = "file"
+# A part's header line may carry a long file name (shortened later, as for POST /uploads):
+# python-multipart's default of 4 KB refused a 5,000-character one.
+MAX_PART_HEADER_BYTES = 16 * 1024
+# RFC 8187's `filename*=charset'language'percent-encoded`, which python-multipart drops
+_EXTENDED_FILENAME = re.compile(rb';\s*filename\*\s*=\s*"?([^";]*)', re.IGNORECASE)
 
 # The request body's schema, for the OpenAPI document (FastAPI no longer sees a File() param).
 OPENAPI_BODY = {
@@ -54,6 +61,20 @@ def _decode(value: bytes, charset: str) -> str:
         return value.decode(charset)
     except (UnicodeDecodeError, LookupError):
         return value.decode("latin-1")
+
+
+def _extended_filename(disposition: bytes) -> str | None:
+    """The `filename*` of a Content-Disposition, decoded; None if there is none. RFC 7578 tells
+    senders not to use it, yet some do, some with no plain `filename` at all; where both are
+    there it is the one to believe, as RFC 6266 says of HTTP's own Content-Disposition."""
+    match = _EXTENDED_FILENAME.search(disposition)
+    if match is None:
+        return None
+    charset, _, rest = match.group(1).decode("latin-1").partition("'")
+    _language, quote, encoded = rest.partition("'")
+    if not quote:
+        return None
+    return _decode(unquote_to_bytes(encoded), charset.strip() or "utf-8")
 
 
 class _Reader:
@@ -87,20 +108,21 @@ class _Reader:
         self._name = self._value = b""
 
     def on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        disposition = self._headers.get(b"content-disposition", b"")
+        _, options = parse_options_header(disposition)
         if b"name" not in options:
             raise InvalidRequestError('every part needs a Content-Disposition with a "name"')
         if _decode(options[b"name"], self.charset) != FIELD:
             return  # another field: read and dropped
-        if b"filename" not in options:
+        filename = _extended_filename(disposition)
+        if filename is None and b"filename" in options:
+            filename = _decode(options[b"filename"], self.charset)
+        if filename is None:
             raise InvalidRequestError(f"{FIELD}: expected a file, not a plain form field")
         if self.found is not None:
             raise InvalidRequestError(f"one {FIELD!r} per upload")
         kind = self._headers.get(b"content-type")
-        self.found = FilePart(
-            _decode(options[b"filename"], self.charset),
-            _decode(kind, self.charset) if kind is not None else None,
-        )
+        self.found = FilePart(filename, _decode(kind, self.charset) if kind is not None else None)
         self._writing = True
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -145,7 +167,11 @@ async def receive_file(request: Request, sink: BinaryIO, cap: int) -> FilePart:
         "on_end": reader.on_end,
     }
     try:
-        parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]
+        parser = MultipartParser(
+            params[b"boundary"],
+            callbacks,  # type: ignore[arg-type]
+            max_header_size=MAX_PART_HEADER_BYTES,
+        )
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
@@ -153,7 +179,7 @@ async def receive_file(request: Request, sink: BinaryIO, cap: int) -> FilePart:
         # a real disconnect, or BodyLimitMiddleware cut the body off (it answers 413)
         raise InvalidRequestError("the upload was cut off") from exc
     except FormParserError as exc:
-        raise InvalidRequestError("Invalid multipart data.") from exc
+        raise InvalidRequestError(f"Invalid multipart data: {exc}") from exc
     if reader.found is None:
         raise InvalidRequestError(f"{FIELD}: Field required")
     if not reader.ended:  # a body cut short: never store the part of a file that came
