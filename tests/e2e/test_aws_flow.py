@@ -30,6 +30,8 @@ import pytest
 from PIL import Image
 
 import imagegen
+from contract.metadata_store_contract import make_record
+from imgpipe.adapters.aws import dynamodb_store
 from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
 from imgpipe.adapters.aws.s3_store import S3ObjectStore
 from imgpipe.bootstrap import AwsClients
@@ -788,6 +790,35 @@ def test_the_cli_backfills_and_redrives_on_aws(stack: Stack) -> None:
     assert "queued 1 object(s) under uploads/" in imgpipe("backfill")
     assert [json.loads(m["Body"])["key"] for m in stack.receive()] == ["uploads/cli/1.jpg"]
     assert "moved 0 dead-lettered job(s)" in imgpipe("redrive")
+
+
+def test_the_cli_backfills_index_keys_on_aws(stack: Stack) -> None:
+    """`imgpipe backfill --index-keys`: a record written before the near-duplicate indexes
+    (no sha256 or pHash band keys) becomes findable through them."""
+    import subprocess
+    import sys
+
+    record = make_record(
+        "uploads/cli/old.jpg", status=Status.PROCESSED, sha256="ab" * 32, phash="0f" * 8
+    )
+    item = dynamodb_store.to_item(record, 1)
+    for name in ("sha256", "phash", "phb0", "phb1", "phb2", "phb3"):
+        del item[name]
+    stack.clients.dynamodb.put_item(TableName=stack.table, Item=item)
+    assert stack.records.with_sha256("ab" * 32, 10) == []
+
+    done = subprocess.run(
+        [sys.executable, "-m", "imgpipe.entrypoints.cli", "backfill", "--index-keys"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "scanned 1 record(s), rewrote 1" in done.stdout
+    assert stack.records.with_sha256("ab" * 32, 10) == [record.image_id]
+    assert [h.image_id for h in stack.records.near_phash("0f" * 8, 0, 10)] == [record.image_id]
 
 
 def test_records_are_not_started_without_time_for_a_render(stack: Stack) -> None:
