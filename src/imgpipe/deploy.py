@@ -2,36 +2,56 @@
 update the stack through a CloudFormation change set, wait, and return the stack's outputs.
 
     deploy_stack(stack, ...)
-      ensure the artifacts bucket imgpipe-artifacts-{account}-{region} (Block Public Access,
-        default encryption; owner checked on every call), made on first use
+      ensure the artifacts bucket imgpipe-artifacts-{account}-{region} (deploy_artifacts)
       upload the zip under lambda/{sha256}.zip and the template under templates/{sha256}.yaml:
         content-addressed, so an unchanged build is an unchanged CodeKey and no code update
       create a change set: CREATE for a new stack (or one left in REVIEW_IN_PROGRESS), UPDATE
         otherwise, keeping the previous value of every parameter not given
       wait for it; "no changes" deletes it and returns the current outputs
       execute it, wait for CREATE_COMPLETE / UPDATE_COMPLETE, or raise with the failed events
+      an update that would create or delete more than one index of a live DynamoDB table is
+        preceded by updates one index apart (index_steps), each waited for, indexes ACTIVE;
+        then the caller is told which indexes were added, to backfill their keys
 
 The boto3 clients are the caller's (made once, for one region); nothing here makes a client.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+
+from imgpipe import index_steps
+from imgpipe.deploy_artifacts import (
+    DeployError,
+    TemplateStore,
+    artifacts_bucket_name,
+    ensure_artifacts_bucket,
+    upload_artifact,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
     from mypy_boto3_cloudformation.literals import CapabilityType, ChangeSetTypeType
     from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, StackTypeDef
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_sts.client import STSClient
+
+__all__ = [
+    "DeployError",
+    "artifacts_bucket_name",
+    "deploy_stack",
+    "ensure_artifacts_bucket",
+    "upload_artifact",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +65,8 @@ CODE_PARAMETERS = ("CodeBucket", "CodeKey")
 DEAD_ENDS = frozenset({"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"})
 DEPLOYED = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE"})
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
-
-
-class _Owner(TypedDict, total=False):
-    """ExpectedBucketOwner, when the account is known: S3 refuses a bucket of another account
-    (someone else may have taken a predictable bucket name first)."""
-
-    ExpectedBucketOwner: str
-
-
-def _owner(account: str | None) -> _Owner:
-    return {"ExpectedBucketOwner": account} if account else {}
-
-
-class DeployError(RuntimeError):
-    """The stack could not be deployed; the message says why (the failed events if any)."""
-
-
-def artifacts_bucket_name(account: str, region: str) -> str:
-    return f"imgpipe-artifacts-{account}-{region}"
+# Called with a table's name and the indexes an update added to it, once they are ACTIVE.
+IndexesAdded = Callable[[str, tuple[str, ...]], None]
 
 
 def deploy_stack(
@@ -78,6 +81,8 @@ def deploy_stack(
     wait: bool = True,
     sts_client: STSClient | None = None,
     artifacts_bucket: str | None = None,
+    dynamodb_client: DynamoDBClient | None = None,
+    on_indexes_added: IndexesAdded | None = None,
     poll_s: float = 5.0,
     timeout_s: float = 3600.0,
 ) -> dict[str, str]:
@@ -85,7 +90,11 @@ def deploy_stack(
 
     The artifacts bucket is named after the account, which `sts_client` tells; or pass
     `artifacts_bucket`. With `wait=False` the change set is executed and the outputs known so
-    far are returned (none for a new stack).
+    far are returned (none for a new stack). A template with DynamoDB tables needs
+    `dynamodb_client`: an update that would create or delete more than one index of a live table
+    goes in steps (index_steps), waited for whatever `wait` says; once the stack is updated and
+    its indexes ACTIVE, `on_indexes_added(table, indexes)` is called for each table that gained
+    any (records written before an index existed lack its keys: the caller backfills them).
     """
     taken = sorted(set(params) & set(CODE_PARAMETERS))
     if taken:
@@ -100,148 +109,194 @@ def deploy_stack(
 
     ensure_artifacts_bucket(s3_client, artifacts_bucket, region=region, account=account)
     code_key = upload_artifact(s3_client, artifacts_bucket, zip_path, "lambda", account=account)
-    template_key = upload_artifact(
-        s3_client, artifacts_bucket, template, "templates", account=account
-    )
-    template_url = _object_url(s3_client, artifacts_bucket, template_key, region)
+    store = TemplateStore(s3_client, artifacts_bucket, region, account)
+    template_url = store.template_url(template)
 
     existing = _describe(cfn_client, stack)
+    updating = _updatable(stack, existing)
+    values = {**params, "CodeBucket": artifacts_bucket, "CodeKey": code_key}
+    parameters: list[ParameterTypeDef] = [
+        {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(values.items())
+    ]
+    run = _Run(cfn_client, dynamodb_client, stack, poll_s, timeout_s)
+    tables: list[index_steps.LiveTable] = []
+    if updating and existing is not None:
+        parameters += _previous_values(cfn_client, existing, template_url, values)
+        tables = _step_indexes(run, store, existing, template, parameters)
+
+    outputs = run.change(
+        template_url,
+        parameters,
+        "UPDATE" if updating else "CREATE",
+        f"imgpipe deploy, code {code_key}",
+        wait=wait,
+    )
+    if wait:
+        _indexes_done(run, tables, on_indexes_added)
+    elif any(t.added for t in tables):
+        log.info("indexes added: run `imgpipe backfill --index-keys` once the stack is done")
+    return outputs
+
+
+def _updatable(stack: str, existing: StackTypeDef | None) -> bool:
+    """True to update the stack, False to create it; DeployError when it can take neither."""
     status = existing["StackStatus"] if existing else None
     if status in DEAD_ENDS:
         raise DeployError(f"stack {stack} is {status}: delete it, then deploy again")
     if status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
         raise DeployError(f"stack {stack} is busy ({status}); try again when it is done")
-    change_type: ChangeSetTypeType = (
-        "CREATE" if existing is None or status == "REVIEW_IN_PROGRESS" else "UPDATE"
-    )
-
-    values = {**params, "CodeBucket": artifacts_bucket, "CodeKey": code_key}
-    parameters: list[ParameterTypeDef] = [
-        {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(values.items())
-    ]
-    if change_type == "UPDATE" and existing is not None:
-        declared = {
-            p["ParameterKey"]
-            for p in cfn_client.get_template_summary(TemplateURL=template_url).get("Parameters", [])
-        }
-        for previous in existing.get("Parameters", []):
-            name = previous["ParameterKey"]
-            if name in declared and name not in values:
-                parameters.append({"ParameterKey": name, "UsePreviousValue": True})
-
-    name = f"imgpipe-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
-    log.info("creating change set %s (%s) for stack %s", name, change_type, stack)
-    change_set_id = cfn_client.create_change_set(
-        StackName=stack,
-        ChangeSetName=name,
-        ChangeSetType=change_type,
-        TemplateURL=template_url,
-        Parameters=parameters,
-        Capabilities=CAPABILITIES,
-        Description=f"imgpipe deploy, code {code_key}",
-    )["Id"]
-
-    if not _wait_for_change_set(cfn_client, change_set_id, stack, poll_s, timeout_s):
-        log.info("stack %s is up to date", stack)
-        cfn_client.delete_change_set(ChangeSetName=change_set_id, StackName=stack)
-        return _outputs(_describe(cfn_client, stack))
-
-    started = time.time()
-    cfn_client.execute_change_set(ChangeSetName=change_set_id, StackName=stack)
-    if not wait:
-        return _outputs(_describe(cfn_client, stack))
-    final = _wait_for_stack(cfn_client, stack, poll_s, timeout_s)
-    if final["StackStatus"] not in DEPLOYED:
-        raise DeployError(
-            f"stack {stack} ended {final['StackStatus']}:\n" + _failures(cfn_client, stack, started)
-        )
-    return _outputs(final)
+    return existing is not None and status != "REVIEW_IN_PROGRESS"
 
 
-def ensure_artifacts_bucket(
-    s3_client: S3Client, bucket: str, *, region: str, account: str | None
+def _step_indexes(
+    run: _Run,
+    store: TemplateStore,
+    existing: StackTypeDef,
+    template: Path,
+    parameters: list[ParameterTypeDef],
+) -> list[index_steps.LiveTable]:
+    """The stack's tables the template keeps; first the index steps they need, if any."""
+    new_template = index_steps.load_template(template.read_text(encoding="utf-8"))
+    if not index_steps.tables(new_template):
+        return []
+    tables = index_steps.live_tables(run.cfn_client, run.dynamodb(), run.stack, new_template)
+    steps = index_steps.plan(tables)
+    if steps:
+        _run_index_steps(run, store, existing, new_template, steps, tables, parameters)
+    return tables
+
+
+def _indexes_done(
+    run: _Run, tables: list[index_steps.LiveTable], on_indexes_added: IndexesAdded | None
 ) -> None:
-    """Create the artifacts bucket if it does not exist: Block Public Access, encrypted."""
-    owner = _owner(account)
-    try:
-        s3_client.head_bucket(Bucket=bucket, **owner)
-        return
-    except ClientError as exc:
-        if _status(exc) != 404:
-            raise DeployError(
-                f"artifacts bucket {bucket} exists but is not usable by this account "
-                f"({exc.response.get('Error', {}).get('Code')})"
-            ) from exc
-    log.info("creating artifacts bucket %s", bucket)
-    try:
-        if region == "us-east-1":
-            s3_client.create_bucket(Bucket=bucket)
-        else:
-            s3_client.create_bucket(
-                Bucket=bucket,
-                CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
-            )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-            raise
-    s3_client.put_public_access_block(
-        Bucket=bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-        **owner,
-    )
-    s3_client.put_bucket_encryption(
-        Bucket=bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-        **owner,
-    )
-
-
-def upload_artifact(
-    s3_client: S3Client, bucket: str, path: Path, prefix: str, *, account: str | None = None
-) -> str:
-    """Put `path` under `{prefix}/{sha256}{suffix}` unless it is there already; the key."""
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    key = f"{prefix}/{digest.hexdigest()}{path.suffix}"
-    owner = _owner(account)
-    try:
-        s3_client.head_object(Bucket=bucket, Key=key, **owner)
-        log.info("s3://%s/%s is there already", bucket, key)
-        return key
-    except ClientError as exc:
-        if _status(exc) != 404:
-            raise
-    log.info("uploading %s (%.1f MB) to s3://%s/%s", path, path.stat().st_size / 1e6, bucket, key)
-    with path.open("rb") as body:
-        s3_client.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=body,
-            ChecksumSHA256=base64.b64encode(digest.digest()).decode("ascii"),
-            **owner,
+    """Wait for the indexes the last update changed; then report the tables that gained any."""
+    changed = [t for t in tables if t.added or t.removed]
+    for table in changed:
+        index_steps.wait_until_active(
+            run.dynamodb(), table.name, table.target, poll_s=run.poll_s, timeout_s=run.timeout_s
         )
-    return key
+    for table in changed:
+        if table.added and on_indexes_added is not None:
+            on_indexes_added(table.name, table.added)
 
 
-def _status(exc: ClientError) -> int:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    code = exc.response.get("Error", {}).get("Code", "")
-    return 404 if code in ("404", "NoSuchBucket", "NoSuchKey", "NotFound") else int(status)
+def _previous_values(
+    cfn_client: CloudFormationClient,
+    existing: StackTypeDef,
+    template_url: str,
+    values: dict[str, str],
+) -> list[ParameterTypeDef]:
+    """UsePreviousValue for each parameter the template declares and `values` does not set."""
+    declared = {
+        p["ParameterKey"]
+        for p in cfn_client.get_template_summary(TemplateURL=template_url).get("Parameters", [])
+    }
+    return [
+        {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+        for p in existing.get("Parameters", [])
+        if p["ParameterKey"] in declared and p["ParameterKey"] not in values
+    ]
 
 
-def _object_url(s3_client: S3Client, bucket: str, key: str, region: str) -> str:
-    """The URL CloudFormation reads a template from (virtual-hosted style)."""
-    suffix = "amazonaws.com.cn" if s3_client.meta.partition == "aws-cn" else "amazonaws.com"
-    return f"https://{bucket}.s3.{region}.{suffix}/{key}"
+def _run_index_steps(
+    run: _Run,
+    store: TemplateStore,
+    existing: StackTypeDef,
+    new_template: index_steps.Template,
+    steps: list[index_steps.Step],
+    tables: list[index_steps.LiveTable],
+    parameters: list[ParameterTypeDef],
+) -> None:
+    """The updates before the new template's own, each waited for, indexes ACTIVE: the stack's
+    own template with its previous parameter values, then the new one with the new values."""
+    old_template = index_steps.live_template(run.cfn_client, run.stack)
+    previous: list[ParameterTypeDef] = [
+        {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+        for p in existing.get("Parameters", [])
+    ]
+    for number, step in enumerate(steps, 1):
+        base, other = (new_template, old_template)
+        if not step.on_new_template:
+            base, other = other, base
+        body = index_steps.step_template(base, other, step.indexes)
+        log.info(
+            "index step %d of %d for stack %s: %s",
+            number,
+            len(steps) + 1,
+            run.stack,
+            "; ".join(f"{t} {', '.join(names)}" for t, names in step.indexes.items()),
+        )
+        run.change(
+            store.template_body_url(index_steps.dump_template(body)),
+            parameters if step.on_new_template else previous,
+            "UPDATE",
+            f"imgpipe deploy, index step {number} of {len(steps) + 1}",
+            wait=True,
+        )
+        for table in tables:
+            index_steps.wait_until_active(
+                run.dynamodb(),
+                table.name,
+                step.indexes[table.logical_id],
+                poll_s=run.poll_s,
+                timeout_s=run.timeout_s,
+            )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One deploy's stack updates: a change set each, executed and waited for."""
+
+    cfn_client: CloudFormationClient
+    dynamodb_client: DynamoDBClient | None
+    stack: str
+    poll_s: float
+    timeout_s: float
+
+    def dynamodb(self) -> DynamoDBClient:
+        if self.dynamodb_client is None:
+            raise ValueError(
+                "pass dynamodb_client: the template has DynamoDB tables, and CloudFormation "
+                "adds or removes one index of a table per update"
+            )
+        return self.dynamodb_client
+
+    def change(
+        self,
+        template_url: str,
+        parameters: list[ParameterTypeDef],
+        change_type: ChangeSetTypeType,
+        description: str,
+        *,
+        wait: bool,
+    ) -> dict[str, str]:
+        """Create, execute and (with `wait`) wait for one change set; the stack's outputs."""
+        cfn, stack = self.cfn_client, self.stack
+        name = f"imgpipe-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+        log.info("creating change set %s (%s) for stack %s", name, change_type, stack)
+        change_set_id = cfn.create_change_set(
+            StackName=stack,
+            ChangeSetName=name,
+            ChangeSetType=change_type,
+            TemplateURL=template_url,
+            Parameters=parameters,
+            Capabilities=CAPABILITIES,
+            Description=description,
+        )["Id"]
+        if not _wait_for_change_set(cfn, change_set_id, stack, self.poll_s, self.timeout_s):
+            log.info("stack %s is up to date", stack)
+            cfn.delete_change_set(ChangeSetName=change_set_id, StackName=stack)
+            return _outputs(_describe(cfn, stack))
+        started = time.time()
+        cfn.execute_change_set(ChangeSetName=change_set_id, StackName=stack)
+        if not wait:
+            return _outputs(_describe(cfn, stack))
+        final = _wait_for_stack(cfn, stack, self.poll_s, self.timeout_s)
+        if final["StackStatus"] not in DEPLOYED:
+            raise DeployError(
+                f"stack {stack} ended {final['StackStatus']}:\n" + _failures(cfn, stack, started)
+            )
+        return _outputs(final)
 
 
 def _describe(cfn_client: CloudFormationClient, stack: str) -> StackTypeDef | None:

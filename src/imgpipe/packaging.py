@@ -43,10 +43,20 @@ GLIBC_MINORS = range(34, 16, -1)
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
 # What only the command line and `imgpipe serve` import: the CLI (Typer, Rich), uvicorn
 # with its speed-ups (Lambda's API runs under Mangum), the local /metrics (Prometheus; on AWS
-# metrics are EMF) and the uploads folder watcher. Left out of the zip together with what
-# nothing else needs (click, Pygments, h11...); tests/e2e/test_package.py imports both
-# handlers, serves API Gateway events and renders from the unpacked zip under python3.13.
-LOCAL_ONLY = ("typer", "rich", "uvicorn", "httptools", "uvloop", "prometheus-client", "watchfiles")
+# metrics are EMF), the uploads folder watcher and PyYAML (deploy reads templates). Left out
+# of the zip together with what nothing else needs (click, Pygments, h11...);
+# tests/e2e/test_package.py imports both handlers, serves API Gateway events and renders from
+# the unpacked zip under python3.13.
+LOCAL_ONLY = (
+    "typer",
+    "rich",
+    "uvicorn",
+    "httptools",
+    "uvloop",
+    "prometheus-client",
+    "watchfiles",
+    "pyyaml",
+)
 # Lambda's limit for a function's unzipped code (layers included).
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 LAMBDA_TASK_ROOT = "/var/task"

@@ -33,6 +33,8 @@ import pytest
 from PIL import Image
 
 import imagegen
+from contract.metadata_store_contract import make_record
+from imgpipe.adapters.aws import dynamodb_store
 from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
 from imgpipe.adapters.aws.s3_store import S3ObjectStore
 from imgpipe.bootstrap import AwsClients
@@ -733,6 +735,68 @@ def test_every_route_through_api_gateway(stack: Stack, kind: str) -> None:
     assert call_api(kind, "GET", "/metrics").status == 404  # no Prometheus on AWS
 
 
+def multipart_of(size: int, image: bytes) -> tuple[bytes, dict[str, str]]:
+    """A POST /images body of exactly `size` bytes: `image`, then zero bytes to fill."""
+
+    def body(pad: int) -> tuple[bytes, dict[str, str]]:
+        files = {"file": ("big.jpg", image + b"\0" * pad, "image/jpeg")}
+        request = httpx.Request("POST", "http://api/", files=files)
+        return request.read(), {"content-type": request.headers["content-type"]}
+
+    framing = len(body(0)[0])
+    made, headers = body(size - framing)
+    assert len(made) == size
+    return made, headers
+
+
+@pytest.mark.parametrize("kind", ["rest", "http"])
+def test_post_images_over_the_lambda_bound_is_imgpipes_413(stack: Stack, kind: str) -> None:
+    """Lambda refuses an invocation payload over 6 MB, and POST /images' body arrives base64-
+    encoded in it: over lambda_api.MAX_IMAGES_BODY the handler answers imgpipe's own 413 (with
+    the way out) instead of letting a photo that barely fits fail further on. moto plays no part
+    in that limit; it holds the bucket, so the test can show nothing was stored."""
+    stack.receive()  # the S3 test event
+    limit = lambda_api.MAX_IMAGES_BODY
+    image = imagegen.photo_jpeg(64, 48)
+
+    def post(body: bytes, headers: dict[str, str]) -> ApiResponse:
+        event = api_event(kind, "POST", "/images", None, body, headers)
+        out = lambda_api.handler(event, FakeLambdaContext())
+        return ApiResponse(out["statusCode"], out["headers"], out["body"])
+
+    # GIVEN a body one byte over the bound
+    # WHEN it is posted through API Gateway
+    over = post(*multipart_of(limit + 1, image))
+    # THEN imgpipe answers 413 too_large, naming the limit and the route for large files
+    assert over.status == 413
+    assert over.headers["content-type"] == "application/json"
+    error = over.json["error"]
+    assert error["code"] == "too_large"
+    assert str(limit) in error["message"] and "POST /uploads" in error["message"]
+    # AND nothing was stored or queued
+    assert list(stack.objects.list("uploads/")) == []
+    assert stack.notifications() == []
+
+    # GIVEN a body of exactly the bound, whose event is within Lambda's 6 MiB request limit
+    body, headers = multipart_of(limit, image)
+    event = api_event(kind, "POST", "/images", None, body, headers)
+    assert len(json.dumps(event)) < 6 * 1024 * 1024
+    # THEN it is taken (202, PENDING)
+    taken = post(body, headers)
+    assert taken.status == 202, taken.body
+    assert taken.json["status"] == "PENDING"
+
+
+def test_the_413_comes_before_the_body_is_decoded(stack: Stack) -> None:
+    """The size is read from the base64 text's length: a body too long is refused even when it
+    is not base64 at all (decoding it first would have failed otherwise)."""
+    event = api_event("http", "POST", "/images", None, b"x", {"content-type": "image/jpeg"})
+    event["body"] = "!" * (4 * lambda_api.MAX_IMAGES_BODY // 3 + 8)
+    out = lambda_api.handler(event, FakeLambdaContext())
+    assert out["statusCode"] == 413
+    assert json.loads(out["body"])["error"]["code"] == "too_large"
+
+
 def test_the_api_module_does_not_import_pyvips() -> None:
     import subprocess
     import sys
@@ -769,6 +833,35 @@ def test_the_cli_backfills_and_redrives_on_aws(stack: Stack) -> None:
     assert "queued 1 object(s) under uploads/" in imgpipe("backfill")
     assert [json.loads(m["Body"])["key"] for m in stack.receive()] == ["uploads/cli/1.jpg"]
     assert "moved 0 dead-lettered job(s)" in imgpipe("redrive")
+
+
+def test_the_cli_backfills_index_keys_on_aws(stack: Stack) -> None:
+    """`imgpipe backfill --index-keys`: a record written before the near-duplicate indexes
+    (no sha256 or pHash band keys) becomes findable through them."""
+    import subprocess
+    import sys
+
+    record = make_record(
+        "uploads/cli/old.jpg", status=Status.PROCESSED, sha256="ab" * 32, phash="0f" * 8
+    )
+    item = dynamodb_store.to_item(record, 1)
+    for name in ("sha256", "phash", "phb0", "phb1", "phb2", "phb3"):
+        del item[name]
+    stack.clients.dynamodb.put_item(TableName=stack.table, Item=item)
+    assert stack.records.with_sha256("ab" * 32, 10) == []
+
+    done = subprocess.run(
+        [sys.executable, "-m", "imgpipe.entrypoints.cli", "backfill", "--index-keys"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "scanned 1 record(s), rewrote 1" in done.stdout
+    assert stack.records.with_sha256("ab" * 32, 10) == [record.image_id]
+    assert [h.image_id for h in stack.records.near_phash("0f" * 8, 0, 10)] == [record.image_id]
 
 
 def test_records_are_not_started_without_time_for_a_render(stack: Stack) -> None:

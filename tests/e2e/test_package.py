@@ -176,6 +176,7 @@ def test_zip_is_lean_and_reproducible_in_form(built: Path, unpacked: Path) -> No
     # the command line and `imgpipe serve` only (packaging.LOCAL_ONLY), and what only they need
     local_only = {"typer", "rich", "uvicorn", "httptools", "uvloop", "click", "pygments", "h11"}
     local_only |= {"prometheus_client", "watchfiles"}  # /metrics and the uploads watcher
+    local_only |= {"yaml", "_yaml"}  # PyYAML: imgpipe deploy reads templates
     assert not local_only & tops
     # the 32x32 analysis is pure Python: numpy is a test and bench dependency only
     assert "numpy" not in tops and "numpy.libs" not in tops

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -34,7 +35,7 @@ from imgpipe.adapters.aws.s3_store import S3ObjectStore
 from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
 from imgpipe.bootstrap import AwsClients
 from imgpipe.core.errors import StoreUnavailableError
-from imgpipe.core.model import Status
+from imgpipe.core.model import ImageRecord, Status
 from imgpipe.core.ports import JobQueue
 from motoserver import aws, create_bucket, create_queues, create_table, moto_endpoint, unique
 
@@ -146,6 +147,75 @@ def test_the_item_layout_the_template_indexes(dynamo_store: DynamoMetadataStore)
     assert item["gsi2pk"]["S"] == f"all#{shard}"
     assert item["gsi1sk"]["S"] == item["gsi2sk"]["S"] == f"{record.uploaded_at}#{record.image_id}"
     assert item["revision"]["N"] == "1"
+
+
+def written_by_an_older_version(
+    store: DynamoMetadataStore, record: ImageRecord, without: set[str]
+) -> dict[str, Any]:
+    """The item as a version of imgpipe before some index wrote it: `without` those keys."""
+    item = dynamodb_store.to_item(record, 1)
+    old = {k: v for k, v in item.items() if k not in without}
+    store.client.put_item(TableName=store.table, Item=old)  # type: ignore[arg-type]
+    return old
+
+
+NEAR_DUPLICATE_KEYS = {"sha256", "phash", "phb0", "phb1", "phb2", "phb3"}
+STATUS_KEYS = {"gsi1pk", "gsi1sk"}
+
+
+def test_backfill_makes_records_of_older_versions_findable(
+    dynamo_store: DynamoMetadataStore,
+) -> None:
+    store = dynamo_store
+    # GIVEN a processed record written before byStatus and the near-duplicate indexes, a
+    # pending one written before byStatus, and one written by this version
+    done = make_record("uploads/old.jpg", status=Status.PROCESSED, sha256="ab" * 32, phash="0f" * 8)
+    pending = make_record("uploads/pending.jpg", uploaded_at="2026-01-02T03:04:06.000Z")
+    current = make_record("uploads/new.jpg", status=Status.PROCESSED, sha256="cd" * 32)
+    written_by_an_older_version(store, done, STATUS_KEYS | NEAR_DUPLICATE_KEYS)
+    written_by_an_older_version(store, pending, STATUS_KEYS)
+    assert store.put(current, None) is not None
+    assert store.with_sha256("ab" * 32, 10) == []
+    assert store.near_phash("0f" * 8, 0, 10) == []
+    assert store.list(Status.PROCESSED, 10, None).items == [store.get(current.image_id)]
+
+    # WHEN the backfill stops after its first page, and is resumed where that page says
+    first = next(store.backfill_index_keys(page_size=1))
+    assert first.scanned == 1 and first.resume is not None
+    rest = list(store.backfill_index_keys(first.resume, page_size=1))
+
+    # THEN every record was read once, and only the two older ones were rewritten
+    assert first.scanned + sum(p.scanned for p in rest) == 3
+    assert first.rewritten + sum(p.rewritten for p in rest) == 2
+    assert rest[-1].resume is None
+    # AND the old records are found through every index, as they were written (same revision)
+    assert store.with_sha256("ab" * 32, 10) == [done.image_id]
+    assert [hit.image_id for hit in store.near_phash("0f" * 8, 0, 10)] == [done.image_id]
+    processed = store.list(Status.PROCESSED, 10, None).items
+    assert {r.image_id for r in processed} == {done.image_id, current.image_id}
+    assert [r.image_id for r in store.list(Status.PENDING, 10, None).items] == [pending.image_id]
+    assert store.get(done.image_id) == done.model_copy(update={"revision": 1})
+    # AND a second run finds nothing to do
+    assert sum(p.rewritten for p in store.backfill_index_keys()) == 0
+
+
+def test_backfill_never_overwrites_a_newer_write(dynamo_store: DynamoMetadataStore) -> None:
+    store = dynamo_store
+    # GIVEN a processed record of an older version, as a backfill's scan read it
+    old = make_record("uploads/raced.jpg", status=Status.PROCESSED, sha256="ef" * 32)
+    scanned = written_by_an_older_version(store, old, STATUS_KEYS | NEAR_DUPLICATE_KEYS)
+    # AND, before the backfill gets to it, the record is reprocessed and fails
+    failed = old.model_copy(update={"status": Status.FAILED})
+    assert store.put(failed, expected_revision=1) is not None
+
+    # WHEN the backfill handles what it scanned
+    outcome = store.backfill_item(scanned)
+
+    # THEN it loses to the newer write, whose keys stand (FAILED, not the scan's PROCESSED)
+    assert outcome == "raced"
+    assert store.get(old.image_id) == failed.model_copy(update={"revision": 2})
+    assert [r.image_id for r in store.list(Status.FAILED, 10, None).items] == [old.image_id]
+    assert store.list(Status.PROCESSED, 10, None).items == []
 
 
 # -- SQS ------------------------------------------------------------------------------------

@@ -12,15 +12,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
+from contract.metadata_store_contract import make_record
+from imgpipe.adapters.aws import dynamodb_store
+from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
+from imgpipe.core.model import ImageRecord, Status
 from imgpipe.deploy import (
     artifacts_bucket_name,
     deploy_stack,
@@ -107,7 +115,7 @@ def clients(endpoint: str) -> Iterator[dict[str, Any]]:
             endpoint_url=endpoint,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
         )
-        for name in ("cloudformation", "s3", "sts", "lambda")
+        for name in ("cloudformation", "s3", "sts", "lambda", "dynamodb")
     }
     yield made
     for client in made.values():
@@ -362,3 +370,292 @@ def test_the_deploy_command_against_moto(
         "nonsense",
     )
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+# -- indexes: one per table update --------------------------------------------------------------
+
+TABLE_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Description: deploy_stack index steps ({version})
+Parameters:
+  CodeBucket:
+    Type: String
+  CodeKey:
+    Type: String
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      Tags:
+        - Key: code
+          Value: !Ref CodeKey
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      KeySchema:
+        - AttributeName: imageId
+          KeyType: HASH
+      AttributeDefinitions: {attributes}
+      GlobalSecondaryIndexes: {indexes}
+Outputs:
+  TableName:
+    Value: !Ref Table
+  QueueArn:
+    Value: !GetAtt Queue.Arn
+"""
+SHARDED = {"byStatus": ("gsi1pk", "gsi1sk"), "byUpload": ("gsi2pk", "gsi2sk")}
+
+
+def the_store_indexes(names: list[str]) -> list[dict[str, Any]]:
+    """GSIs as the store queries them (the same as infra/template.yaml's, which a unit test
+    holds together with the store's), in a plain template moto can run."""
+    sharded = [
+        {
+            "IndexName": name,
+            "KeySchema": [
+                {"AttributeName": pk, "KeyType": "HASH"},
+                {"AttributeName": sk, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+        for name, (pk, sk) in SHARDED.items()
+    ]
+    every = {i["IndexName"]: i for i in sharded + dynamodb_store.similarity_indexes()}
+    return [every[name] for name in names]
+
+
+def table_template(path: Path, version: str, names: list[str]) -> Path:
+    indexes = the_store_indexes(names)
+    used = ["imageId"] + [k["AttributeName"] for i in indexes for k in i["KeySchema"]]
+    attributes = [{"AttributeName": a, "AttributeType": "S"} for a in dict.fromkeys(used)]
+    body = TABLE_TEMPLATE.format(
+        version=version, attributes=json.dumps(attributes), indexes=json.dumps(indexes)
+    )
+    path.write_text(body)
+    return path
+
+
+@dataclass
+class TableUpdate:
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    @property
+    def changes(self) -> int:
+        return len(set(self.before) ^ set(self.after))
+
+
+@pytest.fixture
+def table_updates(monkeypatch: pytest.MonkeyPatch) -> list[TableUpdate]:
+    """CloudFormation's update of a DynamoDB table, which moto lacks: its CloudFormation has no
+    update for AWS::DynamoDB::Table and loses the resource (a later DescribeStackResource is a
+    500). This gives moto's server (in this process) what AWS does: the GSIs the template adds
+    or drops are created or deleted through DynamoDB's UpdateTable, and an update that creates
+    or deletes more than one fails, as AWS fails it ("Cannot perform more than one GSI creation
+    or deletion in a single update"). Every update is recorded, the failing ones too."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    seen: list[TableUpdate] = []
+
+    def update(
+        cls: type[Table],
+        original_resource: Table,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Table:
+        properties = cloudformation_json["Properties"]
+        before = tuple(i.name for i in original_resource.global_indexes)
+        wanted = {i["IndexName"]: i for i in properties.get("GlobalSecondaryIndexes", [])}
+        seen.append(TableUpdate(before, tuple(wanted)))
+        created = [{"Create": i} for name, i in wanted.items() if name not in before]
+        deleted = [{"Delete": {"IndexName": n}} for n in before if n not in wanted]
+        if len(created) + len(deleted) > 1:
+            raise ValueError("Cannot perform more than one GSI creation or deletion")
+        dynamodb_backends[account_id][region_name].update_table(
+            name=original_resource.name,
+            attr_definitions=properties.get("AttributeDefinitions", []),
+            global_index=created + deleted,
+            throughput={},
+            billing_mode="",
+            stream_spec={},
+            deletion_protection_enabled=None,
+            warm_throughput=None,
+        )
+        return original_resource
+
+    monkeypatch.setattr(Table, "update_from_cloudformation_json", classmethod(update))
+    return seen
+
+
+def live_indexes(clients: dict[str, Any], table: str) -> dict[str, str]:
+    described = clients["dynamodb"].describe_table(TableName=table)["Table"]
+    return {i["IndexName"]: i["IndexStatus"] for i in described.get("GlobalSecondaryIndexes", [])}
+
+
+def table_of(clients: dict[str, Any], stack: str) -> str:
+    resource = clients["cloudformation"].describe_stack_resource(
+        StackName=stack, LogicalResourceId="Table"
+    )
+    return str(resource["StackResourceDetail"]["PhysicalResourceId"])
+
+
+def deploy_indexes(
+    clients: dict[str, Any],
+    template: Path,
+    code: Path,
+    stack: str,
+    added: list[tuple[str, tuple[str, ...]]],
+) -> None:
+    deploy_stack(
+        stack,
+        region=REGION,
+        params={},
+        template=template,
+        zip_path=code,
+        cfn_client=clients["cloudformation"],
+        s3_client=clients["s3"],
+        sts_client=clients["sts"],
+        dynamodb_client=clients["dynamodb"],
+        on_indexes_added=lambda table, names: added.append((table, names)),
+        poll_s=0.05,
+        timeout_s=30,
+    )
+
+
+def write_an_old_record(clients: dict[str, Any], table: str) -> ImageRecord:
+    """A processed record as imgpipe wrote it before the near-duplicate indexes."""
+    record = make_record(
+        "uploads/old.jpg", status=Status.PROCESSED, sha256="ab" * 32, phash="0f" * 8
+    )
+    item = dynamodb_store.to_item(record, 1)
+    for name in ("sha256", "phash", "phb0", "phb1", "phb2", "phb3"):
+        del item[name]
+    clients["dynamodb"].put_item(TableName=table, Item=item)
+    return record
+
+
+def code_keys_of_updates(clients: dict[str, Any], stack: str) -> list[str]:
+    """The CodeKey each executed change set of `stack` ran with, oldest first."""
+    cfn = clients["cloudformation"]
+    keys = []
+    for summary in cfn.list_change_sets(StackName=stack)["Summaries"]:
+        if summary["StackName"] != stack or summary.get("ExecutionStatus") != "EXECUTE_COMPLETE":
+            continue
+        found = cfn.describe_change_set(ChangeSetName=summary["ChangeSetId"], StackName=stack)
+        values = {p["ParameterKey"]: p.get("ParameterValue") for p in found["Parameters"]}
+        keys.append(str(values["CodeKey"]))
+    return keys
+
+
+def test_a_template_adding_five_indexes_is_deployed_one_index_at_a_time(
+    clients: dict[str, Any], tmp_path: Path, table_updates: list[TableUpdate]
+) -> None:
+    stack = "imgpipe-indexes"
+    old_code = lambda_zip(tmp_path / "old.zip", "__version__ = 'before the indexes'\n")
+    new_code = lambda_zip(tmp_path / "new.zip", "__version__ = 'with the indexes'\n")
+    # GIVEN a stack whose table has the two sharded indexes, made by an older version
+    added: list[tuple[str, tuple[str, ...]]] = []
+    before = table_template(tmp_path / "before.yaml", "before", ["byStatus", "byUpload"])
+    deploy_indexes(clients, before, old_code, stack, added)
+    table = table_of(clients, stack)
+    # AND a record that version wrote, without the near-duplicate keys
+    store = DynamoMetadataStore(clients["dynamodb"], table)
+    record = write_an_old_record(clients, table)
+
+    # WHEN the template with the five near-duplicate indexes is deployed with new code
+    every = ["byStatus", "byUpload", "bySha256", "byPhash0", "byPhash1", "byPhash2", "byPhash3"]
+    after = table_template(tmp_path / "after.yaml", "after", every)
+    deploy_indexes(clients, after, new_code, stack, added)
+
+    # THEN the table got one index per update, five updates in all, none refused
+    assert [(u.changes, u.after) for u in table_updates] == [
+        (1, tuple(every[:n])) for n in range(3, 8)
+    ]
+    # AND it has every index, ACTIVE, and the stack holds the new template
+    assert live_indexes(clients, table) == dict.fromkeys(every, "ACTIVE")
+    body = clients["cloudformation"].get_template(StackName=stack)["TemplateBody"]
+    assert body == after.read_text()
+    # AND the old code ran beside the indexes being added; the new code came with the last one
+    old_key, new_key = (f"lambda/{sha256(c)}.zip" for c in (old_code, new_code))
+    assert code_keys_of_updates(clients, stack) == [old_key] * 5 + [new_key]
+    # AND deploy reported the added indexes once they were ACTIVE
+    assert added == [(table, tuple(every[2:]))]
+
+    # WHEN their keys are backfilled (what `imgpipe deploy` does on that report)
+    assert sum(page.rewritten for page in store.backfill_index_keys()) == 1
+
+    # THEN the old record is found through the new indexes and the status list
+    assert store.with_sha256("ab" * 32, 10) == [record.image_id]
+    assert [hit.image_id for hit in store.near_phash("0f" * 8, 2, 10)] == [record.image_id]
+    assert [r.image_id for r in store.list(Status.PROCESSED, 10, None).items] == [record.image_id]
+
+
+def test_the_rule_holds_on_this_moto(
+    clients: dict[str, Any], tmp_path: Path, table_updates: list[TableUpdate]
+) -> None:
+    """The test above can fail: a change set adding two indexes at once is refused here."""
+    stack = "imgpipe-two-at-once"
+    added: list[tuple[str, tuple[str, ...]]] = []
+    code = lambda_zip(tmp_path / "code.zip", "")
+    deploy_indexes(
+        clients, table_template(tmp_path / "a.yaml", "a", ["byUpload"]), code, stack, added
+    )
+    cfn = clients["cloudformation"]
+    two_more = table_template(tmp_path / "b.yaml", "b", ["byUpload", "byStatus", "bySha256"])
+    change_set = cfn.create_change_set(
+        StackName=stack,
+        ChangeSetName="two-at-once",
+        ChangeSetType="UPDATE",
+        TemplateBody=two_more.read_text(),
+        Parameters=[
+            {"ParameterKey": "CodeBucket", "UsePreviousValue": True},
+            {"ParameterKey": "CodeKey", "UsePreviousValue": True},
+        ],
+    )
+    # moto answers a failed update with a bare 500 (AWS would roll the stack back)
+    with pytest.raises((ClientError, ResponseParserError)):
+        cfn.execute_change_set(ChangeSetName=change_set["Id"], StackName=stack)
+    assert table_updates[-1].changes == 2
+    assert set(live_indexes(clients, table_of(clients, stack))) == {"byUpload"}
+
+
+def test_the_deploy_command_steps_through_indexes_and_backfills(
+    clients: dict[str, Any], endpoint: str, tmp_path: Path, table_updates: list[TableUpdate]
+) -> None:
+    """`imgpipe deploy` as a user runs it, against the moto server of this process (whose
+    table updates follow AWS's rule, see table_updates)."""
+    import os
+    import subprocess
+    import sys
+
+    stack = "imgpipe-cli-indexes"
+    code = lambda_zip(tmp_path / "code.zip", "# cli indexes")
+    added: list[tuple[str, tuple[str, ...]]] = []
+    deploy_indexes(
+        clients, table_template(tmp_path / "a.yaml", "a", list(SHARDED)), code, stack, added
+    )
+    table = table_of(clients, stack)
+    record = write_an_old_record(clients, table)
+    every = [*SHARDED, "bySha256", "byPhash0", "byPhash1", "byPhash2", "byPhash3"]
+    after = table_template(tmp_path / "b.yaml", "b", every)
+
+    command = ["deploy", "--stack", stack, "--region", REGION, "--template", str(after)]
+    done = subprocess.run(
+        [sys.executable, "-m", "imgpipe.entrypoints.cli", *command, "--zip", str(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AWS_ENDPOINT_URL": endpoint},
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [u.changes for u in table_updates] == [1] * 5
+    assert f"{table}: indexes bySha256, byPhash0, byPhash1, byPhash2, byPhash3 added" in done.stdout
+    assert "scanned 1 record(s), rewrote 1" in done.stdout
+    store = DynamoMetadataStore(clients["dynamodb"], table)
+    assert store.with_sha256("ab" * 32, 10) == [record.image_id]

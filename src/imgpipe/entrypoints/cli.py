@@ -23,6 +23,7 @@ from imgpipe import __version__, jsonlog
 from imgpipe.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
     from imgpipe.core.ports import JobQueue
     from imgpipe.service import ImageService
 
@@ -309,7 +310,9 @@ def deploy(
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from imgpipe.core.errors import ImgpipeError
     from imgpipe.deploy import DeployError, deploy_stack
+    from imgpipe.index_steps import IndexStepError
     from imgpipe.packaging import PackagingError, build_lambda_zip
 
     params = _parse_params(param or [])
@@ -337,6 +340,23 @@ def deploy(
         cfn = session.client("cloudformation")
         s3 = session.client("s3")
         sts = session.client("sts")
+        dynamodb = session.client("dynamodb")
+
+        def indexes_added(table: str, indexes: tuple[str, ...]) -> None:
+            from imgpipe.adapters.aws.dynamodb_store import INDEX_NAMES, DynamoMetadataStore
+
+            if not set(indexes) & set(INDEX_NAMES):
+                return
+            typer.echo(f"{table}: indexes {', '.join(indexes)} added; backfilling their keys")
+            try:
+                backfill_index_keys(DynamoMetadataStore(dynamodb, table))
+            except ImgpipeError as exc:
+                err.print(
+                    f"[red]the stack is deployed, but the backfill stopped:[/red] {exc}; "
+                    "run `imgpipe backfill --index-keys` (with --from, as printed above)"
+                )
+                raise typer.Exit(1) from exc
+
         outputs = deploy_stack(
             stack,
             region=session.region_name,
@@ -346,9 +366,11 @@ def deploy(
             cfn_client=cfn,
             s3_client=s3,
             sts_client=sts,
+            dynamodb_client=dynamodb,
+            on_indexes_added=indexes_added,
             wait=wait,
         )
-    except (PackagingError, DeployError, ClientError, BotoCoreError) as exc:
+    except (PackagingError, DeployError, IndexStepError, ClientError, BotoCoreError) as exc:
         err.print(f"[red]deploy failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     console = Console(soft_wrap=True)
@@ -388,13 +410,59 @@ def _service_and_queue(
 @app.command()
 def backfill(
     prefix: Annotated[str, typer.Option(help="key prefix to scan")] = "uploads/",
+    index_keys: Annotated[
+        bool,
+        typer.Option(
+            "--index-keys",
+            help="AWS: add the GSI keys that records written by older versions lack, instead",
+        ),
+    ] = False,
+    start: Annotated[
+        str | None, typer.Option("--from", help="--index-keys: resume after this imageId")
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Queue originals that have no record (or an outdated or unfinished one)."""
+    """Queue originals that have no record (or an outdated or unfinished one); or, with
+    --index-keys, make records findable through indexes added after they were written."""
+    if index_keys:
+        _backfill_index_keys_command(config, start)
+        return
     with _service_and_queue(data_dir, config) as (service, _):
         count = service.backfill(prefix)
     typer.echo(f"queued {count} object(s) under {prefix}")
+
+
+def _backfill_index_keys_command(config: Path | None, start: str | None) -> None:
+    settings = _settings(config)
+    if settings.backend != "aws":
+        typer.echo("nothing to do locally: SQLite's indexes are expressions over the record")
+        return
+    from imgpipe.bootstrap import build_aws
+
+    aws = build_aws(settings)
+    try:
+        backfill_index_keys(aws.records, start)
+    finally:
+        aws.close()
+
+
+def backfill_index_keys(records: DynamoMetadataStore, start: str | None = None) -> None:
+    """Scan the table to its end, a line per page, each saying where to resume."""
+    totals = {"scanned": 0, "rewritten": 0, "raced": 0, "unreadable": 0}
+    for page in records.backfill_index_keys(start):
+        for name in totals:
+            totals[name] += getattr(page, name)
+        if page.resume is not None:
+            typer.echo(
+                f"{records.table}: scanned {totals['scanned']}, rewrote {totals['rewritten']};"
+                f" to resume: imgpipe backfill --index-keys --from {page.resume}"
+            )
+    typer.echo(
+        f"{records.table}: index keys backfilled: scanned {totals['scanned']} record(s), "
+        f"rewrote {totals['rewritten']}, {totals['raced']} changed meanwhile (a newer write "
+        f"has its keys), {totals['unreadable']} unreadable"
+    )
 
 
 @app.command()

@@ -20,6 +20,12 @@ attributes (so a PENDING record is in none of them):
 A near-duplicate query is 4 x 17 Query calls at most (run 8 at a time), each capped at
 CANDIDATES_PER_LOOKUP entries. Deletes leave the GSIs on their own; they are eventually
 consistent, so callers re-read the records they are given (ImageService.similar does).
+
+Every write is a whole item from `to_item`, so a record carries the index keys of the version
+that last wrote it: one written before the near-duplicate indexes has no `sha256`, `phash` or
+`phb*` attributes, and no GSI lists it. `backfill_index_keys` scans the table and adds what
+`to_item` would write and the item lacks, conditional on the revision it read (a newer write
+wins, and carries its keys anyway); the doc and the revision stay as they are.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ import builtins
 import heapq
 import itertools
 import json
+import logging
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +51,8 @@ from imgpipe.core import similarity
 from imgpipe.core.errors import InvalidRequestError
 from imgpipe.core.model import ImageRecord, RecordPage, Status
 from imgpipe.core.similarity import PhashHit
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -95,6 +105,20 @@ def similarity_indexes() -> list[dict[str, Any]]:
 
 
 SIMILARITY_KEY_ATTRIBUTES = ("sha256", *BAND_ATTRIBUTES)
+# What to_item writes beside the record itself: the GSIs' keys and what they project.
+RECORD_ATTRIBUTES = frozenset({"imageId", "revision", "doc"})
+BACKFILL_PAGE = 100
+
+
+@dataclass(frozen=True)
+class BackfillPage:
+    """One scan page of backfill_index_keys: what it read and did, and where to go on."""
+
+    scanned: int
+    rewritten: int
+    raced: int  # changed or deleted since the scan read it: the newer write has its keys
+    unreadable: int
+    resume: str | None  # the imageId to pass as `start` to go on; None at the table's end
 
 
 def shard_of(image_id: str) -> int:
@@ -194,6 +218,64 @@ class DynamoMetadataStore:
     def delete(self, image_id: str) -> None:
         with transient_errors(f"DeleteItem {self.table}"):
             self.client.delete_item(TableName=self.table, Key={"imageId": {"S": image_id}})
+
+    # -- index keys ------------------------------------------------------------------------
+
+    def backfill_index_keys(
+        self, start: str | None = None, page_size: int = BACKFILL_PAGE
+    ) -> Iterator[BackfillPage]:
+        """Add the index keys that records written by older versions lack, a scan page at a
+        time (resumable: each page names where the next one starts)."""
+        scan: dict[str, Any] = {"TableName": self.table, "Limit": page_size}
+        if start is not None:
+            scan["ExclusiveStartKey"] = {"imageId": {"S": start}}
+        while True:
+            with transient_errors(f"Scan {self.table}"):
+                found = self.client.scan(**scan)
+            counts = {"rewritten": 0, "raced": 0, "unreadable": 0}
+            for item in found.get("Items", []):
+                outcome = self.backfill_item(item)
+                if outcome:
+                    counts[outcome] += 1
+            last = found.get("LastEvaluatedKey")
+            resume = last["imageId"]["S"] if last else None
+            yield BackfillPage(len(found.get("Items", [])), resume=resume, **counts)
+            if not last:
+                return
+            scan["ExclusiveStartKey"] = last
+
+    def backfill_item(self, item: Mapping[str, Any]) -> str | None:
+        """What became of the item: rewritten, raced or unreadable; None if it has every key."""
+        try:
+            record = from_item(item)
+        except (ValueError, KeyError, TypeError):
+            log.warning("backfill: record %s is not readable; left as it is", item.get("imageId"))
+            return "unreadable"
+        revision = int(item["revision"]["N"])
+        wanted = to_item(record, revision)
+        missing = {k: v for k, v in wanted.items() if k not in item and k not in RECORD_ATTRIBUTES}
+        if not missing:
+            return None
+        names = {f"#k{i}": name for i, name in enumerate(missing)}
+        values: dict[str, AttributeValueTypeDef] = {
+            f":k{i}": v for i, v in enumerate(missing.values())
+        }
+        try:
+            with transient_errors(f"UpdateItem {self.table}"):
+                self.client.update_item(
+                    TableName=self.table,
+                    Key={"imageId": {"S": record.image_id}},
+                    UpdateExpression="SET "
+                    + ", ".join(f"#k{i} = :k{i}" for i in range(len(missing))),
+                    ConditionExpression=UPDATE_CONDITION,
+                    ExpressionAttributeNames={**names, **REVISION_NAMES},
+                    ExpressionAttributeValues={**values, ":expected": {"N": str(revision)}},
+                )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return "raced"
+            raise
+        return "rewritten"
 
     # -- listing ---------------------------------------------------------------------------
 
