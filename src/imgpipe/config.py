@@ -42,14 +42,22 @@ def _default_quality() -> dict[OutputFormat, int]:
 class RenditionSpec(BaseModel):
     """One named output size, written in each of its formats."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
-    width: int = Field(gt=0, le=16384, description="max width in px")
-    height: int = Field(gt=0, le=16384, description="max height in px")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="names the files, renditions/{imageId}/{name}.{ext}; unique",
+    )
+    width: int = Field(gt=0, le=16384, description="max width in px (never upscaled)")
+    height: int = Field(gt=0, le=16384, description="max height in px (never upscaled)")
     fit: Literal["inside", "cover"] = Field(
         default="inside", description="inside: fit within the box; cover: fill it, crop the rest"
     )
-    formats: list[OutputFormat] = Field(default_factory=_default_formats, min_length=1)
-    quality: dict[OutputFormat, int] = Field(default_factory=_default_quality)
+    formats: list[OutputFormat] = Field(
+        default_factory=_default_formats, min_length=1, description="one file per format"
+    )
+    quality: dict[OutputFormat, int] = Field(
+        default_factory=_default_quality,
+        description="encoder quality per format; a format left out keeps its default",
+    )
     # Encoder settings. The defaults are what docs/benchmarks.md measured as the best quality
     # and size per CPU second on photographs; each alternative is there with its effect.
     webp_effort: int = Field(
@@ -90,14 +98,21 @@ def _default_renditions() -> list[RenditionSpec]:
 
 
 class Limits(BaseModel):
+    """What an original may be, and what a local rendering process may use."""
+
     max_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="largest original")
     max_pixels: int = Field(
         default=100_000_000, gt=0, description="width x height x frames, read from the header"
     )
-    max_frames: int = Field(default=200, gt=0)
-    allowed_formats: list[InputFormat] = Field(default_factory=lambda: list(ALL_INPUT_FORMATS))
+    max_frames: int = Field(default=200, gt=0, description="pages or animation frames")
+    allowed_formats: list[InputFormat] = Field(
+        default_factory=lambda: list(ALL_INPUT_FORMATS),
+        description="input formats accepted, told by content; others fail unsupported_format",
+    )
     processing_timeout_s: float = Field(
-        default=60.0, gt=0, description="a rendering process running longer is killed"
+        default=60.0,
+        gt=0,
+        description="a rendering process running longer is killed and the job retried",
     )
     worker_memory_mb: int = Field(
         default=2048,
@@ -107,6 +122,8 @@ class Limits(BaseModel):
 
 
 class MetadataOptions(BaseModel):
+    """What the record keeps of a file's metadata, and what its renditions carry."""
+
     keep_gps: bool = Field(default=False, description="record GPS coordinates in the record")
     strip_exif: bool = Field(
         default=True, description="strip EXIF/XMP/IPTC from renditions (ICC is never needed)"
@@ -114,7 +131,12 @@ class MetadataOptions(BaseModel):
 
 
 class LocalBackend(BaseModel):
-    data_dir: Path = Field(default=Path("imgpipe-data"))
+    """The local backend: the data folder (objects, SQLite) of `imgpipe serve` and the CLI."""
+
+    data_dir: Path = Field(
+        default=Path("imgpipe-data"),
+        description="objects live here (uploads/, renditions/); internal state in .imgpipe/",
+    )
     bucket_name: str = Field(default="local", description="the `bucket` field of local records")
     busy_timeout_s: float = Field(
         default=10.0,
@@ -126,32 +148,60 @@ class LocalBackend(BaseModel):
 
 
 class AwsBackend(BaseModel):
-    region: str | None = None
-    bucket: str = ""
-    table: str = ""
-    queue_url: str = ""
-    dlq_url: str = ""
+    """The AWS backend (backend = "aws"): the stack's resources; the template sets them."""
+
+    region: str | None = Field(default=None, description="by default the SDK's region")
+    bucket: str = Field(default="", description="the S3 bucket of originals and renditions")
+    table: str = Field(default="", description="the DynamoDB table of records")
+    queue_url: str = Field(default="", description="the SQS queue of jobs")
+    dlq_url: str = Field(default="", description="its dead-letter queue (imgpipe redrive)")
     endpoint_url: str | None = Field(default=None, description="for tests against moto")
-    presign_ttl_s: int = Field(default=900, gt=0, le=7 * 24 * 3600)
+    presign_ttl_s: int = Field(
+        default=900,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="lifetime of presigned upload URLs and rendition links",
+    )
 
 
 class Server(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    workers: int = Field(default=2, ge=1, le=64, description="concurrent processing jobs")
+    """`imgpipe serve`: the local HTTP API, its job queue and its rendering processes."""
+
+    host: str = Field(default="127.0.0.1", description="address to bind (--host)")
+    port: int = Field(default=8080, ge=0, le=65535, description="port to bind (--port)")
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="concurrent processing jobs: rendering processes, two job threads each",
+    )
     api_token: str | None = Field(default=None, description="Bearer token; required off loopback")
-    upload_url_ttl_s: int = Field(default=900, gt=0, le=24 * 3600)
+    upload_url_ttl_s: int = Field(
+        default=900,
+        gt=0,
+        le=24 * 3600,
+        description="lifetime of signed upload URLs and of signed rendition links",
+    )
     signing_secret: str | None = Field(
         default=None, description="HMAC key for upload and rendition URLs; made per data dir"
     )
-    watch_uploads: bool = True
+    watch_uploads: bool = Field(
+        default=True, description="pick up files dropped into (or removed from) uploads/"
+    )
     max_attempts: int = Field(default=5, ge=1, description="receives before a job dead-letters")
-    visibility_timeout_s: float = Field(default=120.0, gt=0)
-    max_list_limit: int = Field(default=100, ge=1)
+    visibility_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="a job leased this long without an ack is delivered again; must exceed"
+        " limits.processing_timeout_s + 30 s (the image lease)",
+    )
+    max_list_limit: int = Field(default=100, ge=1, description="largest `limit` of GET /images")
     rate_limit_per_s: float = Field(
         default=50.0, ge=0, description="requests a second per client address; 0: no limit"
     )
-    rate_limit_burst: int = Field(default=200, ge=1)
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="requests at once before the rate applies (not /health)"
+    )
     # The HTTP edge (entrypoints/http_edge.py; docs/operations.md, "The HTTP edge").
     max_header_bytes: int = Field(
         default=16 * 1024,
@@ -206,21 +256,29 @@ def _all_event_types() -> list[EventType]:
 
 
 class WebhookTarget(BaseModel):
+    """A receiver of signed POSTs of image events (local; docs/api.md: Events)."""
+
     url: str = Field(pattern=r"^https?://", description="receives a POST of each event")
     secret: str = Field(
         min_length=16, repr=False, description="HMAC-SHA256 key of the signature header"
     )
-    events: list[EventType] = Field(default_factory=_all_event_types, min_length=1)
+    events: list[EventType] = Field(
+        default_factory=_all_event_types, min_length=1, description="the event types it receives"
+    )
 
 
 class EventsOptions(BaseModel):
-    """Where image.processed / image.failed go (README: Events out)."""
+    """Where image.processed / image.failed go (docs/api.md: Events)."""
 
     log: bool = Field(default=True, description="local: append each event to events.jsonl")
-    webhooks: list[WebhookTarget] = Field(default_factory=list)
+    webhooks: list[WebhookTarget] = Field(
+        default_factory=list, description="local: receivers of signed POSTs; each url once"
+    )
     max_attempts: int = Field(default=8, ge=1, description="deliveries before a dead letter")
-    backoff_s: float = Field(default=2.0, gt=0, description="first retry delay, then doubled")
-    max_backoff_s: float = Field(default=600.0, gt=0)
+    backoff_s: float = Field(
+        default=2.0, gt=0, description="first retry delay, then doubled (with jitter)"
+    )
+    max_backoff_s: float = Field(default=600.0, gt=0, description="the longest retry delay")
     timeout_s: float = Field(default=5.0, gt=0, description="per webhook request")
     webhook_senders: int = Field(
         default=4, ge=1, le=32, description="local: deliveries in flight at once"
@@ -239,7 +297,7 @@ class EventsOptions(BaseModel):
 
 
 class SimilarityOptions(BaseModel):
-    """Near-duplicates (README: Near-duplicates)."""
+    """Near-duplicates (docs/api.md: GET /images/{imageId}/similar)."""
 
     max_distance: int = Field(
         default=6,
@@ -257,8 +315,15 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    backend: Literal["local", "aws"] = "local"
-    renditions: list[RenditionSpec] = Field(default_factory=_default_renditions, min_length=1)
+    backend: Literal["local", "aws"] = Field(
+        default="local",
+        description="where objects, records and jobs live; aws needs aws.bucket and aws.table",
+    )
+    renditions: list[RenditionSpec] = Field(
+        default_factory=_default_renditions,
+        min_length=1,
+        description="the presets every image is rendered to; names unique",
+    )
     limits: Limits = Field(default_factory=Limits)
     metadata: MetadataOptions = Field(default_factory=MetadataOptions)
     background: tuple[int, int, int] = Field(
@@ -269,7 +334,7 @@ class Settings(BaseSettings):
     server: Server = Field(default_factory=Server)
     events: EventsOptions = Field(default_factory=EventsOptions)
     similarity: SimilarityOptions = Field(default_factory=SimilarityOptions)
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @field_validator("renditions")
     @classmethod
