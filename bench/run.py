@@ -1142,12 +1142,12 @@ def main() -> None:
             "",
             "## Lambda",
             "",
-            f"The zip `imgpipe deploy` ships (`imgpipe.packaging.build_lambda_zip`, python3.13, "
-            f"arm64): **{lam.zip_mb:.1f} MB** zipped, {lam.unzipped_mb:.0f} MB unzipped. Cold "
-            "import: a fresh python3.13 process importing the handler from the unpacked zip "
-            "(the x86_64 build of the same zip, with bytecode), boto3 on a path of its own as "
-            "the runtime provides it; median of 9, taking turns; page cache warm, so Lambda's "
-            "first read of the code from its storage is not included.",
+            "The zip `imgpipe deploy` ships (`imgpipe.ops.packaging.build_lambda_zip`, "
+            f"python3.13, arm64): **{lam.zip_mb:.1f} MB** zipped, {lam.unzipped_mb:.0f} MB "
+            "unzipped. Cold import: a fresh python3.13 process importing the handler from the "
+            "unpacked zip (the x86_64 build of the same zip, with bytecode), boto3 on a path of "
+            "its own as the runtime provides it; median of 9, taking turns; page cache warm, so "
+            "Lambda's first read of the code from its storage is not included.",
             "",
             "| handler | cold import |",
             "|---|---:|",

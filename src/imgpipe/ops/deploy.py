@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from imgpipe import index_steps
-from imgpipe.deploy_artifacts import (
+from imgpipe.ops import index_steps
+from imgpipe.ops.deploy_artifacts import (
     DeployError,
     TemplateStore,
     artifacts_bucket_name,

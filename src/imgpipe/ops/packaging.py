@@ -162,8 +162,8 @@ def _python_version(python: Path) -> str | None:
 
 
 def _default_project_dir() -> Path:
-    """The source checkout this module lives in (src/imgpipe/packaging.py -> the project)."""
-    project = Path(__file__).resolve().parents[2]
+    """The source checkout this module lives in (src/imgpipe/ops/packaging.py -> the project)."""
+    project = Path(__file__).resolve().parents[3]
     if not (project / "pyproject.toml").is_file():
         raise PackagingError(f"no pyproject.toml in {project}: pass project_dir")
     return project

@@ -16,7 +16,7 @@ Per image, what the deployed stack (infra/template.yaml) does and what each step
   EventBridge event per finished image; Lambda's reads of the stream are free;
 - X-Ray traces by Lambda's default sampling.
 
-Prices are imgpipe.prices'. A month is 30 days; the free tier is ignored; KB is 1000 bytes,
+Prices are imgpipe.ops.prices'. A month is 30 days; the free tier is ignored; KB is 1000 bytes,
 GB is 2**30 bytes (AWS's GB-month), Lambda's GB-s is MB / 1024.
 """
 
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from imgpipe import prices
+from imgpipe.ops import prices
 
 DAYS_PER_MONTH = 30
 SECONDS_PER_MONTH = DAYS_PER_MONTH * 86_400
@@ -541,7 +541,7 @@ def event_lines(images: float, batches: float) -> list[LineItem]:
 def notes(w: Workload) -> tuple[str, ...]:
     found = [
         f"List prices of {prices.REGION}, checked {prices.PRICES_CHECKED} from published "
-        "pricing guides (src/imgpipe/prices.py): check them against AWS's pricing pages.",
+        "pricing guides (src/imgpipe/ops/prices.py): check them against AWS's pricing pages.",
         f"A month is {DAYS_PER_MONTH} days; the free tier is ignored.",
         f"Storage is month {w.months}'s: the uploads of the months before it plus half of "
         "this month's, nothing deleted.",
