@@ -23,9 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +36,21 @@ import corpus
 import lambda_cost
 import quality
 import webp_search
+from engine_runs import (
+    ENGINE_ENV,
+    OUT,
+    SHARP,
+    Engine,
+    EngineRun,
+    median_engine,
+    py_engine,
+    run_engine,
+    sharp_engine,
+    sharp_ready,
+    side_by_side,
+)
 from engines import imgpipe_engine
+from procs import PeakRss, Run, interleaved, tree_rss_kb
 
 import e2e as e2e_bench
 from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
@@ -46,71 +58,8 @@ from imgpipe.config import Settings
 from imgpipe.core.imaging import RenderOptions
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 # As `imgpipe` itself does (cli.main): fewer glibc arenas, less RSS with libvips threads.
 os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-
-
-# -- measuring a process tree ----------------------------------------------------------------
-
-
-def _tree_rss_kb(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            statm = Path(f"/proc/{entry}/statm").read_text().split()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = int(statm[1]) * PAGE_KB
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
-
-
-class PeakRss:
-    """Samples the tree's RSS every 20 ms while the block runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
-
-
-@dataclass
-class Run:
-    seconds: float
-    peak_mb: float
-
-
-def median_run(runs: list[Run]) -> Run:
-    return Run(
-        statistics.median(r.seconds for r in runs), statistics.median(r.peak_mb for r in runs)
-    )
 
 
 # -- the cases -------------------------------------------------------------------------------
@@ -168,137 +117,7 @@ def pool(kind: str, data: list[bytes], workers: int) -> Run:
     return Run(elapsed, peak.peak_kb / 1024)
 
 
-def interleaved(cases: dict[str, Callable[[], Run]], repeats: int) -> dict[str, Run]:
-    results: dict[str, list[Run]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, case in cases.items():
-            results[name].append(case())
-    return {name: median_run(runs) for name, runs in results.items()}
-
-
 # -- engines side by side --------------------------------------------------------------------
-
-BENCH = Path(__file__).resolve().parent
-SHARP = BENCH / "sharp"
-OUT = BENCH / ".out"
-ENGINE_ENV = {"VIPS_CONCURRENCY": "1", "MALLOC_ARENA_MAX": "2"}
-
-
-@dataclass(frozen=True)
-class Engine:
-    label: str
-    argv: tuple[str, ...]
-    env: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def slug(self) -> str:
-        return "".join(c if c.isalnum() else "-" for c in self.label.lower()).strip("-")
-
-
-def py_engine(label: str, name: str, **env: str) -> Engine:
-    if name.startswith("imgpipe"):
-        variant = "identical" if name.endswith("identical") else "default"
-        env = {**imgpipe_engine.options_env(variant), **env}
-    return Engine(
-        label, (sys.executable, str(BENCH / "engines" / "worker.py"), name), tuple(env.items())
-    )
-
-
-def sharp_engine(label: str, variant: str) -> Engine:
-    return Engine(label, ("node", str(SHARP / "render.mjs"), variant))
-
-
-def sharp_ready() -> str | None:
-    """Install sharp from the lock file if needed; None when ready, else why not."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        return "node/npm not installed"
-    if not (SHARP / "node_modules" / "sharp").is_dir():
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=SHARP,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            return f"npm ci failed: {done.stderr.strip()[-300:]}"
-    return None
-
-
-@dataclass
-class EngineRun:
-    seconds: float  # wall time from "go" to the last report
-    per_image_ms: list[float]
-    peak_rss_mb: float  # the largest of the processes' peak RSS (VmHWM)
-    baseline_rss_mb: float  # the largest of their RSS once imports were done
-    bytes: dict[str, int]
-    sizes: dict[str, dict[str, list[int]]]
-    # CPU ms per image in Pillow's JPEG and WebP encoders (worker.clock_encodes); empty for
-    # sharp, and meaningful only pinned to one core (unpinned, imgpipe's helper thread takes
-    # some encodes out of the clocked thread).
-    encode_ms: list[float]
-
-
-def run_engine(
-    engine: Engine,
-    files: list[Path],
-    procs: int,
-    pin: bool,
-    out: Path | None = None,
-    pad: int = 0,
-) -> EngineRun:
-    """Start `procs` processes of an engine, each with every procs-th file; time them from
-    the moment all are warm and told to go until the last one reports. `pad`: characters of
-    an otherwise unused environment variable (peak_by_layout)."""
-    env = {**os.environ, **ENGINE_ENV, **dict(engine.env)}
-    if pad:
-        env["BENCH_ENV_PAD"] = "x" * pad
-    with tempfile.TemporaryDirectory(prefix="imgpipe-bench-") as tmp:
-        workers = []
-        for n in range(procs):
-            listfile = Path(tmp) / f"list{n}.txt"
-            listfile.write_text("\n".join(map(str, files[n::procs])) + "\n")
-            argv = [*engine.argv, str(listfile)]
-            if out is not None:
-                argv += ["--out", str(out)]
-            if pin:
-                argv = ["taskset", "-c", "0", *argv]
-            workers.append(
-                subprocess.Popen(
-                    argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
-                )
-            )
-        for w in workers:
-            line = w.stdout.readline() if w.stdout else ""
-            if line.strip() != "ready":
-                raise RuntimeError(f"{engine.label} did not start: {line!r}")
-        started = time.perf_counter()
-        for w in workers:
-            assert w.stdin is not None
-            w.stdin.write("go\n")
-            w.stdin.flush()
-        reports = []
-        for w in workers:
-            assert w.stdout is not None
-            reports.append(json.loads(w.stdout.readline()))
-        seconds = time.perf_counter() - started
-        for w in workers:
-            w.wait(30)
-    totals: dict[str, int] = {}
-    sizes: dict[str, dict[str, list[int]]] = {}
-    for r in reports:
-        for key, value in r["bytes"].items():
-            totals[key] = totals.get(key, 0) + value
-        sizes.update(r["sizes"])
-    return EngineRun(
-        seconds,
-        [ms for r in reports for ms in r["per_image_ms"]],
-        max(r["peak_rss_kb"] for r in reports) / 1024,
-        max(r["baseline_rss_kb"] for r in reports) / 1024,
-        totals,
-        sizes,
-        [ms for r in reports for ms in r.get("encode_ms", [])],
-    )
 
 
 # What a rendering process holds, one import at a time (a fresh interpreter, VmRSS after each).
@@ -342,30 +161,6 @@ def import_steps() -> list[tuple[str, float]]:
     )
     kb = json.loads(done.stdout)
     return [(what, (kb[i] - (kb[i - 1] if i else 0)) / 1024) for i, (what, _) in enumerate(steps)]
-
-
-def median_engine(runs: list[EngineRun]) -> EngineRun:
-    ordered = sorted(runs, key=lambda r: r.seconds)
-    middle = ordered[len(ordered) // 2]
-    return EngineRun(
-        middle.seconds,
-        middle.per_image_ms,
-        statistics.median(r.peak_rss_mb for r in runs),
-        statistics.median(r.baseline_rss_mb for r in runs),
-        middle.bytes,
-        middle.sizes,
-        middle.encode_ms,
-    )
-
-
-def side_by_side(
-    engines: list[Engine], files: list[Path], procs: int, pin: bool, repeats: int
-) -> dict[str, EngineRun]:
-    runs: dict[str, list[EngineRun]] = {e.label: [] for e in engines}
-    for _ in range(repeats):
-        for engine in engines:
-            runs[engine.label].append(run_engine(engine, files, procs, pin))
-    return {label: median_engine(r) for label, r in runs.items()}
 
 
 # How a process is started (its environment, working directory, PYTHONPATH) shifts where
@@ -597,7 +392,7 @@ def main() -> None:
             {f"--jobs {j}": (lambda j=j: cli_process(files, j)) for j in (1, 2)}, args.repeats
         )
         data = [f.read_bytes() for f in files]
-        baseline_mb = _tree_rss_kb(os.getpid()) / 1024
+        baseline_mb = tree_rss_kb(os.getpid()) / 1024
         pools = interleaved(
             {k: (lambda k=k: pool(k, data, 2)) for k in ("threads", "processes")}, args.repeats
         )
