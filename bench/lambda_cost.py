@@ -22,7 +22,7 @@ from pathlib import Path
 
 # The prices live in one file (imgpipe.ops.prices, dated, with where they come from) and the
 # template's figures in imgpipe.ops.cost (a unit test checks them against infra/template.yaml);
-# bench/run.py reads them from here under these names.
+# bench/report/aws_lambda.py reads them from here under these names.
 from imgpipe.ops import prices
 from imgpipe.ops.cost import BATCH_SIZE, WORKER_MEMORY_MB
 
