@@ -3,10 +3,10 @@ the cost per 1M images from a measured per-image duration x memory at arm64 pric
 
     python bench/lambda_cost.py [--render-ms 350]
 
-The zip is built by imgpipe.packaging.build_lambda_zip, as `imgpipe deploy` builds it: once for
-arm64 (what deploys; its size is reported) and once for x86_64 (this machine's architecture),
-which is unpacked and imported by a fresh python3.13 each time, with boto3 on a path of its own
-as Lambda's runtime provides it. x86 timings stand in for arm64 ones.
+The zip is built by imgpipe.ops.packaging.build_lambda_zip, as `imgpipe deploy` builds it: once
+for arm64 (what deploys; its size is reported) and once for x86_64 (this machine's
+architecture), which is unpacked and imported by a fresh python3.13 each time, with boto3 on a
+path of its own as Lambda's runtime provides it. x86 timings stand in for arm64 ones.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# The prices live in one file (imgpipe.prices, dated, with where they come from) and the
-# template's figures in imgpipe.cost (a unit test checks them against infra/template.yaml);
-# bench/run.py reads them from here under these names.
-from imgpipe import prices
-from imgpipe.cost import BATCH_SIZE, WORKER_MEMORY_MB
+# The prices live in one file (imgpipe.ops.prices, dated, with where they come from) and the
+# template's figures in imgpipe.ops.cost (a unit test checks them against infra/template.yaml);
+# bench/report/aws_lambda.py reads them from here under these names.
+from imgpipe.ops import prices
+from imgpipe.ops.cost import BATCH_SIZE, WORKER_MEMORY_MB
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / ".lambda"
@@ -68,7 +68,7 @@ def _template_memory() -> tuple[int, str]:
 
 
 def _build(arch: str, out: Path) -> Path:
-    from imgpipe.packaging import build_lambda_zip
+    from imgpipe.ops.packaging import build_lambda_zip
 
     return build_lambda_zip(out, arch=arch)  # type: ignore[arg-type]
 
@@ -105,7 +105,7 @@ def _import_ms(
 
 
 def measure(repeats: int = 9) -> LambdaReport:
-    from imgpipe.packaging import find_python
+    from imgpipe.ops.packaging import find_python
 
     python = find_python("3.13")
     if python is None:

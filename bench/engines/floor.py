@@ -8,7 +8,7 @@ at the largest DCT scale that still covers 1600 px, EXIF-rotate and Lanczos3 to 
 No limits, no colour-space
 normalisation, no metadata (hashes, EXIF parsing), no error translation.
 
-Knobs (bench/run.py's optimisation table):
+Knobs (the optimisation table: bench/sections/levers.py):
     shrink   "fast" (above), "libvips" (thumbnail_source's own choice, which keeps a factor
              of 2 for the resize), "none" (decode at full size)
     cascade  false: each size from the original again (three thumbnail_source calls)

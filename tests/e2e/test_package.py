@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from imagegen import photo_jpeg
-from imgpipe.packaging import build_lambda_zip, find_python, pip_platforms
+from imgpipe.ops.packaging import build_lambda_zip, find_python, pip_platforms
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ from contract.metadata_store_contract import make_record
 from imgpipe.adapters.aws import dynamodb_store
 from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
 from imgpipe.core.model import ImageRecord, Status
-from imgpipe.deploy import (
+from imgpipe.ops.deploy import (
     artifacts_bucket_name,
     deploy_stack,
     ensure_artifacts_bucket,

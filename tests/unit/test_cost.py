@@ -1,4 +1,4 @@
-"""imgpipe.cost: the arithmetic against a case computed by hand, that it scales with the
+"""imgpipe.ops.cost: the arithmetic against a case computed by hand, that it scales with the
 workload, and that the figures it takes from infra/template.yaml and the code are theirs."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from cfnlint.decode import decode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgpipe import cost, prices
-from imgpipe.cost import Workload, estimate
+from imgpipe.ops import cost, prices
+from imgpipe.ops.cost import Workload, estimate
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "template.yaml"
 

@@ -19,7 +19,14 @@ from cfnlint.decode import decode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgpipe.index_steps import LiveTable, Step, dump_template, load_template, plan, step_template
+from imgpipe.ops.index_steps import (
+    LiveTable,
+    Step,
+    dump_template,
+    load_template,
+    plan,
+    step_template,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "template.yaml"

@@ -277,7 +277,7 @@ def package(
     ] = False,
 ) -> None:
     """Build the Lambda zip for python3.13 (pip --platform, no Docker)."""
-    from imgpipe.packaging import PackagingError, build_lambda_zip
+    from imgpipe.ops.packaging import PackagingError, build_lambda_zip
 
     if arch not in ("arm64", "x86_64"):
         err.print(f"[red]--arch must be arm64 or x86_64, not {arch!r}[/red]")
@@ -311,9 +311,9 @@ def deploy(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from imgpipe.core.errors import ImgpipeError
-    from imgpipe.deploy import DeployError, deploy_stack
-    from imgpipe.index_steps import IndexStepError
-    from imgpipe.packaging import PackagingError, build_lambda_zip
+    from imgpipe.ops.deploy import DeployError, deploy_stack
+    from imgpipe.ops.index_steps import IndexStepError
+    from imgpipe.ops.packaging import PackagingError, build_lambda_zip
 
     params = _parse_params(param or [])
     if config is not None:
@@ -626,7 +626,7 @@ def cost(
     """Estimate the monthly AWS bill of a workload: list prices, no free tier, 30-day month."""
     from dataclasses import replace
 
-    from imgpipe import cost as costs
+    from imgpipe.ops import cost as costs
 
     settings = _settings(config)
     try:

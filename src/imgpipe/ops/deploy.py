@@ -6,7 +6,7 @@ update the stack through a CloudFormation change set, wait, and return the stack
       upload the zip under lambda/{sha256}.zip and the template under templates/{sha256}.yaml:
         content-addressed, so an unchanged build is an unchanged CodeKey and no code update
       create a change set: CREATE for a new stack (or one left in REVIEW_IN_PROGRESS), UPDATE
-        otherwise, keeping the previous value of every parameter not given
+        otherwise, keeping the previous value of every parameter not given (change_sets)
       wait for it; "no changes" deletes it and returns the current outputs
       execute it, wait for CREATE_COMPLETE / UPDATE_COMPLETE, or raise with the failed events
       an update that would create or delete more than one index of a live DynamoDB table is
@@ -19,17 +19,13 @@ The boto3 clients are the caller's (made once, for one region); nothing here mak
 from __future__ import annotations
 
 import logging
-import secrets
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from imgpipe import index_steps
-from imgpipe.deploy_artifacts import (
+from imgpipe.ops import index_steps
+from imgpipe.ops.change_sets import StackUpdates, describe_stack
+from imgpipe.ops.deploy_artifacts import (
     DeployError,
     TemplateStore,
     artifacts_bucket_name,
@@ -39,7 +35,6 @@ from imgpipe.deploy_artifacts import (
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
-    from mypy_boto3_cloudformation.literals import CapabilityType, ChangeSetTypeType
     from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, StackTypeDef
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
@@ -55,16 +50,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES: list[CapabilityType] = [
-    "CAPABILITY_IAM",
-    "CAPABILITY_NAMED_IAM",
-    "CAPABILITY_AUTO_EXPAND",
-]
 CODE_PARAMETERS = ("CodeBucket", "CodeKey")
 # A stack in one of these can take no change set until someone deletes or repairs it.
 DEAD_ENDS = frozenset({"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"})
-DEPLOYED = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE"})
-NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 # Called with a table's name and the indexes an update added to it, once they are ACTIVE.
 IndexesAdded = Callable[[str, tuple[str, ...]], None]
 
@@ -96,29 +84,19 @@ def deploy_stack(
     its indexes ACTIVE, `on_indexes_added(table, indexes)` is called for each table that gained
     any (records written before an index existed lack its keys: the caller backfills them).
     """
-    taken = sorted(set(params) & set(CODE_PARAMETERS))
-    if taken:
-        raise ValueError(f"{', '.join(taken)} are set by deploy itself")
+    _refuse_code_parameters(params)
     region = region or s3_client.meta.region_name
-    account: str | None = None
-    if artifacts_bucket is None:
-        if sts_client is None:
-            raise ValueError("pass sts_client (the bucket is named after the account) or a bucket")
-        account = sts_client.get_caller_identity()["Account"]
-        artifacts_bucket = artifacts_bucket_name(account, region)
-
-    ensure_artifacts_bucket(s3_client, artifacts_bucket, region=region, account=account)
-    code_key = upload_artifact(s3_client, artifacts_bucket, zip_path, "lambda", account=account)
-    store = TemplateStore(s3_client, artifacts_bucket, region, account)
+    store = _artifacts_store(s3_client, sts_client, artifacts_bucket, region)
+    code_key = upload_artifact(s3_client, store.bucket, zip_path, "lambda", account=store.account)
     template_url = store.template_url(template)
 
-    existing = _describe(cfn_client, stack)
+    existing = describe_stack(cfn_client, stack)
     updating = _updatable(stack, existing)
-    values = {**params, "CodeBucket": artifacts_bucket, "CodeKey": code_key}
+    values = {**params, "CodeBucket": store.bucket, "CodeKey": code_key}
     parameters: list[ParameterTypeDef] = [
         {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(values.items())
     ]
-    run = _Run(cfn_client, dynamodb_client, stack, poll_s, timeout_s)
+    run = StackUpdates(cfn_client, dynamodb_client, stack, poll_s, timeout_s)
     tables: list[index_steps.LiveTable] = []
     if updating and existing is not None:
         parameters += _previous_values(cfn_client, existing, template_url, values)
@@ -131,11 +109,45 @@ def deploy_stack(
         f"imgpipe deploy, code {code_key}",
         wait=wait,
     )
+    _after_update(run, tables, on_indexes_added, wait=wait)
+    return outputs
+
+
+def _refuse_code_parameters(params: dict[str, str]) -> None:
+    """The code's bucket and key are the uploaded zip's: a caller's value would be overwritten."""
+    taken = sorted(set(params) & set(CODE_PARAMETERS))
+    if taken:
+        raise ValueError(f"{', '.join(taken)} are set by deploy itself")
+
+
+def _artifacts_store(
+    s3_client: S3Client, sts_client: STSClient | None, bucket: str | None, region: str
+) -> TemplateStore:
+    """The artifacts bucket, made if need be: the one given, or the account's (which STS tells;
+    knowing the account, every call checks the bucket is that account's)."""
+    account: str | None = None
+    if bucket is None:
+        if sts_client is None:
+            raise ValueError("pass sts_client (the bucket is named after the account) or a bucket")
+        account = sts_client.get_caller_identity()["Account"]
+        bucket = artifacts_bucket_name(account, region)
+    ensure_artifacts_bucket(s3_client, bucket, region=region, account=account)
+    return TemplateStore(s3_client, bucket, region, account)
+
+
+def _after_update(
+    run: StackUpdates,
+    tables: list[index_steps.LiveTable],
+    on_indexes_added: IndexesAdded | None,
+    *,
+    wait: bool,
+) -> None:
+    """Waited for: the indexes, then the backfill callback. Not waited for: the caller is told
+    that a backfill is due once the stack is done."""
     if wait:
         _indexes_done(run, tables, on_indexes_added)
     elif any(t.added for t in tables):
         log.info("indexes added: run `imgpipe backfill --index-keys` once the stack is done")
-    return outputs
 
 
 def _updatable(stack: str, existing: StackTypeDef | None) -> bool:
@@ -149,7 +161,7 @@ def _updatable(stack: str, existing: StackTypeDef | None) -> bool:
 
 
 def _step_indexes(
-    run: _Run,
+    run: StackUpdates,
     store: TemplateStore,
     existing: StackTypeDef,
     template: Path,
@@ -167,7 +179,7 @@ def _step_indexes(
 
 
 def _indexes_done(
-    run: _Run, tables: list[index_steps.LiveTable], on_indexes_added: IndexesAdded | None
+    run: StackUpdates, tables: list[index_steps.LiveTable], on_indexes_added: IndexesAdded | None
 ) -> None:
     """Wait for the indexes the last update changed; then report the tables that gained any."""
     changed = [t for t in tables if t.added or t.removed]
@@ -199,7 +211,7 @@ def _previous_values(
 
 
 def _run_index_steps(
-    run: _Run,
+    run: StackUpdates,
     store: TemplateStore,
     existing: StackTypeDef,
     new_template: index_steps.Template,
@@ -241,136 +253,3 @@ def _run_index_steps(
                 poll_s=run.poll_s,
                 timeout_s=run.timeout_s,
             )
-
-
-@dataclass(frozen=True)
-class _Run:
-    """One deploy's stack updates: a change set each, executed and waited for."""
-
-    cfn_client: CloudFormationClient
-    dynamodb_client: DynamoDBClient | None
-    stack: str
-    poll_s: float
-    timeout_s: float
-
-    def dynamodb(self) -> DynamoDBClient:
-        if self.dynamodb_client is None:
-            raise ValueError(
-                "pass dynamodb_client: the template has DynamoDB tables, and CloudFormation "
-                "adds or removes one index of a table per update"
-            )
-        return self.dynamodb_client
-
-    def change(
-        self,
-        template_url: str,
-        parameters: list[ParameterTypeDef],
-        change_type: ChangeSetTypeType,
-        description: str,
-        *,
-        wait: bool,
-    ) -> dict[str, str]:
-        """Create, execute and (with `wait`) wait for one change set; the stack's outputs."""
-        cfn, stack = self.cfn_client, self.stack
-        name = f"imgpipe-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
-        log.info("creating change set %s (%s) for stack %s", name, change_type, stack)
-        change_set_id = cfn.create_change_set(
-            StackName=stack,
-            ChangeSetName=name,
-            ChangeSetType=change_type,
-            TemplateURL=template_url,
-            Parameters=parameters,
-            Capabilities=CAPABILITIES,
-            Description=description,
-        )["Id"]
-        if not _wait_for_change_set(cfn, change_set_id, stack, self.poll_s, self.timeout_s):
-            log.info("stack %s is up to date", stack)
-            cfn.delete_change_set(ChangeSetName=change_set_id, StackName=stack)
-            return _outputs(_describe(cfn, stack))
-        started = time.time()
-        cfn.execute_change_set(ChangeSetName=change_set_id, StackName=stack)
-        if not wait:
-            return _outputs(_describe(cfn, stack))
-        final = _wait_for_stack(cfn, stack, self.poll_s, self.timeout_s)
-        if final["StackStatus"] not in DEPLOYED:
-            raise DeployError(
-                f"stack {stack} ended {final['StackStatus']}:\n" + _failures(cfn, stack, started)
-            )
-        return _outputs(final)
-
-
-def _describe(cfn_client: CloudFormationClient, stack: str) -> StackTypeDef | None:
-    try:
-        stacks = cfn_client.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        if "does not exist" in str(exc.response.get("Error", {}).get("Message", "")):
-            return None
-        raise
-    return stacks[0] if stacks else None
-
-
-def _outputs(stack: StackTypeDef | None) -> dict[str, str]:
-    if stack is None:
-        return {}
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
-def _wait_for_change_set(
-    cfn_client: CloudFormationClient,
-    change_set_id: str,
-    stack: str,
-    poll_s: float,
-    timeout_s: float,
-) -> bool:
-    """True when the change set is ready to execute; False when CloudFormation found no change.
-
-    A ready change set may list no resource change and still matter (new outputs), so only
-    CloudFormation's own "no changes" failure counts as nothing to do."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = cfn_client.describe_change_set(ChangeSetName=change_set_id, StackName=stack)
-        status = found["Status"]
-        if status == "CREATE_COMPLETE":
-            return True
-        if status == "FAILED":
-            reason = found.get("StatusReason", "")
-            if any(text in reason for text in NO_CHANGES):
-                return False
-            raise DeployError(f"change set for {stack} failed: {reason}")
-        if time.monotonic() > deadline:
-            raise DeployError(f"change set for {stack} still {status} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
-
-
-def _wait_for_stack(
-    cfn_client: CloudFormationClient, stack: str, poll_s: float, timeout_s: float
-) -> StackTypeDef:
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while True:
-        found = _describe(cfn_client, stack)
-        if found is None:
-            raise DeployError(f"stack {stack} disappeared")
-        status = found["StackStatus"]
-        if status != last:
-            log.info("stack %s: %s", stack, status)
-            last = status
-        if not status.endswith("_IN_PROGRESS"):
-            return found
-        if time.monotonic() > deadline:
-            raise DeployError(f"stack {stack} still {status} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
-
-
-def _failures(cfn_client: CloudFormationClient, stack: str, since: float) -> str:
-    """The failed resource events of this deployment, oldest first."""
-    lines: list[str] = []
-    for event in cfn_client.describe_stack_events(StackName=stack).get("StackEvents", []):
-        if event["Timestamp"].timestamp() < since - 60:
-            break
-        if event.get("ResourceStatus", "").endswith("_FAILED"):
-            lines.append(
-                f"  {event.get('LogicalResourceId')} {event.get('ResourceStatus')}: "
-                f"{event.get('ResourceStatusReason', '')}"
-            )
-    return "\n".join(reversed(lines)) or "  (no failed resource events)"

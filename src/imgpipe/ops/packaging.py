@@ -6,8 +6,9 @@
         (--platform manylinux_2_x_<machine> --implementation cp --python-version 3.13
         --only-binary=:all:): no Docker, no compiler, whatever machine builds it
       drop what Lambda's python runtime already has: boto3, botocore, s3transfer and whatever
-        only they need (the others' dependencies stay, e.g. jmespath for Powertools)
-      strip what is never imported at run time: tests/, __pycache__/, bin/
+        only they need (the others' dependencies stay, e.g. jmespath for Powertools), and
+        what only the local commands import (site_trim)
+      strip what is never imported at run time: tests/, __pycache__/, bin/ (site_trim)
       compile bytecode for the target Python when an interpreter of that version is at hand
         (/var/task is read-only: without .pyc files every cold start compiles every module)
       write a deterministic zip: sorted entries, fixed timestamps and permissions
@@ -20,7 +21,6 @@ PyPI's newest, as checkov pins it). Pass `include_sdk=True` to ship a pinned cop
 
 from __future__ import annotations
 
-import email.parser
 import os
 import re
 import shutil
@@ -29,9 +29,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
+
+from imgpipe.ops.site_trim import REQUIREMENT_NAME, only_through, remove_distribution, strip
 
 Arch = Literal["arm64", "x86_64"]
 
@@ -62,13 +63,10 @@ MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 LAMBDA_TASK_ROOT = "/var/task"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 PROJECT_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "setup.py", "MANIFEST.in")
-STRIPPED_DIRS = frozenset({"__pycache__", "tests"})
 # Dependencies published only as source (pyvips) are built here, as long as they are pure.
 MAX_SOURCE_BUILDS = 5
 
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _NO_WHEEL = re.compile(r"No matching distribution found for (\S+)")
-_EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 
 
 class PackagingError(RuntimeError):
@@ -95,12 +93,12 @@ def build_lambda_zip(
         wheel = _build_project_wheel(project, work / "wheel")
         site = work / "site"
         _pip_install_for_target(f"{wheel}[aws]", site, arch=arch, python_version=python_version)
-        unused = _only_through(site, "imgpipe", LOCAL_ONLY)
+        unused = only_through(site, "imgpipe", LOCAL_ONLY)
         if not include_sdk:
-            unused |= _only_through(site, "imgpipe", RUNTIME_SDK)
+            unused |= only_through(site, "imgpipe", RUNTIME_SDK)
         for name in sorted(unused):
-            _remove_distribution(site, name)
-        _strip(site)
+            remove_distribution(site, name)
+        strip(site)
         if compile_bytecode:
             _compile(site, python_version)
         unzipped = sum(p.stat().st_size for p in _files(site))
@@ -162,8 +160,8 @@ def _python_version(python: Path) -> str | None:
 
 
 def _default_project_dir() -> Path:
-    """The source checkout this module lives in (src/imgpipe/packaging.py -> the project)."""
-    project = Path(__file__).resolve().parents[2]
+    """The source checkout this module lives in (src/imgpipe/ops/packaging.py -> the project)."""
+    project = Path(__file__).resolve().parents[3]
     if not (project / "pyproject.toml").is_file():
         raise PackagingError(f"no pyproject.toml in {project}: pass project_dir")
     return project
@@ -246,7 +244,7 @@ def _build_pure_wheel(spec: str, wheelhouse: Path) -> None:
     """A wheel of `spec` from its source distribution, which must be pure Python: a compiled
     one would be for this machine, not Lambda's. pkg-config is pointed at an empty folder so
     that a binding like pyvips takes its ABI (pure) mode even where the C headers exist."""
-    matched = _NAME.match(spec)
+    matched = REQUIREMENT_NAME.match(spec)
     if matched is None:
         raise PackagingError(f"cannot build {spec!r}: not a requirement")
     name = matched.group(1)
@@ -279,97 +277,6 @@ def _build_pure_wheel(spec: str, wheelhouse: Path) -> None:
                 f"{spec} has no wheel for the target and its source builds a platform wheel "
                 f"({wheel.name}): it cannot be cross-installed without Docker"
             )
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _installed(site: Path) -> dict[str, tuple[Path, set[str], dict[str, set[str]]]]:
-    """Each distribution in `site`: its dist-info, its plain dependencies, those per extra."""
-    found: dict[str, tuple[Path, set[str], dict[str, set[str]]]] = {}
-    parser = email.parser.HeaderParser()
-    for info in site.glob("*.dist-info"):
-        meta = parser.parsestr((info / "METADATA").read_text(encoding="utf-8"))
-        plain: set[str] = set()
-        by_extra: dict[str, set[str]] = {}
-        for requirement in meta.get_all("Requires-Dist") or []:
-            spec, _, marker = requirement.partition(";")
-            matched = _NAME.match(spec)
-            if matched is None:
-                continue
-            extra = _EXTRA.search(marker)
-            if extra:
-                by_extra.setdefault(_canonical(extra.group(1)), set()).add(
-                    _canonical(matched.group(1))
-                )
-            else:
-                # Other markers (python_version, sys_platform) are taken as true: keeping a
-                # dependency too many is harmless, dropping one in use is not.
-                plain.add(_canonical(matched.group(1)))
-        found[_canonical(meta["Name"])] = (info, plain, by_extra)
-    return found
-
-
-def _only_through(site: Path, root: str, names: Iterable[str]) -> set[str]:
-    """`names` and what nothing else needs: the distributions reachable from `root` (with
-    its aws extra) only through `names`."""
-    installed = _installed(site)
-    through = {_canonical(n) for n in names}
-
-    def reachable(start: Iterable[str], blocked: set[str]) -> set[str]:
-        seen: set[str] = set()
-        todo = [n for n in start if n not in blocked]
-        while todo:
-            name = todo.pop()
-            if name in seen or name not in installed:
-                continue
-            seen.add(name)
-            todo.extend(d for d in installed[name][1] if d not in blocked)
-        return seen
-
-    _, root_plain, root_extras = installed[_canonical(root)]
-    root_deps = root_plain | root_extras.get("aws", set())
-    needed_elsewhere = reachable(root_deps, blocked=through) | {_canonical(root)}
-    return reachable(through & set(installed), blocked=set()) - needed_elsewhere
-
-
-def _remove_distribution(site: Path, name: str) -> None:
-    info = _installed(site)[name][0]
-    record = info / "RECORD"
-    for line in record.read_text(encoding="utf-8").splitlines():
-        relative = line.rsplit(",", 2)[0] if line else ""
-        path = (site / relative).resolve()
-        if relative and path.is_relative_to(site.resolve()) and path.is_file():
-            path.unlink()
-    shutil.rmtree(info, ignore_errors=True)
-    _remove_empty_dirs(site)
-
-
-def _remove_empty_dirs(root: Path) -> None:
-    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
-        if not any(directory.iterdir()):
-            directory.rmdir()
-
-
-def _strip(site: Path) -> None:
-    """Remove what is never imported on Lambda: test suites, foreign bytecode, scripts."""
-    shutil.rmtree(site / "bin", ignore_errors=True)
-    for directory in sorted((p for p in site.rglob("*") if p.is_dir()), reverse=True):
-        if directory.name in STRIPPED_DIRS and directory.exists():
-            shutil.rmtree(directory)
-    for stray in site.rglob("*.pyc"):
-        stray.unlink()
-    # PEP 610's record of where a wheel came from: a temporary path here, different each build.
-    for direct_url in site.glob("*.dist-info/direct_url.json"):
-        direct_url.unlink()
-        record = direct_url.parent / "RECORD"
-        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-        record.write_text(
-            "".join(line for line in lines if not line.split(",", 1)[0].endswith(direct_url.name)),
-            encoding="utf-8",
-        )
-    _remove_empty_dirs(site)
 
 
 def _compile(site: Path, python_version: str) -> None:
