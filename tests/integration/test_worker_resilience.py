@@ -238,3 +238,46 @@ def test_a_second_version_waits_only_as_long_as_the_first_is_processed(
 
 def _is_version(record: ImageRecord | None, sequencer: str | None) -> bool:
     return record is not None and record.sequencer == sequencer
+
+
+def test_a_connection_opened_while_the_database_was_read_only_recovers(tmp_path: Path) -> None:
+    from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
+    from imgpipe.core.errors import StoreUnavailableError
+
+    # GIVEN a queue whose database file and WAL are made immutable
+    queue = SqliteJobQueue(tmp_path / "q.db", busy_timeout_s=0.2)
+    queue.send({"type": "removed", "key": "uploads/a/b.jpg"})
+    db = tmp_path / "q.db"
+    if not _chattr_works(db):
+        message = "needs root and chattr on a file system with the immutable flag"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run this: {message}")
+        pytest.skip(message)
+    files = [db, db.with_name(db.name + "-wal")]
+    outcomes: list[str] = []
+
+    def a_thread_that_starts_during_the_fault(writable: threading.Event) -> None:
+        # ... and a thread whose first use of the database (its connection) falls in it
+        outcomes.append(f"stats {queue.stats().visible}")
+        assert writable.wait(DEADLINE_S)
+        for _ in range(3):  # as a job thread retries
+            try:
+                outcomes.append(f"received {len(queue.receive(1, 30))}")
+                return
+            except StoreUnavailableError as exc:
+                outcomes.append(f"failed: {exc}")
+
+    writable = threading.Event()
+    thread = threading.Thread(target=a_thread_that_starts_during_the_fault, args=(writable,))
+    subprocess.run(["chattr", "+i", *map(str, files)], check=True)
+    try:
+        thread.start()
+        wait_for(lambda: len(outcomes) == 1, "the thread read the database")
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, files)], check=True)
+    # WHEN the files are writable again THEN the thread's retries get through
+    writable.set()
+    thread.join(DEADLINE_S)
+    assert outcomes[0] == "stats 1"
+    assert outcomes[-1] == "received 1", outcomes
+    queue.close()

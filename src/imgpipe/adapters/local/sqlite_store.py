@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import contextlib
 import json
 import sqlite3
 import threading
@@ -27,6 +28,9 @@ from imgpipe.core.similarity import PhashHit
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 10.0
+# SQLite's primary result codes after which a connection is opened anew: SQLITE_READONLY and
+# SQLITE_CANTOPEN (the extended codes carry them in their low byte).
+_REOPEN_AFTER = frozenset({8, 14})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS image_records (
@@ -133,23 +137,48 @@ class SqliteConnections:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, taken at once (`BEGIN IMMEDIATE`), so it never has to upgrade."""
         conn = self.connection()
-        with _translated(self.db_path):
+        with self._translated():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with _translated(self.db_path):
+        with self._translated():
             return fn(self.connection())
 
     def executescript(self, script: str) -> None:
-        with _translated(self.db_path):
+        with self._translated():
             self.connection().executescript(script)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """SQLite's busy and I/O errors become StoreUnavailableError (transient: retry later).
+        After a read-only or cannot-open error the thread's connection is dropped: a connection
+        opened while the files were read-only (made immutable, say) keeps failing "attempt to
+        write a readonly database" after they are writable again; a new one does not. (One
+        opened before only sees I/O errors meanwhile, and recovers by itself.)"""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _REOPEN_AFTER:
+                self._drop_connection()
+            raise StoreUnavailableError(f"{self.db_path}: {exc}") from exc
+
+    def _drop_connection(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            self._all = [(t, c) for t, c in self._all if c is not conn]
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def close(self) -> None:
         with self._lock:
@@ -157,15 +186,6 @@ class SqliteConnections:
             for _, conn in self._all:
                 conn.close()
             self._all = []
-
-
-@contextmanager
-def _translated(db_path: Path) -> Iterator[None]:
-    """SQLite's busy and I/O errors become StoreUnavailableError (transient: retry later)."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        raise StoreUnavailableError(f"{db_path}: {exc}") from exc
 
 
 def encode_cursor(uploaded_at: str, image_id: str) -> str:
