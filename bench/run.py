@@ -43,7 +43,6 @@ from engines import imgpipe_engine
 import e2e as e2e_bench
 from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
 from imgpipe.config import Settings
-from imgpipe.core.imaging import RenderOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -146,7 +145,7 @@ def cli_process(files: list[Path], jobs: int) -> Run:
 def pool(kind: str, data: list[bytes], workers: int) -> Run:
     """The serve worker pool's rendering: N threads rendering in-process (libvips releases the
     GIL) against N threads each driving a rendering process."""
-    options = RenderOptions.from_settings(Settings())
+    options = Settings().render_options()
     renderer: InProcessRenderer | SubprocessRenderer
     if kind == "threads":
         renderer = InProcessRenderer()

@@ -39,9 +39,9 @@ from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import Settings, load_settings
 from imgpipe.core.errors import TransientError
 from imgpipe.core.events import image_event
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status
 from imgpipe.core.ports import NullMetrics
+from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.entrypoints import lambda_events
 from imgpipe.service import ImageService
 from motoserver import REGION, aws, drain_queue, moto_endpoint, rule_to_queue, unique

@@ -44,7 +44,7 @@ sys.path.insert(0, sys.argv[1])
 from imgpipe.config import Settings
 from imgpipe.core import imaging
 source, out = Path(sys.argv[2]), Path(sys.argv[3])
-options = imaging.RenderOptions.from_settings(Settings())
+options = Settings().render_options()
 started = time.perf_counter()
 result = imaging.render(source.read_bytes(), options)
 seconds = time.perf_counter() - started

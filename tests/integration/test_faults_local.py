@@ -45,9 +45,9 @@ from imgpipe.core.errors import (
     WorkerCrashedError,
 )
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status, utcnow
+from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.entrypoints.local_worker import LocalWorkerPool
 from imgpipe.service import ImageService, event_from_info, removed_message
 

@@ -20,7 +20,7 @@ from imgpipe.bootstrap import LocalApp
 from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core import geometry
 from imgpipe.core.errors import ImageError
-from imgpipe.core.imaging import RenderOptions, render
+from imgpipe.core.imaging import render
 from imgpipe.core.model import Status
 from imgpipe.service import event_from_info
 
@@ -28,7 +28,7 @@ from imgpipe.service import event_from_info
 pytestmark = pytest.mark.timeout(30)
 
 CASES = hostile.corpus()
-OPTIONS = RenderOptions.from_settings(Settings())
+OPTIONS = Settings().render_options()
 PIL_FORMAT = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG", "avif": "AVIF"}
 MAX_MESSAGE = 300
 
@@ -191,11 +191,12 @@ _RENDER_SCRIPT = """
 import sys
 from imgpipe.config import Settings
 from imgpipe.core.errors import ImageError
-from imgpipe.core.imaging import RenderOptions, render
+from imgpipe.core.imaging import render
+from imgpipe.core.rendering import RenderOptions
 
 data = open(sys.argv[1], "rb").read()
 try:
-    render(data, RenderOptions.from_settings(Settings()))
+    render(data, Settings().render_options())
 except ImageError:
     pass
 """

@@ -16,9 +16,9 @@ import imagegen as gen
 from imgpipe.config import Settings
 from imgpipe.core import imaging
 from imgpipe.core.errors import ProcessingError
-from imgpipe.core.imaging import RenderOptions, render
+from imgpipe.core.imaging import render
 
-DEFAULTS = RenderOptions.from_settings(Settings())
+DEFAULTS = Settings().render_options()
 
 
 @pytest.fixture(scope="module")

@@ -29,17 +29,16 @@ from imgpipe.core.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
-from imgpipe.core.imaging import (
+from imgpipe.core.imaging import check_header, parse_exif, probe, render
+from imgpipe.core.rendering import (
     EncodedRendition,
+    MetadataRules,
+    RenderLimits,
     RenderOptions,
-    check_header,
-    parse_exif,
-    probe,
-    render,
+    RenderPreset,
 )
-from imgpipe.core.render_settings import MetadataRules, RenderLimits, RenderPreset
 
-DEFAULTS = RenderOptions.from_settings(Settings())
+DEFAULTS = Settings().render_options()
 ALL_FORMATS = RenditionSpec(
     name="all", width=64, height=64, formats=["jpeg", "webp", "png", "avif"]
 )
@@ -53,8 +52,8 @@ def options(
     background: tuple[int, int, int] = (255, 255, 255),
 ) -> RenderOptions:
     return RenderOptions(
-        renditions=tuple(RenderPreset.of(spec) for spec in specs) or DEFAULTS.renditions,
-        limits=RenderLimits.of(limits or Limits()),
+        renditions=tuple(spec.render_preset() for spec in specs) or DEFAULTS.renditions,
+        limits=(limits or Limits()).render_limits(),
         metadata=MetadataRules(keep_gps=keep_gps, strip_exif=strip_exif),
         background=background,
     )
@@ -355,7 +354,7 @@ def test_a_claimed_60000_square_jpeg_is_refused_from_its_header_fast() -> None:
     data = gen.claimed_size_jpeg(60000, 60000)
     assert len(data) < 1000
     for call in (
-        lambda: check_header(data, RenderLimits.of(Limits())),
+        lambda: check_header(data, Limits().render_limits()),
         lambda: probe(data, DEFAULTS),
         lambda: render(data, DEFAULTS),
     ):
@@ -374,9 +373,9 @@ def test_check_header_reads_size_and_frames() -> None:
 
 def test_pixel_limit_counts_frames() -> None:
     data = gen.animated_gif(40, 30, frames=3)  # 1,200 pixels a frame, 3,600 in all
-    check_header(data, RenderLimits.of(Limits(max_pixels=3600)))
+    check_header(data, Limits(max_pixels=3600).render_limits())
     with pytest.raises(TooManyPixelsError, match="3 frames"):
-        check_header(data, RenderLimits.of(Limits(max_pixels=3000)))
+        check_header(data, Limits(max_pixels=3000).render_limits())
 
 
 def test_frame_limit() -> None:
@@ -388,7 +387,7 @@ def test_byte_limit() -> None:
     data = gen.photo_jpeg(64, 64)
     with pytest.raises(TooLargeError):
         render(data, options(limits=Limits(max_bytes=len(data) - 1)))
-    check_header(data, RenderLimits.of(Limits(max_bytes=len(data))))
+    check_header(data, Limits(max_bytes=len(data)).render_limits())
 
 
 @pytest.mark.parametrize("make", [gen.heic, gen.avif])
@@ -543,7 +542,7 @@ def test_a_render_loads_no_numpy() -> None:
     code = (
         "import io, sys; from PIL import Image;"
         "from imgpipe.config import Settings; from imgpipe.core import imaging;"
-        "opts = imaging.RenderOptions.from_settings(Settings());"
+        "opts = Settings().render_options();"
         "out = io.BytesIO(); Image.new('RGBA', (64, 48), (9, 99, 199, 120)).save(out, 'PNG');"
         "result = imaging.render(out.getvalue(), opts);"
         "print(len(result.renditions), result.metadata.phash is not None, 'numpy' in sys.modules)"
@@ -987,7 +986,7 @@ def test_glibc_malloc_trim_is_found() -> None:
 
 def test_render_options_from_settings() -> None:
     settings = Settings(background=(1, 2, 3), metadata={"keep_gps": True})
-    opts = RenderOptions.from_settings(settings)
+    opts = settings.render_options()
     assert [r.name for r in opts.renditions] == ["thumb", "medium", "large"]
     assert opts.background == (1, 2, 3)
     assert opts.metadata == MetadataRules(keep_gps=True, strip_exif=True)
@@ -1017,7 +1016,7 @@ def test_a_preset_carries_every_field_of_its_rendition_spec() -> None:
         jpeg_trellis=True,
         encoder="libvips",
     )
-    preset = RenderPreset.of(spec)
+    preset = spec.render_preset()
     assert preset._asdict() == {**spec.model_dump(), "formats": ("webp", "avif")}
     assert preset.quality_for("webp") == 70
     assert preset.quality_for("avif") == 55  # the format's default

@@ -17,9 +17,9 @@ from imgpipe.adapters import render_child
 from imgpipe.adapters.render_child import Channel
 from imgpipe.config import Settings
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions, RenderResult
+from imgpipe.core.rendering import RenderOptions, RenderResult
 
-OPTIONS = RenderOptions.from_settings(Settings())
+OPTIONS = Settings().render_options()
 IDLE_S = 0.1
 
 

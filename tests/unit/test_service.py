@@ -13,10 +13,10 @@ from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.errors import NotFoundError, WorkerCrashedError
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import Status
 from imgpipe.core.ports import NullMetrics
+from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.service import ImageService, event_from_info
 
 

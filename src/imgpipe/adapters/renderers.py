@@ -18,7 +18,8 @@ import threading
 from imgpipe.adapters.render_child import Channel, RenderFn
 from imgpipe.core.errors import WorkerCrashedError
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions, RenderResult, render, render_unhashed, sha256_hex
+from imgpipe.core.imaging import render, render_unhashed, sha256_hex
+from imgpipe.core.rendering import RenderOptions, RenderResult
 
 
 class InProcessRenderer:

@@ -44,16 +44,24 @@ from imgpipe.core.errors import (
     TooManyFramesError,
     TooManyPixelsError,
     UnsupportedFormatError,
+    one_line,
 )
-from imgpipe.core.formats import EXTENSIONS, InputFormat, OutputFormat, content_type, sniff
-from imgpipe.core.render_settings import MetadataRules, RenderLimits, RenderPreset
+from imgpipe.core.formats import InputFormat, OutputFormat, content_type, sniff
+from imgpipe.core.rendering import (
+    EncodedRendition,
+    MetadataRules,
+    RenderLimits,
+    RenderOptions,
+    RenderPreset,
+    RenderResult,
+    validated_metadata,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from PIL.Image import Image as PILImage
 
-    from imgpipe.config import Settings
     from imgpipe.core.model import Exif, ImageMetadata
 
 _T = TypeVar("_T")
@@ -93,68 +101,6 @@ _PNG_COMPRESSION = 6
 # phash, blurhash and the dominant colour are computed from a 32x32 version.
 _ANALYSIS_SIZE = 32
 _BLURHASH_COMPONENTS = (4, 3)
-_MAX_MESSAGE = 200
-
-
-class RenderOptions(NamedTuple):
-    """Everything that shapes a render, taken from Settings once, as plain data
-    (render_settings.py): it crosses to rendering processes, which import no pydantic."""
-
-    renditions: tuple[RenderPreset, ...]
-    limits: RenderLimits
-    metadata: MetadataRules
-    background: tuple[int, int, int]
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RenderOptions:
-        return cls(
-            renditions=tuple(RenderPreset.of(spec) for spec in settings.renditions),
-            limits=RenderLimits.of(settings.limits),
-            metadata=MetadataRules.of(settings.metadata),
-            background=settings.background,
-        )
-
-
-class EncodedRendition(NamedTuple):
-    name: str
-    format: OutputFormat
-    width: int
-    height: int
-    data: bytes
-
-    @property
-    def ext(self) -> str:
-        return EXTENSIONS[self.format]
-
-
-class RenderResult(NamedTuple):
-    # The record's metadata by field name (exif a dict too), all but the sha256: plain data,
-    # so that a rendering process hands it back without pydantic; `metadata` validates it in
-    # the caller.
-    facts: dict[str, Any]
-    renditions: tuple[EncodedRendition, ...]
-    # The original's sha256 (hex); None from render_unhashed, until the caller adds it.
-    sha256: str | None = None
-
-    @property
-    def metadata(self) -> ImageMetadata:
-        """The facts and the sha256 as the record's model, validated at each read (a named
-        tuple keeps no cache): the service and `imgpipe process` read it once."""
-        return _validated({**self.facts, "sha256": self.sha256})
-
-    def with_sha256(self, digest: str) -> RenderResult:
-        return self._replace(sha256=digest)
-
-
-def _validated(facts: dict[str, Any]) -> ImageMetadata:
-    """The facts as the record's model; a value the record would refuse is a ProcessingError,
-    as it was when the render built the model itself."""
-    from imgpipe.core.model import ImageMetadata
-
-    try:
-        return ImageMetadata.model_validate(facts)
-    except ValueError as exc:  # pydantic's ValidationError
-        raise ProcessingError(f"the image's metadata is invalid: {_short(exc)}") from exc
 
 
 class Pixels(NamedTuple):
@@ -221,7 +167,7 @@ def probe(data: bytes, options: RenderOptions) -> ImageMetadata:
     """The metadata a record would get, with no rendition encoded (`imgpipe info`)."""
     configure_vips()
     facts = _guard(lambda: _probe(data, options))
-    return _validated({**facts, "sha256": sha256_hex(data)})
+    return validated_metadata({**facts, "sha256": sha256_hex(data)})
 
 
 def render(data: bytes, options: RenderOptions) -> RenderResult:
@@ -252,16 +198,7 @@ def _guard(work: Callable[[], _T]) -> _T:
     except MemoryError as exc:
         raise TooManyPixelsError("not enough memory to process an image this large") from exc
     except Exception as exc:
-        raise ProcessingError(f"image processing failed: {_short(exc)}") from exc
-
-
-def _short(exc: BaseException) -> str:
-    """One readable line from an exception (a libvips error can be kilobytes of repeats)."""
-    detail = str(getattr(exc, "detail", "") or "")
-    lines = [line.strip() for line in (detail or str(exc)).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith("unable to ")] or lines
-    message = "; ".join(dict.fromkeys(useful[:3])) or type(exc).__name__
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+        raise ProcessingError(f"image processing failed: {one_line(exc)}") from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +240,7 @@ def _read_vips_header(data: bytes, fmt: InputFormat) -> _Header:
         # Lazy: this parses the header only; no pixel is decoded until something asks.
         image = vips.Image.new_from_source(_source(data), "", access="sequential")
     except vips.Error as exc:
-        raise CorruptImageError(f"cannot read the {fmt} header: {_short(exc)}") from exc
+        raise CorruptImageError(f"cannot read the {fmt} header: {one_line(exc)}") from exc
     loader = _get(image, "vips-loader", "")
     if not str(loader).startswith(_LOADER_FOR[fmt]):
         raise UnsupportedFormatError(f"unsupported format: {fmt} data read by {loader or '?'}")
@@ -342,7 +279,7 @@ def _read_heif_header(data: bytes) -> _Header:
         mode = str(image.mode)
         info = dict(image.info)
     except Exception as exc:
-        raise CorruptImageError(f"cannot read the heif header: {_short(exc)}") from exc
+        raise CorruptImageError(f"cannot read the heif header: {one_line(exc)}") from exc
     raw_exif = info.get("exif")
     exif = bytes(raw_exif) if isinstance(raw_exif, bytes | bytearray) and raw_exif else None
     raw_depth = info.get("bit_depth")
@@ -404,7 +341,7 @@ def _decode(data: bytes, header: _Header, width: int, height: int) -> VipsImage:
             return _decode_vips(data, header, width, height, {})
     except vips.Error as exc:
         raise CorruptImageError(
-            f"{header.format} image is corrupt or truncated: {_short(exc)}"
+            f"{header.format} image is corrupt or truncated: {one_line(exc)}"
         ) from exc
 
 
@@ -485,7 +422,7 @@ def _heif_pixels(header: _Header) -> VipsImage:
     except KeyError as exc:
         raise UnsupportedFormatError(f"unsupported HEIF pixel layout {exc}") from exc
     except Exception as exc:
-        raise CorruptImageError(f"heif image is corrupt or truncated: {_short(exc)}") from exc
+        raise CorruptImageError(f"heif image is corrupt or truncated: {one_line(exc)}") from exc
     pixels = _unpadded(raw, stride, width * bands, height)
     image = vips.Image.new_from_memory(pixels, width, height, bands, "uchar")
     image = image.copy(interpretation="b-w" if bands < 3 else "srgb")
