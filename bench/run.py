@@ -41,8 +41,8 @@ import webp_search
 from engines import imgpipe_engine
 
 import e2e as e2e_bench
-from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
 from imgpipe.config import Settings
+from imgpipe.engine import InProcessRenderer, SubprocessRenderer
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -305,7 +305,7 @@ IMPORT_STEPS: list[tuple[str, str]] = [
     ("the interpreter", "pass"),
     ("pyvips, with libvips loaded", "import pyvips; pyvips.Image.black(1, 1).avg()"),
     ("Pillow, with its JPEG and WebP plugins", "from PIL import JpegImagePlugin, WebPImagePlugin"),
-    ("imgpipe's render and its loop", "import imgpipe.adapters.render_child"),
+    ("imgpipe's render and its loop", "import imgpipe.engine.render_child"),
 ]
 # What the serve process imports and a rendering process no longer does (after the above).
 SERVE_ONLY_STEPS: list[tuple[str, str]] = [
@@ -681,7 +681,7 @@ def main() -> None:
         "cascades (1600 → 800 → 256, Lanczos3). "
         f"Medians of {args.repeats} interleaved runs.",
         "",
-        "- **imgpipe**: `imgpipe.core.imaging.render_unhashed()`, what a rendering process "
+        "- **imgpipe**: `imgpipe.engine.render_unhashed()`, what a rendering process "
         "runs: header checks and limits, one decode, the cascade, six encodes, and the "
         "record's metadata (EXIF subset, phash, blurhash, dominant colour). The original's "
         "sha256 is the caller's (the local store's ETag, hashed as the upload is written: "

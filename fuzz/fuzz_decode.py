@@ -74,7 +74,7 @@ def make_target() -> Callable[[bytes], None]:
     """The function under test: bytes in, an ImageError or nothing out."""
     from imgpipe.config import Settings
     from imgpipe.core.errors import ImageError
-    from imgpipe.core.imaging import check_header, render
+    from imgpipe.engine import check_header, render
 
     options = Settings().render_options()
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings
 from imgpipe.core.ports import NullMetrics
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_worker import LocalWorkerPool
 from imgpipe.service import ImageService
 

@@ -62,8 +62,8 @@ def make() -> Any:
     # then counts every module imgpipe needs, as it does for the other engines.
     from PIL import Image  # noqa: F401
 
-    import imgpipe.adapters.render_child  # noqa: F401  (what a rendering process imports)
-    from imgpipe.core.imaging import configure_vips, render_unhashed
+    import imgpipe.engine.render_child  # noqa: F401  (what a rendering process imports)
+    from imgpipe.engine import configure_vips, render_unhashed
 
     if OPTIONS_ENV not in os.environ:
         raise SystemExit(f"{OPTIONS_ENV} is not set: run this engine through bench/run.py")

@@ -11,10 +11,10 @@ from typing import Any
 
 from imgpipe.core import lifecycle
 from imgpipe.core.errors import ImageError, ImgpipeError
-from imgpipe.core.imaging import render
 from imgpipe.core.model import ObjectEvent, Rendition, utcnow
 from imgpipe.core.rendering import RenderOptions
 from imgpipe.core.rendition_identity import rendition_hash, spec_hashes
+from imgpipe.engine import render
 
 FILE_BUCKET = "file"
 

@@ -35,7 +35,7 @@ GB = 2**30
 KB = 1000
 
 # -- measured per image (`make bench`, docs/benchmarks.md's "Lambda" section) --------------------
-# The median per-image render time of imgpipe.core.imaging.render_unhashed() on one core (x86
+# The median per-image render time of imgpipe.engine.render_unhashed() on one core (x86
 # standing in for Graviton), 12 MP photos: 284 ms in the run of 2026-11-23 07:36 UTC, 270 to
 # 284 ms over the last runs (270 at 11:13); the highest is kept, so the estimate errs high.
 # The worker's render() also hashes the original (sha256 through OpenSSL: 2.5 to 2.8 ms for

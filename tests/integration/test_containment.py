@@ -19,13 +19,13 @@ import imagegen
 import misbehaving
 from conftest import drain
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.adapters.renderers import RenderFn, SubprocessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.errors import TooManyPixelsError, WorkerCrashedError
 from imgpipe.core.files import OpenFile
 from imgpipe.core.model import Status
 from imgpipe.core.ports import NullMetrics
 from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine.renderers import RenderFn, SubprocessRenderer
 from imgpipe.service import ImageService
 
 OPTIONS = Settings().render_options()
@@ -102,7 +102,7 @@ _PARENT = """
 import json, os, sys
 import imgpipe.entrypoints.cli
 import misbehaving
-from imgpipe.adapters.renderers import SubprocessRenderer
+from imgpipe.engine import SubprocessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.files import OpenFile
 from imgpipe.core.rendering import RenderOptions

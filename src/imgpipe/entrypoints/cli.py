@@ -223,7 +223,7 @@ def info(
 ) -> None:
     """Show the metadata imgpipe would record for FILE; no renditions are written."""
     from imgpipe.core.errors import ImageError
-    from imgpipe.core.imaging import probe
+    from imgpipe.engine import probe
 
     settings = _settings(config)
     try:

@@ -35,7 +35,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from imgpipe.core import geometry
 from imgpipe.core.errors import (
     CorruptImageError,
     ImgpipeError,
@@ -56,6 +55,7 @@ from imgpipe.core.rendering import (
     RenderResult,
     validated_metadata,
 )
+from imgpipe.engine import geometry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator

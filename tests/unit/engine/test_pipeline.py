@@ -19,7 +19,6 @@ from PIL import Image, ImageOps
 
 import imagegen as gen
 from imgpipe.config import Limits, RenditionSpec, Settings
-from imgpipe.core import imaging
 from imgpipe.core.errors import (
     CorruptImageError,
     ImageError,
@@ -29,7 +28,6 @@ from imgpipe.core.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
-from imgpipe.core.imaging import check_header, parse_exif, probe, render
 from imgpipe.core.rendering import (
     EncodedRendition,
     MetadataRules,
@@ -37,6 +35,7 @@ from imgpipe.core.rendering import (
     RenderOptions,
     RenderPreset,
 )
+from imgpipe.engine import check_header, parse_exif, pipeline, probe, render
 
 DEFAULTS = Settings().render_options()
 ALL_FORMATS = RenditionSpec(
@@ -78,14 +77,14 @@ def large_photo() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def large_result(large_photo: bytes) -> imaging.RenderResult:
+def large_result(large_photo: bytes) -> pipeline.RenderResult:
     return render(large_photo, DEFAULTS)
 
 
 # --- sizes and formats ------------------------------------------------------------------------
 
 
-def test_default_renditions_of_a_large_photo(large_result: imaging.RenderResult) -> None:
+def test_default_renditions_of_a_large_photo(large_result: pipeline.RenderResult) -> None:
     # GIVEN a 2000x1500 photo WHEN rendered with the defaults
     # THEN thumb, medium and large come out at long edge 256, 800, 1600, as JPEG and WebP
     got = {(r.name, r.format): r for r in large_result.renditions}
@@ -99,7 +98,7 @@ def test_default_renditions_of_a_large_photo(large_result: imaging.RenderResult)
         assert rendition.ext == {"jpeg": "jpg", "webp": "webp"}[fmt]
 
 
-def test_outputs_carry_no_exif_xmp_or_icc(large_result: imaging.RenderResult) -> None:
+def test_outputs_carry_no_exif_xmp_or_icc(large_result: pipeline.RenderResult) -> None:
     for rendition in large_result.renditions:
         image = decoded(rendition)
         assert "exif" not in image.info
@@ -398,7 +397,7 @@ def test_a_heif_whose_ispe_box_understates_its_size_is_refused(make) -> None:
     at = data.find(b"ispe")
     assert data.count(b"ispe") == 1 and struct.unpack(">II", data[at + 8 : at + 16]) == (256, 192)
     data[at + 8 : at + 16] = struct.pack(">II", 32, 24)
-    assert imaging.check_header(bytes(data), DEFAULTS.limits)[1:3] == (32, 24)
+    assert pipeline.check_header(bytes(data), DEFAULTS.limits)[1:3] == (32, 24)
     # WHEN it renders THEN libheif's own check refuses it: the decoded size is not the
     # signalled one (after the decode, so the decoder's memory and time follow the coded
     # size; the renderer's memory cap and time limit bound those)
@@ -486,8 +485,8 @@ SMALL_FILES = {
 def test_untrusted_loaders_are_blocked() -> None:
     import pyvips
 
-    imaging.configure_vips()
-    imaging.configure_vips()  # idempotent
+    pipeline.configure_vips()
+    pipeline.configure_vips()  # idempotent
     for data in (gen.SVG, b"2 2\n1 2\n3 4\n", b"1,2,3\n4,5,6\n"):
         with pytest.raises(pyvips.Error):
             pyvips.Image.new_from_buffer(data, "")
@@ -505,7 +504,7 @@ def test_unexpected_failures_become_processing_errors(monkeypatch) -> None:
     def explode(*_args: object) -> None:
         raise RuntimeError("boom\n" + "x" * 5000)
 
-    monkeypatch.setattr(imaging, "_decode", explode)
+    monkeypatch.setattr(pipeline, "_decode", explode)
     with pytest.raises(ProcessingError) as raised:
         render(gen.photo_jpeg(16, 16), DEFAULTS)
     assert len(str(raised.value)) < 300
@@ -515,7 +514,7 @@ def test_memory_errors_become_too_many_pixels(monkeypatch) -> None:
     def exhaust(*_args: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(imaging, "_decode", exhaust)
+    monkeypatch.setattr(pipeline, "_decode", exhaust)
     with pytest.raises(TooManyPixelsError):
         render(gen.photo_jpeg(16, 16), DEFAULTS)
 
@@ -541,10 +540,10 @@ def test_a_render_loads_no_numpy() -> None:
     without it."""
     code = (
         "import io, sys; from PIL import Image;"
-        "from imgpipe.config import Settings; from imgpipe.core import imaging;"
+        "from imgpipe.config import Settings; from imgpipe import engine;"
         "opts = Settings().render_options();"
         "out = io.BytesIO(); Image.new('RGBA', (64, 48), (9, 99, 199, 120)).save(out, 'PNG');"
-        "result = imaging.render(out.getvalue(), opts);"
+        "result = engine.render(out.getvalue(), opts);"
         "print(len(result.renditions), result.metadata.phash is not None, 'numpy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -553,7 +552,7 @@ def test_a_render_loads_no_numpy() -> None:
 
 def test_importing_the_engine_loads_no_image_library() -> None:
     code = (
-        "import sys, imgpipe.core.imaging;"
+        "import sys, imgpipe.engine.pipeline, imgpipe.engine.renderers;"
         "print(sorted({'pyvips', 'numpy', 'PIL', 'pillow_heif'} & set(sys.modules)))"
     )
     out = subprocess.run(
@@ -660,7 +659,7 @@ def test_exif_fuzz_never_raises(raw: bytes) -> None:
     ],
 )
 def test_taken_at_reads_exif_dates(original: object, offset: object, expected: str) -> None:
-    assert imaging._taken_at(original, offset) == expected
+    assert pipeline._taken_at(original, offset) == expected
 
 
 @pytest.mark.parametrize(
@@ -680,26 +679,26 @@ def test_taken_at_reads_exif_dates(original: object, offset: object, expected: s
 )
 def test_taken_at_refuses_what_is_not_an_exif_date(original: str) -> None:
     with pytest.raises(ValueError, match=r"numbers of|out of range|must be in"):
-        imaging._taken_at(original, None)
+        pipeline._taken_at(original, None)
 
 
 def test_exposure_formats() -> None:
     from PIL.TiffImagePlugin import IFDRational
 
-    assert imaging._exposure(IFDRational(1, 250)) == "1/250"
-    assert imaging._exposure(IFDRational(10, 2500)) == "1/250"
-    assert imaging._exposure(IFDRational(2, 1)) == "2"
-    assert imaging._exposure(IFDRational(1, 2)) == "1/2"
-    assert imaging._exposure(IFDRational(3, 10)) == "0.3"
-    assert imaging._exposure(IFDRational(1, 0)) is None
+    assert pipeline._exposure(IFDRational(1, 250)) == "1/250"
+    assert pipeline._exposure(IFDRational(10, 2500)) == "1/250"
+    assert pipeline._exposure(IFDRational(2, 1)) == "2"
+    assert pipeline._exposure(IFDRational(1, 2)) == "1/2"
+    assert pipeline._exposure(IFDRational(3, 10)) == "0.3"
+    assert pipeline._exposure(IFDRational(1, 0)) is None
 
 
 # phash, blurhash, dominant colour -----------------------------------------------------------
 
 
-def pixels(rgb: np.ndarray) -> imaging.Pixels:
+def pixels(rgb: np.ndarray) -> pipeline.Pixels:
     height, width = rgb.shape[:2]
-    return imaging.Pixels(width, height, rgb.astype(np.uint8).tobytes())
+    return pipeline.Pixels(width, height, rgb.astype(np.uint8).tobytes())
 
 
 def hamming(a: str, b: str) -> int:
@@ -723,7 +722,7 @@ def test_phash_matches_a_naive_dct_definition() -> None:
                     )
             coefficients[u, v] = total
     bits = "".join("1" if c > np.median(coefficients) else "0" for c in coefficients.flatten())
-    assert imaging.phash(pixels(rgb)) == f"{int(bits, 2):016x}"
+    assert pipeline.phash(pixels(rgb)) == f"{int(bits, 2):016x}"
 
 
 def test_phash_is_stable_across_formats_and_differs_between_pictures() -> None:
@@ -796,7 +795,7 @@ def decode_blurhash(blurhash: str, width: int, height: int) -> np.ndarray:
 def test_blurhash_of_a_flat_colour() -> None:
     rgb = np.zeros((32, 32, 3), dtype=np.uint8)
     rgb[:, :] = (255, 128, 0)
-    blurhash = imaging.blurhash(pixels(rgb))
+    blurhash = pipeline.blurhash(pixels(rgb))
     assert blurhash[0] == "L"  # 4x3 components
     assert len(blurhash) == 28
     # The DC term alone is the average colour
@@ -919,18 +918,18 @@ def analysis_picture(seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("seed", range(16))
 def test_the_analysis_gives_what_its_numpy_definition_gives(seed: int) -> None:
     rgb, alpha = analysis_picture(seed)
-    assert imaging.phash(pixels(rgb)) == numpy_phash(rgb)
-    assert imaging.blurhash(pixels(rgb)) == numpy_blurhash(rgb)
-    assert imaging.dominant_color(pixels(rgb)) == numpy_dominant(rgb, None)
-    assert imaging.dominant_color(pixels(rgb), alpha.tobytes()) == numpy_dominant(rgb, alpha)
-    flat = imaging._composite(pixels(rgb), alpha.tobytes(), (250, 3, 128))
+    assert pipeline.phash(pixels(rgb)) == numpy_phash(rgb)
+    assert pipeline.blurhash(pixels(rgb)) == numpy_blurhash(rgb)
+    assert pipeline.dominant_color(pixels(rgb)) == numpy_dominant(rgb, None)
+    assert pipeline.dominant_color(pixels(rgb), alpha.tobytes()) == numpy_dominant(rgb, alpha)
+    flat = pipeline._composite(pixels(rgb), alpha.tobytes(), (250, 3, 128))
     assert flat.rgb == numpy_composite(rgb, alpha, (250, 3, 128))
 
 
 def test_the_dominant_colour_of_a_fully_transparent_picture_counts_every_pixel() -> None:
     rgb, _ = analysis_picture(2)
     clear = bytes(32 * 32)
-    assert imaging.dominant_color(pixels(rgb), clear) == numpy_dominant(rgb, None)
+    assert pipeline.dominant_color(pixels(rgb), clear) == numpy_dominant(rgb, None)
 
 
 @pytest.mark.parametrize("bands", [1, 2, 3, 4])
@@ -940,7 +939,7 @@ def test_the_analysis_pixels_of_each_band_layout(bands: int) -> None:
     rng = np.random.default_rng(bands)
     source = rng.integers(0, 256, (40, 50, bands), dtype=np.uint8)
     image = pyvips.Image.new_from_memory(source.tobytes(), 50, 40, bands, "uchar")
-    got, alpha = imaging._analysis_pixels(image)
+    got, alpha = pipeline._analysis_pixels(image)
     small = image.thumbnail_image(32, height=32, size="force", no_rotate=True)
     want = np.frombuffer(small.write_to_memory(), np.uint8).reshape(32, 32, bands)
     colour = 1 if bands <= 2 else 3
@@ -952,9 +951,9 @@ def test_the_analysis_pixels_of_each_band_layout(bands: int) -> None:
 
 def test_a_decoders_row_padding_is_dropped() -> None:
     rows = [bytes(range(10 * y, 10 * y + 6)) + b"\xee\xee" for y in range(3)]  # 6 + 2 padding
-    assert bytes(imaging._unpadded(b"".join(rows), 8, 6, 3)) == b"".join(r[:6] for r in rows)
+    assert bytes(pipeline._unpadded(b"".join(rows), 8, 6, 3)) == b"".join(r[:6] for r in rows)
     # unpadded rows are used as they are, without what follows the last one
-    assert bytes(imaging._unpadded(bytes(range(20)), 6, 6, 3)) == bytes(range(18))
+    assert bytes(pipeline._unpadded(bytes(range(20)), 6, 6, 3)) == bytes(range(18))
 
 
 # --- memory ---------------------------------------------------------------------------------
@@ -966,7 +965,7 @@ def test_free_memory_is_handed_back_before_a_progressive_jpeg_only(
     # libjpeg holds a progressive JPEG's every coefficient: that decode sets a process's peak,
     # so what glibc kept from earlier images goes back first; no other decode pays for it.
     calls: list[str] = []
-    monkeypatch.setattr(imaging, "hand_back_free_memory", lambda: calls.append("trim"))
+    monkeypatch.setattr(pipeline, "hand_back_free_memory", lambda: calls.append("trim"))
     render(gen.photo_jpeg(64, 48), DEFAULTS)
     render(gen.rgba_png(64, 48), DEFAULTS)
     assert calls == []
@@ -976,7 +975,7 @@ def test_free_memory_is_handed_back_before_a_progressive_jpeg_only(
 
 def test_glibc_malloc_trim_is_found() -> None:
     # Debian, CI and Lambda's runtime are glibc: the call is there and answers 0 or 1
-    trim = imaging._malloc_trim()
+    trim = pipeline._malloc_trim()
     assert trim is not None
     assert trim(0) in (0, 1)
 
