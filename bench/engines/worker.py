@@ -56,7 +56,7 @@ def load(engine: str) -> Callable[[bytes], list[Output]]:
 def clock_encodes() -> list[float]:
     """Count the CPU time of every Image.save into the returned one-item list (seconds). The
     encodes run in the calling thread: libwebp and libjpeg-turbo start no threads here, and
-    imgpipe's helper thread never starts on one pinned core (engine.pipeline.usable_cores)."""
+    imgpipe's helper thread never starts on one pinned core (engine.cpu.usable_cores)."""
     from PIL import Image
 
     spent = [0.0]

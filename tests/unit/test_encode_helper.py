@@ -169,14 +169,3 @@ def test_a_single_encode_never_starts_the_helper(
     # WHEN it renders THEN its one encode ran in the caller's thread
     render(photo, options)
     assert seen == [(threading.current_thread().name, only.name, "webp")]
-
-
-def test_the_machine_load_is_read_from_proc() -> None:
-    # GIVEN Linux (CI and Lambda) WHEN the runnable threads are counted
-    # THEN the count includes at least this running thread, is no more than every thread on
-    # the machine (the total after the slash; not the "unreadable" answer), and this process
-    # has a core
-    with open("/proc/loadavg") as stats:
-        every_thread = int(stats.read().split()[3].split("/")[1])
-    assert 1 <= pipeline.runnable_threads() <= every_thread
-    assert pipeline.usable_cores() >= 1

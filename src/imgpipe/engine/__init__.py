@@ -2,6 +2,11 @@
 
     pipeline.py      render, probe, check_header: header checks, one decode, the cascade,
                      the encodes, the metadata (geometry.py: the sizes, in integers)
+    vips.py          libvips imported on first use, its loaders allow-listed
+    exif.py          orientation, the record's EXIF subset, GPS out of kept EXIF
+    analysis.py      pHash, BlurHash, the dominant colour
+    cpu.py           usable cores and the machine's runnable threads (the encode helper)
+    memory.py        malloc_trim
     renderers.py     in this process, or in rendering processes that may crash or hang alone
     render_child.py  a rendering process's loop
 
@@ -19,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from imgpipe.engine.pipeline import (
         check_header,
-        configure_vips,
         parse_exif,
         probe,
         render,
@@ -27,11 +31,12 @@ if TYPE_CHECKING:
         sha256_hex,
     )
     from imgpipe.engine.renderers import InProcessRenderer, SubprocessRenderer
+    from imgpipe.engine.vips import configure_vips
 
 # Each public name and the module that defines it.
 _HOMES = {
     "check_header": "pipeline",
-    "configure_vips": "pipeline",
+    "configure_vips": "vips",
     "parse_exif": "pipeline",
     "probe": "pipeline",
     "render": "pipeline",

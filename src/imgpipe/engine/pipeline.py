@@ -23,16 +23,11 @@ is a CorruptImageError with a one-line message; anything else is a ProcessingErr
 
 from __future__ import annotations
 
-import functools
-import math
-import operator
 import os
 import threading
-import warnings
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from imgpipe.core.errors import (
@@ -56,9 +51,29 @@ from imgpipe.core.rendering import (
     validated_metadata,
 )
 from imgpipe.engine import geometry
+from imgpipe.engine.analysis import (
+    BLURHASH_COMPONENTS,
+    analysis_pixels,
+    blurhash,
+    composite,
+    dominant_color,
+    phash,
+)
+from imgpipe.engine.cpu import runnable_threads, usable_cores
+from imgpipe.engine.exif import exif_fields, exif_orientation, valid_orientation, without_gps
+from imgpipe.engine.memory import hand_back_free_memory
+from imgpipe.engine.vips import (
+    LOAD_OPTIONS,
+    LOADER_FOR,
+    VipsImage,
+    configure_vips,
+    get,
+    source,
+    vips,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
 
     from PIL.Image import Image as PILImage
 
@@ -66,49 +81,12 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-# pyvips ships no type hints: a pyvips.Image is `Any` to mypy.
-VipsImage = Any
 
-# Loader classes left usable once every VipsForeignLoad is blocked (libvips 8.18 names; the
-# PNG loader is VipsForeignLoadPng whether spng or libpng backs it, GIF is libnsgif's).
-ALLOWED_LOADER_CLASSES: tuple[str, ...] = (
-    "VipsForeignLoadJpeg",
-    "VipsForeignLoadPng",
-    "VipsForeignLoadWebp",
-    "VipsForeignLoadNsgif",
-    "VipsForeignLoadTiff",
-    "VipsForeignLoadHeif",
-)
-# The `vips-loader` a header must name for each sniffed format (prefix of e.g. jpegload_buffer).
-_LOADER_FOR: dict[str, str] = {
-    "jpeg": "jpegload",
-    "png": "pngload",
-    "webp": "webpload",
-    "gif": "gifload",
-    "tiff": "tiffload",
-    "avif": "heifload",
-}
-# The option string makes truncated and corrupt files fail; as a keyword it had no effect.
-# "error", not "truncated": at "truncated" libtiff's strip errors (an unknown compression,
-# damaged LZW) and PNG CRC errors were ignored and the image rendered black or garbled.
-# Decoder *warnings* (stray bytes between JPEG markers, a resynced scan) still pass.
-_LOAD_OPTIONS = "fail_on=error"
 # JPEGs decode at the largest DCT scale (1/2, 1/4, 1/8) that still covers the largest
 # rendition, not at libvips' thumbnail choice, which keeps a factor of 2 for the resize.
 _FAST_SHRINK_ON_LOAD = True
 _AVIF_EFFORT = 4
 _PNG_COMPRESSION = 6
-# phash, blurhash and the dominant colour are computed from a 32x32 version.
-_ANALYSIS_SIZE = 32
-_BLURHASH_COMPONENTS = (4, 3)
-
-
-class Pixels(NamedTuple):
-    """A small 8-bit RGB picture for the metadata's analysis: row-major, 3 bytes a pixel."""
-
-    width: int
-    height: int
-    rgb: bytes
 
 
 class _Header(NamedTuple):
@@ -125,28 +103,6 @@ class _Header(NamedTuple):
     exif: bytes | None
     heif_image: Any = None  # pillow_heif.HeifImage, decoded on first access to .data
     progressive: bool = False  # a progressive JPEG: libjpeg holds all its coefficients
-
-
-# --------------------------------------------------------------------------------------------
-# libvips set-up
-
-
-def _vips() -> Any:
-    import pyvips
-
-    return pyvips
-
-
-@functools.cache
-def configure_vips() -> None:
-    """Block every libvips loader but the allow-listed ones; no operation cache. Idempotent."""
-    vips = _vips()
-    vips.block_untrusted_set(True)
-    vips.operation_block_set("VipsForeignLoad", True)
-    for name in ALLOWED_LOADER_CLASSES:
-        vips.operation_block_set(name, False)
-    # The operation cache would keep decoded images of earlier requests alive.
-    vips.cache_set_max(0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,44 +183,37 @@ def _read_header(data: bytes, limits: RenderLimits) -> _Header:
     return header
 
 
-def _source(data: bytes) -> Any:
-    """libvips reads the caller's bytes where they are. The *_buffer loaders would first copy
-    them into a blob of libvips' own (pyvips does): the file's size again, for the whole decode.
-    """
-    return _vips().Source.new_from_memory(data)
-
-
 def _read_vips_header(data: bytes, fmt: InputFormat) -> _Header:
-    vips = _vips()
+    pyvips = vips()
     try:
         # Lazy: this parses the header only; no pixel is decoded until something asks.
-        image = vips.Image.new_from_source(_source(data), "", access="sequential")
-    except vips.Error as exc:
+        image = pyvips.Image.new_from_source(source(data), "", access="sequential")
+    except pyvips.Error as exc:
         raise CorruptImageError(f"cannot read the {fmt} header: {one_line(exc)}") from exc
-    loader = _get(image, "vips-loader", "")
-    if not str(loader).startswith(_LOADER_FOR[fmt]):
+    loader = get(image, "vips-loader", "")
+    if not str(loader).startswith(LOADER_FOR[fmt]):
         raise UnsupportedFormatError(f"unsupported format: {fmt} data read by {loader or '?'}")
-    exif = _get(image, "exif-data", None)
+    exif = get(image, "exif-data", None)
     if exif is None and fmt == "tiff":
         exif = data  # a TIFF's first IFD is where Make, Model and the EXIF pointer live
     width, height = int(image.width), int(image.height)
     if fmt == "avif":
         # libheif has applied the container's rotation already; EXIF orientation is advisory.
-        orientation = _exif_orientation(exif)
+        orientation = exif_orientation(exif)
     else:
-        orientation = _valid_orientation(_get(image, "orientation", 1))
+        orientation = valid_orientation(get(image, "orientation", 1))
         width, height = geometry.oriented_size(width, height, orientation)
     return _Header(
         format=fmt,
         width=width,
         height=height,
         orientation=orientation,
-        frames=max(1, int(_get(image, "n-pages", 1))),
+        frames=max(1, int(get(image, "n-pages", 1))),
         has_alpha=bool(image.hasalpha()),
         color_space=str(image.interpretation).lower(),
         has_icc=bool(image.get_typeof("icc-profile-data")),
         exif=bytes(exif) if exif else None,
-        progressive=fmt == "jpeg" and bool(_get(image, "interlaced", 0)),
+        progressive=fmt == "jpeg" and bool(get(image, "interlaced", 0)),
     )
 
 
@@ -289,7 +238,7 @@ def _read_heif_header(data: bytes) -> _Header:
         format="heif",
         width=int(width),  # libheif applies the container's rotation and mirroring
         height=int(height),
-        orientation=_exif_orientation(exif),
+        orientation=exif_orientation(exif),
         frames=max(1, len(heif)),
         has_alpha=bool(image.has_alpha),
         color_space=_heif_colour_space(grey=grey, deep=depth > 8),
@@ -305,18 +254,6 @@ def _heif_colour_space(*, grey: bool, deep: bool) -> str:
     return "rgb16" if deep else "srgb"
 
 
-def _get(image: VipsImage, field: str, default: Any) -> Any:
-    return image.get(field) if image.get_typeof(field) else default
-
-
-def _valid_orientation(value: Any) -> int:
-    try:
-        orientation = int(value)
-    except (TypeError, ValueError):
-        return 1
-    return orientation if 1 <= orientation <= 8 else 1
-
-
 # --------------------------------------------------------------------------------------------
 # Decoding
 
@@ -324,7 +261,7 @@ def _valid_orientation(value: Any) -> int:
 def _decode(data: bytes, header: _Header, width: int, height: int) -> VipsImage:
     """Decode once to exactly `width` x `height` (displayed orientation): upright, 8-bit sRGB
     (or grey), with alpha if the source has it, in memory."""
-    vips = _vips()
+    pyvips = vips()
     try:
         if header.heif_image is not None:
             image = _heif_pixels(header)
@@ -334,12 +271,12 @@ def _decode(data: bytes, header: _Header, width: int, height: int) -> VipsImage:
             return _normalise(image).copy_memory()
         try:
             return _decode_vips(data, header, width, height, _icc_options(header))
-        except vips.Error:
+        except pyvips.Error:
             if not header.has_icc:
                 raise
             # A broken ICC profile should not lose the image: decode again, untransformed.
             return _decode_vips(data, header, width, height, {})
-    except vips.Error as exc:
+    except pyvips.Error as exc:
         raise CorruptImageError(
             f"{header.format} image is corrupt or truncated: {one_line(exc)}"
         ) from exc
@@ -348,42 +285,22 @@ def _decode(data: bytes, header: _Header, width: int, height: int) -> VipsImage:
 def _decode_vips(
     data: bytes, header: _Header, width: int, height: int, icc: dict[str, str]
 ) -> VipsImage:
-    vips = _vips()
+    pyvips = vips()
     shrink = _jpeg_shrink(header, width, height)
     if shrink > 1:
         # libjpeg decodes at 1/shrink in the DCT domain, then Lanczos3 does the rest.
-        loaded = vips.Image.new_from_source(
-            _source(data), f"{_LOAD_OPTIONS},shrink={shrink}", access="sequential"
+        loaded = pyvips.Image.new_from_source(
+            source(data), f"{LOAD_OPTIONS},shrink={shrink}", access="sequential"
         )
         image = loaded.thumbnail_image(width, height=height, size="force", **icc)
     else:
-        image = vips.Image.thumbnail_source(
-            _source(data), width, height=height, size="force", option_string=_LOAD_OPTIONS, **icc
+        image = pyvips.Image.thumbnail_source(
+            source(data), width, height=height, size="force", option_string=LOAD_OPTIONS, **icc
         )
-    loader = str(_get(image, "vips-loader", ""))
-    if not loader.startswith(tuple(_LOADER_FOR.values())):
+    loader = str(get(image, "vips-loader", ""))
+    if not loader.startswith(tuple(LOADER_FOR.values())):
         raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
     return _normalise(image).copy_memory()
-
-
-def hand_back_free_memory() -> None:
-    """Return to the system what glibc keeps from earlier images (malloc_trim), before a decode
-    that sets a process's peak: libjpeg holds every DCT coefficient of a progressive JPEG at
-    full size, whatever the shrink-on-load. Only then: after every render it cost 2.2% of
-    images/s (docs/benchmarks.md), as later images fault the memory back in."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
 
 
 def _jpeg_shrink(header: _Header, width: int, height: int) -> int:
@@ -410,7 +327,7 @@ def _icc_options(header: _Header) -> dict[str, str]:
 
 
 def _heif_pixels(header: _Header) -> VipsImage:
-    vips = _vips()
+    pyvips = vips()
     source = header.heif_image
     bands_for = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
     try:
@@ -424,11 +341,11 @@ def _heif_pixels(header: _Header) -> VipsImage:
     except Exception as exc:
         raise CorruptImageError(f"heif image is corrupt or truncated: {one_line(exc)}") from exc
     pixels = _unpadded(raw, stride, width * bands, height)
-    image = vips.Image.new_from_memory(pixels, width, height, bands, "uchar")
+    image = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar")
     image = image.copy(interpretation="b-w" if bands < 3 else "srgb")
     icc = header.heif_image.info.get("icc_profile")
     if icc:
-        image.set_type(vips.GValue.blob_type, "icc-profile-data", bytes(icc))
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", bytes(icc))
     return image
 
 
@@ -487,7 +404,7 @@ def _render(data: bytes, options: RenderOptions) -> RenderResult:
         hand_back_free_memory()
     base = _decode(data, header, decode_w, decode_h)
     if not options.metadata.strip_exif and not options.metadata.keep_gps:
-        base = _without_gps(base)
+        base = without_gps(base)
 
     # Cascade: resize each size from the smallest in-memory image still at least as big.
     resized: dict[tuple[int, int], VipsImage] = {(decode_w, decode_h): base}
@@ -531,27 +448,6 @@ def _render(data: bytes, options: RenderOptions) -> RenderResult:
     return RenderResult(facts=_metadata(data, header, smallest, options), renditions=tuple(encoded))
 
 
-def _without_gps(image: VipsImage) -> VipsImage:
-    """Renditions that keep EXIF still lose GPS unless the config keeps it: drop the GPS IFD
-    from the EXIF block and the exif-ifd3-* fields libvips would write back from."""
-    vips = _vips()
-    image = image.copy()
-    for field in image.get_fields():
-        if field.startswith("exif-ifd3-"):
-            image.remove(field)
-    raw = _get(image, "exif-data", None)
-    if raw:
-        try:
-            with warnings.catch_warnings(action="ignore"):
-                exif = _load_exif(bytes(raw))
-                del exif[_IFD_GPS]
-                cleaned = b"Exif\x00\x00" + exif.tobytes()
-            image.set_type(vips.GValue.blob_type, "exif-data", cleaned)
-        except Exception:
-            image.remove("exif-data")  # unreadable: drop it rather than leak a location
-    return image
-
-
 def _resize_sizes(header: _Header, specs: tuple[RenderPreset, ...]) -> list[tuple[int, int]]:
     return [
         geometry.resize_size(header.width, header.height, spec.width, spec.height, spec.fit)
@@ -560,7 +456,7 @@ def _resize_sizes(header: _Header, specs: tuple[RenderPreset, ...]) -> list[tupl
 
 
 def _keep_flags(metadata: MetadataRules) -> int:
-    keep = _vips().enums.ForeignKeep
+    keep = vips().enums.ForeignKeep
     if metadata.strip_exif:
         return int(keep.NONE)
     return int(keep.EXIF | keep.XMP | keep.IPTC)
@@ -690,26 +586,6 @@ _RECHECK_S = 0.01
 ENCODE_HELPER = True
 
 
-@functools.cache
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity: taskset, cpusets)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def runnable_threads() -> int:
-    """Threads running or ready to run on the whole machine now, the caller included (the
-    fourth field of /proc/loadavg); where it cannot be read (not Linux), a count so high that
-    no helper thread ever starts."""
-    try:
-        with open("/proc/loadavg", "rb") as stats:
-            return int(stats.read().split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        return 1 << 30
-
-
 # One pool per process id: a forked child must not use its parent's (threadless) pool.
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -730,7 +606,7 @@ def _encode_pool() -> ThreadPoolExecutor:
 def _pillow_encodes(spec: RenderPreset, fmt: OutputFormat, keep: int) -> bool:
     """Whether Pillow writes this rendition: JPEG and WebP with no metadata kept, and no
     setting only libvips has (trellis quantisation, sharp YUV)."""
-    if spec.encoder != "pillow" or keep != int(_vips().enums.ForeignKeep.NONE):
+    if spec.encoder != "pillow" or keep != int(vips().enums.ForeignKeep.NONE):
         return False
     if fmt == "jpeg":
         return not spec.jpeg_trellis
@@ -834,8 +710,8 @@ def _metadata(
     data: bytes, header: _Header, image: VipsImage, options: RenderOptions
 ) -> dict[str, Any]:
     """The record's metadata (model.ImageMetadata's fields, by name)."""
-    rgb, alpha = _analysis_pixels(image)
-    flat = _composite(rgb, alpha, options.background)
+    rgb, alpha = analysis_pixels(image)
+    flat = composite(rgb, alpha, options.background)
     return {
         "content_type": content_type(header.format),
         "format": header.format,
@@ -846,339 +722,20 @@ def _metadata(
         "has_alpha": header.has_alpha,
         "color_space": header.color_space,
         "frames": header.frames,
-        "exif": _exif_fields(header.exif, keep_gps=options.metadata.keep_gps),
+        "exif": exif_fields(header.exif, keep_gps=options.metadata.keep_gps),
         "phash": phash(flat),
-        "blurhash": blurhash(flat, *_BLURHASH_COMPONENTS),
+        "blurhash": blurhash(flat, *BLURHASH_COMPONENTS),
         "dominant_color": dominant_color(rgb, alpha),
     }
 
 
-def _analysis_pixels(image: VipsImage) -> tuple[Pixels, bytes | None]:
-    """A 32x32 RGB picture (and its alpha, if any) from an in-memory 8-bit image."""
-    small = image.thumbnail_image(
-        _ANALYSIS_SIZE, height=_ANALYSIS_SIZE, size="force", no_rotate=True
-    )
-    bands = int(small.bands)
-    raw = bytes(small.write_to_memory())
-    width, height = int(small.width), int(small.height)
-    if bands == 3:
-        return Pixels(width, height, raw), None
-    colour_bands = 1 if bands <= 2 else 3
-    rgb = bytearray(width * height * 3)
-    for c in range(3):  # a grey picture's one band, three times
-        rgb[c::3] = raw[min(c, colour_bands - 1) :: bands]
-    alpha = raw[colour_bands::bands] if bands in (2, 4) else None
-    return Pixels(width, height, bytes(rgb)), alpha
-
-
-def _composite(pixels: Pixels, alpha: bytes | None, background: tuple[int, int, int]) -> Pixels:
-    """The pixels as a JPEG rendition shows them: alpha flattened onto the background."""
-    if alpha is None:
-        return pixels
-    weights = [a / 255.0 for a in alpha]
-    mixed = bytearray(len(pixels.rgb))
-    for c in range(3):
-        back = float(background[c])
-        mixed[c::3] = bytes(
-            min(255, max(0, round(v * w + back * (1.0 - w))))
-            for v, w in zip(pixels.rgb[c::3], weights, strict=True)
-        )
-    return Pixels(pixels.width, pixels.height, bytes(mixed))
-
-
-def _dot(a: Iterable[float], b: Iterable[float]) -> float:
-    # fsum: exactly rounded, so the hashes are the same bits on every platform and Python
-    return math.fsum(map(operator.mul, a, b))
-
-
-@functools.cache
-def _dct_basis(size: int) -> tuple[tuple[float, ...], ...]:
-    """DCT-II's first 8 cosine rows over `size` samples."""
-    return tuple(
-        tuple(math.cos(math.pi * (2 * n + 1) * u / (2 * size)) for n in range(size))
-        for u in range(8)
-    )
-
-
-@functools.cache
-def _cosines(components: int, size: int) -> tuple[tuple[float, ...], ...]:
-    """BlurHash's basis along one side: cos(pi * k * position / size), k < components."""
-    return tuple(
-        tuple(math.cos(math.pi * k * (n / size)) for n in range(size)) for k in range(components)
-    )
-
-
-def phash(pixels: Pixels) -> str:
-    """64-bit DCT perceptual hash, 16 hex digits; the definition of the `imagehash` package.
-
-    Luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B) of a 32x32 image, 2-D DCT-II (unscaled),
-    the top-left 8x8 low frequencies including the DC term, each bit = coefficient > their
-    median, row-major, first bit most significant. Compare hashes by Hamming distance.
-    """
-    size = pixels.height
-    if pixels.width != size:
-        raise ValueError(f"phash needs a square picture, not {pixels.width}x{size}")
-    rgb = pixels.rgb
-    luma = [
-        r * 0.299 + g * 0.587 + b * 0.114
-        for r, g, b in zip(rgb[0::3], rgb[1::3], rgb[2::3], strict=True)
-    ]
-    columns = [luma[y::size] for y in range(size)]
-    basis = _dct_basis(size)
-    # (basis @ luma)[u][y], then (... @ basis.T)[u][v]: only the 8x8 that the hash keeps
-    rows = [[_dot(basis_u, column) for column in columns] for basis_u in basis]
-    low = [_dot(row, basis_v) for row in rows for basis_v in basis]
-    ordered = sorted(low)  # statistics.median's arithmetic, without its imports (0.7 MB)
-    median = (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2
-    value = 0
-    for coefficient in low:
-        value = (value << 1) | (coefficient > median)
-    return f"{value:016x}"
-
-
-_BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
-
-
-def _base83(value: int, length: int) -> str:
-    return "".join(_BASE83[(value // 83 ** (length - i - 1)) % 83] for i in range(length))
-
-
-def _srgb_to_linear(value: int) -> float:
-    v = value / 255.0
-    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
-
-
-_LINEAR = tuple(_srgb_to_linear(value) for value in range(256))
-
-
-def _linear_to_srgb(value: float) -> int:
-    v = min(1.0, max(0.0, value))
-    if v <= 0.0031308:
-        return int(v * 12.92 * 255 + 0.5)
-    return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
-
-
-def blurhash(pixels: Pixels, x_components: int = 4, y_components: int = 3) -> str:
-    """The BlurHash (woltapp/blurhash reference encoder) of an sRGB image."""
-    width, height = pixels.width, pixels.height
-    cos_x = _cosines(x_components, width)
-    cos_y = _cosines(y_components, height)
-    # per channel: each row against each horizontal basis, then those sums down the columns
-    sums: list[list[list[float]]] = []  # [channel][i][y]
-    for c in range(3):
-        linear = [_LINEAR[v] for v in pixels.rgb[c::3]]
-        rows = [linear[y * width : (y + 1) * width] for y in range(height)]
-        sums.append([[_dot(cx, row) for row in rows] for cx in cos_x])
-    factors: list[tuple[float, ...]] = []
-    for j in range(y_components):
-        for i in range(x_components):
-            scale = (1.0 if i == 0 and j == 0 else 2.0) / (width * height)
-            factors.append(tuple(_dot(cos_y[j], sums[c][i]) * scale for c in range(3)))
-    dc, ac = factors[0], factors[1:]
-    out = _base83((x_components - 1) + (y_components - 1) * 9, 1)
-    if ac:
-        actual_max = max(abs(v) for factor in ac for v in factor)
-        quantised_max = int(max(0, min(82, math.floor(actual_max * 166 - 0.5))))
-        maximum = (quantised_max + 1) / 166
-        out += _base83(quantised_max, 1)
-    else:
-        maximum = 1.0
-        out += _base83(0, 1)
-    out += _base83(
-        (_linear_to_srgb(dc[0]) << 16) + (_linear_to_srgb(dc[1]) << 8) + _linear_to_srgb(dc[2]), 4
-    )
-    for factor in ac:
-        r, g, b = (
-            int(max(0, min(18, math.floor(_sign_pow(v / maximum, 0.5) * 9 + 9.5)))) for v in factor
-        )
-        out += _base83(r * 19 * 19 + g * 19 + b, 2)
-    return out
-
-
-def _sign_pow(value: float, exponent: float) -> float:
-    return math.copysign(abs(value) ** exponent, value)
-
-
-def dominant_color(pixels: Pixels, alpha: bytes | None = None) -> str:
-    """Hex "#rrggbb": the mean of the most populated 8x8x8 colour bucket of the opaque pixels."""
-    rgb = pixels.rgb
-    triples = list(zip(rgb[0::3], rgb[1::3], rgb[2::3], strict=True))
-    if alpha is not None:
-        opaque = [t for t, a in zip(triples, alpha, strict=True) if a >= 128]
-        if opaque:
-            triples = opaque
-    buckets = [(r >> 5) << 6 | (g >> 5) << 3 | b >> 5 for r, g, b in triples]
-    counts = Counter(buckets)
-    top = max(counts.values())
-    best = min(bucket for bucket, n in counts.items() if n == top)  # as argmax: the lowest
-    members = [t for t, bucket in zip(triples, buckets, strict=True) if bucket == best]
-    red, green, blue = (round(sum(t[c] for t in members) / len(members)) for c in range(3))
-    return f"#{red:02x}{green:02x}{blue:02x}"
-
-
 # --------------------------------------------------------------------------------------------
 # EXIF
-
-_IFD_EXIF = 0x8769
-_IFD_GPS = 0x8825
-_TAG_ORIENTATION = 0x0112
-
-
-def _load_exif(raw: bytes) -> Any:
-    from PIL import Image
-
-    exif = Image.Exif()
-    exif.load(raw)
-    return exif
-
-
-def _exif_orientation(raw: bytes | None) -> int:
-    if not raw:
-        return 1
-    try:
-        with warnings.catch_warnings(action="ignore"):
-            return _valid_orientation(_load_exif(raw).get(_TAG_ORIENTATION, 1))
-    except Exception:
-        return 1
 
 
 def parse_exif(raw: bytes | None, *, keep_gps: bool) -> Exif | None:
     """The curated EXIF subset; whatever can be read from a broken block, never an error."""
     from imgpipe.core.model import Exif
 
-    fields = _exif_fields(raw, keep_gps=keep_gps)
+    fields = exif_fields(raw, keep_gps=keep_gps)
     return Exif.model_validate(fields) if fields is not None else None
-
-
-def _exif_fields(raw: bytes | None, *, keep_gps: bool) -> dict[str, Any] | None:
-    """parse_exif's fields by name (model.Exif's), only those present; None if none are."""
-    if not raw:
-        return None
-    with warnings.catch_warnings(action="ignore"):
-        try:
-            exif = _load_exif(raw)
-        except Exception:
-            return None
-        ifd0: dict[int, Any] = _safe(lambda: dict(exif.items())) or {}
-        sub: dict[int, Any] = _safe(lambda: dict(exif.get_ifd(_IFD_EXIF))) or {}
-        gps: dict[int, Any] = {}
-        if keep_gps:
-            gps = _safe(lambda: dict(exif.get_ifd(_IFD_GPS))) or {}
-        fields: dict[str, Any] = {
-            "make": _safe(lambda: _text(ifd0.get(0x010F))),
-            "model": _safe(lambda: _text(ifd0.get(0x0110))),
-            "lens": _safe(lambda: _text(sub.get(0xA434))),
-            "taken_at": _safe(lambda: _taken_at(sub.get(0x9003), sub.get(0x9011))),
-            "exposure_time": _safe(lambda: _exposure(sub.get(0x829A))),
-            "f_number": _safe(lambda: _number(sub.get(0x829D))),
-            "iso": _safe(lambda: _iso(sub.get(0x8827))),
-            "focal_length": _safe(lambda: _number(sub.get(0x920A))),
-            "gps": _safe(lambda: _gps(gps)) if keep_gps else None,
-        }
-    present = {name: value for name, value in fields.items() if value is not None}
-    return present or None
-
-
-def _safe(read: Callable[[], _T]) -> _T | None:
-    try:
-        return read()
-    except Exception:
-        return None
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    if not isinstance(value, str):
-        return None
-    text = value.replace("\x00", "").strip()
-    return text[:200] or None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, tuple | list):
-        value = value[0] if value else None
-    if value is None:
-        return None
-    number = float(value)
-    return round(number, 2) if math.isfinite(number) and number > 0 else None
-
-
-def _iso(value: Any) -> int | None:
-    if isinstance(value, tuple | list):
-        value = value[0] if value else None
-    if value is None:
-        return None
-    iso = int(value)
-    return iso if iso > 0 else None
-
-
-def _exposure(value: Any) -> str | None:
-    """Exposure as "1/250" for fractions of a second, "2" or "0.5" otherwise."""
-    if isinstance(value, tuple | list):
-        value = value[0] if value else None
-    seconds = _number(value)
-    if seconds is None:
-        return None
-    numerator = getattr(value, "numerator", None)
-    denominator = getattr(value, "denominator", None)
-    if numerator == 1 and isinstance(denominator, int) and denominator > 1:
-        return f"1/{denominator}"
-    exact = float(value)
-    if exact < 0.25:
-        return f"1/{round(1 / exact)}"
-    return f"{round(exact, 4):g}"
-
-
-def _numbers(text: str, separator: str, digits: tuple[int, ...]) -> list[int]:
-    """Decimal numbers of exactly these many digits between `separator`s; ValueError for
-    anything else."""
-    parts = text.split(separator)
-    if [len(part) for part in parts] != list(digits) or not all(
-        part.isascii() and part.isdigit() for part in parts
-    ):
-        raise ValueError(f"not numbers of {digits} digits between {separator!r}: {text!r}")
-    return [int(part) for part in parts]
-
-
-def _taken_at(original: Any, offset: Any) -> str | None:
-    """DateTimeOriginal "YYYY:MM:DD HH:MM:SS" (+ OffsetTimeOriginal) as ISO-8601."""
-    text = _text(original)
-    if text is None:
-        return None
-    # Read by hand: strptime imports _strptime, calendar and locale for this one format, 0.4 MB
-    # in every rendering process. datetime() checks the ranges (month 13, 30 February).
-    day, _, clock = text[:19].partition(" ")
-    year, month, date = _numbers(day, ":", (4, 2, 2))
-    hour, minute, second = _numbers(clock, ":", (2, 2, 2))
-    taken = datetime(year, month, date, hour, minute, second)
-    result = taken.isoformat()
-    zone = _text(offset)
-    if zone and len(zone) == 6 and zone[0] in "+-" and zone[3] == ":":
-        hours, minutes = int(zone[1:3]), int(zone[4:6])
-        if hours <= 14 and minutes < 60:
-            result += zone
-    return result
-
-
-def _gps(gps: dict[int, Any]) -> dict[str, float] | None:
-    lat = _degrees(gps.get(2), gps.get(1), "S")
-    lon = _degrees(gps.get(4), gps.get(3), "W")
-    if lat is None or lon is None or abs(lat) > 90 or abs(lon) > 180:
-        return None
-    result = {"lat": round(lat, 7), "lon": round(lon, 7)}
-    alt = _safe(lambda: float(gps[6]))
-    if alt is not None and math.isfinite(alt):
-        below = gps.get(5) in (1, b"\x01")
-        result["alt"] = round(-alt if below else alt, 2)
-    return result
-
-
-def _degrees(value: Any, ref: Any, negative: str) -> float | None:
-    if not isinstance(value, tuple | list) or not value:
-        return None
-    parts = [float(part) for part in value[:3]]
-    if not all(math.isfinite(part) for part in parts):
-        return None
-    degrees = sum(part / 60.0**i for i, part in enumerate(parts))
-    return -degrees if _text(ref) == negative else degrees

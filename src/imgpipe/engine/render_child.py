@@ -24,7 +24,7 @@ from typing import Any
 from imgpipe.core.errors import ImgpipeError, ProcessingError, TooManyPixelsError
 from imgpipe.core.files import read_at_most
 from imgpipe.core.rendering import RenderOptions, RenderResult
-from imgpipe.engine.pipeline import hand_back_free_memory
+from imgpipe.engine.memory import hand_back_free_memory
 
 RenderFn = Callable[[bytes, RenderOptions], RenderResult]
 _FD = struct.Struct("i")  # a descriptor in SCM_RIGHTS ancillary data
