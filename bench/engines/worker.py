@@ -46,9 +46,9 @@ def load(engine: str) -> Callable[[bytes], list[Output]]:
         from engines import imgpipe_engine
 
         if engine == "imgpipe-one-thread":  # no helper thread for the encodes, ever
-            from imgpipe.engine import pipeline
+            from imgpipe.engine import encode
 
-            pipeline.ENCODE_HELPER = False
+            encode.ENCODE_HELPER = False
         return imgpipe_engine.make()  # type: ignore[no-any-return]
     raise SystemExit(f"unknown engine {engine!r}")
 

@@ -1,19 +1,28 @@
 """The imaging engine: from an original's bytes to its renditions and the record's metadata.
 
-    pipeline.py      render, probe, check_header: header checks, one decode, the cascade,
-                     the encodes, the metadata (geometry.py: the sizes, in integers)
-    vips.py          libvips imported on first use, its loaders allow-listed
-    exif.py          orientation, the record's EXIF subset, GPS out of kept EXIF
-    analysis.py      pHash, BlurHash, the dominant colour
-    cpu.py           usable cores and the machine's runnable threads (the encode helper)
-    memory.py        malloc_trim
+    render(data, options)                          pipeline.py, one step per module:
+      header.py     sniff, check bytes and formats, read the header only (its orientation:
+                    exif.py), check pixels and frames: before any pixel is decoded
+      decode.py     decode once, shrunk on load to the largest size a rendition needs,
+                    upright, 8-bit sRGB (colour.py); HEIC through pillow-heif
+      resize.py     the cascade down from that one image, "cover" crops (geometry.py: the
+                    sizes, in integers)
+      encode.py     every encode of the render, longest first, a helper thread while a core is
+                    idle (cpu.py); writers.py: one format, libvips' or Pillow's encoder
+      metadata.py   the record's facts: header, EXIF subset, analysis.py (pHash, BlurHash,
+                    dominant colour)
+    probe(data, options), parse_exif(raw)          inspection.py: as the record's models
+
+    vips.py          libvips imported on first use, its loaders allow-listed, no cache
+    memory.py        malloc_trim: what glibc keeps, handed back
     renderers.py     in this process, or in rendering processes that may crash or hang alone
     render_child.py  a rendering process's loop
 
 The options and results are the core's plain data (core/rendering.py). pyvips and Pillow are
 imported inside functions, and the names below are imported on first use: importing the
 engine is cheap (cold starts matter on Lambda), and a rendering process, which imports
-`render_child`, loads neither the renderers' side nor pydantic.
+`render_child` and then `pipeline`, loads neither the renderers' side, `inspection`, nor
+pydantic (bar core.rendering's validation, which only the parent calls).
 """
 
 from __future__ import annotations
@@ -22,14 +31,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from imgpipe.engine.pipeline import (
-        check_header,
-        parse_exif,
-        probe,
-        render,
-        render_unhashed,
-        sha256_hex,
-    )
+    from imgpipe.engine.inspection import parse_exif, probe
+    from imgpipe.engine.pipeline import check_header, render, render_unhashed, sha256_hex
     from imgpipe.engine.renderers import InProcessRenderer, SubprocessRenderer
     from imgpipe.engine.vips import configure_vips
 
@@ -37,8 +40,8 @@ if TYPE_CHECKING:
 _HOMES = {
     "check_header": "pipeline",
     "configure_vips": "vips",
-    "parse_exif": "pipeline",
-    "probe": "pipeline",
+    "parse_exif": "inspection",
+    "probe": "inspection",
     "render": "pipeline",
     "render_unhashed": "pipeline",
     "sha256_hex": "pipeline",

@@ -1,9 +1,9 @@
 """A rendering process's side of `renderers.SubprocessRenderer`: the socket's framing
 (`Channel`, which the parent uses too) and the loop that renders one job at a time.
 
-A rendering process imports this module (and through it the imaging engine), not the
-parent's side in `renderers`: what it imports it holds for its whole life, so it imports only
-what a render uses (tests/integration/test_containment.py).
+A rendering process imports this module and the render function its parent names
+(pipeline.render_unhashed), not the parent's side in `renderers`: what it imports it holds for
+its whole life, so it imports only what a render uses (tests/integration/test_containment.py).
 """
 
 from __future__ import annotations
