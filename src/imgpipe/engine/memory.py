@@ -1,9 +1,9 @@
 """Memory: what glibc keeps from earlier images, handed back to the system (malloc_trim).
 
-glibc keeps freed memory for the process's next allocations; after a large decode that is
-the size of the decode, held for as long as the process lives. A rendering process hands it
-back when it is idle (render_child), and any render before a decode that sets the process's
-peak (pipeline: a progressive JPEG).
+glibc keeps memory a render freed for the process's own later allocations rather than return
+it; after a large decode that can be much of the decode's size, for as long as the process
+lives. A rendering process hands it back once it is idle (render_child), and a render before a
+decode that sets the process's peak (pipeline: a progressive JPEG).
 """
 
 from __future__ import annotations
