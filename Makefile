@@ -30,9 +30,9 @@ serve: $(STAMP) bytecode  # imgpipe's own venv only: the template linters are fo
 
 # imgpipe's own modules as bytecode. An editable install writes none, and where
 # PYTHONDONTWRITEBYTECODE is set no process does: each new rendering process then compiles
-# imaging.py and the rest from source, about 25 ms more to start (139-161 against 161-194 ms)
-# and 0.9 MB more after imports (docs/benchmarks.md). Only files changed since their last
-# compile are compiled again.
+# the engine's modules and the rest from source, about 25 ms more to start (139-161 against
+# 161-194 ms) and 0.9 MB more after imports (docs/benchmarks.md). Only files changed since
+# their last compile are compiled again.
 bytecode: $(STAMP)
 	$(BIN)/python -m compileall -q src/imgpipe >/dev/null
 

@@ -40,7 +40,7 @@ HANDLERS = ("imgpipe.entrypoints.lambda_worker", "imgpipe.entrypoints.lambda_api
 # What the worker's first render imports: pyvips (libvips) set up, Pillow (EXIF, and the JPEG
 # and WebP encoders).
 FIRST_RENDER = (
-    "import imgpipe.core.imaging as m; m.configure_vips(); import PIL.Image; "
+    "import imgpipe.engine.pipeline as m; m.configure_vips(); import PIL.Image; "
     "import PIL.JpegImagePlugin; import PIL.WebPImagePlugin"
 )
 

@@ -74,9 +74,9 @@ def make_target() -> Callable[[bytes], None]:
     """The function under test: bytes in, an ImageError or nothing out."""
     from imgpipe.config import Settings
     from imgpipe.core.errors import ImageError
-    from imgpipe.core.imaging import RenderOptions, check_header, render
+    from imgpipe.engine import check_header, render
 
-    options = RenderOptions.from_settings(Settings())
+    options = Settings().render_options()
 
     def one_input(data: bytes) -> None:
         with contextlib.suppress(ImageError):

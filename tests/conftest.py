@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
+import imagegen as gen
+from engine_support import DEFAULTS
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings
 from imgpipe.core.ports import NullMetrics
+from imgpipe.core.rendering import RenderResult
+from imgpipe.engine import InProcessRenderer, render
 from imgpipe.entrypoints.local_worker import LocalWorkerPool
 from imgpipe.service import ImageService
 
@@ -51,6 +54,17 @@ def local_app(settings: Settings) -> Iterator[LocalApp]:
     tests run the queue with `drain`."""
     with local_app_with(settings) as app:
         yield app
+
+
+@pytest.fixture(scope="module")
+def large_photo() -> bytes:
+    """A 2000x1500 photo with EXIF and GPS, made once per test module (the engine's tests)."""
+    return gen.photo_jpeg(2000, 1500, gps=True)
+
+
+@pytest.fixture(scope="module")
+def large_result(large_photo: bytes) -> RenderResult:
+    return render(large_photo, DEFAULTS)
 
 
 @contextmanager

@@ -8,7 +8,8 @@ import signal
 import sys
 import time
 
-from imgpipe.core.imaging import RenderOptions, RenderResult, render_unhashed
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine import render_unhashed
 
 
 def hang(data: bytes, options: RenderOptions) -> RenderResult:

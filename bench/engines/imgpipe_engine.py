@@ -37,7 +37,6 @@ def options_env(variant: str) -> dict[str, str]:
     import pickle
 
     from imgpipe.config import RenditionSpec, Settings
-    from imgpipe.core.imaging import RenderOptions
 
     overrides = IDENTICAL if variant == "identical" else {}
     specs = [
@@ -50,7 +49,7 @@ def options_env(variant: str) -> dict[str, str]:
         )
         for name, box in SIZES
     ]
-    options = RenderOptions.from_settings(Settings(renditions=specs))
+    options = Settings(renditions=specs).render_options()
     return {OPTIONS_ENV: base64.b64encode(pickle.dumps(options)).decode()}
 
 
@@ -63,8 +62,8 @@ def make() -> Any:
     # then counts every module imgpipe needs, as it does for the other engines.
     from PIL import Image  # noqa: F401
 
-    import imgpipe.adapters.render_child  # noqa: F401  (what a rendering process imports)
-    from imgpipe.core.imaging import configure_vips, render_unhashed
+    import imgpipe.engine.render_child  # noqa: F401  (what a rendering process imports)
+    from imgpipe.engine import configure_vips, render_unhashed
 
     if OPTIONS_ENV not in os.environ:
         raise SystemExit(f"{OPTIONS_ENV} is not set: run this engine through bench/run.py")
@@ -81,9 +80,8 @@ def make() -> Any:
 def defaults_are_identical() -> bool:
     """True when imgpipe's RenditionSpec defaults are exactly the peers' settings."""
     from imgpipe.config import RenditionSpec
-    from imgpipe.core.render_settings import RenderPreset
 
-    spec = RenderPreset.of(RenditionSpec(name="x", width=1, height=1))
+    spec = RenditionSpec(name="x", width=1, height=1).render_preset()
     auto_is_on = JPEG_QUALITY < 90  # libvips' "auto" is 4:2:0 below quality 90
     for name, value in IDENTICAL.items():
         current = getattr(spec, name, None)

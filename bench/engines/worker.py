@@ -46,9 +46,9 @@ def load(engine: str) -> Callable[[bytes], list[Output]]:
         from engines import imgpipe_engine
 
         if engine == "imgpipe-one-thread":  # no helper thread for the encodes, ever
-            from imgpipe.core import imaging
+            from imgpipe.engine import encode
 
-            imaging.ENCODE_HELPER = False
+            encode.ENCODE_HELPER = False
         return imgpipe_engine.make()  # type: ignore[no-any-return]
     raise SystemExit(f"unknown engine {engine!r}")
 
@@ -56,7 +56,7 @@ def load(engine: str) -> Callable[[bytes], list[Output]]:
 def clock_encodes() -> list[float]:
     """Count the CPU time of every Image.save into the returned one-item list (seconds). The
     encodes run in the calling thread: libwebp and libjpeg-turbo start no threads here, and
-    imgpipe's helper thread never starts on one pinned core (imaging.usable_cores)."""
+    imgpipe's helper thread never starts on one pinned core (engine.cpu.usable_cores)."""
     from PIL import Image
 
     spent = [0.0]

@@ -96,7 +96,7 @@ def _engines(results: Results) -> list[str]:
     side = results.side
     lines = [
         "",
-        "- **imgpipe**: `imgpipe.core.imaging.render_unhashed()`, what a rendering process "
+        "- **imgpipe**: `imgpipe.engine.render_unhashed()`, what a rendering process "
         "runs: header checks and limits, one decode, the cascade, six encodes, and the "
         "record's metadata (EXIF subset, phash, blurhash, dominant colour). The original's "
         "sha256 is the caller's (the local store's ETag, hashed as the upload is written: "

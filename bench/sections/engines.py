@@ -33,7 +33,7 @@ IMPORT_STEPS: list[tuple[str, str]] = [
     ("the interpreter", "pass"),
     ("pyvips, with libvips loaded", "import pyvips; pyvips.Image.black(1, 1).avg()"),
     ("Pillow, with its JPEG and WebP plugins", "from PIL import JpegImagePlugin, WebPImagePlugin"),
-    ("imgpipe's render and its loop", "import imgpipe.adapters.render_child"),
+    ("imgpipe's render and its loop", "from imgpipe.engine import pipeline, render_child"),
 ]
 
 # What the serve process imports and a rendering process no longer does (after the above).

@@ -15,9 +15,8 @@ from pathlib import Path
 from engine_runs import EngineRun, median_engine, py_engine, run_engine
 from procs import PeakRss, Run, interleaved, tree_rss_kb
 
-from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
 from imgpipe.config import Settings
-from imgpipe.core.imaging import RenderOptions
+from imgpipe.engine import InProcessRenderer, SubprocessRenderer
 from sections.common import Bench
 
 
@@ -82,7 +81,7 @@ def cli_process(files: list[Path], jobs: int) -> Run:
 def pool(kind: str, data: list[bytes], workers: int) -> Run:
     """The serve worker pool's rendering: N threads rendering in-process (libvips releases the
     GIL) against N threads each driving a rendering process."""
-    options = RenderOptions.from_settings(Settings())
+    options = Settings().render_options()
     renderer: InProcessRenderer | SubprocessRenderer
     if kind == "threads":
         renderer = InProcessRenderer()

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imgpipe.config import rendition_hash, spec_hashes
 from imgpipe.core import lifecycle
 from imgpipe.core.errors import ImageError, ImgpipeError
-from imgpipe.core.imaging import RenderOptions, render
 from imgpipe.core.model import ObjectEvent, Rendition, utcnow
+from imgpipe.core.rendering import RenderOptions
+from imgpipe.core.rendition_identity import rendition_hash, spec_hashes
+from imgpipe.engine import render
 
 FILE_BUCKET = "file"
 

@@ -191,7 +191,7 @@ def build_local(
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
     from imgpipe.adapters.local.timeseries import TeeMetrics, TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
-    from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
+    from imgpipe.engine import InProcessRenderer, SubprocessRenderer
     from imgpipe.entrypoints.health import HealthBoard
     from imgpipe.entrypoints.local_worker import DATABASE, WORKERS, LocalWorkerPool
     from imgpipe.service import ImageService, removed_message
@@ -367,7 +367,7 @@ def build_aws(
     from imgpipe.adapters.aws.emf_metrics import EmfMetrics
     from imgpipe.adapters.aws.s3_store import S3ObjectStore
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
-    from imgpipe.adapters.renderers import InProcessRenderer
+    from imgpipe.engine import InProcessRenderer
     from imgpipe.service import ImageService
 
     aws = settings.aws

@@ -7,11 +7,9 @@ Precedence, highest first: values passed in code (CLI flags), environment variab
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +22,14 @@ from pydantic_settings import (
 )
 
 from imgpipe.core.formats import ALL_INPUT_FORMATS, InputFormat, OutputFormat
-from imgpipe.core.render_settings import DEFAULT_QUALITY, RenderPreset
+from imgpipe.core.rendering import (
+    DEFAULT_QUALITY,
+    MetadataRules,
+    RenderLimits,
+    RenderOptions,
+    RenderPreset,
+)
+from imgpipe.core.rendition_identity import rendition_hash, spec_hashes
 
 ENV_PREFIX = "IMGPIPE_"
 CONFIG_FILE_ENV = "IMGPIPE_CONFIG"
@@ -88,6 +93,14 @@ class RenditionSpec(BaseModel):
         " the GIL while encoding WebP) or libvips (always used when metadata is kept)",
     )
 
+    def render_preset(self) -> RenderPreset:
+        """This spec as the plain preset a render carries."""
+        # every field, by name: a field added here and not to RenderPreset fails loudly
+        fields = self.model_dump()
+        return RenderPreset(
+            **{**fields, "formats": tuple(self.formats), "quality": dict(self.quality)}
+        )
+
 
 def _default_renditions() -> list[RenditionSpec]:
     return [
@@ -120,6 +133,15 @@ class Limits(BaseModel):
         description="address-space limit of each local rendering process (RLIMIT_AS)",
     )
 
+    def render_limits(self) -> RenderLimits:
+        """What a render checks (the rendering process's own limits are its renderer's)."""
+        return RenderLimits(
+            max_bytes=self.max_bytes,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            allowed_formats=tuple(self.allowed_formats),
+        )
+
 
 class MetadataOptions(BaseModel):
     """What the record keeps of a file's metadata, and what its renditions carry."""
@@ -128,6 +150,9 @@ class MetadataOptions(BaseModel):
     strip_exif: bool = Field(
         default=True, description="strip EXIF/XMP/IPTC from renditions (ICC is never needed)"
     )
+
+    def rules(self) -> MetadataRules:
+        return MetadataRules(keep_gps=self.keep_gps, strip_exif=self.strip_exif)
 
 
 class LocalBackend(BaseModel):
@@ -377,12 +402,22 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
         return tuple(sources)
 
+    def render_options(self) -> RenderOptions:
+        """Everything that shapes a render, as the plain data a rendering process is sent."""
+        return RenderOptions(
+            renditions=tuple(spec.render_preset() for spec in self.renditions),
+            limits=self.limits.render_limits(),
+            metadata=self.metadata.rules(),
+            background=self.background,
+        )
+
     def spec_hashes(self) -> dict[str, str]:
-        """Each preset's `specHash`, by preset name (see `spec_hashes`)."""
-        return spec_hashes(self.renditions, self.background, self.metadata.strip_exif)
+        """Each preset's `specHash`, by preset name (core.rendition_identity.spec_hashes)."""
+        presets = (spec.render_preset() for spec in self.renditions)
+        return spec_hashes(presets, self.background, self.metadata.strip_exif)
 
     def rendition_hash(self) -> str:
-        """The record's `renditionHash` (see `rendition_hash`)."""
+        """The record's `renditionHash` (core.rendition_identity.rendition_hash)."""
         return rendition_hash(self.spec_hashes())
 
     def renditions_json(self) -> str:
@@ -390,26 +425,6 @@ class Settings(BaseSettings):
         Lambda's whole environment must fit in 4 KB). Read back, they hash the same."""
         presets = [spec.model_dump(mode="json", exclude_defaults=True) for spec in self.renditions]
         return json.dumps(presets, separators=(",", ":"))
-
-
-def spec_hashes(
-    renditions: Iterable[RenditionSpec | RenderPreset], background: Iterable[int], strip_exif: bool
-) -> dict[str, str]:
-    """Each preset's `specHash`: a short hash of everything that shapes its bytes (its own
-    fields plus the global background and EXIF stripping), by preset name. A RenditionSpec
-    and its RenderPreset hash the same: the same fields, the same JSON."""
-    shared = {"background": list(background), "strip": strip_exif}
-    presets = (s if isinstance(s, RenderPreset) else RenderPreset.of(s) for s in renditions)
-    return {preset.name: _short_hash({"preset": preset._asdict(), **shared}) for preset in presets}
-
-
-def rendition_hash(spec_hashes: Mapping[str, str]) -> str:
-    """A record's `renditionHash`: its presets' hashes together (their order aside)."""
-    return _short_hash(sorted(spec_hashes.items()))
-
-
-def _short_hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:

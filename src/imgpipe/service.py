@@ -33,7 +33,6 @@ from imgpipe.core.errors import (
 from imgpipe.core.events import image_event
 from imgpipe.core.files import OpenFile
 from imgpipe.core.formats import CONTENT_TYPES
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import (
     compare_sequencers,
     image_id_for,
@@ -60,6 +59,7 @@ from imgpipe.core.ports import (
     NullEvents,
     ObjectStore,
 )
+from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.core.similarity import Match
 
 log = logging.getLogger("imgpipe.service")
@@ -144,7 +144,7 @@ class ImageService:
             if renders_at_once is not None
             else contextlib.nullcontext()
         )
-        self.options = RenderOptions.from_settings(settings)
+        self.options = settings.render_options()
         # What this worker's settings make: each preset's specHash, the record's renditionHash.
         spec_hashes = settings.spec_hashes()
         self.presets = tuple(

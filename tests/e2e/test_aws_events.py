@@ -35,13 +35,13 @@ import imagegen
 from faultproxy import FaultProxy, Reply, Rule
 from imgpipe.adapters.aws import table_stream
 from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import Settings, load_settings
 from imgpipe.core.errors import TransientError
 from imgpipe.core.events import image_event
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status
 from imgpipe.core.ports import NullMetrics
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints import lambda_events
 from imgpipe.service import ImageService
 from motoserver import REGION, aws, drain_queue, moto_endpoint, rule_to_queue, unique
@@ -360,7 +360,7 @@ def test_the_events_function_imports_no_service_and_no_imaging() -> None:
 
     code = (
         "import sys, imgpipe.entrypoints.lambda_events;"
-        "print(sorted(m for m in ('imgpipe.service', 'imgpipe.core.imaging', 'pyvips', 'PIL',"
+        "print(sorted(m for m in ('imgpipe.service', 'imgpipe.engine', 'pyvips', 'PIL',"
         " 'boto3') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -42,11 +42,11 @@ import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from imgpipe.config import Settings
-from imgpipe.core import imaging
+from imgpipe import engine
 source, out = Path(sys.argv[2]), Path(sys.argv[3])
-options = imaging.RenderOptions.from_settings(Settings())
+options = Settings().render_options()
 started = time.perf_counter()
-result = imaging.render(source.read_bytes(), options)
+result = engine.render(source.read_bytes(), options)
 seconds = time.perf_counter() - started
 renditions = []
 for r in result.renditions:
@@ -231,7 +231,7 @@ def test_renders_an_image_under_python313(python313: Path, unpacked: Path, tmp_p
 
 def test_cold_import_times(python313: Path, unpacked: Path, built: Path, tmp_path: Path) -> None:
     """Measured and printed, not asserted: machines differ."""
-    core = "imgpipe.core.imaging,imgpipe.service"
+    core = "imgpipe.engine.pipeline,imgpipe.service"
     cold_import(python313, core, unpacked)  # the first run reads the files into the page cache
     shipped = cold_import(python313, core, unpacked)
     compiled = cold_import(python313, core, unpacked, bytecode=tmp_path / "no-bytecode")

@@ -14,10 +14,10 @@ from PIL import Image
 
 import imagegen
 from conftest import drain
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import build_local
 from imgpipe.config import Settings, load_settings
 from imgpipe.core.model import ImageRecord, Status
+from imgpipe.engine import InProcessRenderer
 from liveserver import start_server, stop
 
 IMGPIPE = [sys.executable, "-m", "imgpipe.entrypoints.cli"]

@@ -12,9 +12,9 @@ from PIL import Image
 
 import imagegen
 from conftest import drain
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_server import create_local_app
 
 

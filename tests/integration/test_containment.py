@@ -19,16 +19,16 @@ import imagegen
 import misbehaving
 from conftest import drain
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.adapters.renderers import RenderFn, SubprocessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.errors import TooManyPixelsError, WorkerCrashedError
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.model import Status
 from imgpipe.core.ports import NullMetrics
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine.renderers import RenderFn, SubprocessRenderer
 from imgpipe.service import ImageService
 
-OPTIONS = RenderOptions.from_settings(Settings())
+OPTIONS = Settings().render_options()
 GOOD = imagegen.photo_jpeg(320, 240)
 
 
@@ -83,9 +83,9 @@ def test_one_process_renders_with_whatever_options_each_call_brings(
     crashing: SubprocessRenderer,
 ) -> None:
     # The options cross to a process only when they differ from its last job's.
-    thumbs = RenderOptions.from_settings(
-        Settings(renditions=[{"name": "t", "width": 32, "height": 32, "formats": ["webp"]}])
-    )
+    thumbs = Settings(
+        renditions=[{"name": "t", "width": 32, "height": 32, "formats": ["webp"]}]
+    ).render_options()
     pids = crashing.pids()
     sizes = [
         sorted((r.name, r.width, r.format) for r in crashing.render(GOOD, options).renditions)
@@ -102,14 +102,14 @@ _PARENT = """
 import json, os, sys
 import imgpipe.entrypoints.cli
 import misbehaving
-from imgpipe.adapters.renderers import SubprocessRenderer
+from imgpipe.engine import SubprocessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions
+from imgpipe.core.rendering import RenderOptions
 
 if __name__ == "__main__":
     renderer = SubprocessRenderer(1, 60, render_fn=misbehaving.render_and_list_modules)
-    options = RenderOptions.from_settings(Settings())
+    options = Settings().render_options()
     # the original as bytes, then as the local store hands it over: an open file
     results = [renderer.render(sys.stdin.buffer.read(), options)]
     with OpenFile(os.open(sys.argv[1], os.O_RDONLY), os.path.getsize(sys.argv[1])) as original:

@@ -24,10 +24,10 @@ from fastapi.testclient import TestClient
 
 import imagegen
 from conftest import drain
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import STATE_DIR, LocalApp, build_local
 from imgpipe.config import Settings
 from imgpipe.core.model import ImageRecord, Status
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_server import create_local_app
 
 SECRET = "whsec-test-0123456789abcdef"

@@ -34,7 +34,6 @@ import imgpipe
 from conftest import drain
 from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
 from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import LocalBackend, Server, Settings
 from imgpipe.core import lifecycle
@@ -45,9 +44,10 @@ from imgpipe.core.errors import (
     WorkerCrashedError,
 )
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status, utcnow
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_worker import LocalWorkerPool
 from imgpipe.service import ImageService, event_from_info, removed_message
 

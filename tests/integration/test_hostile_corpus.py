@@ -18,17 +18,16 @@ import hostile
 from hostile import PROCESSED, Case
 from imgpipe.bootstrap import LocalApp
 from imgpipe.config import RenditionSpec, Settings
-from imgpipe.core import geometry
 from imgpipe.core.errors import ImageError
-from imgpipe.core.imaging import RenderOptions, render
 from imgpipe.core.model import Status
+from imgpipe.engine import geometry, render
 from imgpipe.service import event_from_info
 
 # A hang is a failure: no case may take long (the slowest, 1e8-pixel ones, take < 1 s).
 pytestmark = pytest.mark.timeout(30)
 
 CASES = hostile.corpus()
-OPTIONS = RenderOptions.from_settings(Settings())
+OPTIONS = Settings().render_options()
 PIL_FORMAT = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG", "avif": "AVIF"}
 MAX_MESSAGE = 300
 
@@ -191,11 +190,12 @@ _RENDER_SCRIPT = """
 import sys
 from imgpipe.config import Settings
 from imgpipe.core.errors import ImageError
-from imgpipe.core.imaging import RenderOptions, render
+from imgpipe.engine import render
+from imgpipe.core.rendering import RenderOptions
 
 data = open(sys.argv[1], "rb").read()
 try:
-    render(data, RenderOptions.from_settings(Settings()))
+    render(data, Settings().render_options())
 except ImageError:
     pass
 """

@@ -18,9 +18,9 @@ from conftest import drain
 from contract.metadata_store_contract import make_record
 from imgpipe.adapters.local import sqlite_store
 from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings, SimilarityOptions
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_server import create_local_app
 
 

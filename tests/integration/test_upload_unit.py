@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 import imagegen
 from conftest import drain, local_app_with
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import LocalApp
 from imgpipe.config import Settings
 from imgpipe.core.errors import StoreUnavailableError
 from imgpipe.core.keys import idempotent_prefix
 from imgpipe.core.model import ImageRecord, Status
 from imgpipe.core.ports import NullMetrics
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_server import create_local_app
 from imgpipe.service import ImageService
 

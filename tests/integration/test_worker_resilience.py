@@ -20,12 +20,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 import imagegen
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.model import ImageRecord, Status
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_server import create_local_app
 
 DEADLINE_S = 30.0  # a hang guard: the work drains in a few seconds

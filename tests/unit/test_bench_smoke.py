@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import quality
 from engines.common import inside_size
 
-from imgpipe.core import geometry
+from imgpipe.engine import geometry
 
 
 def texture(size: int = 96) -> np.ndarray:

@@ -16,12 +16,12 @@ from typing import BinaryIO
 
 import imagegen
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import RenditionSpec, Settings
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectInfo, Status
 from imgpipe.core.ports import NullMetrics
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine import InProcessRenderer
 from imgpipe.service import ImageService, Renderer, event_from_info
 
 WAIT_S = 3.0  # only reached when the code under test is wrong (a deadlock)

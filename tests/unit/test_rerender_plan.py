@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from imgpipe.config import RenditionSpec, Settings, spec_hashes
+from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core import lifecycle
-from imgpipe.core.imaging import RenderOptions
 from imgpipe.core.model import ImageMetadata, ImageRecord, ObjectEvent, Rendition, Status, iso
+from imgpipe.core.rendition_identity import spec_hashes
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 KEY = "uploads/abc/IMG_0001.jpg"
@@ -101,7 +101,7 @@ def test_a_preset_hashes_as_it_did_when_the_hash_was_of_its_rendition_spec() -> 
     before = json.dumps({"preset": spec.model_dump(mode="json"), **shared}, sort_keys=True)
     expected = {spec.name: hashlib.sha256(before.encode()).hexdigest()[:12]}
     assert settings.spec_hashes() == expected
-    presets = RenderOptions.from_settings(settings).renditions
+    presets = settings.render_options().renditions
     assert spec_hashes(presets, settings.background, settings.metadata.strip_exif) == expected
 
 

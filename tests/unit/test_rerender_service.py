@@ -11,12 +11,12 @@ from PIL import Image
 import imagegen
 from conftest import drain
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core.errors import ImageBusyError, WorkerCrashedError
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.model import ImageRecord, Status, iso, utcnow
 from imgpipe.core.ports import NullMetrics
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.lambda_worker import messages_from
 from imgpipe.service import ImageService, Renderer, event_from_info, rerender_message
 

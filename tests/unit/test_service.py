@@ -10,13 +10,13 @@ from PIL import Image
 import imagegen
 from conftest import drain
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.errors import NotFoundError, WorkerCrashedError
-from imgpipe.core.imaging import RenderOptions, RenderResult
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import Status
 from imgpipe.core.ports import NullMetrics
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine import InProcessRenderer
 from imgpipe.service import ImageService, event_from_info
 
 
@@ -95,7 +95,7 @@ def test_too_large_fails_before_reading_the_bytes(settings: Settings) -> None:
 
 def _fakes() -> tuple[object, ...]:
     from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-    from imgpipe.adapters.renderers import InProcessRenderer
+    from imgpipe.engine import InProcessRenderer
 
     return (InMemoryObjectStore(), InMemoryMetadataStore(), InMemoryJobQueue(), InProcessRenderer())
 

@@ -154,3 +154,16 @@ class PayloadTooLargeError(RequestError):
 class UnsupportedMediaTypeError(RequestError):
     code = "unsupported_media_type"
     status = 415
+
+
+_MAX_MESSAGE = 200
+
+
+def one_line(exc: BaseException) -> str:
+    """One readable line from an exception, for an error's message: a libvips error can be
+    kilobytes of repeats, a pydantic one a line per field."""
+    detail = str(getattr(exc, "detail", "") or "")
+    lines = [line.strip() for line in (detail or str(exc)).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith("unable to ")] or lines
+    message = "; ".join(dict.fromkeys(useful[:3])) or type(exc).__name__
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."

@@ -63,7 +63,7 @@ def sha256_of(fd: int, size: int) -> str:
     """The hex sha256 of the first `size` bytes of the file `fd`, read (pread) through one small
     buffer: the file is never copied whole into this process. Not mmap: a file cut short in
     place while mapped (`cp` over it in the data folder) kills the process with SIGBUS."""
-    import hashlib  # here: a rendering process never hashes (see imaging.render_unhashed)
+    import hashlib  # here: a rendering process never hashes (see engine.pipeline.render_unhashed)
 
     digest = hashlib.sha256()
     view = memoryview(bytearray(min(size, HASH_CHUNK)))

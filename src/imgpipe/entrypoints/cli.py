@@ -149,10 +149,9 @@ def process(
 ) -> None:
     """Process files with no server: OUT/<stem>/<rendition>.<ext> and OUT/<stem>/record.json."""
     from imgpipe.batch import process_file
-    from imgpipe.core.imaging import RenderOptions
 
     settings = _settings(config)
-    options = RenderOptions.from_settings(settings)
+    options = settings.render_options()
     files = _collect(paths)
     names = _out_names(files)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,7 +223,7 @@ def info(
 ) -> None:
     """Show the metadata imgpipe would record for FILE; no renditions are written."""
     from imgpipe.core.errors import ImageError
-    from imgpipe.core.imaging import RenderOptions, probe
+    from imgpipe.engine import probe
 
     settings = _settings(config)
     try:
@@ -233,7 +232,7 @@ def info(
         err.print(f"[red]cannot read {file}:[/red] {exc.strerror}")
         raise typer.Exit(2) from exc
     try:
-        meta = probe(data, RenderOptions.from_settings(settings))
+        meta = probe(data, settings.render_options())
     except ImageError as exc:
         if as_json:
             sys.stdout.write(json.dumps({"error": {"code": exc.code, "message": str(exc)}}) + "\n")

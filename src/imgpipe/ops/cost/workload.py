@@ -13,7 +13,7 @@ GB = 2**30
 KB = 1000
 
 # -- measured per image (`make bench`, docs/benchmarks.md's "Lambda" section) --------------------
-# The median per-image render time of imgpipe.core.imaging.render_unhashed() on one core (x86
+# The median per-image render time of imgpipe.engine.render_unhashed() on one core (x86
 # standing in for Graviton), 12 MP photos: the highest of the recent runs, so that the
 # estimate errs high. The worker's render() also hashes the original (sha256 through
 # OpenSSL), about 1% more, not added.

@@ -15,10 +15,11 @@ import subprocess
 import sys
 import threading
 
-from imgpipe.adapters.render_child import Channel, RenderFn
 from imgpipe.core.errors import WorkerCrashedError
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions, RenderResult, render, render_unhashed, sha256_hex
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine.pipeline import render, render_unhashed, sha256_hex
+from imgpipe.engine.render_child import Channel, RenderFn
 
 
 class InProcessRenderer:
@@ -34,7 +35,7 @@ class InProcessRenderer:
 # does, it imports from the parent's sys.path (argv[2:]), not from its own working directory.
 _CHILD_CODE = (
     "import sys; sys.path[:] = sys.argv[2:]; "
-    "from imgpipe.adapters.render_child import child_main; child_main()"
+    "from imgpipe.engine.render_child import child_main; child_main()"
 )
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgpipe.core.geometry import (
+from imgpipe.engine.geometry import (
     centre_crop,
     cover_resize_size,
     inside_size,

@@ -1,9 +1,9 @@
 """A rendering process's side of `renderers.SubprocessRenderer`: the socket's framing
 (`Channel`, which the parent uses too) and the loop that renders one job at a time.
 
-A rendering process imports this module (and through it the imaging engine), not the
-parent's side in `renderers`: what it imports it holds for its whole life, so it imports only
-what a render uses (tests/integration/test_containment.py).
+A rendering process imports this module and the render function its parent names
+(pipeline.render_unhashed), not the parent's side in `renderers`: what it imports it holds for
+its whole life, so it imports only what a render uses (tests/integration/test_containment.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import Any
 
 from imgpipe.core.errors import ImgpipeError, ProcessingError, TooManyPixelsError
 from imgpipe.core.files import read_at_most
-from imgpipe.core.imaging import RenderOptions, RenderResult, hand_back_free_memory
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine.memory import hand_back_free_memory
 
 RenderFn = Callable[[bytes, RenderOptions], RenderResult]
 _FD = struct.Struct("i")  # a descriptor in SCM_RIGHTS ancillary data

@@ -14,11 +14,11 @@ import pytest
 
 import imagegen as gen
 from imgpipe.config import Settings
-from imgpipe.core import imaging
 from imgpipe.core.errors import ProcessingError
-from imgpipe.core.imaging import RenderOptions, render
+from imgpipe.core.rendering import RenderResult
+from imgpipe.engine import encode, render
 
-DEFAULTS = RenderOptions.from_settings(Settings())
+DEFAULTS = Settings().render_options()
 
 
 @pytest.fixture(scope="module")
@@ -26,34 +26,34 @@ def photo() -> bytes:
     return gen.photo_jpeg(2000, 1500)
 
 
-def _blobs(result: imaging.RenderResult) -> dict[tuple[str, str], bytes]:
+def _blobs(result: RenderResult) -> dict[tuple[str, str], bytes]:
     return {(r.name, r.format): r.data for r in result.renditions}
 
 
 @pytest.fixture(scope="module")
 def one_thread(photo: bytes) -> dict[tuple[str, str], bytes]:
     """The photo's outputs with every encode in the render's own thread."""
-    imaging.ENCODE_HELPER = False
+    encode.ENCODE_HELPER = False
     try:
         return _blobs(render(photo, DEFAULTS))
     finally:
-        imaging.ENCODE_HELPER = True
+        encode.ENCODE_HELPER = True
 
 
 def _watch_encodes(monkeypatch: pytest.MonkeyPatch, hold_largest_webp_s: float = 0.0) -> list[Any]:
     """Record (thread name, rendition, format) for each encode; optionally hold the longest
     one (the 1600 px WebP), so that the helper has time to take others."""
     seen: list[Any] = []
-    real = imaging._encode
+    real = encode.write
 
-    def encode(image: Any, fmt: str, spec: Any, *rest: Any) -> bytes:
+    def write(image: Any, fmt: str, spec: Any, *rest: Any) -> bytes:
         seen.append((threading.current_thread().name, spec.name, fmt))
         if (spec.name, fmt) == ("large", "webp") and hold_largest_webp_s:
             time.sleep(hold_largest_webp_s)
         return real(image, fmt, spec, *rest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(imaging, "_encode", encode)
-    monkeypatch.setattr(imaging, "usable_cores", lambda: 2)
+    monkeypatch.setattr(encode, "write", write)
+    monkeypatch.setattr(encode, "usable_cores", lambda: 2)
     return seen
 
 
@@ -63,8 +63,8 @@ def test_encodes_running_at_once_write_the_same_bytes_as_one_after_another(
     # GIVEN a core always idle, nothing held: the two threads' JPEG and WebP encodes of one
     # size overlap (Pillow's Image.save keeps its options on the image object, which made the
     # JPEG come out at the WebP's quality while both threads shared one)
-    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
-    monkeypatch.setattr(imaging, "usable_cores", lambda: 2)
+    monkeypatch.setattr(encode, "runnable_threads", lambda: 1)
+    monkeypatch.setattr(encode, "usable_cores", lambda: 2)
     # WHEN the photo renders a few times THEN every output is the one-thread output
     for _ in range(3):
         assert _blobs(render(photo, DEFAULTS)) == one_thread
@@ -75,7 +75,7 @@ def test_with_an_idle_core_the_helper_encodes_and_the_bytes_do_not_change(
 ) -> None:
     # GIVEN a core always idle, and the render's thread held a moment on the largest WebP, so
     # that the helper surely takes some encodes
-    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    monkeypatch.setattr(encode, "runnable_threads", lambda: 1)
     seen = _watch_encodes(monkeypatch, hold_largest_webp_s=0.2)
     # WHEN the photo renders
     helped = _blobs(render(photo, DEFAULTS))
@@ -98,7 +98,7 @@ def test_with_every_core_busy_all_encodes_stay_in_the_render_thread(
         looks.append(1)
         return 99
 
-    monkeypatch.setattr(imaging, "runnable_threads", busy)
+    monkeypatch.setattr(encode, "runnable_threads", busy)
     seen = _watch_encodes(monkeypatch, hold_largest_webp_s=0.2)
     # WHEN a photo renders
     result = render(photo, DEFAULTS)
@@ -114,17 +114,17 @@ def test_an_encode_that_fails_in_the_helper_fails_the_render(
 ) -> None:
     # GIVEN an idle core, and an encoder that fails on the 256 px JPEG, which the helper
     # takes while the render's thread is held on the 1600 px WebP
-    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    monkeypatch.setattr(encode, "runnable_threads", lambda: 1)
     seen = _watch_encodes(monkeypatch, hold_largest_webp_s=0.2)
-    watched = imaging._encode
+    watched = encode.write
 
-    def encode(image: Any, fmt: str, spec: Any, *rest: Any) -> bytes:
+    def write(image: Any, fmt: str, spec: Any, *rest: Any) -> bytes:
         if spec.name == "thumb" and fmt == "jpeg":
             seen.append((threading.current_thread().name, "failed", fmt))
             raise ProcessingError("the thumb JPEG could not be written")
         return watched(image, fmt, spec, *rest)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(imaging, "_encode", encode)
+    monkeypatch.setattr(encode, "write", write)
     # WHEN it renders THEN the render fails with that error, raised in the helper thread
     with pytest.raises(ProcessingError, match="thumb JPEG"):
         render(photo, DEFAULTS)
@@ -137,9 +137,9 @@ def test_a_render_does_not_wait_for_a_helper_that_never_got_a_thread(
 ) -> None:
     # GIVEN an idle core, but every helper thread of the process held by other work (more
     # renders at once than cores, as a threads pool with more workers than cores has)
-    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    monkeypatch.setattr(encode, "runnable_threads", lambda: 1)
     seen = _watch_encodes(monkeypatch)
-    pool = imaging._encode_pool()
+    pool = encode.helper_pool()
     release = threading.Event()
     holders = [pool.submit(release.wait, 60) for _ in range(pool._max_workers)]
     try:
@@ -163,21 +163,10 @@ def test_a_single_encode_never_starts_the_helper(
     monkeypatch: pytest.MonkeyPatch, photo: bytes
 ) -> None:
     # GIVEN an idle core and a preset with one rendition in one format
-    monkeypatch.setattr(imaging, "runnable_threads", lambda: 1)
+    monkeypatch.setattr(encode, "runnable_threads", lambda: 1)
     seen = _watch_encodes(monkeypatch)
     only = DEFAULTS.renditions[0]._replace(formats=("webp",))
     options = DEFAULTS._replace(renditions=(only,))
     # WHEN it renders THEN its one encode ran in the caller's thread
     render(photo, options)
     assert seen == [(threading.current_thread().name, only.name, "webp")]
-
-
-def test_the_machine_load_is_read_from_proc() -> None:
-    # GIVEN Linux (CI and Lambda) WHEN the runnable threads are counted
-    # THEN the count includes at least this running thread, is no more than every thread on
-    # the machine (the total after the slash; not the "unreadable" answer), and this process
-    # has a core
-    with open("/proc/loadavg") as stats:
-        every_thread = int(stats.read().split()[3].split("/")[1])
-    assert 1 <= imaging.runnable_threads() <= every_thread
-    assert imaging.usable_cores() >= 1

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from imgpipe.adapters import render_child
-from imgpipe.adapters.render_child import Channel
 from imgpipe.config import Settings
 from imgpipe.core.files import OpenFile
-from imgpipe.core.imaging import RenderOptions, RenderResult
+from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.engine import render_child
+from imgpipe.engine.render_child import Channel
 
-OPTIONS = RenderOptions.from_settings(Settings())
+OPTIONS = Settings().render_options()
 IDLE_S = 0.1
 
 

@@ -1,0 +1,115 @@
+"""The one decode of a render: shrunk on load to the size the largest rendition needs,
+upright, 8-bit sRGB (or grey), held in memory for the cascade.
+
+JPEGs shrink in libjpeg's DCT domain, other formats through libvips' thumbnail; HEIC is decoded
+by pillow-heif (libvips' wheel has no HEVC decoder) and its pixels handed to libvips as they
+are. A libvips failure here is a CorruptImageError with a one-line message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imgpipe.core.errors import CorruptImageError, UnsupportedFormatError, one_line
+from imgpipe.engine import geometry
+from imgpipe.engine.colour import icc_options, normalise
+from imgpipe.engine.header import Header
+from imgpipe.engine.vips import LOAD_OPTIONS, LOADER_FOR, VipsImage, get, source, vips
+
+# JPEGs decode at the largest DCT scale (1/2, 1/4, 1/8) that still covers the largest
+# rendition, not at libvips' thumbnail choice, which keeps a factor of 2 for the resize.
+_FAST_SHRINK_ON_LOAD = True
+
+
+def decode(data: bytes, header: Header, width: int, height: int) -> VipsImage:
+    """Decode once to exactly `width` x `height` (displayed orientation): upright, 8-bit sRGB
+    (or grey), with alpha if the source has it, in memory."""
+    pyvips = vips()
+    try:
+        if header.heif_image is not None:
+            image = _heif_pixels(header)
+            image = image.thumbnail_image(
+                width, height=height, size="force", no_rotate=True, **icc_options(header)
+            )
+            return normalise(image).copy_memory()
+        try:
+            return _decode_vips(data, header, width, height, icc_options(header))
+        except pyvips.Error:
+            if not header.has_icc:
+                raise
+            # A broken ICC profile should not lose the image: decode again, untransformed.
+            return _decode_vips(data, header, width, height, {})
+    except pyvips.Error as exc:
+        raise CorruptImageError(
+            f"{header.format} image is corrupt or truncated: {one_line(exc)}"
+        ) from exc
+
+
+def _decode_vips(
+    data: bytes, header: Header, width: int, height: int, icc: dict[str, str]
+) -> VipsImage:
+    pyvips = vips()
+    shrink = _jpeg_shrink(header, width, height)
+    if shrink > 1:
+        # libjpeg decodes at 1/shrink in the DCT domain, then Lanczos3 does the rest.
+        loaded = pyvips.Image.new_from_source(
+            source(data), f"{LOAD_OPTIONS},shrink={shrink}", access="sequential"
+        )
+        image = loaded.thumbnail_image(width, height=height, size="force", **icc)
+    else:
+        image = pyvips.Image.thumbnail_source(
+            source(data), width, height=height, size="force", option_string=LOAD_OPTIONS, **icc
+        )
+    loader = str(get(image, "vips-loader", ""))
+    if not loader.startswith(tuple(LOADER_FOR.values())):
+        raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
+    return normalise(image).copy_memory()
+
+
+def _jpeg_shrink(header: Header, width: int, height: int) -> int:
+    """The largest JPEG shrink-on-load factor (8, 4, 2) whose decode still covers `width` x
+    `height` (displayed orientation), or 1.
+
+    libvips' thumbnail leaves a factor of at least 2 for its Lanczos3 step, so a 12 MP photo
+    bound for 1600 px is decoded at full size; Pillow's draft mode decodes it at 1/2, as this
+    does: ~8% less time per image, outputs as Pillow's (docs/benchmarks.md).
+    """
+    if header.format != "jpeg" or not _FAST_SHRINK_ON_LOAD:
+        return 1
+    stored_w, stored_h = geometry.oriented_size(header.width, header.height, header.orientation)
+    want_w, want_h = geometry.oriented_size(width, height, header.orientation)
+    for shrink in (8, 4, 2):
+        if stored_w // shrink >= want_w and stored_h // shrink >= want_h:
+            return shrink
+    return 1
+
+
+def _heif_pixels(header: Header) -> VipsImage:
+    pyvips = vips()
+    heif = header.heif_image
+    bands_for = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+    try:
+        mode = str(heif.mode)
+        bands = bands_for[mode]
+        raw = heif.data  # the HEVC decode happens here
+        stride = int(heif.stride)
+        width, height = (int(side) for side in heif.size)
+    except KeyError as exc:
+        raise UnsupportedFormatError(f"unsupported HEIF pixel layout {exc}") from exc
+    except Exception as exc:
+        raise CorruptImageError(f"heif image is corrupt or truncated: {one_line(exc)}") from exc
+    pixels = unpadded(raw, stride, width * bands, height)
+    image = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar")
+    image = image.copy(interpretation="b-w" if bands < 3 else "srgb")
+    icc = header.heif_image.info.get("icc_profile")
+    if icc:
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", bytes(icc))
+    return image
+
+
+def unpadded(raw: Any, stride: int, row: int, height: int) -> memoryview | bytes:
+    """A decoder's rows without the padding at the end of each (libvips wants none)."""
+    buffer = memoryview(raw).cast("B")
+    if stride == row:  # no padding: libvips reads the decoder's buffer as it is
+        return buffer[: row * height]
+    return b"".join(buffer[y * stride : y * stride + row] for y in range(height))
