@@ -194,7 +194,7 @@ def build_local(
     from imgpipe.adapters.renderers import InProcessRenderer, SubprocessRenderer
     from imgpipe.entrypoints.health import HealthBoard
     from imgpipe.entrypoints.local_worker import DATABASE, WORKERS, LocalWorkerPool
-    from imgpipe.service import ImageService, removed_message
+    from imgpipe.service import ImageService
 
     root = settings.local.data_dir.resolve()
     state_dir = root / STATE_DIR
@@ -279,7 +279,7 @@ def build_local(
             app.wake()
 
         def _removed(key: str) -> None:
-            queue.send(removed_message(key), dedup_id=f"removed\x00{key}")
+            service.enqueue_removed(key)
             app.wake()
 
         app.watcher = UploadsWatcher(

@@ -14,10 +14,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 from imgpipe.config import Settings
-from imgpipe.core import lifecycle, similarity
+from imgpipe.core import jobs, lifecycle, similarity
 from imgpipe.core.errors import (
     IdempotencyKeyReusedError,
     ImageBusyError,
@@ -34,6 +34,7 @@ from imgpipe.core.events import image_event
 from imgpipe.core.files import OpenFile
 from imgpipe.core.formats import CONTENT_TYPES
 from imgpipe.core.imaging import RenderOptions, RenderResult
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.keys import (
     compare_sequencers,
     image_id_for,
@@ -80,33 +81,8 @@ def _held(original: object) -> contextlib.AbstractContextManager[object]:
     return original if isinstance(original, OpenFile) else contextlib.nullcontext()
 
 
-def created_message(event: ObjectEvent) -> dict[str, Any]:
-    return {"type": "created", **event.model_dump(mode="json", exclude_none=True)}
-
-
-def removed_message(key: str) -> dict[str, Any]:
-    return {"type": "removed", "key": key}
-
-
-def rerender_message(key: str) -> dict[str, Any]:
-    """Bring the record of `key` up to the receiving worker's rendition settings."""
-    return {"type": "rerender", "key": key}
-
-
 def _same_version(a: ObjectInfo, b: ObjectInfo) -> bool:
     return (a.etag, a.version_id, a.sequencer) == (b.etag, b.version_id, b.sequencer)
-
-
-def event_from_info(info: ObjectInfo, *, force: bool = False) -> ObjectEvent:
-    return ObjectEvent(
-        key=info.key,
-        sequencer=info.sequencer or "0",
-        size=info.size,
-        etag=info.etag,
-        version_id=info.version_id,
-        event_time=info.last_modified,
-        force=force,
-    )
 
 
 class ImageService:
@@ -246,8 +222,14 @@ class ImageService:
         return self._mark_pending(event)
 
     def enqueue(self, event: ObjectEvent) -> None:
-        dedup = f"{event.key}\x00{event.sequencer}\x00{int(event.force)}"
-        self.queue.send(created_message(event), dedup_id=dedup, cost=event.size or 0)
+        job = jobs.Created(event)
+        self.queue.send(job.body(), dedup_id=job.dedup_id, cost=event.size or 0)
+
+    def enqueue_removed(self, key: str) -> None:
+        """The original of `key` was deleted by other means (the uploads watcher saw it go):
+        queue the removal of its renditions and record."""
+        job = jobs.Removed(key)
+        self.queue.send(job.body(), dedup_id=job.dedup_id)
 
     def _mark_pending(self, event: ObjectEvent) -> ImageRecord:
         for _ in range(CAS_RETRIES):
@@ -655,8 +637,8 @@ class ImageService:
         """Queue a re-render of `record` (`imgpipe reprocess --stale`). Locally a job for the
         same key and settings still waiting is not queued twice; on SQS a second copy finds
         nothing stale and does nothing."""
-        dedup = f"rerender\x00{record.key}\x00{self.rendition_hash}"
-        self.queue.send(rerender_message(record.key), dedup_id=dedup, cost=record.file_size or 0)
+        job = jobs.Rerender(record.key, self.rendition_hash)
+        self.queue.send(job.body(), dedup_id=job.dedup_id, cost=record.file_size or 0)
 
     # -- user actions ----------------------------------------------------------------------
 
@@ -794,3 +776,23 @@ class ImageService:
                 self.enqueue(event)  # even on S3: no notification will come for these
                 count += 1
         return count
+
+
+def dispatch(job: jobs.Job, service: ImageService) -> None:
+    """Run one job: the one translation of a queue message into a service call, for the local
+    worker and the Lambda worker alike."""
+    match job:
+        case jobs.Created(event):
+            service.process(event)
+        case jobs.Removed(key):
+            service.on_removed(key)
+        case jobs.Rerender(key):
+            service.rerender(key)
+
+
+def give_up(job: jobs.Job, exc: BaseException, attempts: int, service: ImageService) -> None:
+    """A job failed on its last attempt (jobs.gives_up) and the queue will dead-letter it:
+    make that visible on the record. Only a created job's record ends FAILED; a failed
+    removal or re-render leaves the record as it stands."""
+    if isinstance(job, jobs.Created):
+        service.give_up(job.event, exc, attempts)

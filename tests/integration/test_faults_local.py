@@ -46,10 +46,11 @@ from imgpipe.core.errors import (
 )
 from imgpipe.core.files import OpenFile
 from imgpipe.core.imaging import RenderOptions, RenderResult
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status, utcnow
 from imgpipe.entrypoints.local_worker import LocalWorkerPool
-from imgpipe.service import ImageService, event_from_info, removed_message
+from imgpipe.service import ImageService
 
 SRC = Path(imgpipe.__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parents[1]
@@ -264,7 +265,7 @@ def test_an_original_deleted_before_processing(
     key = "uploads/deleted/a.jpg"
     uploaded = app.service.upload_to(key, imagegen.photo_jpeg(300, 200), "image/jpeg")
     (app.objects.path_for(key)).unlink()
-    app.queue.send(removed_message(key), dedup_id=f"removed\x00{key}")
+    app.service.enqueue_removed(key)
     messages = {m.body["type"]: m for m in app.queue.receive(10, 30)}
     assert set(messages) == {"created", "removed"}
 

@@ -21,8 +21,8 @@ from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core import geometry
 from imgpipe.core.errors import ImageError
 from imgpipe.core.imaging import RenderOptions, render
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.model import Status
-from imgpipe.service import event_from_info
 
 # A hang is a failure: no case may take long (the slowest, 1e8-pixel ones, take < 1 s).
 pytestmark = pytest.mark.timeout(30)

@@ -19,10 +19,11 @@ from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core.imaging import RenderOptions, RenderResult
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectInfo, Status
 from imgpipe.core.ports import NullMetrics
-from imgpipe.service import ImageService, Renderer, event_from_info
+from imgpipe.service import ImageService, Renderer
 
 WAIT_S = 3.0  # only reached when the code under test is wrong (a deadlock)
 

@@ -15,10 +15,11 @@ from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core.errors import ImageBusyError, WorkerCrashedError
 from imgpipe.core.imaging import RenderOptions, RenderResult
+from imgpipe.core.jobs import Rerender, event_from_info
 from imgpipe.core.model import ImageRecord, Status, iso, utcnow
 from imgpipe.core.ports import NullMetrics
-from imgpipe.entrypoints.lambda_worker import messages_from
-from imgpipe.service import ImageService, Renderer, event_from_info, rerender_message
+from imgpipe.entrypoints.lambda_worker import jobs_from
+from imgpipe.service import ImageService, Renderer
 
 THUMB = RenditionSpec(name="thumb", width=256, height=256)
 MEDIUM = RenditionSpec(name="medium", width=800, height=800)
@@ -240,4 +241,5 @@ def test_rerender_jobs_run_through_the_queue_once(stores: Stores, processed: Ima
 
 
 def test_the_lambda_worker_accepts_rerender_messages() -> None:
-    assert list(messages_from(rerender_message(KEY))) == [{"type": "rerender", "key": KEY}]
+    found = jobs_from(Rerender(KEY).body())
+    assert [job.body() for job in found] == [{"type": "rerender", "key": KEY}]

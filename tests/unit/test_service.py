@@ -14,10 +14,11 @@ from imgpipe.adapters.renderers import InProcessRenderer
 from imgpipe.config import Settings
 from imgpipe.core.errors import NotFoundError, WorkerCrashedError
 from imgpipe.core.imaging import RenderOptions, RenderResult
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import Status
 from imgpipe.core.ports import NullMetrics
-from imgpipe.service import ImageService, event_from_info
+from imgpipe.service import ImageService
 
 
 def test_upload_then_process_writes_every_rendition(fake_service: ImageService) -> None:
