@@ -21,9 +21,9 @@ from collections.abc import Callable, Collection
 from imgpipe.core import jobs
 from imgpipe.core.errors import ImageBusyError, StoreUnavailableError
 from imgpipe.core.keys import image_id_for
-from imgpipe.core.ports import JobQueue, Message
+from imgpipe.core.ports import JobQueue, Message, Metrics, NullMetrics
 from imgpipe.entrypoints.health import HealthBoard
-from imgpipe.service import ImageService, dispatch, give_up
+from imgpipe.service import UseCases, dispatch, give_up
 
 log = logging.getLogger("imgpipe.worker")
 
@@ -51,7 +51,7 @@ def error_backoff_s(failures: int) -> float:
 class LocalWorkerPool:
     def __init__(
         self,
-        service: ImageService,
+        service: UseCases,
         queue: JobQueue,
         workers: int,
         visibility_s: float,
@@ -59,6 +59,7 @@ class LocalWorkerPool:
         backoff: Callable[[int], float] = backoff_s,
         *,
         health: HealthBoard | None = None,
+        metrics: Metrics | None = None,
         wake_waiting: Callable[[str, str], object] | None = None,
         recover_in_flight: Callable[[Collection[str]], int] | None = None,
     ) -> None:
@@ -75,6 +76,7 @@ class LocalWorkerPool:
         self.visibility_s = visibility_s
         self.max_attempts = max_attempts
         self.health = health or HealthBoard()
+        self.metrics: Metrics = metrics or NullMetrics()
         self._wake_waiting = wake_waiting
         self._recover_in_flight = recover_in_flight
         self._held: dict[int, Message] = {}  # by thread: the job each thread runs
@@ -132,7 +134,7 @@ class LocalWorkerPool:
             self._lost_track = True
         for n in dead:
             self._threads[n] = self._spawn(n)
-        self.service.metrics.incr("worker_restarts", len(dead))
+        self.metrics.incr("worker_restarts", len(dead))
         self.health.recovered(WORKERS)
         return len(dead)
 
@@ -180,7 +182,7 @@ class LocalWorkerPool:
                     if self._recover_in_flight is not None
                     else 0
                 )
-                leases = self.service.recover_leases(
+                leases = self.service.maintenance.recover_leases(
                     "the database failed while it was being processed"
                 )
             except BaseException:

@@ -33,7 +33,7 @@ from imgpipe.core.model import Status
 if TYPE_CHECKING:
     from imgpipe.config import Settings
     from imgpipe.core.ports import JobQueue
-    from imgpipe.service import ImageService
+    from imgpipe.service import UseCases
 
 LOCAL_POLL_S = 0.2
 AWS_POLL_S = 2.0
@@ -65,13 +65,13 @@ class StaleRun:
         return lines
 
 
-def queue_stale(service: ImageService, on_record: Callable[[], None] | None = None) -> StaleRun:
+def queue_stale(service: UseCases, on_record: Callable[[], None] | None = None) -> StaleRun:
     """Queue one re-render job per stale record (the image ids are in `queued`)."""
     run = StaleRun()
-    for record in service.processed_records():
+    for record in service.queries.processed_records():
         run.checked += 1
-        if service.is_stale(record):
-            service.enqueue_rerender(record)
+        if service.rerendering.is_stale(record):
+            service.rerendering.queue(record)
             run.queued.append(record.image_id)
         if on_record is not None:
             on_record()
@@ -79,7 +79,7 @@ def queue_stale(service: ImageService, on_record: Callable[[], None] | None = No
 
 
 def wait_until_fresh(
-    service: ImageService,
+    service: UseCases,
     run: StaleRun,
     *,
     timeout_s: float,
@@ -107,9 +107,9 @@ def wait_until_fresh(
     return run
 
 
-def _still_pending(service: ImageService, image_ids: Iterable[str], run: StaleRun) -> Iterable[str]:
+def _still_pending(service: UseCases, image_ids: Iterable[str], run: StaleRun) -> Iterable[str]:
     for image_id in image_ids:
-        record = service.records.get(image_id)
+        record = service.queries.find(image_id)
         if record is None:
             run.gone += 1
         elif record.status is Status.FAILED:
@@ -117,7 +117,7 @@ def _still_pending(service: ImageService, image_ids: Iterable[str], run: StaleRu
         elif (
             record.status is Status.PROCESSED
             and record.lease_until is None
-            and not service.is_stale(record)
+            and not service.rerendering.is_stale(record)
         ):
             run.rerendered += 1
         else:
@@ -154,14 +154,16 @@ def reprocess_stale(
         def scanned() -> None:
             progress.advance(scan)
 
-        def watch(service: ImageService, run: StaleRun, poll_s: float, idle: bool) -> None:
+        def watch(
+            service: UseCases, run: StaleRun, poll_s: float, idle_queue: JobQueue | None = None
+        ) -> None:
             task = progress.add_task("re-rendering", total=len(run.queued))
             wait_until_fresh(
                 service,
                 run,
                 timeout_s=timeout_s,
                 poll_s=poll_s,
-                queue_idle=_idle(service.queue) if idle else None,
+                queue_idle=_idle(idle_queue) if idle_queue is not None else None,
                 on_progress=lambda done: progress.update(task, completed=done),
             )
 
@@ -171,7 +173,7 @@ def reprocess_stale(
                 run = queue_stale(aws.service, scanned)
                 progress.update(scan, total=run.checked)
                 if wait and run.queued:
-                    watch(aws.service, run, AWS_POLL_S, idle=False)
+                    watch(aws.service, run, AWS_POLL_S)
             finally:
                 aws.close()
             return run
@@ -190,7 +192,7 @@ def reprocess_stale(
         except DataDirBusyError:
             watching = build_local(settings, with_workers=False)
             try:
-                watch(watching.service, run, LOCAL_POLL_S, idle=False)
+                watch(watching.service, run, LOCAL_POLL_S)
             finally:
                 watching.stop()
             return run
@@ -198,9 +200,9 @@ def reprocess_stale(
             assert worker.pool is not None
             run.worked_here = True
             worker.queue.recover_in_flight()  # we hold the lock: leases left are a dead server's
-            worker.service.recover_leases()
+            worker.service.maintenance.recover_leases()
             worker.pool.start()
-            watch(worker.service, run, LOCAL_POLL_S, idle=True)
+            watch(worker.service, run, LOCAL_POLL_S, worker.queue)
         finally:
             worker.stop()
         return run
