@@ -148,10 +148,10 @@ def process(
 ) -> None:
     """Process files with no server: OUT/<stem>/<rendition>.<ext> and OUT/<stem>/record.json."""
     from imgpipe.batch import process_file
-    from imgpipe.core.imaging import RenderOptions
+    from imgpipe.bootstrap import service_options
 
     settings = _settings(config)
-    options = RenderOptions.from_settings(settings)
+    options = service_options(settings)
     files = _collect(paths)
     names = _out_names(files)
     out.mkdir(parents=True, exist_ok=True)
