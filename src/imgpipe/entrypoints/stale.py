@@ -132,77 +132,96 @@ def _idle(queue: JobQueue) -> Callable[[], bool]:
     return idle
 
 
+class _Shown:
+    """The command's progress bars: records checked, then re-renders done."""
+
+    def __init__(self, console: Console, timeout_s: float) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self.timeout_s = timeout_s
+        self.scan = self.progress.add_task("checking records", total=None)
+
+    def queue(self, service: UseCases) -> StaleRun:
+        run = queue_stale(service, lambda: self.progress.advance(self.scan))
+        self.progress.update(self.scan, total=run.checked)
+        return run
+
+    def watch(
+        self, service: UseCases, run: StaleRun, poll_s: float, idle_queue: JobQueue | None = None
+    ) -> None:
+        task = self.progress.add_task("re-rendering", total=len(run.queued))
+        wait_until_fresh(
+            service,
+            run,
+            timeout_s=self.timeout_s,
+            poll_s=poll_s,
+            queue_idle=_idle(idle_queue) if idle_queue is not None else None,
+            on_progress=lambda done: self.progress.update(task, completed=done),
+        )
+
+
 def reprocess_stale(
     settings: Settings, *, wait: bool, timeout_s: float, console: Console
 ) -> StaleRun:
     """The command: queue the stale records' re-renders on the configured backend, and with
     `wait` see them done, with a progress bar on a terminal."""
-    from imgpipe.bootstrap import DataDirBusyError, build_aws, build_local
-
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    with progress:
-        scan = progress.add_task("checking records", total=None)
-
-        def scanned() -> None:
-            progress.advance(scan)
-
-        def watch(
-            service: UseCases, run: StaleRun, poll_s: float, idle_queue: JobQueue | None = None
-        ) -> None:
-            task = progress.add_task("re-rendering", total=len(run.queued))
-            wait_until_fresh(
-                service,
-                run,
-                timeout_s=timeout_s,
-                poll_s=poll_s,
-                queue_idle=_idle(idle_queue) if idle_queue is not None else None,
-                on_progress=lambda done: progress.update(task, completed=done),
-            )
-
+    shown = _Shown(console, timeout_s)
+    with shown.progress:
         if settings.backend == "aws":
-            aws = build_aws(settings)
-            try:
-                run = queue_stale(aws.service, scanned)
-                progress.update(scan, total=run.checked)
-                if wait and run.queued:
-                    watch(aws.service, run, AWS_POLL_S)
-            finally:
-                aws.close()
-            return run
+            return _on_aws(settings, shown, wait=wait)
+        return _locally(settings, shown, wait=wait)
 
-        local = build_local(settings, with_workers=False)
-        try:
-            run = queue_stale(local.service, scanned)
-        finally:
-            local.stop()
-        progress.update(scan, total=run.checked)
-        if not (wait and run.queued):
-            return run
-        try:
-            # No server holds the data folder: run its queue here, as `imgpipe serve` would.
-            worker = build_local(settings, with_watcher=False)
-        except DataDirBusyError:
-            watching = build_local(settings, with_workers=False)
-            try:
-                watch(watching.service, run, LOCAL_POLL_S)
-            finally:
-                watching.stop()
-            return run
-        try:
-            assert worker.pool is not None
-            run.worked_here = True
-            worker.queue.recover_in_flight()  # we hold the lock: leases left are a dead server's
-            worker.service.maintenance.recover_leases()
-            worker.pool.start()
-            watch(worker.service, run, LOCAL_POLL_S, worker.queue)
-        finally:
-            worker.stop()
+
+def _on_aws(settings: Settings, shown: _Shown, *, wait: bool) -> StaleRun:
+    """The Lambda workers run the jobs from SQS: this command watches the records."""
+    from imgpipe.bootstrap import build_aws
+
+    aws = build_aws(settings)
+    try:
+        run = shown.queue(aws.service)
+        if wait and run.queued:
+            shown.watch(aws.service, run, AWS_POLL_S)
+    finally:
+        aws.close()
+    return run
+
+
+def _locally(settings: Settings, shown: _Shown, *, wait: bool) -> StaleRun:
+    """The server that holds the data folder runs the jobs, and this command watches the
+    records; with no server, this command runs a worker pool of its own until they are done."""
+    from imgpipe.bootstrap import DataDirBusyError, build_local
+
+    local = build_local(settings, with_workers=False)
+    try:
+        run = shown.queue(local.service)
+    finally:
+        local.stop()
+    if not (wait and run.queued):
         return run
+    try:
+        # No server holds the data folder: run its queue here, as `imgpipe serve` would.
+        worker = build_local(settings, with_watcher=False)
+    except DataDirBusyError:
+        watching = build_local(settings, with_workers=False)
+        try:
+            shown.watch(watching.service, run, LOCAL_POLL_S)
+        finally:
+            watching.stop()
+        return run
+    try:
+        assert worker.pool is not None
+        run.worked_here = True
+        worker.queue.recover_in_flight()  # we hold the lock: leases left are a dead server's
+        worker.service.maintenance.recover_leases()
+        worker.pool.start()
+        shown.watch(worker.service, run, LOCAL_POLL_S, worker.queue)
+    finally:
+        worker.stop()
+    return run
