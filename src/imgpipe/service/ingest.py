@@ -25,12 +25,12 @@ class Ingest:
     """Uploads (POST /images, signed upload URLs) and originals that land by other means."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
+        self._ctx = ctx
 
     def spool(self) -> BinaryIO:
         """Somewhere to write an upload as it arrives, then pass to upload() (the caller
         closes it): the object store's spool (ObjectStore.spool)."""
-        return self.ctx.objects.spool()
+        return self._ctx.objects.spool()
 
     def upload(
         self,
@@ -63,7 +63,7 @@ class Ingest:
                 "this Idempotency-Key was used for another upload "
                 f"({found.rsplit('/', 1)[-1]!r}): send a new key for a new upload"
             )
-        record = self.ctx.records.get(image_id_for(key))
+        record = self._ctx.records.get(image_id_for(key))
         if record is None:
             raise RequestInProgressError(
                 "an upload with this Idempotency-Key is still being stored: retry shortly"
@@ -72,12 +72,12 @@ class Ingest:
 
     def stored_under(self, prefix: str) -> str | None:
         """The key of an original stored under `prefix` (an Idempotency-Key's), if any."""
-        found = next(iter(self.ctx.objects.list(prefix)), None)
+        found = next(iter(self._ctx.objects.list(prefix)), None)
         return None if found is None else found.key
 
     def exists(self, key: str) -> bool:
         """Whether an original is stored at `key` (a signed upload URL is used once)."""
-        return self.ctx.objects.head(key) is not None
+        return self._ctx.objects.head(key) is not None
 
     def upload_to(
         self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
@@ -89,8 +89,8 @@ class Ingest:
         validate_key(key)
         if not is_upload_key(key):
             raise InvalidRequestError("uploads go under uploads/")
-        info = self.ctx.objects.put(key, body, content_type, if_absent=if_absent)
-        self.ctx.metrics.incr("uploads")
+        info = self._ctx.objects.put(key, body, content_type, if_absent=if_absent)
+        self._ctx.metrics.incr("uploads")
         try:
             return self.accept(info)
         except BaseException:
@@ -100,9 +100,9 @@ class Ingest:
     def _withdraw(self, info: ObjectInfo) -> None:
         """Remove a refused upload's original, unless another write replaced it since."""
         try:
-            now = self.ctx.objects.head(info.key)
+            now = self._ctx.objects.head(info.key)
             if now is not None and _same_version(now, info):
-                self.ctx.objects.delete(info.key)
+                self._ctx.objects.delete(info.key)
         except Exception:
             log.exception(
                 "could not remove a refused upload; the next backfill will process it",
@@ -116,9 +116,9 @@ class Ingest:
         original (a dropped file: it is processed all the same) or nothing (a refused upload,
         withdrawn), and neither leaves a record that no job will ever finish."""
         event = event_from_info(info)
-        if not self.ctx.options.store_notifies:
-            self.ctx.queue_processing(event)
-        return mark_pending(self.ctx, event)
+        if not self._ctx.options.store_notifies:
+            self._ctx.queue_processing(event)
+        return mark_pending(self._ctx, event)
 
 
 def mark_pending(ctx: ServiceContext, event: ObjectEvent) -> ImageRecord:

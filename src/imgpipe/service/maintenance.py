@@ -16,36 +16,36 @@ class Maintenance:
     local server does as it starts and after its database failed."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
+        self._ctx = ctx
 
     def delete(self, image_id: str) -> None:
         """DELETE /images/{id}: the original, its renditions and its record."""
-        record = self.ctx.record(image_id)
-        self.ctx.objects.delete(record.key)
+        record = self._ctx.record(image_id)
+        self._ctx.objects.delete(record.key)
         self._forget(record)
 
     def queue_removed(self, key: str) -> None:
         """The original of `key` was deleted by other means (the uploads watcher saw it go):
         queue the removal of its renditions and record."""
-        self.ctx.send(jobs.Removed(key))
+        self._ctx.send(jobs.Removed(key))
 
     def on_removed(self, key: str) -> None:
         """The original was deleted by other means: drop renditions and record."""
-        if self.ctx.objects.head(key) is not None:
+        if self._ctx.objects.head(key) is not None:
             return  # re-uploaded since: the created event handles it
-        record = self.ctx.records.get(image_id_for(key))
+        record = self._ctx.records.get(image_id_for(key))
         if record is not None:
             self._forget(record)
 
     def _forget(self, record: ImageRecord) -> None:
         for r in record.renditions:
-            self.ctx.objects.delete(r.key)
-        self.ctx.records.delete(record.image_id)
-        self.ctx.metrics.incr("images_deleted")
+            self._ctx.objects.delete(r.key)
+        self._ctx.records.delete(record.image_id)
+        self._ctx.metrics.incr("images_deleted")
 
     def backfill(self, prefix: str = "uploads/") -> int:
         """Queue every original under `prefix` that no record describes at its version."""
-        ctx = self.ctx
+        ctx = self._ctx
         count = 0
         for info in ctx.objects.list(prefix):
             if not is_upload_key(info.key):
@@ -64,14 +64,14 @@ class Maintenance:
 
     def redrive(self) -> int:
         """Move the dead-lettered jobs back to the queue; how many."""
-        return self.ctx.queue.redrive()
+        return self._ctx.queue.redrive()
 
     def recover_leases(self, reason: str = "the server stopped while processing") -> int:
         """After a crash of the sole local server, its workers' leases are void; after the
         database did not answer, those of jobs no longer running in this process are (a
         lease its job could not give back). Give them back so the redelivered jobs start at
         once instead of waiting for the leases to lapse."""
-        ctx = self.ctx
+        ctx = self._ctx
         count = 0
         cursor: str | None = None
         while True:

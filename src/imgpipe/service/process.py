@@ -47,12 +47,12 @@ class Processing:
     """The `created` job, POST /process-image and reprocessing."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
+        self._ctx = ctx
 
     def process(self, event: ObjectEvent) -> ImageRecord | None:
         """Process one object event. Image errors end the record FAILED and return it;
         transient errors raise (the queue retries). Returns None when nothing was done."""
-        with self.ctx.running.of(event.key):
+        with self._ctx.running.of(event.key):
             return self._process(event)
 
     def _process(self, event: ObjectEvent) -> ImageRecord | None:
@@ -60,7 +60,7 @@ class Processing:
         if not is_upload_key(event.key):
             log.info("ignoring key outside uploads/", extra={"key": event.key})
             return None
-        info = self.ctx.objects.head(event.key)
+        info = self._ctx.objects.head(event.key)
         if info is None:
             return self._gone(event)
         if info.sequencer and compare_sequencers(info.sequencer, event.sequencer) > 0:
@@ -70,10 +70,10 @@ class Processing:
         # Opened (or read) before the gate, so that a free rendering process waits only for
         # the lease; closed once the render is back.
         original = self._open_original(event, info.size)
-        with held(original), self.ctx.gate:  # released before the writes
+        with held(original), self._ctx.gate:  # released before the writes
             claimed = self._claim(event)
             if claimed is None:
-                return self.ctx.records.get(image_id_for(event.key))
+                return self._ctx.records.get(image_id_for(event.key))
             started = time.perf_counter()
             outcome: RenderResult | ImageError
             if isinstance(original, ImageError):
@@ -87,16 +87,16 @@ class Processing:
         """The original (bytes, or the local store's open file: see ObjectStore.open), or the
         error its record will get: one over the size limit is not read. An original gone since
         the event is transient (the retry finds it gone, or overwritten, and acts on that)."""
-        limit = self.ctx.options.max_bytes
+        limit = self._ctx.options.max_bytes
         if size > limit:
             return TooLargeError(f"{size} bytes; the limit is {limit}")
         try:
-            return self.ctx.objects.open(event.key, version_id=event.version_id)
+            return self._ctx.objects.open(event.key, version_id=event.version_id)
         except ObjectNotFoundError as exc:
             raise TransientError(f"{event.key!r} changed while being processed") from exc
 
     def _claim(self, event: ObjectEvent) -> ImageRecord | None:
-        ctx = self.ctx
+        ctx = self._ctx
         for _ in range(CAS_RETRIES):
             current = ctx.records.get(image_id_for(event.key))
             decision = lifecycle.decide_start(
@@ -123,9 +123,9 @@ class Processing:
         self, claimed: ImageRecord, original: bytes | OpenFile
     ) -> RenderResult | ImageError:
         try:
-            return render(self.ctx.renderer, original, self.ctx.options.render)
+            return render(self._ctx.renderer, original, self._ctx.options.render)
         except TransientError as exc:
-            release(self.ctx, claimed, exc)
+            release(self._ctx, claimed, exc)
             raise
 
     def _finish(
@@ -140,22 +140,22 @@ class Processing:
         redelivery starts at once instead of finding the image busy."""
         try:
             rendered = write_result(
-                self.ctx.objects,
+                self._ctx.objects,
                 outcome,
                 lambda name, ext: rendition_key(claimed.image_id, name, ext),
-                self.ctx.options.presets,
+                self._ctx.options.presets,
             )
             if isinstance(rendered, ImageError):
-                return finish_failed(self.ctx, claimed, rendered, started)
+                return finish_failed(self._ctx, claimed, rendered, started)
             return self._finish_processed(claimed, rendered, started, bytes_in)
         except TransientError as exc:
-            release(self.ctx, claimed, exc)
+            release(self._ctx, claimed, exc)
             raise
 
     def _finish_processed(
         self, claimed: ImageRecord, rendered: Rendered, started: float, bytes_in: int
     ) -> ImageRecord:
-        ctx = self.ctx
+        ctx = self._ctx
         elapsed = time.perf_counter() - started
         final = finished(
             claimed, rendered, ctx.clock(), round(elapsed * 1000), ctx.options.rendition_hash
@@ -171,7 +171,7 @@ class Processing:
 
     def _gone(self, event: ObjectEvent) -> ImageRecord | None:
         """The original is not there: fail the record of this version, create none."""
-        ctx = self.ctx
+        ctx = self._ctx
         current = ctx.records.get(image_id_for(event.key))
         if current is None or current.status.terminal:
             return current
@@ -188,7 +188,7 @@ class Processing:
 
     def give_up(self, event: ObjectEvent, exc: BaseException, attempts: int) -> None:
         """The queue will dead-letter this event: make the failure visible on the record."""
-        ctx = self.ctx
+        ctx = self._ctx
         current = ctx.records.get(image_id_for(event.key))
         if current is None or current.status is Status.PROCESSED:
             return
@@ -209,7 +209,7 @@ class Processing:
         validate_key(key)
         if not is_upload_key(key):
             raise NotFoundError(f"only keys under uploads/ are processed, not {key!r}")
-        info = self.ctx.objects.head(key)
+        info = self._ctx.objects.head(key)
         if info is None:
             raise NotFoundError(f"no object with key {key!r}")
         record = self.process(event_from_info(info, force=True))
@@ -219,9 +219,9 @@ class Processing:
 
     def reprocess(self, image_id: str) -> ImageRecord:
         """Queue an image to be processed again in full; the record as it is now."""
-        record = self.ctx.record(image_id)
-        info = self.ctx.objects.head(record.key)
+        record = self._ctx.record(image_id)
+        info = self._ctx.objects.head(record.key)
         if info is None:
             raise NotFoundError(f"the original of {image_id} is gone")
-        self.ctx.queue_processing(event_from_info(info, force=True))
+        self._ctx.queue_processing(event_from_info(info, force=True))
         return record

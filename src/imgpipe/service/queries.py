@@ -17,24 +17,24 @@ class Queries:
     """GET /images, /images/{id}, /images/{id}/similar, and the records `imgpipe` watches."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
+        self._ctx = ctx
 
     def get(self, image_id: str) -> ImageRecord:
         """The record of `image_id`; NotFoundError when there is none."""
-        return self.ctx.record(image_id)
+        return self._ctx.record(image_id)
 
     def find(self, image_id: str) -> ImageRecord | None:
         """The record of `image_id`, or None when there is none (deleted, say)."""
-        return self.ctx.records.get(image_id)
+        return self._ctx.records.get(image_id)
 
     def list(self, status: Status | None, limit: int, cursor: str | None) -> RecordPage:
-        return self.ctx.records.list(status, limit, cursor)
+        return self._ctx.records.list(status, limit, cursor)
 
     def processed_records(self, page_size: int = 100) -> Iterator[ImageRecord]:
         """Every PROCESSED record, page by page through the store's status index."""
         cursor: str | None = None
         while True:
-            page = self.ctx.records.list(Status.PROCESSED, page_size, cursor)
+            page = self._ctx.records.list(Status.PROCESSED, page_size, cursor)
             yield from page.items
             cursor = page.next_cursor
             if cursor is None:
@@ -43,13 +43,13 @@ class Queries:
     def rendition(self, key: str) -> bytes:
         """A rendition's bytes (the local server serves them itself); ObjectNotFoundError
         when it is gone."""
-        return self.ctx.objects.get(key)
+        return self._ctx.objects.get(key)
 
     def similar(self, image_id: str, max_distance: int | None, limit: int) -> builtins.list[Match]:
         """GET /images/{id}/similar: the images with the same bytes or a pHash within
         `max_distance` (at most the configured one), closest first, as stored now."""
-        records = self.ctx.records
-        configured = self.ctx.options.max_distance
+        records = self._ctx.records
+        configured = self._ctx.options.max_distance
         distance = configured if max_distance is None else max_distance
         if not 0 <= distance <= configured:
             raise InvalidRequestError(f"maxDistance must be 0..{configured}")

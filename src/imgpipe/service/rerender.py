@@ -23,12 +23,12 @@ class Rerendering:
     """The `rerender` job, and what `imgpipe reprocess --stale` queues."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
+        self._ctx = ctx
 
     @property
     def rendition_hash(self) -> str:
         """The renditionHash this worker's settings make."""
-        return self.ctx.options.rendition_hash
+        return self._ctx.options.rendition_hash
 
     def is_stale(self, record: ImageRecord) -> bool:
         return lifecycle.is_stale(record, self.rendition_hash)
@@ -37,7 +37,7 @@ class Rerendering:
         """Queue a re-render of `record` (`imgpipe reprocess --stale`). Locally a job for the
         same key and settings still waiting is not queued twice; on SQS a second copy finds
         nothing stale and does nothing."""
-        self.ctx.send(jobs.Rerender(record.key, self.rendition_hash), cost=record.file_size or 0)
+        self._ctx.send(jobs.Rerender(record.key, self.rendition_hash), cost=record.file_size or 0)
 
     def rerender(self, key: str) -> ImageRecord | None:
         """A re-render job: bring a PROCESSED record's renditions up to this worker's settings.
@@ -47,11 +47,11 @@ class Rerendering:
         presets no longer configured are deleted once the record stops listing them. The
         record stays PROCESSED, listing its current renditions, while this worker holds its
         lease. Returns the record (None when there is none)."""
-        with self.ctx.running.of(key):
+        with self._ctx.running.of(key):
             return self._rerender(key)
 
     def _rerender(self, key: str) -> ImageRecord | None:
-        ctx = self.ctx
+        ctx = self._ctx
         validate_key(key)
         with ctx.gate:  # as for processing: leased only once a process is free
             claim = self._claim(key)
@@ -86,16 +86,16 @@ class Rerendering:
         if not plan.render:
             return None
         try:
-            original = self.ctx.objects.open(key, version_id=claimed.version_id)
+            original = self._ctx.objects.open(key, version_id=claimed.version_id)
         except ObjectNotFoundError as exc:
             raise TransientError(f"{key!r} changed while being re-rendered") from exc
         wanted = set(plan.render)
-        options = self.ctx.options.render
+        options = self._ctx.options.render
         options = options._replace(
             renditions=tuple(s for s in options.renditions if s.name in wanted),
         )
         with held(original):
-            return render(self.ctx.renderer, original, options)
+            return render(self._ctx.renderer, original, options)
 
     def _written(
         self, claimed: ImageRecord, rendered: RenderResult | ImageError | None
@@ -107,10 +107,10 @@ class Rerendering:
             return rendered
         try:
             return put_renditions(
-                self.ctx.objects,
+                self._ctx.objects,
                 rendered,
                 lambda name, ext: rendition_key(claimed.image_id, name, ext),
-                self.ctx.options.presets,
+                self._ctx.options.presets,
             )
         except ImageError as exc:
             return exc
@@ -122,9 +122,9 @@ class Rerendering:
         fresh: list[Rendition],
         started: float,
     ) -> None:
-        drop_renditions(self.ctx.objects, claim.record.renditions, written.renditions)
-        announce(self.ctx, written)
-        self.ctx.metrics.incr("bytes_out", sum(r.bytes for r in fresh))
+        drop_renditions(self._ctx.objects, claim.record.renditions, written.renditions)
+        announce(self._ctx, written)
+        self._ctx.metrics.incr("bytes_out", sum(r.bytes for r in fresh))
         log.info(
             "renditions brought up to date",
             extra={
@@ -138,7 +138,7 @@ class Rerendering:
 
     def _claim(self, key: str) -> lifecycle.Rerender | ImageRecord | None:
         """The leased record and its plan, or the record as it is when there is nothing to do."""
-        ctx = self.ctx
+        ctx = self._ctx
         for _ in range(CAS_RETRIES):
             current = ctx.records.get(image_id_for(key))
             decision = lifecycle.decide_rerender(
@@ -166,5 +166,5 @@ class Rerendering:
         """Whether the original in the store is still the version a PROCESSED record shows."""
         if current is None or current.status is not Status.PROCESSED:
             return False
-        info = self.ctx.objects.head(key)
+        info = self._ctx.objects.head(key)
         return info is not None and lifecycle.version_order(event_from_info(info), current) == 0
