@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 import imagegen as gen
 from engine_support import DEFAULTS
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-from imgpipe.bootstrap import LocalApp, build_local
+from imgpipe.bootstrap import LocalApp, build_local, service_options
 from imgpipe.config import Settings
-from imgpipe.core.ports import NullMetrics
+from imgpipe.core.ports import EventPublisher, JobQueue, Metrics, NullMetrics
 from imgpipe.core.rendering import RenderResult
 from imgpipe.engine import InProcessRenderer, render
 from imgpipe.entrypoints.local_worker import LocalWorkerPool
-from imgpipe.service import ImageService
+from imgpipe.service import Renderer, ServiceOptions, UseCases
 
 
 @pytest.fixture(autouse=True)
@@ -36,16 +37,52 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(local={"data_dir": tmp_path / "data"}, server={"watch_uploads": False})
 
 
-@pytest.fixture
-def fake_service(settings: Settings) -> ImageService:
-    return ImageService(
-        InMemoryObjectStore(),
-        InMemoryMetadataStore(),
-        InMemoryJobQueue(),
-        InProcessRenderer(),
-        settings,
-        NullMetrics(),
+@dataclass
+class Wired:
+    """The use cases over in-memory fakes, the fakes at hand for a test to look into."""
+
+    objects: InMemoryObjectStore
+    records: InMemoryMetadataStore
+    queue: InMemoryJobQueue
+    service: UseCases
+    options: ServiceOptions
+
+
+def wire(
+    settings: Settings,
+    *,
+    objects: InMemoryObjectStore | None = None,
+    records: InMemoryMetadataStore | None = None,
+    queue: InMemoryJobQueue | None = None,
+    renderer: Renderer | None = None,
+    metrics: Metrics | None = None,
+    events: EventPublisher | None = None,
+    store_notifies: bool = False,
+    renders_at_once: int | None = None,
+) -> Wired:
+    """The use cases as bootstrap builds them (options from `settings`), over fakes: the ones
+    given (stores that several services share), new ones otherwise."""
+    options = service_options(
+        settings, store_notifies=store_notifies, renders_at_once=renders_at_once
     )
+    objects = objects if objects is not None else InMemoryObjectStore()
+    records = records if records is not None else InMemoryMetadataStore()
+    queue = queue if queue is not None else InMemoryJobQueue()
+    service = UseCases.build(
+        objects,
+        records,
+        queue,
+        renderer or InProcessRenderer(),
+        metrics or NullMetrics(),
+        options,
+        events=events,
+    )
+    return Wired(objects, records, queue, service, options)
+
+
+@pytest.fixture
+def fake(settings: Settings) -> Wired:
+    return wire(settings)
 
 
 @pytest.fixture
@@ -84,11 +121,21 @@ def local_app_with(settings: Settings, **sections: dict[str, Any]) -> Iterator[L
         app.stop()
 
 
-def drain(service: ImageService, max_attempts: int = 5, rounds: int = 50) -> int:
+class Runs(Protocol):
+    """A service and the queue its jobs wait in (a LocalApp, an AwsApp, a Wired)."""
+
+    @property
+    def service(self) -> UseCases: ...
+
+    @property
+    def queue(self) -> JobQueue: ...
+
+
+def drain(app: Runs, max_attempts: int = 5, rounds: int = 50) -> int:
     """Run queued jobs in this thread until the queue is empty; returns how many ran."""
     pool = LocalWorkerPool(
-        service,
-        service.queue,
+        app.service,
+        app.queue,
         workers=1,
         visibility_s=30,
         max_attempts=max_attempts,
@@ -96,7 +143,7 @@ def drain(service: ImageService, max_attempts: int = 5, rounds: int = 50) -> int
     )
     ran = 0
     for _ in range(rounds):
-        messages = service.queue.receive(10, 30)
+        messages = app.queue.receive(10, 30)
         if not messages:
             break
         for message in messages:

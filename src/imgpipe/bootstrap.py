@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from imgpipe.adapters.local.webhooks import WebhookPublisher
     from imgpipe.entrypoints.health import HealthBoard
     from imgpipe.entrypoints.local_worker import LocalWorkerPool
-    from imgpipe.service import ImageService, Renderer
+    from imgpipe.service import Renderer, ServiceOptions, UseCases
 
 log = logging.getLogger("imgpipe.bootstrap")
 
@@ -60,7 +60,7 @@ class LocalApp:
     queue: SqliteJobQueue
     metrics: PrometheusMetrics
     renderer: Renderer
-    service: ImageService
+    service: UseCases
     signing_key: bytes
     series: TimeSeries
     health: HealthBoard
@@ -81,7 +81,7 @@ class LocalApp:
             # The sole consumer of this queue (build_local took the lock): leases still held
             # belong to a dead predecessor.
             self.queue.recover_in_flight()
-            self.service.recover_leases()
+            self.service.maintenance.recover_leases()
             self.pool.start()
         if self.watcher is not None:
             self.watcher.start()
@@ -90,7 +90,7 @@ class LocalApp:
             self.webhooks.start(recover=self._lock is not None)
         self._sampling.clear()
         threading.Thread(target=self._sample, name="imgpipe-sampler", daemon=True).start()
-        self.service.backfill(UPLOADS_PREFIX)
+        self.service.maintenance.backfill(UPLOADS_PREFIX)
         self.wake()
 
     def _sample(self) -> None:
@@ -159,6 +159,31 @@ def _signing_key(settings: Settings, state_dir: Path) -> bytes:
     return path.read_bytes()
 
 
+def service_options(
+    settings: Settings, *, store_notifies: bool = False, renders_at_once: int | None = None
+) -> ServiceOptions:
+    """What the use cases take from the settings, as plain values: `store_notifies` when the
+    object store queues its new objects itself (S3's notifications); `renders_at_once` to
+    gate leases by the rendering processes free (ServiceOptions)."""
+    from imgpipe.core.lifecycle import Preset
+    from imgpipe.service import ServiceOptions
+
+    spec_hashes = settings.spec_hashes()
+    return ServiceOptions(
+        render=settings.render_options(),
+        presets=tuple(
+            Preset(spec.name, spec_hashes[spec.name], tuple(spec.formats))
+            for spec in settings.renditions
+        ),
+        rendition_hash=settings.rendition_hash(),
+        lease_s=settings.lease_s,
+        max_bytes=settings.limits.max_bytes,
+        max_distance=settings.similarity.max_distance,
+        store_notifies=store_notifies,
+        renders_at_once=renders_at_once,
+    )
+
+
 def _local_events(
     settings: Settings, state_dir: Path, db: Path, metrics: Metrics
 ) -> tuple[JsonlEventLog | None, WebhookPublisher | None]:
@@ -194,7 +219,7 @@ def build_local(
     from imgpipe.engine import InProcessRenderer, SubprocessRenderer
     from imgpipe.entrypoints.health import HealthBoard
     from imgpipe.entrypoints.local_worker import DATABASE, WORKERS, LocalWorkerPool
-    from imgpipe.service import ImageService, removed_message
+    from imgpipe.service import UseCases
 
     root = settings.local.data_dir.resolve()
     state_dir = root / STATE_DIR
@@ -230,15 +255,14 @@ def build_local(
     if webhooks is not None:
         metrics.watch_webhook_outbox(webhooks.counts)
     events = FanOutEvents([p for p in (event_log, webhooks) if p is not None], tee)
-    service = ImageService(
+    service = UseCases.build(
         objects,
         records,
         queue,
         renderer,
-        settings,
         tee,
+        service_options(settings, renders_at_once=settings.server.workers),
         events=events,
-        renders_at_once=settings.server.workers,
     )
     app = LocalApp(
         settings,
@@ -266,6 +290,7 @@ def build_local(
             visibility_s=settings.server.visibility_timeout_s,
             max_attempts=settings.server.max_attempts,
             health=app.health,
+            metrics=tee,
             wake_waiting=queue.wake_waiting,
             recover_in_flight=queue.recover_in_flight,
         )
@@ -275,11 +300,11 @@ def build_local(
         def _accept(info: ObjectInfo) -> None:
             if objects.wrote(info):
                 return  # the API's own upload: it accepts it, or withdraws it if refused
-            service.accept(info)
+            service.ingest.accept(info)
             app.wake()
 
         def _removed(key: str) -> None:
-            queue.send(removed_message(key), dedup_id=f"removed\x00{key}")
+            service.maintenance.queue_removed(key)
             app.wake()
 
         app.watcher = UploadsWatcher(
@@ -346,7 +371,7 @@ class AwsApp:
     records: DynamoMetadataStore
     queue: SqsJobQueue
     metrics: EmfMetrics
-    service: ImageService
+    service: UseCases
 
     def close(self) -> None:
         self.clients.close()
@@ -368,7 +393,7 @@ def build_aws(
     from imgpipe.adapters.aws.s3_store import S3ObjectStore
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
     from imgpipe.engine import InProcessRenderer
-    from imgpipe.service import ImageService
+    from imgpipe.service import UseCases
 
     aws = settings.aws
     missing = [
@@ -384,14 +409,13 @@ def build_aws(
     objects = S3ObjectStore(clients.s3, aws.bucket)
     queue = SqsJobQueue(clients.sqs, aws.queue_url, aws.dlq_url)
     metrics = metrics or EmfMetrics()
-    service = ImageService(
+    service = UseCases.build(
         objects,
         records,
         queue,
         renderer or InProcessRenderer(),
-        settings,
         metrics,
-        store_notifies=True,
+        service_options(settings, store_notifies=True),
     )
     return AwsApp(settings, clients, objects, records, queue, metrics, service)
 

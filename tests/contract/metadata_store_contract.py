@@ -348,7 +348,7 @@ def settle(check: Callable[[], T], ok: Callable[[T], bool], timeout_s: float = 5
 
 
 class SimilarityIndexContract:
-    """with_sha256 / near_phash (core.similarity's band index), as ImageService.similar and
+    """with_sha256 / near_phash (core.similarity's band index), as Queries.similar and
     duplicateOf rely on them. Stores whose indexes lag writes set `eventually = True`."""
 
     def _put(self, store: MetadataStore, key: str, **fields: object) -> ImageRecord:

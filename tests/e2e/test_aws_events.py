@@ -35,6 +35,7 @@ import imagegen
 from faultproxy import FaultProxy, Reply, Rule
 from imgpipe.adapters.aws import table_stream
 from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
+from imgpipe.bootstrap import service_options
 from imgpipe.config import Settings, load_settings
 from imgpipe.core.errors import TransientError
 from imgpipe.core.events import image_event
@@ -43,7 +44,7 @@ from imgpipe.core.ports import NullMetrics
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints import lambda_events
-from imgpipe.service import ImageService
+from imgpipe.service import UseCases
 from motoserver import REGION, aws, drain_queue, moto_endpoint, rule_to_queue, unique
 
 if TYPE_CHECKING:
@@ -271,17 +272,16 @@ class FailingOnce:
 
 
 def service_for(
-    stack: Stack, renderer: Any, published: RecordingEvents, settings: Settings | None = None
-) -> ImageService:
-    """An ImageService over the stack's S3, DynamoDB and SQS, publishing to `published`."""
-    return ImageService(
+    stack: Stack, renderer: Any, published: RecordingEvents, settings: Settings
+) -> UseCases:
+    """The use cases over the stack's S3, DynamoDB and SQS, publishing to `published`."""
+    return UseCases.build(
         stack.objects,
         stack.records,
         SqsJobQueue(stack.clients.sqs, stack.queues.url, stack.queues.dlq_url),
         renderer,
-        settings or load_settings(),
         NullMetrics(),
-        store_notifies=True,
+        service_options(settings, store_notifies=True),
         events=published,
     )
 
@@ -291,7 +291,8 @@ def test_the_stream_gives_the_events_the_local_side_publishes(stack: Stack) -> N
     the stream rule (core.events.finishes) finds among the writes are exactly, in order, the
     ones the service publishes through its EventPublisher (what the local side emits)."""
     published = RecordingEvents()
-    service = service_for(stack, InProcessRenderer(), published)
+    settings = load_settings()
+    service = service_for(stack, InProcessRenderer(), published, settings)
     photo = imagegen.photo_jpeg(360, 240)
     infos = {}
     for key, data in (
@@ -314,31 +315,30 @@ def test_the_stream_gives_the_events_the_local_side_publishes(stack: Stack) -> N
         )
 
     # the later copy first, so that the original's commit links it (a duplicateOf write)
-    service.process(event("uploads/rule/copy.jpg", 2))
-    service.process(event("uploads/rule/a.jpg", 1))
+    service.processing.process(event("uploads/rule/copy.jpg", 2))
+    service.processing.process(event("uploads/rule/a.jpg", 1))
     assert (
         stack.record("uploads/rule/copy.jpg").duplicate_of
         == stack.record("uploads/rule/a.jpg").image_id
     )
     broken = event("uploads/rule/broken.jpg", 3)
-    service.process(broken)  # FAILED
-    service.give_up(broken, TransientError("queue gave up"), 5)  # FAILED again: published
+    service.processing.process(broken)  # FAILED
+    # FAILED again: published
+    service.processing.give_up(broken, TransientError("queue gave up"), 5)
     gone = event("uploads/rule/gone.jpg", 4)
-    service.accept(infos["uploads/rule/gone.jpg"])
+    service.ingest.accept(infos["uploads/rule/gone.jpg"])
     stack.objects.delete("uploads/rule/gone.jpg")
-    service.process(gone)  # FAILED not_found
-    service.process_key_now("uploads/rule/a.jpg")  # a reprocess
+    service.processing.process(gone)  # FAILED not_found
+    service.processing.process_key_now("uploads/rule/a.jpg")  # a reprocess
     # a re-render that fails for a transient reason (the lease handed back), then one that works
-    wider = [
-        spec.model_copy(update={"width": spec.width + 10}) for spec in service.settings.renditions
-    ]
+    wider = [spec.model_copy(update={"width": spec.width + 10}) for spec in settings.renditions]
     changed = service_for(
-        stack, FailingOnce(), published, service.settings.model_copy(update={"renditions": wider})
+        stack, FailingOnce(), published, settings.model_copy(update={"renditions": wider})
     )
     with pytest.raises(TransientError):
-        changed.rerender("uploads/rule/a.jpg")
-    changed.rerender("uploads/rule/a.jpg")
-    service.delete(stack.record("uploads/rule/copy.jpg").image_id)
+        changed.rerendering.rerender("uploads/rule/a.jpg")
+    changed.rerendering.rerender("uploads/rule/a.jpg")
+    service.maintenance.delete(stack.record("uploads/rule/copy.jpg").image_id)
 
     found = [table_stream.stream_event(r) for r in stack.stream.new_records()]
     from_stream = [e for e in found if e is not None]

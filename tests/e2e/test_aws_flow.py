@@ -506,14 +506,14 @@ def test_backfill_and_redrive_on_aws(stack: Stack) -> None:
     runtime = lambda_worker.app()
 
     # WHEN `imgpipe backfill` runs THEN both are queued (our own messages) and processed
-    assert runtime.service.backfill("uploads/") == 2
+    assert runtime.service.maintenance.backfill("uploads/") == 2
     queued = stack.receive()
     assert sorted(json.loads(m["Body"])["key"] for m in queued) == keys
     assert all(json.loads(m["Body"])["type"] == "created" for m in queued)
     assert stack.work(queued) == []
     for key in keys:
         assert_renditions(stack, stack.record(key), 300, 200)
-    assert runtime.service.backfill("uploads/") == 0
+    assert runtime.service.maintenance.backfill("uploads/") == 0
 
     # GIVEN a job that failed on every receive and was dead-lettered by SQS
     runtime.queue.send({"type": "removed", "key": "uploads/old/1.jpg"})

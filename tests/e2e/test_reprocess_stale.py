@@ -72,8 +72,8 @@ def data(tmp_path: Path) -> Path:
     config = write_config(tmp_path / "before.toml", THUMB, MEDIUM)
     app = build_local(settings_of(config, folder), renderer=InProcessRenderer(), with_workers=False)
     try:
-        assert app.service.backfill() == 3
-        assert drain(app.service) == 3
+        assert app.service.maintenance.backfill() == 3
+        assert drain(app) == 3
     finally:
         app.stop()
     assert all(r.status is Status.PROCESSED for r in records(folder, config))

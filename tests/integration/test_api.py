@@ -25,7 +25,7 @@ def client(local_app: LocalApp) -> Iterator[TestClient]:
 
 
 def _process(local_app: LocalApp) -> None:
-    drain(local_app.service)
+    drain(local_app)
 
 
 def error_code(response: object) -> str:
@@ -243,7 +243,7 @@ def test_token_protects_everything_but_health(settings: Settings) -> None:
                 headers=auth,
                 files={"file": ("a.png", imagegen.rgba_png(30, 30), "image/png")},
             ).json()["imageId"]
-            drain(app.service)
+            drain(app)
             record = c.get(f"/images/{image_id}", headers=auth).json()
             # rendition URLs carry a signature, so an <img> tag can load them without a header
             url = urlsplit(record["renditions"][0]["url"])

@@ -17,16 +17,14 @@ import pytest
 
 import imagegen
 import misbehaving
-from conftest import drain
-from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
+from conftest import drain, wire
+from fakes import InMemoryJobQueue
 from imgpipe.config import Settings
 from imgpipe.core.errors import TooManyPixelsError, WorkerCrashedError
 from imgpipe.core.files import OpenFile
 from imgpipe.core.model import Status
-from imgpipe.core.ports import NullMetrics
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.engine.renderers import RenderFn, SubprocessRenderer
-from imgpipe.service import ImageService
 
 OPTIONS = Settings().render_options()
 GOOD = imagegen.photo_jpeg(320, 240)
@@ -188,19 +186,18 @@ def test_the_service_retries_a_crash_then_fails_it_and_carries_on(
 ) -> None:
     # GIVEN a poison upload between two good ones, and 3 attempts allowed
     queue = InMemoryJobQueue(max_receives=3)
-    service = ImageService(
-        InMemoryObjectStore(), InMemoryMetadataStore(), queue, crashing, settings, NullMetrics()
-    )
-    good1 = service.upload("a.jpg", GOOD, "image/jpeg")
-    poison = service.upload("poison.jpg", b"CRASH" + GOOD, "image/jpeg")
-    good2 = service.upload("b.jpg", GOOD, "image/jpeg")
+    wired = wire(settings, queue=queue, renderer=crashing)
+    service = wired.service
+    good1 = service.ingest.upload("a.jpg", GOOD, "image/jpeg")
+    poison = service.ingest.upload("poison.jpg", b"CRASH" + GOOD, "image/jpeg")
+    good2 = service.ingest.upload("b.jpg", GOOD, "image/jpeg")
     # WHEN the queue runs to the end
-    drain(service, max_attempts=3)
+    drain(wired, max_attempts=3)
     # THEN the poison is FAILED with the reason, dead-lettered, and the others PROCESSED
-    record = service.get(poison.image_id)
+    record = service.queries.get(poison.image_id)
     assert record.status is Status.FAILED
     assert record.error is not None and record.error.code == "worker_crashed"
     assert "gave up after 3 attempts" in record.error.message
     assert queue.stats().dead == 1
-    assert service.get(good1.image_id).status is Status.PROCESSED
-    assert service.get(good2.image_id).status is Status.PROCESSED
+    assert service.queries.get(good1.image_id).status is Status.PROCESSED
+    assert service.queries.get(good2.image_id).status is Status.PROCESSED

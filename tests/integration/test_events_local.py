@@ -142,9 +142,9 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
 
 
 def process(app: LocalApp, name: str, data: bytes) -> ImageRecord:
-    uploaded = app.service.upload(name, data, "image/jpeg")
-    drain(app.service)
-    return app.service.get(uploaded.image_id)
+    uploaded = app.service.ingest.upload(name, data, "image/jpeg")
+    drain(app)
+    return app.service.queries.get(uploaded.image_id)
 
 
 def event_log(settings: Settings) -> list[dict[str, Any]]:
@@ -257,7 +257,7 @@ def test_a_receiver_always_failing_is_dead_lettered_after_max_attempts(
             )
             assert gauge == expected
         # AND the image itself is unaffected
-        assert app.service.get(record.image_id).status is Status.PROCESSED
+        assert app.service.queries.get(record.image_id).status is Status.PROCESSED
 
 
 def test_a_hanging_receiver_holds_up_neither_images_nor_other_webhooks(

@@ -44,12 +44,13 @@ from imgpipe.core.errors import (
     WorkerCrashedError,
 )
 from imgpipe.core.files import OpenFile
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status, utcnow
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_worker import LocalWorkerPool
-from imgpipe.service import ImageService, event_from_info, removed_message
+from imgpipe.service import UseCases
 
 SRC = Path(imgpipe.__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parents[1]
@@ -90,10 +91,10 @@ def app(settings: Settings, renderer: CountingRenderer) -> Iterator[LocalApp]:
     built.stop()
 
 
-def worker(service: ImageService) -> LocalWorkerPool:
+def worker(app: LocalApp) -> LocalWorkerPool:
     """What runs each queue message in `imgpipe serve` (called here in the test's thread)."""
     return LocalWorkerPool(
-        service, service.queue, workers=1, visibility_s=30, max_attempts=5, backoff=lambda _: 0.0
+        app.service, app.queue, workers=1, visibility_s=30, max_attempts=5, backoff=lambda _: 0.0
     )
 
 
@@ -124,14 +125,14 @@ def queue_is_empty(app: LocalApp) -> bool:
 
 
 def process_at_once(
-    service: ImageService,
+    service: UseCases,
     event: ObjectEvent,
     barrier: threading.Barrier,
     outcomes: list[ImageRecord | BaseException | None],
 ) -> None:
     barrier.wait()
     try:
-        outcomes.append(service.process(event))
+        outcomes.append(service.processing.process(event))
     except Exception as exc:
         outcomes.append(exc)
 
@@ -143,7 +144,7 @@ def test_the_same_event_twice_at_once_and_again_later_renders_once(
     for n in range(4):
         # GIVEN an upload, and its event delivered to two workers at the same moment
         key = f"uploads/twice/{n}.jpg"
-        service.upload_to(key, imagegen.photo_jpeg(320 + 16 * n, 240), "image/jpeg")
+        service.ingest.upload_to(key, imagegen.photo_jpeg(320 + 16 * n, 240), "image/jpeg")
         info = app.objects.head(key)
         assert info is not None
         event = event_from_info(info)
@@ -170,12 +171,12 @@ def test_the_same_event_twice_at_once_and_again_later_renders_once(
         assert record.attempts == 1
 
         # WHEN the same event comes again later THEN it does no work and changes nothing
-        again = service.process(event)
+        again = service.processing.process(event)
         assert again is not None and again.revision == record.revision
         assert renderer.calls == n + 1
 
     # WHEN the queued copies of those events run (the upload queued one each) THEN no work
-    assert drain(service) == 4
+    assert drain(app) == 4
     assert renderer.calls == 4
     assert queue_is_empty(app)
     # ... and one record per key
@@ -192,15 +193,15 @@ def test_versions_of_one_key_processed_out_of_order_leave_the_newest(
 ) -> None:
     # GIVEN two versions uploaded to one key, v1 400x300 then v2 500x250: two queued events
     key = "uploads/versions/a.jpg"
-    app.service.upload_to(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
-    app.service.upload_to(key, imagegen.photo_jpeg(500, 250), "image/jpeg")
+    app.service.ingest.upload_to(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
+    app.service.ingest.upload_to(key, imagegen.photo_jpeg(500, 250), "image/jpeg")
     messages = app.queue.receive(10, 30)
     assert len(messages) == 2
     v1, v2 = sorted(messages, key=lambda m: str(m.body["sequencer"]))
     assert v1.body["sequencer"] < v2.body["sequencer"]
 
     # WHEN the workers run them out of order (or in order, with v1's arriving after v2 landed)
-    pool = worker(app.service)
+    pool = worker(app)
     for message in [v2, v1] if order == "older-event-last" else [v1, v2]:
         pool.run_one(message)
 
@@ -219,19 +220,19 @@ def test_a_new_version_landing_while_the_old_one_renders_wins(settings: Settings
     app = build_local(settings, renderer=renderer, with_workers=False)
     try:
         key = "uploads/versions/b.jpg"
-        app.service.upload_to(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
+        app.service.ingest.upload_to(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
         [job1] = app.queue.receive(1, 30)
-        pool = worker(app.service)
+        pool = worker(app)
         first = threading.Thread(target=pool.run_one, args=(job1,))
         first.start()
         assert renderer.entered.wait(10)
 
         # WHEN v2 is uploaded to the key meanwhile, and a second worker takes its event
-        app.service.upload_to(key, imagegen.photo_jpeg(500, 250), "image/jpeg")
+        app.service.ingest.upload_to(key, imagegen.photo_jpeg(500, 250), "image/jpeg")
         [job2] = app.queue.receive(1, 30)
         event2 = ObjectEvent.model_validate({k: v for k, v in job2.body.items() if k != "type"})
         try:
-            app.service.process(event2)
+            app.service.processing.process(event2)
             busy = False
         except ImageBusyError:
             busy = True  # one image is rendered by one worker at a time
@@ -262,14 +263,14 @@ def test_an_original_deleted_before_processing(
     # GIVEN an upload whose job is queued, then the file is deleted (and the removal queued,
     # as the uploads watcher does)
     key = "uploads/deleted/a.jpg"
-    uploaded = app.service.upload_to(key, imagegen.photo_jpeg(300, 200), "image/jpeg")
+    uploaded = app.service.ingest.upload_to(key, imagegen.photo_jpeg(300, 200), "image/jpeg")
     (app.objects.path_for(key)).unlink()
-    app.queue.send(removed_message(key), dedup_id=f"removed\x00{key}")
+    app.service.maintenance.queue_removed(key)
     messages = {m.body["type"]: m for m in app.queue.receive(10, 30)}
     assert set(messages) == {"created", "removed"}
 
     # WHEN the workers run them, in either order
-    pool = worker(app.service)
+    pool = worker(app)
     created = messages["created"]
     if first == "created":
         pool.run_one(created)
@@ -295,18 +296,18 @@ def test_an_original_overwritten_before_processing(
     # GIVEN an upload whose job is queued, then the file is replaced by other means (a copy
     # into the uploads folder), before the watcher reports it
     key = "uploads/overwritten/a.jpg"
-    app.service.upload_to(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
+    app.service.ingest.upload_to(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
     newer = app.objects.put(key, imagegen.photo_jpeg(500, 250), "image/jpeg")
 
     # WHEN the old job runs THEN it processes what is there now
-    assert drain(app.service) == 1
+    assert drain(app) == 1
     record = only_record(app)
     assert_shows(app, record, 500, 250)
     assert record.version_id == newer.version_id
 
     # WHEN the newer version's own event arrives afterwards THEN it is a duplicate: no work
-    app.service.accept(newer)
-    assert drain(app.service) == 1
+    app.service.ingest.accept(newer)
+    assert drain(app) == 1
     assert renderer.calls == 1
     assert only_record(app).revision == record.revision
     assert queue_is_empty(app)
@@ -344,12 +345,16 @@ def test_every_original_opened_for_a_render_is_closed_whatever_the_outcome(
     # render that fails once as a crash would
     app = build_local(settings, renderer=FailsOnce(), with_workers=False)
     try:
-        app.service.upload_to("uploads/fd/good.jpg", imagegen.photo_jpeg(300, 200), "image/jpeg")
-        app.service.upload_to("uploads/fd/bad.jpg", b"\xff\xd8\xff" + b"junk" * 100, "image/jpeg")
+        app.service.ingest.upload_to(
+            "uploads/fd/good.jpg", imagegen.photo_jpeg(300, 200), "image/jpeg"
+        )
+        app.service.ingest.upload_to(
+            "uploads/fd/bad.jpg", b"\xff\xd8\xff" + b"junk" * 100, "image/jpeg"
+        )
         uploads = app.objects.path_for("uploads/fd/good.jpg").parent
 
         # WHEN the jobs run: one crash (retried), one image, one corrupt file
-        pool = worker(app.service)
+        pool = worker(app)
         for _ in range(5):
             for message in app.queue.receive(10, 30):
                 pool.run_one(message)
@@ -417,16 +422,17 @@ def disk_full_child(data_dir: str) -> None:
     client = TestClient(create_local_app(app), raise_server_exceptions=False)
     db = app.records.db_path
     small = imagegen.photo_jpeg(48, 32, camera=False)
-    service.renderer.render(small, service.options)  # load the engine before the limit
+    options = settings.render_options()
+    app.renderer.render(small, options)  # load the engine before the limit
     photo = imagegen.photo_jpeg(1600, 1200)
-    sizes = [len(r.data) for r in service.renderer.render(photo, service.options).renditions]
-    queued = service.upload("queued.jpg", photo, "image/jpeg")
+    sizes = [len(r.data) for r in app.renderer.render(photo, options).renditions]
+    queued = service.ingest.upload("queued.jpg", photo, "image/jpeg")
     out: dict[str, Any] = {"photo": len(photo), "renditions": sizes, "queued": queued.image_id}
-    pool = worker(service)
+    pool = worker(app)
     _checkpoint(db)
 
     _file_size_limit(LIMIT)
-    out["upload"] = _outcome(lambda: service.upload("big.jpg", photo, "image/jpeg"))
+    out["upload"] = _outcome(lambda: service.ingest.upload("big.jpg", photo, "image/jpeg"))
     out["put_stream"] = _outcome(
         lambda: app.objects.put("uploads/stream/big.jpg", io.BytesIO(photo), "image/jpeg")
     )
@@ -545,8 +551,8 @@ def test_a_full_disk_fails_writes_with_a_transient_error_and_loses_nothing(
 
         # WHEN space is back, and the backfill `imgpipe serve` runs on start finds the photo,
         # unfinished (its job is queued)
-        assert app.service.backfill() == 1
-        drain(app.service)
+        assert app.service.maintenance.backfill() == 1
+        drain(app)
 
         # THEN every stored upload is PROCESSED, one record each; nothing is queued
         records = app.records.list(None, 10, None).items

@@ -19,9 +19,9 @@ from hostile import PROCESSED, Case
 from imgpipe.bootstrap import LocalApp
 from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core.errors import ImageError
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.model import Status
 from imgpipe.engine import geometry, render
-from imgpipe.service import event_from_info
 
 # A hang is a failure: no case may take long (the slowest, 1e8-pixel ones, take < 1 s).
 pytestmark = pytest.mark.timeout(30)
@@ -115,15 +115,15 @@ def test_render_ends_as_expected(case: Case) -> None:
 def test_service_records_the_expected_outcome(case: Case, local_app: LocalApp) -> None:
     # GIVEN a hostile file uploaded under its (possibly lying) name and content type
     service = local_app.service
-    pending = service.upload(case.filename, case.data, case.content_type)
+    pending = service.ingest.upload(case.filename, case.data, case.content_type)
     assert pending.status is Status.PENDING
-    info = service.objects.head(pending.key)
+    info = local_app.objects.head(pending.key)
     assert info is not None
     # WHEN the service processes its event (as a worker does)
-    record = service.process(event_from_info(info))
+    record = service.processing.process(event_from_info(info))
     # THEN it ends in a terminal record with exactly the expected outcome
     assert record is not None
-    assert record == service.get(pending.image_id)
+    assert record == service.queries.get(pending.image_id)
     if case.expected != PROCESSED:
         assert record.status is Status.FAILED, f"{case.name}: {record.status}"
         assert record.error is not None
@@ -140,7 +140,7 @@ def test_service_records_the_expected_outcome(case: Case, local_app: LocalApp) -
     assert len(record.renditions) == sum(len(s.formats) for s in OPTIONS.renditions)
     for r in record.renditions:
         assert (r.width, r.height) == sizes[r.name], (case.name, r.name)
-        data = service.objects.get(r.key)
+        data = local_app.objects.get(r.key)
         assert len(data) == r.bytes
         check_rendition(case, specs[r.name], r.format, (r.width, r.height), data)
 

@@ -148,7 +148,7 @@ def test_uploads_and_rerenders_are_queued_with_the_original_s_size(settings: Set
         assert app.queue.runs_at_once == 2
         sizes = {"a.jpg": 2000, "b.jpg": 2000, "c.jpg": 2000, "big.jpg": 5000}
         keys = {
-            app.service.upload(name, b"\xff\xd8" + bytes(size - 2), "image/jpeg").key: name
+            app.service.ingest.upload(name, b"\xff\xd8" + bytes(size - 2), "image/jpeg").key: name
             for name, size in sizes.items()
         }
         order = []
@@ -161,6 +161,6 @@ def test_uploads_and_rerenders_are_queued_with_the_original_s_size(settings: Set
             big = next(key for key, name in keys.items() if name == "big.jpg")
             record = app.records.get(image_id_for(big))
             assert record is not None
-            app.service.enqueue_rerender(record)
+            app.service.rerendering.queue(record)
             [[cost]] = conn.execute("SELECT cost FROM queue_messages").fetchall()
         assert cost == 5000 == record.file_size

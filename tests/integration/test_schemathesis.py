@@ -81,7 +81,6 @@ def test_generated_requests_conform(api_schema: Any) -> None:
 @pytest.mark.timeout(60)
 def test_real_answers_conform(local: LocalApp, api_schema: Any) -> None:
     # GIVEN a processed photo and a failed upload in the store
-    service = local.service
     local.objects.put(GOOD_KEY, imagegen.photo_jpeg(300, 200), "image/jpeg")
     local.objects.put(BAD_KEY, hostile.by_name("truncated_jpeg_at200").data, "image/jpeg")
     good, bad = image_id_for(GOOD_KEY), image_id_for(BAD_KEY)
@@ -144,7 +143,7 @@ def test_real_answers_conform(local: LocalApp, api_schema: Any) -> None:
         path_parameters={"image_id": good, "filename": "thumb.jpg"},
     )
     call("POST", "/images/{image_id}/reprocess", 202, path_parameters={"image_id": bad})
-    assert drain(service) >= 1
+    assert drain(local) >= 1
     call("DELETE", "/images/{image_id}", 204, path_parameters={"image_id": good})
     call("GET", "/images/{image_id}", 404, path_parameters={"image_id": good})
     call("GET", "/health", 200)

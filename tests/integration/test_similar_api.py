@@ -55,7 +55,7 @@ def test_same_bytes_near_copies_and_strangers(client: TestClient, local_app: Loc
     photo = imagegen.photo_pixels(640, 480)
     original = jpeg(photo)
     first = upload(client, "photo.jpg", original)
-    drain(local_app.service)  # the first one is processed (and uploaded) first
+    drain(local_app)  # the first one is processed (and uploaded) first
     again = upload(client, "photo-again.jpg", original)
     smaller = upload(client, "small.jpg", jpeg(photo.resize((400, 300)), quality=55))
     edited = ImageEnhance.Brightness(photo.crop((16, 12, 624, 468))).enhance(1.3)
@@ -63,7 +63,7 @@ def test_same_bytes_near_copies_and_strangers(client: TestClient, local_app: Loc
     stranger = upload(client, "flipped.jpg", jpeg(photo.transpose(Image.Transpose.ROTATE_90)))
 
     # WHEN they are processed
-    drain(local_app.service)
+    drain(local_app)
 
     # THEN the second copy names the first; nothing else is a duplicate
     records = {i: client.get(f"/images/{i}").json() for i in (first, again, smaller, edit)}
@@ -96,7 +96,7 @@ def test_max_distance_and_limit(client: TestClient, local_app: LocalApp) -> None
     copies = [upload(client, f"c{n}.jpg", jpeg(photo)) for n in range(3)]
     edited = ImageEnhance.Brightness(photo.crop((16, 12, 624, 468))).enhance(1.3)
     edit = upload(client, "edit.jpg", jpeg(edited, quality=70))
-    drain(local_app.service)
+    drain(local_app)
 
     exact = similar(client, first, maxDistance=0)
     assert {i["imageId"] for i in exact["items"]} == set(copies)
@@ -118,9 +118,9 @@ def test_unknown_pending_and_deleted(client: TestClient, local_app: LocalApp) ->
     pending = client.get(f"/images/{first}/similar")
     assert pending.status_code == 409
     assert pending.json()["error"]["code"] == "not_processed"
-    drain(local_app.service)
+    drain(local_app)
     second = upload(client, "b.jpg", photo)
-    drain(local_app.service)
+    drain(local_app)
     assert client.get(f"/images/{second}").json()["duplicateOf"] == first
 
     # WHEN the original is deleted
@@ -131,13 +131,13 @@ def test_unknown_pending_and_deleted(client: TestClient, local_app: LocalApp) ->
     assert client.get(f"/images/{second}").json()["duplicateOf"] == first
     # a third copy now points at the earliest one left
     third = upload(client, "c.jpg", photo)
-    drain(local_app.service)
+    drain(local_app)
     assert client.get(f"/images/{third}").json()["duplicateOf"] == second
 
 
 def test_a_failed_image_has_nothing_to_compare(client: TestClient, local_app: LocalApp) -> None:
     broken = upload(client, "broken.jpg", imagegen.truncated_jpeg())
-    drain(local_app.service)
+    drain(local_app)
 
     assert client.get(f"/images/{broken}").json()["status"] == "FAILED"
     response = client.get(f"/images/{broken}/similar")
@@ -154,7 +154,7 @@ def test_the_configured_distance_is_the_default_and_the_cap(settings: Settings) 
             first = upload(c, "a.jpg", jpeg(photo))
             edited = ImageEnhance.Brightness(photo.crop((16, 12, 624, 468))).enhance(1.3)
             upload(c, "edit.jpg", jpeg(edited, quality=70))
-            drain(app.service)
+            drain(app)
 
             assert similar(c, first) == {"imageId": first, "maxDistance": 0, "items": []}
             assert c.get(f"/images/{first}/similar", params={"maxDistance": 1}).status_code == 400

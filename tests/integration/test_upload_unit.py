@@ -16,17 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 import imagegen
-from conftest import drain, local_app_with
+from conftest import drain, local_app_with, wire
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.bootstrap import LocalApp
 from imgpipe.config import Settings
 from imgpipe.core.errors import StoreUnavailableError
 from imgpipe.core.keys import idempotent_prefix
 from imgpipe.core.model import ImageRecord, Status
-from imgpipe.core.ports import NullMetrics
-from imgpipe.engine import InProcessRenderer
 from imgpipe.entrypoints.local_server import create_local_app
-from imgpipe.service import ImageService
 
 JPEG = imagegen.photo_jpeg(320, 240)
 
@@ -85,8 +82,8 @@ def test_an_upload_answered_503_leaves_nothing_a_restart_would_process(
     # THEN nothing is left: no original, no record, and the backfill of the next start (and
     # any job that got queued) makes no image of it
     assert originals(app) == []
-    assert app.service.backfill() == 0
-    drain(app.service)
+    assert app.service.maintenance.backfill() == 0
+    drain(app)
     assert records(app) == []
     assert list((app.objects.root / ".imgpipe" / "tmp").iterdir()) == []
 
@@ -100,18 +97,14 @@ def test_an_upload_whose_record_cannot_be_written_is_withdrawn_and_its_job_does_
             raise StoreUnavailableError("the table is throttled")
 
     objects, queue = InMemoryObjectStore(), InMemoryJobQueue()
-    failing = ImageService(
-        objects, FailingRecords(), queue, InProcessRenderer(), settings, NullMetrics()
-    )
+    failing = wire(settings, objects=objects, records=FailingRecords(), queue=queue).service
     # WHEN an image is uploaded THEN the error is raised and the original is gone again
     with pytest.raises(StoreUnavailableError):
-        failing.upload("a.jpg", JPEG, "image/jpeg")
+        failing.ingest.upload("a.jpg", JPEG, "image/jpeg")
     assert list(objects.list("uploads/")) == []
     # ... and the job it queued, run by a healthy worker, creates no record
     records_now = InMemoryMetadataStore()
-    healthy = ImageService(
-        objects, records_now, queue, InProcessRenderer(), settings, NullMetrics()
-    )
+    healthy = wire(settings, objects=objects, records=records_now, queue=queue)
     assert drain(healthy) == 1
     assert records_now.list(None, 10, None).items == []
 
@@ -124,7 +117,7 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_upload(
 ) -> None:
     first = post_image(client, key="3f1c9a6e-retry-1")
     assert first.status_code == 202  # type: ignore[attr-defined]
-    drain(app.service)
+    drain(app)
     # WHEN the client retries (its first answer timed out, say)
     again = post_image(client, key="3f1c9a6e-retry-1")
     # THEN the same image, as it is now, and nothing stored twice
@@ -141,7 +134,7 @@ def test_a_retry_after_a_503_makes_one_image(app: LocalApp, client: TestClient) 
         assert post_image(client, key="k-503").status_code == 503  # type: ignore[attr-defined]
     retried = post_image(client, key="k-503")
     assert retried.status_code == 202  # type: ignore[attr-defined]
-    drain(app.service)
+    drain(app)
     assert [r.status for r in records(app)] == [Status.PROCESSED]
     assert len(originals(app)) == 1
 

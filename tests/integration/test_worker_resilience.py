@@ -69,7 +69,9 @@ def served(settings: Settings, renderer: GatedRenderer, **server: object) -> Loc
 
 def upload(app: LocalApp, count: int) -> list[str]:
     ids = [
-        app.service.upload(f"p{n}.jpg", imagegen.photo_jpeg(320 + n, 240), "image/jpeg").image_id
+        app.service.ingest.upload(
+            f"p{n}.jpg", imagegen.photo_jpeg(320 + n, 240), "image/jpeg"
+        ).image_id
         for n in range(count)
     ]
     app.wake()
@@ -213,11 +215,11 @@ def test_a_second_version_waits_only_as_long_as_the_first_is_processed(
     app = served(settings, renderer, workers=2)
     with TestClient(create_local_app(app)):
         key = "uploads/same/photo.jpg"
-        first = app.service.upload_to(key, imagegen.photo_jpeg(320, 240), "image/jpeg")
+        first = app.service.ingest.upload_to(key, imagegen.photo_jpeg(320, 240), "image/jpeg")
         app.wake()
         assert renderer.started.wait(DEADLINE_S)
         info = app.objects.put(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
-        app.service.accept(info)
+        app.service.ingest.accept(info)
         app.wake()
         # ... whose job finds the image busy and is put off until the first one's lease ends
         wait_for(lambda: app.queue.stats().extra["delayed"] == 1, "the second job waits")

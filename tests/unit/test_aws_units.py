@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import boto3
@@ -23,7 +23,8 @@ from imgpipe.adapters.aws.emf_metrics import COUNTERS, TIMINGS, EmfMetrics
 from imgpipe.adapters.aws.s3_store import S3ObjectStore
 from imgpipe.adapters.local import prometheus_metrics
 from imgpipe.core.errors import InvalidRequestError
-from imgpipe.entrypoints.lambda_worker import messages_from
+from imgpipe.core.jobs import Job
+from imgpipe.entrypoints.lambda_worker import jobs_from
 
 # -- DynamoDB: what AWS checks and moto does not ------------------------------------------------
 
@@ -207,6 +208,11 @@ def s3_body(name: str, obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def bodies(found: Iterable[Job]) -> list[dict[str, Any]]:
+    """The queue bodies of the jobs the Lambda worker found: what it would run."""
+    return [job.body() for job in found]
+
+
 def test_an_object_created_notification_becomes_a_created_message() -> None:
     body = s3_body(
         "ObjectCreated:Put",
@@ -219,9 +225,9 @@ def test_an_object_created_notification_becomes_a_created_message() -> None:
         },
     )
 
-    [message] = messages_from(body)
+    [job] = jobs_from(body)
 
-    assert message == {
+    assert job.body() == {
         "type": "created",
         "key": "uploads/a b/café +1%.jpg",
         "sequencer": "0062FA3D1B9C4E0001",
@@ -235,11 +241,11 @@ def test_an_object_created_notification_becomes_a_created_message() -> None:
 
 def test_removed_test_and_own_messages() -> None:
     removed = s3_body("ObjectRemoved:DeleteMarkerCreated", {"key": "uploads/x%2Fy.jpg"})
-    assert list(messages_from(removed)) == [{"type": "removed", "key": "uploads/x/y.jpg"}]
+    assert bodies(jobs_from(removed)) == [{"type": "removed", "key": "uploads/x/y.jpg"}]
     test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}
-    assert list(messages_from(test_event)) == []
+    assert bodies(jobs_from(test_event)) == []
     own = {"type": "created", "key": "uploads/a.jpg", "sequencer": "0", "force": True}
-    assert list(messages_from(own)) == [own]
-    assert list(messages_from({"hello": "world"})) == []
+    assert bodies(jobs_from(own)) == [own]
+    assert bodies(jobs_from({"hello": "world"})) == []
     restore = s3_body("ObjectRestore:Completed", {"key": "uploads/a.jpg"})
-    assert list(messages_from(restore)) == []
+    assert bodies(jobs_from(restore)) == []

@@ -3,7 +3,7 @@ before a process is free for it.
 
 The local pool runs two job threads per rendering process so that one thread writes an
 image's renditions and record while the next image renders. These tests drive two threads
-through `ImageService.process` with a gate of one, a renderer that waits to be let go, and a
+through `Processing.process` with a gate of one, a renderer that waits to be let go, and a
 store whose rendition writes wait too, and check each step in order: the second image is
 read but not leased while the first renders, and it is leased and rendering while the
 first one's files are still being written.
@@ -15,14 +15,15 @@ import threading
 from typing import BinaryIO
 
 import imagegen
-from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
+from conftest import wire
+from fakes import InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.config import RenditionSpec, Settings
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectInfo, Status
-from imgpipe.core.ports import NullMetrics
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.engine import InProcessRenderer
-from imgpipe.service import ImageService, Renderer, event_from_info
+from imgpipe.service import Renderer, UseCases
 
 WAIT_S = 3.0  # only reached when the code under test is wrong (a deadlock)
 
@@ -78,20 +79,15 @@ def _service(
     *,
     gate: int | None,
     records: InMemoryMetadataStore | None = None,
-) -> ImageService:
-    return ImageService(
-        objects,
-        records or InMemoryMetadataStore(),
-        InMemoryJobQueue(),
-        renderer,
-        settings,
-        NullMetrics(),
-        renders_at_once=gate,
+) -> UseCases:
+    wired = wire(
+        settings, objects=objects, records=records, renderer=renderer, renders_at_once=gate
     )
+    return wired.service
 
 
-def _status(service: ImageService, key: str) -> tuple[Status, str | None]:
-    record = service.records.get(image_id_for(key))
+def _status(service: UseCases, key: str) -> tuple[Status, str | None]:
+    record = service.queries.find(image_id_for(key))
     assert record is not None
     return record.status, record.lease_until
 
@@ -104,14 +100,14 @@ def test_a_second_image_is_read_but_not_leased_until_a_process_is_free_then_rend
     first_bytes, second_bytes = imagegen.photo_jpeg(320, 240), imagegen.photo_jpeg(240, 320)
     renderer.expect(first_bytes)
     renderer.expect(second_bytes)
-    first = service.upload("first.jpg", first_bytes, "image/jpeg")
-    second = service.upload("second.jpg", second_bytes, "image/jpeg")
+    first = service.ingest.upload("first.jpg", first_bytes, "image/jpeg")
+    second = service.ingest.upload("second.jpg", second_bytes, "image/jpeg")
     objects.hold_prefix = f"renditions/{first.image_id}/"
     done: dict[str, ImageRecord | None] = {}
 
     def run(record: ImageRecord) -> None:
         event = event_from_info(objects.head(record.key))  # type: ignore[arg-type]
-        done[record.key] = service.process(event)
+        done[record.key] = service.processing.process(event)
 
     threads = [threading.Thread(target=run, args=(r,)) for r in (first, second)]
     threads[0].start()
@@ -153,12 +149,12 @@ def test_without_a_gate_the_service_leases_at_once(settings: Settings) -> None:
     objects = InMemoryObjectStore()
     service = _service(objects, renderer, settings, gate=None)
     datas = [imagegen.photo_jpeg(200, 150), imagegen.photo_jpeg(150, 200)]
-    records = [service.upload(f"{n}.jpg", d, "image/jpeg") for n, d in enumerate(datas)]
+    records = [service.ingest.upload(f"{n}.jpg", d, "image/jpeg") for n, d in enumerate(datas)]
     for data in datas:
         renderer.expect(data)
     threads = [
         threading.Thread(
-            target=service.process,
+            target=service.processing.process,
             args=(event_from_info(objects.head(r.key)),),  # type: ignore[arg-type]
         )
         for r in records
@@ -187,8 +183,8 @@ def test_a_re_render_waits_for_a_free_process_before_it_leases(settings: Setting
         gate=None,
         records=records,
     )
-    old = first.upload("old.jpg", imagegen.photo_jpeg(640, 480), "image/jpeg")
-    first.process(event_from_info(objects.head(old.key)))  # type: ignore[arg-type]
+    old = first.ingest.upload("old.jpg", imagegen.photo_jpeg(640, 480), "image/jpeg")
+    first.processing.process(event_from_info(objects.head(old.key)))  # type: ignore[arg-type]
     renderer = HeldRenderer()
     worker = _service(
         objects,
@@ -199,9 +195,9 @@ def test_a_re_render_waits_for_a_free_process_before_it_leases(settings: Setting
     )
     busy_bytes = imagegen.photo_jpeg(320, 240)
     renderer.expect(busy_bytes)
-    busy = worker.upload("busy.jpg", busy_bytes, "image/jpeg")
+    busy = worker.ingest.upload("busy.jpg", busy_bytes, "image/jpeg")
     holder = threading.Thread(
-        target=worker.process,
+        target=worker.processing.process,
         args=(event_from_info(objects.head(busy.key)),),  # type: ignore[arg-type]
     )
     holder.start()
@@ -209,7 +205,7 @@ def test_a_re_render_waits_for_a_free_process_before_it_leases(settings: Setting
 
     # WHEN the re-render job starts while that image renders
     done: list[ImageRecord | None] = []
-    rerender = threading.Thread(target=lambda: done.append(worker.rerender(old.key)))
+    rerender = threading.Thread(target=lambda: done.append(worker.rerendering.rerender(old.key)))
     rerender.start()
     rerender.join(0.3)  # long enough to lease, were it not gated
 

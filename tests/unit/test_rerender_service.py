@@ -9,16 +9,16 @@ import pytest
 from PIL import Image
 
 import imagegen
-from conftest import drain
+from conftest import Wired, drain, wire
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
 from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core.errors import ImageBusyError, WorkerCrashedError
+from imgpipe.core.jobs import Rerender, event_from_info
 from imgpipe.core.model import ImageRecord, Status, iso, utcnow
-from imgpipe.core.ports import NullMetrics
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.engine import InProcessRenderer
-from imgpipe.entrypoints.lambda_worker import messages_from
-from imgpipe.service import ImageService, Renderer, event_from_info, rerender_message
+from imgpipe.entrypoints.lambda_worker import jobs_from
+from imgpipe.service import Renderer
 
 THUMB = RenditionSpec(name="thumb", width=256, height=256)
 MEDIUM = RenditionSpec(name="medium", width=800, height=800)
@@ -34,15 +34,18 @@ class Stores:
         self.records = InMemoryMetadataStore()
         self.queue = InMemoryJobQueue()
 
-    def service(self, *specs: RenditionSpec, renderer: Renderer | None = None) -> ImageService:
+    def service(self, *specs: RenditionSpec, renderer: Renderer | None = None) -> Wired:
+        """A worker whose settings have `specs`, over these stores."""
         settings = Settings(renditions=list(specs), server={"watch_uploads": False})
-        return ImageService(
-            self.objects,
-            self.records,
-            self.queue,
-            renderer or CountingRenderer(),
+        return self.worker(settings, renderer or CountingRenderer())
+
+    def worker(self, settings: Settings, renderer: Renderer) -> Wired:
+        return wire(
             settings,
-            NullMetrics(),
+            objects=self.objects,
+            records=self.records,
+            queue=self.queue,
+            renderer=renderer,
         )
 
     def versions(self, record: ImageRecord) -> dict[str, str | None]:
@@ -71,7 +74,7 @@ def stores() -> Stores:
 def processed(stores: Stores) -> ImageRecord:
     """A photo processed with thumb, medium and large."""
     info = stores.objects.put(KEY, imagegen.photo_jpeg(1200, 900), "image/jpeg")
-    record = stores.service(THUMB, MEDIUM, LARGE).process(event_from_info(info))
+    record = stores.service(THUMB, MEDIUM, LARGE).service.processing.process(event_from_info(info))
     assert record is not None and record.status is Status.PROCESSED
     return record
 
@@ -89,7 +92,7 @@ def test_an_added_preset_renders_just_that_preset(stores: Stores, processed: Ima
     # GIVEN a worker whose settings add an "xl" preset
     xl = RenditionSpec(name="xl", width=1000, height=1000, formats=["webp"])
     renderer = CountingRenderer()
-    worker = stores.service(THUMB, MEDIUM, LARGE, xl, renderer=renderer)
+    worker = stores.service(THUMB, MEDIUM, LARGE, xl, renderer=renderer).service.rerendering
     before = stores.versions(processed)
     assert worker.is_stale(processed)
 
@@ -122,7 +125,7 @@ def test_an_added_preset_renders_just_that_preset(stores: Stores, processed: Ima
 def test_a_changed_quality_renders_that_preset_only(stores: Stores, processed: ImageRecord) -> None:
     renderer = CountingRenderer()
     sharper = MEDIUM.model_copy(update={"quality": {"jpeg": 95, "webp": 95}})
-    worker = stores.service(THUMB, sharper, LARGE, renderer=renderer)
+    worker = stores.service(THUMB, sharper, LARGE, renderer=renderer).service.rerendering
     before = stores.versions(processed)
     done = worker.rerender(KEY)
     assert renderer.calls == [("medium",)]
@@ -139,7 +142,7 @@ def test_a_removed_preset_is_deleted_without_rendering(
     stores: Stores, processed: ImageRecord
 ) -> None:
     renderer = CountingRenderer()
-    worker = stores.service(THUMB, MEDIUM, renderer=renderer)
+    worker = stores.service(THUMB, MEDIUM, renderer=renderer).service.rerendering
     before = stores.versions(processed)
     done = worker.rerender(KEY)
     assert renderer.calls == []  # nothing to render: no decode at all
@@ -152,12 +155,14 @@ def test_a_removed_preset_is_deleted_without_rendering(
 
 def test_failed_and_unfinished_records_are_not_rerendered(stores: Stores) -> None:
     bad = stores.objects.put("uploads/r/bad.jpg", b"<svg xmlns='x'/>", "image/jpeg")
-    failed = stores.service(THUMB).process(event_from_info(bad))
+    failed = stores.service(THUMB).service.processing.process(event_from_info(bad))
     assert failed is not None and failed.status is Status.FAILED
-    worker = stores.service(THUMB, MEDIUM, renderer=(renderer := CountingRenderer()))
+    renderer = CountingRenderer()
+    worker = stores.service(THUMB, MEDIUM, renderer=renderer).service.rerendering
     assert not worker.is_stale(failed)
     assert worker.rerender(bad.key) == failed
-    pending = stores.service(THUMB).upload("p.jpg", imagegen.photo_jpeg(64, 64), "image/jpeg")
+    photo = imagegen.photo_jpeg(64, 64)
+    pending = stores.service(THUMB).service.ingest.upload("p.jpg", photo, "image/jpeg")
     assert worker.rerender(pending.key) == pending
     assert worker.rerender("uploads/r/none.jpg") is None
     assert renderer.calls == []
@@ -175,8 +180,8 @@ def test_the_record_stays_processed_while_a_worker_rerenders(
             seen.append(found)
             return super().render(data, options)
 
-    worker = stores.service(THUMB, MEDIUM, LARGE, THUMB.model_copy(update={"name": "t2"}))
-    worker.renderer = Watching()
+    t2 = THUMB.model_copy(update={"name": "t2"})
+    worker = stores.service(THUMB, MEDIUM, LARGE, t2, renderer=Watching()).service.rerendering
     worker.rerender(KEY)
     # what users saw during the render: PROCESSED, the old renditions, a lease they never see
     [during] = seen
@@ -195,10 +200,10 @@ def test_a_leased_record_makes_rerenders_and_new_versions_wait(
     )
     # THEN a second re-render waits for the lease, and so does a new version of the original
     with pytest.raises(ImageBusyError):
-        stores.service(THUMB).rerender(KEY)
+        stores.service(THUMB).service.rerendering.rerender(KEY)
     newer = stores.objects.put(KEY, imagegen.photo_jpeg(300, 200), "image/jpeg")
     with pytest.raises(ImageBusyError):
-        stores.service(THUMB).process(event_from_info(newer))
+        stores.service(THUMB).service.processing.process(event_from_info(newer))
 
 
 def test_a_transient_failure_gives_the_lease_back(stores: Stores, processed: ImageRecord) -> None:
@@ -206,7 +211,8 @@ def test_a_transient_failure_gives_the_lease_back(stores: Stores, processed: Ima
         def render(self, data: bytes, options: RenderOptions) -> RenderResult:
             raise WorkerCrashedError("the rendering process died")
 
-    worker = stores.service(THUMB, MEDIUM.model_copy(update={"width": 700}), renderer=Crashing())
+    narrower = MEDIUM.model_copy(update={"width": 700})
+    worker = stores.service(THUMB, narrower, renderer=Crashing()).service.rerendering
     with pytest.raises(WorkerCrashedError):
         worker.rerender(KEY)
     back = stores.records.get(processed.image_id)
@@ -219,9 +225,7 @@ def test_settings_that_refuse_the_image_fail_it(stores: Stores, processed: Image
     settings = Settings(
         renditions=[THUMB, MEDIUM.model_copy(update={"width": 9})], limits={"max_pixels": 1000}
     )
-    worker = ImageService(
-        stores.objects, stores.records, stores.queue, InProcessRenderer(), settings, NullMetrics()
-    )
+    worker = stores.worker(settings, InProcessRenderer()).service.rerendering
     done = worker.rerender(KEY)
     assert done is not None and done.status is Status.FAILED
     assert done.error is not None and done.error.code == "too_many_pixels"
@@ -230,14 +234,16 @@ def test_settings_that_refuse_the_image_fail_it(stores: Stores, processed: Image
 
 def test_rerender_jobs_run_through_the_queue_once(stores: Stores, processed: ImageRecord) -> None:
     worker = stores.service(THUMB, MEDIUM, renderer=(renderer := CountingRenderer()))
-    stale = [r for r in worker.processed_records() if worker.is_stale(r)]
+    queries, rerendering = worker.service.queries, worker.service.rerendering
+    stale = [r for r in queries.processed_records() if rerendering.is_stale(r)]
     assert stale == [processed]
-    worker.enqueue_rerender(processed)
-    worker.enqueue_rerender(processed)  # a second run while the first job waits
+    rerendering.queue(processed)
+    rerendering.queue(processed)  # a second run while the first job waits
     assert drain(worker) == 1
-    assert [r for r in worker.processed_records() if worker.is_stale(r)] == []
+    assert [r for r in queries.processed_records() if rerendering.is_stale(r)] == []
     assert renderer.calls == []  # "large" was dropped; nothing needed rendering
 
 
 def test_the_lambda_worker_accepts_rerender_messages() -> None:
-    assert list(messages_from(rerender_message(KEY))) == [{"type": "rerender", "key": KEY}]
+    found = jobs_from(Rerender(KEY).body())
+    assert [job.body() for job in found] == [{"type": "rerender", "key": KEY}]

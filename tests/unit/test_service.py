@@ -8,36 +8,35 @@ import pytest
 from PIL import Image
 
 import imagegen
-from conftest import drain
-from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
+from conftest import Wired, drain, wire
+from fakes import InMemoryJobQueue, InMemoryObjectStore
 from imgpipe.config import Settings
 from imgpipe.core.errors import NotFoundError, WorkerCrashedError
+from imgpipe.core.jobs import event_from_info
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import Status
-from imgpipe.core.ports import NullMetrics
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.engine import InProcessRenderer
-from imgpipe.service import ImageService, event_from_info
 
 
-def test_upload_then_process_writes_every_rendition(fake_service: ImageService) -> None:
+def test_upload_then_process_writes_every_rendition(fake: Wired) -> None:
     # GIVEN a photo uploaded under a server-chosen key
-    record = fake_service.upload("holiday.jpg", imagegen.photo_jpeg(1200, 900), "image/jpeg")
+    record = fake.service.ingest.upload("holiday.jpg", imagegen.photo_jpeg(1200, 900), "image/jpeg")
     assert record.status is Status.PENDING
     assert record.key.startswith("uploads/") and record.key.endswith("/holiday.jpg")
 
     # WHEN the queue runs
-    assert drain(fake_service) == 1
+    assert drain(fake) == 1
 
     # THEN the record is PROCESSED with six renditions that exist and decode at their size
-    done = fake_service.get(record.image_id)
+    done = fake.service.queries.get(record.image_id)
     assert done.status is Status.PROCESSED
     assert done.width == 1200 and done.height == 900 and done.attempts == 1
     assert {(r.name, r.format) for r in done.renditions} == {
         (n, f) for n in ("thumb", "medium", "large") for f in ("jpeg", "webp")
     }
     for r in done.renditions:
-        with Image.open(io.BytesIO(fake_service.objects.get(r.key))) as im:
+        with Image.open(io.BytesIO(fake.objects.get(r.key))) as im:
             assert im.size == (r.width, r.height)
             assert (
                 r.key
@@ -48,35 +47,35 @@ def test_upload_then_process_writes_every_rendition(fake_service: ImageService) 
     assert (large.width, large.height) == (1200, 900)
 
 
-def test_same_key_twice_is_one_record_and_one_render(fake_service: ImageService) -> None:
-    info = fake_service.objects.put("uploads/a/cat.png", imagegen.rgba_png(64, 48), "image/png")
-    fake_service.accept(info)
-    fake_service.accept(info)  # a duplicate event: dedup keeps one job
-    assert drain(fake_service) == 1
-    first = fake_service.get(image_id_for(info.key))
+def test_same_key_twice_is_one_record_and_one_render(fake: Wired) -> None:
+    info = fake.objects.put("uploads/a/cat.png", imagegen.rgba_png(64, 48), "image/png")
+    fake.service.ingest.accept(info)
+    fake.service.ingest.accept(info)  # a duplicate event: dedup keeps one job
+    assert drain(fake) == 1
+    first = fake.service.queries.get(image_id_for(info.key))
     # the same event after it finished does no work: revision and time unchanged
-    again = fake_service.process(event_from_info(info))
+    again = fake.service.processing.process(event_from_info(info))
     assert again is not None
     assert again.revision == first.revision and again.processed_at == first.processed_at
-    assert fake_service.list(None, 10, None).items == [first]
+    assert fake.service.queries.list(None, 10, None).items == [first]
 
 
-def test_new_version_reprocesses_and_old_event_cannot_win(fake_service: ImageService) -> None:
+def test_new_version_reprocesses_and_old_event_cannot_win(fake: Wired) -> None:
     key = "uploads/v/photo.jpg"
-    old = fake_service.objects.put(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
-    fake_service.process(event_from_info(old))
-    new = fake_service.objects.put(key, imagegen.photo_jpeg(300, 400), "image/jpeg")
-    fake_service.process(event_from_info(new))
+    old = fake.objects.put(key, imagegen.photo_jpeg(400, 300), "image/jpeg")
+    fake.service.processing.process(event_from_info(old))
+    new = fake.objects.put(key, imagegen.photo_jpeg(300, 400), "image/jpeg")
+    fake.service.processing.process(event_from_info(new))
     # a late copy of the first event arrives
-    fake_service.process(event_from_info(old))
-    record = fake_service.get(image_id_for(key))
+    fake.service.processing.process(event_from_info(old))
+    record = fake.service.queries.get(image_id_for(key))
     assert record.sequencer == new.sequencer
     assert (record.width, record.height) == (300, 400)
 
 
-def test_bad_image_ends_failed_with_a_code(fake_service: ImageService) -> None:
-    info = fake_service.objects.put("uploads/x/notes.jpg", b"<svg xmlns='x'/>", "image/jpeg")
-    record = fake_service.process(event_from_info(info))
+def test_bad_image_ends_failed_with_a_code(fake: Wired) -> None:
+    info = fake.objects.put("uploads/x/notes.jpg", b"<svg xmlns='x'/>", "image/jpeg")
+    record = fake.service.processing.process(event_from_info(info))
     assert record is not None and record.status is Status.FAILED
     assert record.error is not None and record.error.code == "unsupported_format"
     assert record.renditions == []
@@ -86,18 +85,11 @@ def test_too_large_fails_before_reading_the_bytes(settings: Settings) -> None:
     small = settings.model_copy(
         update={"limits": settings.limits.model_copy(update={"max_bytes": 1000})}
     )
-    service = ImageService(*_fakes(), small, NullMetrics())  # type: ignore[call-arg]
-    info = service.objects.put("uploads/x/big.jpg", imagegen.photo_jpeg(300, 300), "image/jpeg")
-    record = service.process(event_from_info(info))
+    wired = wire(small)
+    info = wired.objects.put("uploads/x/big.jpg", imagegen.photo_jpeg(300, 300), "image/jpeg")
+    record = wired.service.processing.process(event_from_info(info))
     assert record is not None and record.error is not None
     assert record.error.code == "too_large"
-
-
-def _fakes() -> tuple[object, ...]:
-    from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-    from imgpipe.engine import InProcessRenderer
-
-    return (InMemoryObjectStore(), InMemoryMetadataStore(), InMemoryJobQueue(), InProcessRenderer())
 
 
 class CrashingRenderer:
@@ -119,16 +111,9 @@ def test_metadata_the_record_refuses_fails_the_image_before_any_file_is_written(
     # The rendering process hands the metadata back as plain data; the service validates it
     # first, so a bad value is a FAILED record (internal), not an exception or orphan files.
     objects = InMemoryObjectStore()
-    service = ImageService(
-        objects,
-        InMemoryMetadataStore(),
-        InMemoryJobQueue(),
-        WrongFactsRenderer(),
-        settings,
-        NullMetrics(),
-    )
+    service = wire(settings, objects=objects, renderer=WrongFactsRenderer()).service
     info = objects.put("uploads/x/a.jpg", imagegen.photo_jpeg(64, 48), "image/jpeg")
-    record = service.process(event_from_info(info))
+    record = service.processing.process(event_from_info(info))
     assert record is not None and record.status is Status.FAILED
     assert record.error is not None and record.error.code == "internal"
     assert "metadata is invalid" in record.error.message and "width" in record.error.message
@@ -137,24 +122,15 @@ def test_metadata_the_record_refuses_fails_the_image_before_any_file_is_written(
 
 
 def test_transient_failures_retry_then_fail_visibly_and_dead_letter(settings: Settings) -> None:
-    from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
-
     # GIVEN a renderer whose process dies on every attempt, and 3 attempts allowed
     queue = InMemoryJobQueue(max_receives=3)
-    service = ImageService(
-        InMemoryObjectStore(),
-        InMemoryMetadataStore(),
-        queue,
-        CrashingRenderer(),
-        settings,
-        NullMetrics(),
-    )
-    record = service.upload("a.jpg", imagegen.photo_jpeg(64, 64), "image/jpeg")
+    wired = wire(settings, queue=queue, renderer=CrashingRenderer())
+    record = wired.service.ingest.upload("a.jpg", imagegen.photo_jpeg(64, 64), "image/jpeg")
     # WHEN the queue runs until nothing is left to receive
-    ran = drain(service, max_attempts=3)
+    ran = drain(wired, max_attempts=3)
     # THEN it was tried 3 times, the record says why, and the job is dead-lettered for redrive
     assert ran == 3
-    failed = service.get(record.image_id)
+    failed = wired.service.queries.get(record.image_id)
     assert failed.status is Status.FAILED
     assert failed.error is not None and failed.error.code == "worker_crashed"
     assert "gave up after 3 attempts" in failed.error.message
@@ -163,74 +139,72 @@ def test_transient_failures_retry_then_fail_visibly_and_dead_letter(settings: Se
     assert queue.stats().visible == 1
 
 
-def test_delete_removes_original_renditions_and_record(fake_service: ImageService) -> None:
-    record = fake_service.upload("x.png", imagegen.rgba_png(40, 30), "image/png")
-    drain(fake_service)
-    keys = [r.key for r in fake_service.get(record.image_id).renditions]
-    fake_service.delete(record.image_id)
-    assert fake_service.objects.head(record.key) is None
-    assert all(fake_service.objects.head(k) is None for k in keys)
+def test_delete_removes_original_renditions_and_record(fake: Wired) -> None:
+    record = fake.service.ingest.upload("x.png", imagegen.rgba_png(40, 30), "image/png")
+    drain(fake)
+    keys = [r.key for r in fake.service.queries.get(record.image_id).renditions]
+    fake.service.maintenance.delete(record.image_id)
+    assert fake.objects.head(record.key) is None
+    assert all(fake.objects.head(k) is None for k in keys)
     with pytest.raises(NotFoundError):
-        fake_service.get(record.image_id)
+        fake.service.queries.get(record.image_id)
 
 
-def test_original_removed_by_other_means_drops_record(fake_service: ImageService) -> None:
-    record = fake_service.upload("x.png", imagegen.rgba_png(40, 30), "image/png")
-    drain(fake_service)
-    fake_service.objects.delete(record.key)
-    fake_service.on_removed(record.key)
-    assert fake_service.records.get(record.image_id) is None
-    assert list(fake_service.objects.list("renditions/")) == []
+def test_original_removed_by_other_means_drops_record(fake: Wired) -> None:
+    record = fake.service.ingest.upload("x.png", imagegen.rgba_png(40, 30), "image/png")
+    drain(fake)
+    fake.objects.delete(record.key)
+    fake.service.maintenance.on_removed(record.key)
+    assert fake.records.get(record.image_id) is None
+    assert list(fake.objects.list("renditions/")) == []
 
 
-def test_original_gone_before_processing_fails_not_found(fake_service: ImageService) -> None:
-    record = fake_service.upload("x.png", imagegen.rgba_png(40, 30), "image/png")
-    fake_service.objects.delete(record.key)
-    drain(fake_service)
-    gone = fake_service.get(record.image_id)
+def test_original_gone_before_processing_fails_not_found(fake: Wired) -> None:
+    record = fake.service.ingest.upload("x.png", imagegen.rgba_png(40, 30), "image/png")
+    fake.objects.delete(record.key)
+    drain(fake)
+    gone = fake.service.queries.get(record.image_id)
     assert gone.status is Status.FAILED and gone.error is not None
     assert gone.error.code == "not_found"
 
 
-def test_process_key_now_and_backfill(fake_service: ImageService) -> None:
+def test_process_key_now_and_backfill(fake: Wired) -> None:
     with pytest.raises(NotFoundError):
-        fake_service.process_key_now("uploads/nope.jpg")
+        fake.service.processing.process_key_now("uploads/nope.jpg")
     with pytest.raises(NotFoundError):
-        fake_service.process_key_now("renditions/x/thumb.jpg")
-    fake_service.objects.put("uploads/dropped/a.jpg", imagegen.photo_jpeg(50, 40), "image/jpeg")
-    fake_service.objects.put("uploads/dropped/b.jpg", imagegen.photo_jpeg(50, 40), "image/jpeg")
-    assert fake_service.backfill() == 2
+        fake.service.processing.process_key_now("renditions/x/thumb.jpg")
+    fake.objects.put("uploads/dropped/a.jpg", imagegen.photo_jpeg(50, 40), "image/jpeg")
+    fake.objects.put("uploads/dropped/b.jpg", imagegen.photo_jpeg(50, 40), "image/jpeg")
+    assert fake.service.maintenance.backfill() == 2
     # unfinished records are offered again, but the queue holds one job per version
-    assert fake_service.backfill() == 2
-    assert fake_service.queue.stats().visible == 2
-    assert drain(fake_service) == 2
-    assert fake_service.backfill() == 0
-    record = fake_service.process_key_now("uploads/dropped/a.jpg")
+    assert fake.service.maintenance.backfill() == 2
+    assert fake.queue.stats().visible == 2
+    assert drain(fake) == 2
+    assert fake.service.maintenance.backfill() == 0
+    record = fake.service.processing.process_key_now("uploads/dropped/a.jpg")
     assert record.status is Status.PROCESSED and record.attempts == 2
 
 
-def test_keys_outside_uploads_are_never_processed(fake_service: ImageService) -> None:
-    info = fake_service.objects.put(
-        "renditions/x/thumb.jpg", imagegen.photo_jpeg(10, 10), "image/jpeg"
-    )
-    assert fake_service.process(event_from_info(info)) is None
-    assert fake_service.records.get(image_id_for(info.key)) is None
+def test_keys_outside_uploads_are_never_processed(fake: Wired) -> None:
+    info = fake.objects.put("renditions/x/thumb.jpg", imagegen.photo_jpeg(10, 10), "image/jpeg")
+    assert fake.service.processing.process(event_from_info(info)) is None
+    assert fake.records.get(image_id_for(info.key)) is None
 
 
-def test_copy_processed_before_its_original_still_names_it(fake_service: ImageService) -> None:
+def test_copy_processed_before_its_original_still_names_it(fake: Wired) -> None:
     """Two uploads of the same bytes, the later one processed first (two workers): when the
     original finishes, its worker sees the copy and links it, so the order of work does not
     decide whether a duplicate is recorded."""
     data = imagegen.photo_jpeg(320, 240)
-    a = fake_service.accept(fake_service.objects.put("uploads/1/a.jpg", data, "image/jpeg"))
-    b = fake_service.accept(fake_service.objects.put("uploads/2/a.jpg", data, "image/jpeg"))
+    a = fake.service.ingest.accept(fake.objects.put("uploads/1/a.jpg", data, "image/jpeg"))
+    b = fake.service.ingest.accept(fake.objects.put("uploads/2/a.jpg", data, "image/jpeg"))
     # the order of duplicateOf: upload time, then imageId (the two may share a millisecond)
     first, second = sorted((a, b), key=lambda r: (r.uploaded_at, r.image_id))
 
-    copy = fake_service.process(event_from_info(fake_service.objects.head(second.key)))  # type: ignore[arg-type]
+    copy = fake.service.processing.process(event_from_info(fake.objects.head(second.key)))  # type: ignore[arg-type]
     assert copy is not None and copy.status is Status.PROCESSED and copy.duplicate_of is None
-    original = fake_service.process(event_from_info(fake_service.objects.head(first.key)))  # type: ignore[arg-type]
+    original = fake.service.processing.process(event_from_info(fake.objects.head(first.key)))  # type: ignore[arg-type]
     assert original is not None and original.duplicate_of is None
 
-    assert fake_service.get(second.image_id).duplicate_of == first.image_id
-    assert fake_service.get(first.image_id).duplicate_of is None
+    assert fake.service.queries.get(second.image_id).duplicate_of == first.image_id
+    assert fake.service.queries.get(first.image_id).duplicate_of is None

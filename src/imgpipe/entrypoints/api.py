@@ -57,7 +57,7 @@ from imgpipe.core.model import (
 )
 from imgpipe.entrypoints import multipart
 from imgpipe.entrypoints.asgi_errors import send_json_error
-from imgpipe.service import ImageService
+from imgpipe.service import UseCases
 
 log = logging.getLogger("imgpipe.api")
 
@@ -94,9 +94,12 @@ class Links(Protocol):
 
 @dataclass
 class ApiContext:
-    service: ImageService
+    service: UseCases
     links: Links
     backend: str
+    max_bytes: int  # the largest original an upload takes
+    max_json_bytes: int  # the largest body of every other route
+    max_distance: int  # GET /similar's default and largest maxDistance
     api_token: str | None = None
     max_list_limit: int = 100
     metrics_exposition: Callable[[], bytes] | None = None
@@ -332,9 +335,7 @@ async def _send_413(send: Send, limit: int) -> None:
 class LocalLinks:
     """Upload URLs and rendition links signed with the data folder's HMAC key."""
 
-    def __init__(
-        self, service: ImageService, key: bytes, ttl_s: int, sign_renditions: bool
-    ) -> None:
+    def __init__(self, service: UseCases, key: bytes, ttl_s: int, sign_renditions: bool) -> None:
         self.service = service
         self.key = key
         self.ttl_s = ttl_s
@@ -389,7 +390,7 @@ class LocalLinks:
         return signature.isascii() and signing.verify(self.key, signature, expires, "GET", key)
 
     def rendition_response(self, key: str, content_type: str) -> Response:
-        data = self.service.objects.get(key)
+        data = self.service.queries.rendition(key)
         return Response(
             data, media_type=content_type, headers={"Cache-Control": "private, max-age=300"}
         )
@@ -461,7 +462,6 @@ class AuthFirstRoute(APIRoute):
 
 def create_app(ctx: ApiContext) -> FastAPI:
     service = ctx.service
-    limits = service.settings.limits
     app = FastAPI(
         title="imgpipe",
         version=__version__,
@@ -470,15 +470,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.router.route_class = AuthFirstRoute
     _install_error_handlers(app)
-    max_json_bytes = service.settings.server.max_json_bytes
 
     def max_body(scope: Scope) -> int:
         path: str = scope.get("path", "")
         if scope.get("method") == "PUT" and path.startswith("/upload/"):
-            return limits.max_bytes
+            return ctx.max_bytes
         if scope.get("method") == "POST" and path == "/images":
-            return limits.max_bytes + MULTIPART_SLACK
-        return max_json_bytes  # JSON, or no body at all
+            return ctx.max_bytes + MULTIPART_SLACK
+        return ctx.max_json_bytes  # JSON, or no body at all
 
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
 
@@ -549,20 +548,20 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 f"{content_type!r} is not an image type imgpipe accepts "
                 f"({', '.join(sorted(UPLOAD_CONTENT_TYPES))})"
             )
-        if body.size is not None and body.size > limits.max_bytes:
-            raise PayloadTooLargeError(f"{body.size} bytes; the limit is {limits.max_bytes}")
+        if body.size is not None and body.size > ctx.max_bytes:
+            raise PayloadTooLargeError(f"{body.size} bytes; the limit is {ctx.max_bytes}")
         if body.size == 0:
             raise InvalidRequestError("size: an upload has at least one byte")
         prefix = retry_prefix(request, "uploads", idempotency_key)
         key = new_upload_key(body.filename, prefix)
         if prefix is not None:
-            taken = next(iter(service.objects.list(prefix)), None)
-            if taken is not None and taken.key != key:
+            taken = service.ingest.stored_under(prefix)
+            if taken is not None and taken != key:
                 raise IdempotencyKeyReusedError(
                     "this Idempotency-Key was used for another upload: send a new key"
                 )
         target = ctx.links.upload_target(
-            key, content_type, limits.max_bytes, base_url(request), body.size
+            key, content_type, ctx.max_bytes, base_url(request), body.size
         )
         return UploadResponse(
             image_id=image_id_for(key),
@@ -586,13 +585,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> JSONResponse:
         prefix = retry_prefix(request, "images", idempotency_key)
-        with service.spool() as spool:
-            part = await multipart.receive_file(request, spool, limits.max_bytes)
+        with service.ingest.spool() as spool:
+            part = await multipart.receive_file(request, spool, ctx.max_bytes)
             spool.seek(0)
             content_type = (part.content_type or "application/octet-stream").lower()
             filename = part.filename or "image"
             record = await _run_sync(
-                lambda: service.upload(filename, spool, content_type, retry_prefix=prefix)
+                lambda: service.ingest.upload(filename, spool, content_type, retry_prefix=prefix)
             )
         ctx.on_enqueued()
         return JSONResponse(present(record, request), 202)
@@ -610,7 +609,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     def process_image(body: ProcessRequest, request: Request) -> JSONResponse:
         validate_key(body.key)
-        record = service.process_key_now(body.key)
+        record = service.processing.process_key_now(body.key)
         status = 422 if record.status is Status.FAILED else 200
         return JSONResponse(present(record, request), status)
 
@@ -628,7 +627,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     ) -> JSONResponse:
         if limit > ctx.max_list_limit:
             raise InvalidRequestError(f"limit must be at most {ctx.max_list_limit}")
-        page = service.list(status, limit, cursor or None)
+        page = service.queries.list(status, limit, cursor or None)
         items = [present(r, request) for r in page.items]
         return JSONResponse({"items": items, "nextCursor": page.next_cursor})
 
@@ -639,7 +638,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         **_answers(200, ImageView, "the record"),
     )
     def get_image(image_id: str, request: Request) -> JSONResponse:
-        return JSONResponse(present(service.get(known_id(image_id)), request))
+        return JSONResponse(present(service.queries.get(known_id(image_id)), request))
 
     @app.get(
         "/images/{image_id}/similar",
@@ -657,9 +656,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         max_distance: Annotated[int | None, Query(alias="maxDistance", ge=0, le=64)] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> JSONResponse:
-        distance = service.settings.similarity.max_distance
-        distance = distance if max_distance is None else max_distance
-        matches = service.similar(known_id(image_id), distance, limit)
+        distance = ctx.max_distance if max_distance is None else max_distance
+        matches = service.queries.similar(known_id(image_id), distance, limit)
         items = [
             {**present(m.record, request), "distance": m.distance, "sameBytes": m.same_bytes}
             for m in matches
@@ -673,13 +671,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
         **_answers(202, ImageView, "queued again: the record as it is now"),
     )
     def reprocess(image_id: str, request: Request) -> JSONResponse:
-        record = service.reprocess(known_id(image_id))
+        record = service.processing.reprocess(known_id(image_id))
         ctx.on_enqueued()
         return JSONResponse(present(record, request), 202)
 
     @app.delete("/images/{image_id}", status_code=204, dependencies=authed, tags=["images"])
     def delete_image(image_id: str) -> Response:
-        service.delete(known_id(image_id))
+        service.maintenance.delete(known_id(image_id))
         return Response(status_code=204)
 
     @app.get(
@@ -695,7 +693,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         expires: Annotated[int | None, Query()] = None,
         signature: Annotated[str | None, Query(max_length=128)] = None,
     ) -> Response:
-        record = service.get(known_id(image_id))
+        record = service.queries.get(known_id(image_id))
         match = next((r for r in record.renditions if r.key.endswith("/" + filename)), None)
         if match is None:
             raise NotFoundError(f"image {image_id} has no rendition {filename}")
@@ -723,7 +721,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
 def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> None:
     """`PUT /upload/{key}`: where a signed upload URL points on the local server."""
     service = ctx.service
-    limits = service.settings.limits
 
     @app.put(
         "/upload/{key:path}",
@@ -746,13 +743,13 @@ def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> 
             raise UnsupportedMediaTypeError(
                 f"Content-Type must be {content_type!r} as signed, not {sent_type!r}"
             )
-        if await run_in_threadpool(service.objects.head, key) is not None:
+        if await run_in_threadpool(service.ingest.exists, key):
             raise UploadExistsError("this upload URL has been used: ask for a new one")
-        with service.spool() as spool:
-            await _receive_upload(request, spool, min(max_bytes, limits.max_bytes), size)
+        with service.ingest.spool() as spool:
+            await _receive_upload(request, spool, min(max_bytes, ctx.max_bytes), size)
             spool.seek(0)
             record = await _run_sync(
-                lambda: service.upload_to(key, spool, content_type, if_absent=True)
+                lambda: service.ingest.upload_to(key, spool, content_type, if_absent=True)
             )
         ctx.on_enqueued()
         body = record.public()

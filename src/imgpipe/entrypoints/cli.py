@@ -24,8 +24,7 @@ from imgpipe.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
-    from imgpipe.core.ports import JobQueue
-    from imgpipe.service import ImageService
+    from imgpipe.service import UseCases
 
 app = typer.Typer(
     help="imgpipe: validate, describe and render images, locally or on AWS.",
@@ -149,9 +148,10 @@ def process(
 ) -> None:
     """Process files with no server: OUT/<stem>/<rendition>.<ext> and OUT/<stem>/record.json."""
     from imgpipe.batch import process_file
+    from imgpipe.bootstrap import service_options
 
     settings = _settings(config)
-    options = settings.render_options()
+    options = service_options(settings)
     files = _collect(paths)
     names = _out_names(files)
     out.mkdir(parents=True, exist_ok=True)
@@ -384,9 +384,9 @@ def deploy(
 
 
 @contextmanager
-def _service_and_queue(
+def _service_and_settings(
     data_dir: Path | None, config: Path | None
-) -> Iterator[tuple[ImageService, JobQueue]]:
+) -> Iterator[tuple[UseCases, Settings]]:
     """The configured backend's wiring without workers: local (the default) or AWS."""
     from imgpipe.bootstrap import build_aws, build_local
 
@@ -395,13 +395,13 @@ def _service_and_queue(
     if settings.backend == "aws":
         aws = build_aws(settings)
         try:
-            yield aws.service, aws.queue
+            yield aws.service, settings
         finally:
             aws.close()
         return
     local = build_local(settings, with_workers=False)
     try:
-        yield local.service, local.queue
+        yield local.service, settings
     finally:
         local.stop()
 
@@ -427,8 +427,8 @@ def backfill(
     if index_keys:
         _backfill_index_keys_command(config, start)
         return
-    with _service_and_queue(data_dir, config) as (service, _):
-        count = service.backfill(prefix)
+    with _service_and_settings(data_dir, config) as (service, _):
+        count = service.maintenance.backfill(prefix)
     typer.echo(f"queued {count} object(s) under {prefix}")
 
 
@@ -468,9 +468,8 @@ def backfill_index_keys(records: DynamoMetadataStore, start: str | None = None) 
 def redrive(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
     """Move dead-lettered jobs back to the queue to be tried again (AWS: the DLQ); locally
     also make dead webhook deliveries due again."""
-    with _service_and_queue(data_dir, config) as (service, queue):
-        count = queue.redrive()
-        settings = service.settings
+    with _service_and_settings(data_dir, config) as (service, settings):
+        count = service.maintenance.redrive()
     typer.echo(f"moved {count} dead-lettered job(s) back to the queue")
     if settings.backend == "local":
         from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox
@@ -552,10 +551,10 @@ def reprocess(
     if image_ids:
         from imgpipe.core.errors import NotFoundError
 
-        with _service_and_queue(data_dir, config) as (service, _):
+        with _service_and_settings(data_dir, config) as (service, _):
             try:
                 for image_id in image_ids:
-                    service.reprocess(image_id)
+                    service.processing.reprocess(image_id)
             except NotFoundError as exc:
                 err.print(f"[red]{escape(str(exc))}[/red]")
                 raise typer.Exit(1) from exc

@@ -47,6 +47,9 @@ def create_aws_app(runtime: AwsApp) -> FastAPI:
             service=runtime.service,
             links=S3Links(runtime.objects, settings.aws.presign_ttl_s),
             backend="aws",
+            max_bytes=settings.limits.max_bytes,
+            max_json_bytes=settings.server.max_json_bytes,
+            max_distance=settings.similarity.max_distance,
             api_token=None,  # API Gateway does the authentication
             max_list_limit=settings.server.max_list_limit,
         )

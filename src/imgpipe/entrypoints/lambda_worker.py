@@ -4,8 +4,8 @@ Each SQS record's body is one of
 - an S3 event notification: `Records[]` of `ObjectCreated:*` / `ObjectRemoved:*`, keys
   URL-encoded (decoded with unquote_plus), with sequencer, versionId, eTag, size, eventTime;
 - the `s3:TestEvent` S3 sends when the notification is configured: skipped;
-- our own message (reprocess, backfill, redriven): `{"type": "created" | "removed", ...}`,
-  or `{"type": "rerender", "key"}` from `imgpipe reprocess --stale`.
+- our own message (reprocess, backfill, redriven): a job's body (core.jobs): `created`,
+  `removed`, or `rerender` from `imgpipe reprocess --stale`.
 
 A bad image ends FAILED and its message succeeds; a transient failure raises, so that record
 alone is reported in `batchItemFailures` and SQS redelivers it, then dead-letters it. On the
@@ -30,11 +30,11 @@ from aws_lambda_powertools.utilities.batch import (
 from pydantic import ValidationError
 
 from imgpipe.bootstrap import lambda_app
+from imgpipe.core import jobs
 from imgpipe.core.errors import RequestError, TransientError
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ObjectEvent
-from imgpipe.entrypoints.local_worker import handle_message
-from imgpipe.service import created_message, removed_message
+from imgpipe.service import dispatch, give_up
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -57,13 +57,13 @@ TIME_MARGIN_S = 5.0
 app = lambda_app
 
 
-def messages_from(body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """The service messages (service.created_message / removed_message) a body stands for."""
+def jobs_from(body: Mapping[str, Any]) -> Iterator[jobs.Job]:
+    """The jobs a body stands for (raises MalformedJobError for one of ours that is not)."""
     if body.get("Event") == TEST_EVENT:
         logger.info("skipping the S3 test event", bucket=body.get("Bucket"))
         return
-    if body.get("type") in ("created", "removed", "rerender"):
-        yield dict(body)
+    if body.get("type") in jobs.KINDS:
+        yield jobs.parse(body)
         return
     records = body.get("Records")
     if not isinstance(records, list):
@@ -85,9 +85,9 @@ def messages_from(body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
                 version_id=obj.get("versionId"),
                 event_time=record.get("eventTime"),
             )
-            yield created_message(event)
+            yield jobs.Created(event)
         elif name.startswith("ObjectRemoved:"):
-            yield removed_message(key)
+            yield jobs.Removed(key)
         else:
             logger.info("ignoring an S3 event", eventName=name, key=key)
 
@@ -112,36 +112,39 @@ def handle_record(
     attempt = int(record.attributes.approximate_receive_count or 1)
     try:
         body = json.loads(record.body)
-        messages = list(messages_from(body if isinstance(body, dict) else {}))
+        found = list(jobs_from(body if isinstance(body, dict) else {}))
     except (ValueError, TypeError, AttributeError, ValidationError) as exc:
-        # Nothing will ever make this message processable: acknowledge it, loudly.
+        # Nothing will ever make this message processable (a MalformedJobError among them):
+        # acknowledge it, loudly.
         logger.error("dropping a malformed message", error=str(exc), messageId=record.message_id)
         return
-    max_attempts = app.settings.server.max_attempts
-    for message in messages:
-        key = str(message.get("key", ""))
-        logger.append_keys(imageId=image_id_for(key), key=key, attempt=attempt)
+    for job in found:
+        logger.append_keys(imageId=image_id_for(job.key), key=job.key, attempt=attempt)
         try:
-            handle_message(app.service, message)
-        except (RequestError, ValidationError) as exc:
-            logger.error("dropping a message the service refused", error=str(exc))
-        except Exception as exc:
-            last = attempt >= max_attempts
-            logger.warning(
-                "giving up: SQS will dead-letter this message" if last else "will retry",
-                error=repr(exc),
-            )
-            if last and message.get("type") == "created":
-                event = ObjectEvent.model_validate(
-                    {k: v for k, v in message.items() if k != "type"}
-                )
-                try:
-                    app.service.give_up(event, exc, attempt)
-                except Exception:
-                    logger.exception("could not mark the record FAILED")
-            raise
+            run_job(app, job, attempt)
         finally:
             logger.remove_keys(list(LOG_KEYS))
+
+
+def run_job(app: AwsApp, job: jobs.Job, attempt: int) -> None:
+    """One job, or raise (transient) to have its record redelivered; on the last attempt the
+    record is marked FAILED first (service.give_up), as the local worker does."""
+    try:
+        dispatch(job, app.service)
+    except (RequestError, ValidationError) as exc:
+        logger.error("dropping a message the service refused", error=str(exc))
+    except Exception as exc:
+        last = jobs.gives_up(attempt, app.settings.server.max_attempts)
+        logger.warning(
+            "giving up: SQS will dead-letter this message" if last else "will retry",
+            error=repr(exc),
+        )
+        if last:
+            try:
+                give_up(job, exc, attempt, app.service)
+            except Exception:
+                logger.exception("could not mark the record FAILED")
+        raise
 
 
 @logger.inject_lambda_context(clear_state=True)

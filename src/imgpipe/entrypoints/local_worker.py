@@ -16,15 +16,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from collections.abc import Callable, Collection
 
+from imgpipe.core import jobs
 from imgpipe.core.errors import ImageBusyError, StoreUnavailableError
 from imgpipe.core.keys import image_id_for
-from imgpipe.core.model import ObjectEvent
-from imgpipe.core.ports import JobQueue, Message
+from imgpipe.core.ports import JobQueue, Message, Metrics, NullMetrics
 from imgpipe.entrypoints.health import HealthBoard
-from imgpipe.service import ImageService
+from imgpipe.service import UseCases, dispatch, give_up
 
 log = logging.getLogger("imgpipe.worker")
 
@@ -33,19 +32,6 @@ SUPERVISE_S = 1.0
 MAX_ERROR_BACKOFF_S = 5.0
 DATABASE = "database"
 WORKERS = "workers"
-
-
-def handle_message(service: ImageService, body: Mapping[str, Any]) -> None:
-    """Translate one queue message into one service call."""
-    kind = body.get("type")
-    if kind == "created":
-        service.process(ObjectEvent.model_validate({k: v for k, v in body.items() if k != "type"}))
-    elif kind == "removed":
-        service.on_removed(str(body["key"]))
-    elif kind == "rerender":
-        service.rerender(str(body["key"]))
-    else:
-        log.error("dropping a message of unknown type", extra={"body": dict(body)})
 
 
 def backoff_s(receive_count: int) -> float:
@@ -65,7 +51,7 @@ def error_backoff_s(failures: int) -> float:
 class LocalWorkerPool:
     def __init__(
         self,
-        service: ImageService,
+        service: UseCases,
         queue: JobQueue,
         workers: int,
         visibility_s: float,
@@ -73,6 +59,7 @@ class LocalWorkerPool:
         backoff: Callable[[int], float] = backoff_s,
         *,
         health: HealthBoard | None = None,
+        metrics: Metrics | None = None,
         wake_waiting: Callable[[str, str], object] | None = None,
         recover_in_flight: Callable[[Collection[str]], int] | None = None,
     ) -> None:
@@ -89,6 +76,7 @@ class LocalWorkerPool:
         self.visibility_s = visibility_s
         self.max_attempts = max_attempts
         self.health = health or HealthBoard()
+        self.metrics: Metrics = metrics or NullMetrics()
         self._wake_waiting = wake_waiting
         self._recover_in_flight = recover_in_flight
         self._held: dict[int, Message] = {}  # by thread: the job each thread runs
@@ -146,7 +134,7 @@ class LocalWorkerPool:
             self._lost_track = True
         for n in dead:
             self._threads[n] = self._spawn(n)
-        self.service.metrics.incr("worker_restarts", len(dead))
+        self.metrics.incr("worker_restarts", len(dead))
         self.health.recovered(WORKERS)
         return len(dead)
 
@@ -189,20 +177,20 @@ class LocalWorkerPool:
             self._lost_track = False
             running = list(self._held.values())
             try:
-                jobs = (
+                released = (
                     self._recover_in_flight([m.message_id for m in running])
                     if self._recover_in_flight is not None
                     else 0
                 )
-                leases = self.service.recover_leases(
+                leases = self.service.maintenance.recover_leases(
                     "the database failed while it was being processed"
                 )
             except BaseException:
                 self._lost_track = True
                 raise
-        if jobs or leases:
+        if released or leases:
             log.info(
-                "jobs given back after a store failure", extra={"jobs": jobs, "leases": leases}
+                "jobs given back after a store failure", extra={"jobs": released, "leases": leases}
             )
 
     def _store_failed(self, doing: str, exc: Exception) -> None:
@@ -219,11 +207,7 @@ class LocalWorkerPool:
             "job": message.body.get("type"),
         }
         started = time.perf_counter()
-        try:
-            handle_message(self.service, message.body)
-        except Exception as exc:
-            self._retry_or_give_up(message, exc)
-        else:
+        if self._attempt(message):
             self._settle("acknowledging a job", lambda: self.queue.ack(message))
             log.info(
                 "job done", extra={**context, "ms": round((time.perf_counter() - started) * 1000)}
@@ -231,6 +215,21 @@ class LocalWorkerPool:
         wake = self._wake_waiting
         if key and wake is not None:
             self._settle("waking the jobs that wait", lambda: wake(key, message.message_id))
+
+    def _attempt(self, message: Message) -> bool:
+        """Run the message's job. True: it is done (acknowledge it); False: it failed, and was
+        released for a retry or left to be dead-lettered. A message of an unknown type is
+        dropped (done); a malformed one fails as any job does, and ends dead-lettered."""
+        job: jobs.Job | None = None
+        try:
+            job = jobs.parse(message.body)
+            dispatch(job, self.service)
+        except jobs.UnknownJobError:
+            log.error("dropping a message of unknown type", extra={"body": dict(message.body)})
+        except Exception as exc:
+            self._retry_or_give_up(message, job, exc)
+            return False
+        return True
 
     def _settle(self, doing: str, step: Callable[[], object]) -> None:
         """Acknowledge or release a job without letting a store error end the thread: left
@@ -241,10 +240,11 @@ class LocalWorkerPool:
         except Exception as exc:
             self._store_failed(doing, exc)
 
-    def _retry_or_give_up(self, message: Message, exc: Exception) -> None:
+    def _retry_or_give_up(self, message: Message, job: jobs.Job | None, exc: Exception) -> None:
         attempts = message.receive_count
+        last = jobs.gives_up(attempts, self.max_attempts)
         log.warning(
-            "job failed; will retry" if attempts < self.max_attempts else "job failed; giving up",
+            "job failed; giving up" if last else "job failed; will retry",
             extra={
                 "key": message.body.get("key"),
                 "attempt": attempts,
@@ -255,15 +255,12 @@ class LocalWorkerPool:
         if isinstance(exc, StoreUnavailableError):
             self.health.degraded(DATABASE, f"a job failed: {exc}")
             self._lost_track = True  # its record's lease may not have been given back
-        if attempts >= self.max_attempts and message.body.get("type") == "created":
+        if last and job is not None:
             try:
-                event = ObjectEvent.model_validate(
-                    {k: v for k, v in message.body.items() if k != "type"}
-                )
-                self.service.give_up(event, exc, attempts)
+                give_up(job, exc, attempts, self.service)
             except Exception:
                 log.exception("could not mark the record FAILED")
-        if attempts >= self.max_attempts:
+        if last:
             delay = 0.0
         elif isinstance(exc, ImageBusyError):
             # Retry as the other worker's lease ends, or sooner: its job wakes this one.

@@ -33,7 +33,7 @@ from imgpipe.core.model import Status
 if TYPE_CHECKING:
     from imgpipe.config import Settings
     from imgpipe.core.ports import JobQueue
-    from imgpipe.service import ImageService
+    from imgpipe.service import UseCases
 
 LOCAL_POLL_S = 0.2
 AWS_POLL_S = 2.0
@@ -65,13 +65,13 @@ class StaleRun:
         return lines
 
 
-def queue_stale(service: ImageService, on_record: Callable[[], None] | None = None) -> StaleRun:
+def queue_stale(service: UseCases, on_record: Callable[[], None] | None = None) -> StaleRun:
     """Queue one re-render job per stale record (the image ids are in `queued`)."""
     run = StaleRun()
-    for record in service.processed_records():
+    for record in service.queries.processed_records():
         run.checked += 1
-        if service.is_stale(record):
-            service.enqueue_rerender(record)
+        if service.rerendering.is_stale(record):
+            service.rerendering.queue(record)
             run.queued.append(record.image_id)
         if on_record is not None:
             on_record()
@@ -79,7 +79,7 @@ def queue_stale(service: ImageService, on_record: Callable[[], None] | None = No
 
 
 def wait_until_fresh(
-    service: ImageService,
+    service: UseCases,
     run: StaleRun,
     *,
     timeout_s: float,
@@ -107,9 +107,9 @@ def wait_until_fresh(
     return run
 
 
-def _still_pending(service: ImageService, image_ids: Iterable[str], run: StaleRun) -> Iterable[str]:
+def _still_pending(service: UseCases, image_ids: Iterable[str], run: StaleRun) -> Iterable[str]:
     for image_id in image_ids:
-        record = service.records.get(image_id)
+        record = service.queries.find(image_id)
         if record is None:
             run.gone += 1
         elif record.status is Status.FAILED:
@@ -117,7 +117,7 @@ def _still_pending(service: ImageService, image_ids: Iterable[str], run: StaleRu
         elif (
             record.status is Status.PROCESSED
             and record.lease_until is None
-            and not service.is_stale(record)
+            and not service.rerendering.is_stale(record)
         ):
             run.rerendered += 1
         else:
@@ -132,75 +132,96 @@ def _idle(queue: JobQueue) -> Callable[[], bool]:
     return idle
 
 
+class _Shown:
+    """The command's progress bars: records checked, then re-renders done."""
+
+    def __init__(self, console: Console, timeout_s: float) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self.timeout_s = timeout_s
+        self.scan = self.progress.add_task("checking records", total=None)
+
+    def queue(self, service: UseCases) -> StaleRun:
+        run = queue_stale(service, lambda: self.progress.advance(self.scan))
+        self.progress.update(self.scan, total=run.checked)
+        return run
+
+    def watch(
+        self, service: UseCases, run: StaleRun, poll_s: float, idle_queue: JobQueue | None = None
+    ) -> None:
+        task = self.progress.add_task("re-rendering", total=len(run.queued))
+        wait_until_fresh(
+            service,
+            run,
+            timeout_s=self.timeout_s,
+            poll_s=poll_s,
+            queue_idle=_idle(idle_queue) if idle_queue is not None else None,
+            on_progress=lambda done: self.progress.update(task, completed=done),
+        )
+
+
 def reprocess_stale(
     settings: Settings, *, wait: bool, timeout_s: float, console: Console
 ) -> StaleRun:
     """The command: queue the stale records' re-renders on the configured backend, and with
     `wait` see them done, with a progress bar on a terminal."""
-    from imgpipe.bootstrap import DataDirBusyError, build_aws, build_local
-
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    with progress:
-        scan = progress.add_task("checking records", total=None)
-
-        def scanned() -> None:
-            progress.advance(scan)
-
-        def watch(service: ImageService, run: StaleRun, poll_s: float, idle: bool) -> None:
-            task = progress.add_task("re-rendering", total=len(run.queued))
-            wait_until_fresh(
-                service,
-                run,
-                timeout_s=timeout_s,
-                poll_s=poll_s,
-                queue_idle=_idle(service.queue) if idle else None,
-                on_progress=lambda done: progress.update(task, completed=done),
-            )
-
+    shown = _Shown(console, timeout_s)
+    with shown.progress:
         if settings.backend == "aws":
-            aws = build_aws(settings)
-            try:
-                run = queue_stale(aws.service, scanned)
-                progress.update(scan, total=run.checked)
-                if wait and run.queued:
-                    watch(aws.service, run, AWS_POLL_S, idle=False)
-            finally:
-                aws.close()
-            return run
+            return _on_aws(settings, shown, wait=wait)
+        return _locally(settings, shown, wait=wait)
 
-        local = build_local(settings, with_workers=False)
-        try:
-            run = queue_stale(local.service, scanned)
-        finally:
-            local.stop()
-        progress.update(scan, total=run.checked)
-        if not (wait and run.queued):
-            return run
-        try:
-            # No server holds the data folder: run its queue here, as `imgpipe serve` would.
-            worker = build_local(settings, with_watcher=False)
-        except DataDirBusyError:
-            watching = build_local(settings, with_workers=False)
-            try:
-                watch(watching.service, run, LOCAL_POLL_S, idle=False)
-            finally:
-                watching.stop()
-            return run
-        try:
-            assert worker.pool is not None
-            run.worked_here = True
-            worker.queue.recover_in_flight()  # we hold the lock: leases left are a dead server's
-            worker.service.recover_leases()
-            worker.pool.start()
-            watch(worker.service, run, LOCAL_POLL_S, idle=True)
-        finally:
-            worker.stop()
+
+def _on_aws(settings: Settings, shown: _Shown, *, wait: bool) -> StaleRun:
+    """The Lambda workers run the jobs from SQS: this command watches the records."""
+    from imgpipe.bootstrap import build_aws
+
+    aws = build_aws(settings)
+    try:
+        run = shown.queue(aws.service)
+        if wait and run.queued:
+            shown.watch(aws.service, run, AWS_POLL_S)
+    finally:
+        aws.close()
+    return run
+
+
+def _locally(settings: Settings, shown: _Shown, *, wait: bool) -> StaleRun:
+    """The server that holds the data folder runs the jobs, and this command watches the
+    records; with no server, this command runs a worker pool of its own until they are done."""
+    from imgpipe.bootstrap import DataDirBusyError, build_local
+
+    local = build_local(settings, with_workers=False)
+    try:
+        run = shown.queue(local.service)
+    finally:
+        local.stop()
+    if not (wait and run.queued):
         return run
+    try:
+        # No server holds the data folder: run its queue here, as `imgpipe serve` would.
+        worker = build_local(settings, with_watcher=False)
+    except DataDirBusyError:
+        watching = build_local(settings, with_workers=False)
+        try:
+            shown.watch(watching.service, run, LOCAL_POLL_S)
+        finally:
+            watching.stop()
+        return run
+    try:
+        assert worker.pool is not None
+        run.worked_here = True
+        worker.queue.recover_in_flight()  # we hold the lock: leases left are a dead server's
+        worker.service.maintenance.recover_leases()
+        worker.pool.start()
+        shown.watch(worker.service, run, LOCAL_POLL_S, worker.queue)
+    finally:
+        worker.stop()
+    return run
