@@ -34,6 +34,7 @@ class PhaseReport:
     drained_s: float | None = None
     stall: str = ""
     memory: tuple[float, float, int] = (0.0, 0.0, 0)
+    pid: int = 0  # the server process the memory is of
     notes: list[str] = field(default_factory=list)
 
     def row(self) -> str:
@@ -70,6 +71,7 @@ class Timeline:
         self.drain_s = drain_s
         self.reports: list[PhaseReport] = []
         self.stalled = Finding("stalled")
+        self.crashed = Finding("server exited")
         self._seen_drops: set[str] = set()
 
     def close(self) -> None:
@@ -101,14 +103,18 @@ class Timeline:
         pacer.start()
         try:
             yield report
+        except BaseException:
+            self.uploader.stopping.set()  # Ctrl-C or a harness error: send nothing more
+            raise
         finally:
             pacer.join()
         for future in futures:
             report.outcomes.append(future.result(timeout=BATCH_DEADLINE_S))
+        self._check_alive(report)
         self.drain(report)
         if settle:
             time.sleep(SETTLE_S)
-        report.memory = self.serve.memory()
+        report.memory, report.pid = self.serve.memory(), self.serve.pid
         if len(self.reports) == 1:
             print(HEADER, flush=True)
         print(report.row(), flush=True)
@@ -125,6 +131,14 @@ class Timeline:
             if not at(start, offset, self.uploader.stopping):
                 return
             out.append(self.pool.submit(self.uploader.upload, upload, name))
+
+    def _check_alive(self, report: PhaseReport) -> None:
+        """The server must not have ended by itself: if it did, note it and start it again."""
+        code = self.serve.exit_code()
+        if code is not None:
+            self.crashed.add(f"{report.name}: exit code {code}")
+            report.notes.append(f"the server exited by itself ({code}); started again")
+            self.serve.start()
 
     def drain(self, report: PhaseReport) -> None:
         """Wait until no record is PENDING or PROCESSING and every dropped file has one; if

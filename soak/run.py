@@ -22,10 +22,11 @@ from soak.plan import Planner
 from soak.server import Serve, ServerError
 
 # Memory: the server's RSS after the baseline batch against after the same batch again, in
-# the same process, once every database fault has happened in between. A leak per upload or
-# per fault grows it; allocator noise and caches that fill once stay within the margin.
-RSS_MARGIN_MB = 40.0
-RSS_MARGIN_SHARE = 0.25
+# the same process, with every database fault in between. Caches that fill once and the
+# allocator's noise stay within the margin (docs/operations.md gives the runs' figures); a
+# leak per upload, per failed request or per fault grows past it.
+RSS_MARGIN_MB = 24.0
+RSS_MARGIN_SHARE = 0.2
 # The data folder's own disk: an original and its renditions, with room to spare.
 MB_PER_UPLOAD = 0.45
 DISK_BASE_MB = 192
@@ -65,14 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         report = soak(args, workdir, skip, own_disk=why is None)
-    except ServerError as exc:
+    except (ServerError, faults.FaultError) as exc:
         print(f"soak: the harness could not go on: {exc}", file=sys.stderr)
         return 2
     report["seconds"] = round(time.monotonic() - started)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
-    return 1 if any(f["count"] for f in report["invariants"]) else 0
+    return 1 if any(f["violation"] and f["count"] for f in report["invariants"]) else 0
 
 
 def soak(
@@ -110,7 +111,8 @@ def soak(
         *judge_records(timeline.outcomes, records, files),
         judge_5xx(log.bad_5xx_count, log.bad_5xx),
         timeline.stalled,
-        judge_rss(result.baseline, result.final),
+        timeline.crashed,
+        judge_rss(result),
     ]
     return {
         "uploads": args.uploads,
@@ -130,15 +132,22 @@ def skip_loudly(skip: dict[str, str], why: str) -> None:
     print(f"\n*** SKIPPING FAULTS {names}: {why} ***\n", file=sys.stderr, flush=True)
 
 
-def judge_rss(baseline: PhaseReport, final: PhaseReport) -> Finding:
-    before, after = baseline.memory[0], final.memory[0]
-    limit = max(RSS_MARGIN_MB, before * RSS_MARGIN_SHARE)
+def judge_rss(result: scenario.Result) -> Finding:
+    """The baseline batch against the same batch after the database faults, in one process;
+    against the same batch right after it when a stall's restart came in between."""
+    before = result.baseline
+    after, across = result.final, "the database faults"
+    if result.final.pid != before.pid:
+        after, across = result.repeat, "one batch (restarted during the faults)"
+    growth = after.memory[0] - before.memory[0]
+    limit = max(RSS_MARGIN_MB, before.memory[0] * RSS_MARGIN_SHARE)
     finding = Finding("RSS")
     finding.note = (
-        f"server {before:.0f} -> {after:.0f} MB between identical batches (limit +{limit:.0f} MB)"
+        f"server {before.memory[0]:.0f} -> {after.memory[0]:.0f} MB across {across}"
+        f" (limit +{limit:.0f} MB)"
     )
-    if after - before > limit:
-        finding.add(f"+{after - before:.0f} MB across the database faults")
+    if growth > limit:
+        finding.add(f"+{growth:.0f} MB across {across}")
     return finding
 
 

@@ -2,9 +2,10 @@
 
 warmup; the server killed (kill -9) and restarted, several times; rendering processes killed;
 a restart with `--workers 1` (one rendering process, two job threads: a dead thread shows);
-a baseline batch; the database read-only (chattr +i), locked (BEGIN EXCLUSIVE) and the disk
-full, each while uploads go on and with a backlog; the baseline batch again (memory); then a
-last restart, which backfills every original left in the folder (a refused upload's included).
+a baseline batch, twice; the database read-only (chattr +i), locked (BEGIN EXCLUSIVE) and the
+disk full, each while uploads go on and with a backlog; the baseline batch a third time (the
+memory against the first); then a last restart, which backfills every original left in the
+folder (a refused upload's included).
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from soak import faults
 from soak.phases import PhaseReport, Timeline, at, every, spread
 from soak.plan import Planner, Upload
 
-# Each phase's share of the uploads; the last batch repeats the baseline.
+# Each phase's share of the uploads.
 SHARES = {
-    "warmup": 0.10,
-    "kill-server": 0.24,
-    "kill-renderer": 0.14,
-    "baseline": 0.08,
-    "read-only": 0.12,
-    "locked": 0.12,
-    "full-disk": 0.12,
+    "warmup": 0.09,
+    "kill-server": 0.22,
+    "kill-renderer": 0.12,
+    "baseline": 0.06,  # three times
+    "read-only": 0.13,
+    "locked": 0.13,
+    "full-disk": 0.13,
 }
 KILL_SERVER_AT = 0.4  # of the phase's uploads' spread
 UPLOADS_PER_S = 8.0  # while the server is killed and restarted
@@ -39,6 +40,7 @@ RENDERER_KILL_EVERY_S = 3.0
 BEFORE_FAULT_S = 3.0
 AFTER_FAULT_S = 3.0
 BACKLOG_AHEAD_S = 0.3
+FAULT_SETTLED_S = 0.5
 BACKLOG_SHARE = 0.5
 
 
@@ -53,7 +55,10 @@ class Durations:
 
 @dataclass
 class Result:
+    """The identical batches' reports: before the database faults (twice), and after them."""
+
     baseline: PhaseReport
+    repeat: PhaseReport
     final: PhaseReport
 
 
@@ -66,15 +71,15 @@ def run(
 ) -> Result:
     """All phases; `skip`: fault -> why it cannot run here (its phase uploads all the same)."""
     counts = {name: max(1, round(n * share)) for name, share in SHARES.items()}
-    state_dir = timeline.serve.data_dir / ".imgpipe"
     with timeline.phase("warmup", planner.take(counts["warmup"])):
         pass
     kill_server(timeline, planner.take(counts["kill-server"]), durations.server_kills, skip)
     kill_renderer(timeline, planner.take(counts["kill-renderer"]), durations.renderer_kills, skip)
     timeline.restart(workers=1)
-    baseline_uploads = planner.take(counts["baseline"])
-    with timeline.phase("baseline", baseline_uploads, settle=True) as baseline:
-        pass
+    batch = planner.take(counts["baseline"])
+    baseline = identical_batch(timeline, "baseline", batch)
+    repeat = identical_batch(timeline, "baseline again", planner.again(batch))
+    state_dir = timeline.serve.data_dir / ".imgpipe"
     database_faults: list[tuple[str, float, Callable[[], contextlib.AbstractContextManager[Any]]]]
     database_faults = [
         ("read-only", durations.read_only_s, lambda: faults.read_only_db(state_dir)),
@@ -83,13 +88,17 @@ def run(
     ]
     for name, seconds, fault in database_faults:
         database_fault(timeline, name, planner.take(counts[name]), seconds, fault, skip)
-    again = planner.again(baseline_uploads)
-    with timeline.phase("baseline again", again, settle=True) as final:
-        pass
+    final = identical_batch(timeline, "baseline 3rd", planner.again(batch))
     with timeline.phase("restart", []) as restart:
         timeline.restart(workers=2)
         restart.notes.append("stopped (SIGINT), started again: backfills the folder")
-    return Result(baseline, final)
+    return Result(baseline, repeat, final)
+
+
+def identical_batch(timeline: Timeline, name: str, uploads: list[Upload]) -> PhaseReport:
+    with timeline.phase(name, uploads, settle=True) as report:
+        pass
+    return report
 
 
 def kill_server(
@@ -149,13 +158,16 @@ def database_fault(
 
 
 def fault_schedule(count: int, seconds: float) -> list[float]:
+    """When a database fault's uploads go: see BACKLOG_SHARE. The first upload after the
+    fault began comes FAULT_SETTLED_S into it, so that it meets the fault for sure."""
     before = round(count * 0.25)
     backlog = round(count * BACKLOG_SHARE)
     during = count - before - backlog
+    start = BEFORE_FAULT_S + FAULT_SETTLED_S
     return [
         *spread(before, BEFORE_FAULT_S - BACKLOG_AHEAD_S),
         *[BEFORE_FAULT_S - BACKLOG_AHEAD_S] * backlog,
-        *(BEFORE_FAULT_S + t for t in spread(during, seconds + AFTER_FAULT_S)),
+        *(start + t for t in spread(during, seconds + AFTER_FAULT_S - FAULT_SETTLED_S)),
     ]
 
 

@@ -86,6 +86,10 @@ class Serve:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def exit_code(self) -> int | None:
+        """How it ended (-N: killed by signal N), or None while it runs."""
+        return None if self.process is None else self.process.poll()
+
     def start(self, workers: int | None = None) -> None:
         self.workers = workers or self.workers
         # The server runs on its defaults: none of the caller's IMGPIPE_* settings.

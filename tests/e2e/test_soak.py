@@ -27,10 +27,10 @@ SHORT = {
     "--uploads": 120,
     "--server-kills": 1,
     "--renderer-kills": 2,
-    "--read-only-s": 12,
+    "--read-only-s": 14,
     "--locked-s": 12,
     "--full-disk-s": 8,
-    "--drain-s": 25,
+    "--drain-s": 15,
 }
 HANG_GUARD_S = 900
 
@@ -52,6 +52,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         timeout=HANG_GUARD_S,
         check=False,
     )
+    (workdir / "soak.out").write_text(run.stdout + run.stderr)  # kept with pytest's tmp dirs
     # 0: no violation, 1: some; 2 is the harness failing to run at all
     assert run.returncode in (0, 1), f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     body: dict[str, Any] = json.loads(out.read_text())
@@ -106,6 +107,10 @@ def test_hostile_files_end_failed_with_their_code(report: dict[str, Any]) -> Non
 
 def test_valid_files_end_processed(report: dict[str, Any]) -> None:
     assert_holds(report, "valid not PROCESSED")
+
+
+def test_the_server_never_exits_unless_killed(report: dict[str, Any]) -> None:
+    assert_holds(report, "server exited")
 
 
 def test_the_server_memory_does_not_grow_between_identical_batches(

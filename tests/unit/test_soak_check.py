@@ -83,6 +83,7 @@ def test_a_retry_that_made_a_second_image_is_a_duplicate_and_not_lost() -> None:
         "orphaned": 0,
         "hostile not FAILED with its code": 0,
         "valid not PROCESSED": 0,
+        "dead-lettered": 0,
     }
 
 
@@ -108,7 +109,7 @@ def test_files_no_record_names_and_records_without_their_original_are_orphaned()
 
 def test_a_hostile_file_must_fail_with_its_own_code_and_a_valid_one_must_be_processed() -> None:
     wrong_code = record(1, status="FAILED", renditions=[], error={"code": "corrupt_image"})
-    failed_valid = record(2, status="FAILED", renditions=[], error={"code": "store_unavailable"})
+    failed_valid = record(2, status="FAILED", renditions=[], error={"code": "corrupt_image"})
     findings = judge_records(
         [outcome(1, ACCEPTED, expected="too_many_pixels"), outcome(2, ACCEPTED)],
         [wrong_code, failed_valid],
@@ -116,3 +117,17 @@ def test_a_hostile_file_must_fail_with_its_own_code_and_a_valid_one_must_be_proc
     )
     assert counts(findings)["hostile not FAILED with its code"] == 1
     assert counts(findings)["valid not PROCESSED"] == 1
+
+
+def test_a_file_failed_by_retries_running_out_is_noted_as_dead_lettered_not_as_a_violation() -> (
+    None
+):
+    gave_up = record(1, status="FAILED", renditions=[], error={"code": "store_unavailable"})
+    hostile_gave_up = record(2, status="FAILED", renditions=[], error={"code": "image_busy"})
+    findings = judge_records(
+        [outcome(1, ACCEPTED), outcome(2, ACCEPTED, expected="corrupt_image")],
+        [gave_up, hostile_gave_up],
+        on_disk(gave_up, hostile_gave_up),
+    )
+    assert counts(findings)["dead-lettered"] == 2
+    assert not any(f.broken for f in findings)
