@@ -1,9 +1,9 @@
 """The soak's timeline: batches of uploads, each phase with its fault, and what each showed.
 
 Every phase uploads while its fault happens, then waits for the backlog to drain *without a
-restart* (DRAIN: a stalled worker shows up there), and notes the server's memory. A phase whose
-backlog does not drain is a violation; the harness then restarts the server, as an operator
-would, so that the phases after it still mean something.
+restart* (a dead worker thread shows up there), and notes the server's memory. A backlog that
+does not drain by the deadline is a violation ("stalled"); the harness then restarts the
+server, as an operator would, so that the phases after it still mean something.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ class PhaseReport:
     outcomes: list[Outcome] = field(default_factory=list)
     health: Counter[str] = field(default_factory=Counter)
     drained_s: float | None = None
-    stall: str = ""
     memory: tuple[float, float, int] = (0.0, 0.0, 0)
     pid: int = 0  # the server process the memory is of
     notes: list[str] = field(default_factory=list)
@@ -48,7 +47,7 @@ class PhaseReport:
             f" {drained:>8} {rss:>6.0f} {renderers:>6.0f} {fds:>4}"
         )
         extra = [f"health {dict(self.health)}"] if self.health else []
-        return "  ".join([line, *extra, *self.notes, self.stall]).rstrip()
+        return "  ".join([line, *extra, *self.notes]).rstrip()
 
 
 HEADER = (
@@ -146,7 +145,7 @@ class Timeline:
         report.drained_s, state = self._wait_drained(self.drain_s)
         if report.drained_s is not None:
             return
-        report.stall = f"stalled: {state} {self.drain_s:.0f}s on; restarted"
+        report.notes.append("restarted")
         self.stalled.add(f"{report.name}: {state} {self.drain_s:.0f}s on, without a restart")
         self.restart()
         drained, state = self._wait_drained(self.drain_s)
@@ -163,9 +162,10 @@ class Timeline:
                 busy = counts.get("PENDING", 0) + counts.get("PROCESSING", 0)
                 missing = self._drops_without_record()
                 state = (
-                    f"{counts.get('PENDING', 0)} PENDING, {counts.get('PROCESSING', 0)} PROCESSING,"
-                    f" {queue['visible'] + queue['inFlight']} queued, {queue['dead']} dead,"
-                    f" {missing} dropped files without a record"
+                    f"{counts.get('PENDING', 0)} PENDING, {counts.get('PROCESSING', 0)} PROCESSING;"
+                    f" jobs: {queue['visible']} visible, {queue['inFlight']} leased,"
+                    f" {queue['dead']} dead"
+                    + (f"; {missing} dropped files without a record" if missing else "")
                 )
                 if busy == 0 and missing == 0:
                     return time.monotonic() - start, state

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -53,6 +54,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # Ctrl-C, and a SIGTERM (a CI job cancelled, `timeout`), end the soak through its
+    # `finally`s: faults undone, the server stopped, the disk unmounted. A shell running it in
+    # the background would otherwise have it ignore SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     skip = {name: "--skip" for name in args.skip.split(",") if name}
     if unknown := set(skip) - set(faults.ALL_FAULTS):
         print(f"unknown faults: {', '.join(sorted(unknown))}", file=sys.stderr)
@@ -69,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ServerError, faults.FaultError) as exc:
         print(f"soak: the harness could not go on: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("soak: interrupted; faults undone, server stopped", file=sys.stderr)
+        return 130
     report["seconds"] = round(time.monotonic() - started)
     print_report(report)
     if args.json:
