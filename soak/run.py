@@ -115,7 +115,6 @@ def soak(
         records = timeline.reader.all_records()
         serve.stop()
         files = scenario.files_on_disk(data_dir)
-        used_mb = sum(files.values()) / 2**20
     findings = [
         *judge_records(timeline.outcomes, records, files),
         judge_5xx(log.bad_5xx_count, log.bad_5xx),
@@ -128,7 +127,7 @@ def soak(
         "seed": args.seed,
         "skipped": skip,
         "workdir": str(workdir),
-        "objectsMB": round(used_mb),
+        "objectsMB": round(sum(files.values()) / 2**20),
         "phases": [phase_dict(r) for r in timeline.reports],
         "invariants": [asdict(f) for f in findings],
         "retried": retried(timeline.outcomes, records),
