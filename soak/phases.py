@@ -24,6 +24,7 @@ from soak.server import Serve
 BATCH_DEADLINE_S = 300.0  # hang guard: an upload's retries take at most ~2 min
 SETTLE_S = 2.0  # idle rendering processes hand memory back after 1 s
 HEALTH_EVERY_S = 1.0
+END_WAIT_S = 180.0  # beyond the server's default visibility timeout (120 s) and its margin
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Timeline:
         self.reader = Reader(serve.url, log)
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="soak-upload")
         self.drain_s = drain_s
+        self.last_phase = False  # set for the last: it waits out a job's lease too
         self.reports: list[PhaseReport] = []
         self.stalled = Finding("stalled")
         self.crashed = Finding("server exited")
@@ -111,6 +113,8 @@ class Timeline:
             report.outcomes.append(future.result(timeout=BATCH_DEADLINE_S))
         self._check_alive(report)
         self.drain(report)
+        if self.last_phase:
+            self._wait_for_the_end(report)
         if settle:
             time.sleep(SETTLE_S)
         report.memory, report.pid = self.serve.memory(), self.serve.pid
@@ -151,6 +155,13 @@ class Timeline:
         drained, state = self._wait_drained(self.drain_s)
         if drained is None:
             report.notes.append(f"not drained after the restart either: {state}")
+
+    def _wait_for_the_end(self, report: PhaseReport) -> None:
+        """Before the records are judged: a job can be held back for as long as a lease a
+        dead job thread left (the server's visibility timeout); a record not finished past
+        that counts as lost."""
+        if self._wait_drained(END_WAIT_S)[0] is None:
+            report.notes.append(f"not drained {END_WAIT_S:.0f}s after the last restart")
 
     def _wait_drained(self, deadline_s: float) -> tuple[float | None, str]:
         start = time.monotonic()

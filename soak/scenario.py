@@ -89,6 +89,7 @@ def run(
     for name, seconds, fault in database_faults:
         database_fault(timeline, name, planner.take(counts[name]), seconds, fault, skip)
     final = identical_batch(timeline, "baseline 3rd", planner.again(batch))
+    timeline.last_phase = True
     with timeline.phase("restart", []) as restart:
         timeline.restart(workers=2)
         restart.notes.append("stopped (SIGINT), started again: backfills the folder")
