@@ -92,6 +92,8 @@ class Uploader:
         self.log = log
         self.stopping = threading.Event()
         self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
 
     def client(self) -> httpx.Client:
         client: httpx.Client | None = getattr(self._local, "client", None)
@@ -99,7 +101,15 @@ class Uploader:
             timeout = httpx.Timeout(TIMEOUT_S, connect=3.0)
             client = httpx.Client(base_url=self.url, timeout=timeout)
             self._local.client = client
+            with self._lock:
+                self._clients.append(client)
         return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
 
     def upload(self, upload: Upload, phase: str) -> Outcome:
         outcome = Outcome(upload, phase)

@@ -78,6 +78,7 @@ class Timeline:
     def close(self) -> None:
         self.uploader.stopping.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.uploader.close()
         self.reader.close()
 
     @property

@@ -46,11 +46,13 @@ BACKLOG_SHARE = 0.5
 
 @dataclass(frozen=True)
 class Durations:
-    read_only_s: float = 20.0
-    locked_s: float = 25.0
-    full_disk_s: float = 15.0
-    server_kills: int = 3
-    renderer_kills: int = 5
+    """How long each database fault lasts, how many kills (the command line's defaults)."""
+
+    read_only_s: float
+    locked_s: float
+    full_disk_s: float
+    server_kills: int
+    renderer_kills: int
 
 
 @dataclass
