@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install bytecode serve test lint format bench clean fuzz
+.PHONY: install bytecode serve test lint format bench clean fuzz soak
 
 IAC_VENV := .venv-iac
 IAC_STAMP := $(IAC_VENV)/.installed-stamp
@@ -40,13 +40,13 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench soak
+	$(BIN)/ruff format --check src tests bench soak
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench soak
+	$(BIN)/ruff check --fix src tests bench soak
 
 # make bench: ~20 min on 2 cores, under 25 with the waits. BENCH_WAIT_IDLE: seconds to wait
 # for the machine to settle first (1-minute load < 0.5; up to 45 s more before each later
@@ -72,3 +72,14 @@ clean:
 FUZZ_SECONDS ?= 60
 fuzz: install
 	$(BIN)/python fuzz/fuzz_decode.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+
+# make soak: `imgpipe serve` driven through faults as users drive it (docs/operations.md, Soak):
+# SOAK_N uploads, the server and its rendering processes killed, the database read-only and
+# locked, the disk full; prints the invariants, exits 1 on a violation. Root for the read-only
+# database and the full disk (skipped, loudly, otherwise). Not part of make test; its short
+# version is tests/e2e/test_soak.py. SOAK_ARGS: more options (python -m soak --help).
+SOAK_N ?= 1500
+SOAK_SEED ?= 1
+SOAK_ARGS ?=
+soak: $(STAMP) bytecode
+	$(BIN)/python -m soak --uploads $(SOAK_N) --seed $(SOAK_SEED) $(SOAK_ARGS)
