@@ -2,10 +2,6 @@
 fault, once for the module; each test holds one invariant of its report (docs/operations.md,
 Soak). The read-only database and the full disk need root: without it the harness skips them
 loudly, and so does test_every_fault_ran; under CI=true that test fails instead.
-
-Three invariants do not hold on main yet: they are the Resilience issue's defects, fixed on
-other branches. Their tests are strict xfails: once a fix lands, its test passes, the xfail
-fails, and the marker goes.
 """
 
 from __future__ import annotations
@@ -119,28 +115,14 @@ def test_the_server_memory_does_not_grow_between_identical_batches(
     assert_holds(report, "RSS")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Resilience: a retry of a 503 or a timed-out upload makes a second image (the "
-    "Idempotency-Key header is ignored); fixed on another branch",
-)
 def test_a_retried_upload_makes_one_image(report: dict[str, Any]) -> None:
     assert_holds(report, "duplicated")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Resilience: an upload answered 503 is kept and processed later; fixed on "
-    "another branch",
-)
 def test_a_refused_upload_leaves_no_image(report: dict[str, Any]) -> None:
     assert_holds(report, "ghost")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Resilience: a worker thread dies for good on a database error; fixed on another branch",
-)
 def test_the_backlog_drains_after_each_database_fault_without_a_restart(
     report: dict[str, Any],
 ) -> None:
