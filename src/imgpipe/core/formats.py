@@ -137,19 +137,23 @@ def _guess_refused(data: bytes) -> str:
         return "Netpbm image (PBM/PGM/PPM/PAM)"
     text = _as_text(data[:4096])
     if text is not None:
-        lowered = text.lstrip().lower()
-        if "<svg" in lowered:
-            return "SVG image (vector graphics are not accepted)"
-        if lowered.startswith(("<?xml", "<!doctype", "<")):
-            if lowered.startswith("<!doctype html") or "<html" in lowered:
-                return "HTML document"
-            return "XML document"
-        if lowered.startswith(("push graphic-context", "viewbox")) or "graphic-context" in lowered:
-            return "ImageMagick vector graphics (MVG)"
-        return "text file"
+        return _guess_text(text.lstrip().lower())
     if len(data) < 12:
         return f"file too short to be an image ({len(data)} bytes)"
     return f"unknown binary data (starts with {data[:8].hex(' ')})"
+
+
+def _guess_text(lowered: str) -> str:
+    """What a refused file that reads as text is: SVG, HTML, XML, MVG or plain text."""
+    if "<svg" in lowered:
+        return "SVG image (vector graphics are not accepted)"
+    if lowered.startswith(("<?xml", "<!doctype", "<")):
+        if lowered.startswith("<!doctype html") or "<html" in lowered:
+            return "HTML document"
+        return "XML document"
+    if lowered.startswith(("push graphic-context", "viewbox")) or "graphic-context" in lowered:
+        return "ImageMagick vector graphics (MVG)"
+    return "text file"
 
 
 def _as_text(sample: bytes) -> str | None:
