@@ -1,10 +1,17 @@
-"""Watches the uploads folder: files dropped or removed there become queue events."""
+"""Watches the uploads folder: files dropped or removed there become queue events.
+
+A change whose handling fails (the database locked or read-only, say) is tried again, with
+backoff, until it succeeds: a dropped file must not wait for the next start's backfill. A
+folder that appears is looked into, since files moved in with it may come before the watch
+on it does.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +23,8 @@ from imgpipe.core.model import ObjectInfo
 log = logging.getLogger("imgpipe.watcher")
 
 RESTART_S = 5.0
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
 
 
 class UploadsWatcher:
@@ -39,6 +48,8 @@ class UploadsWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()
+        # Changes to try again: (change, path) -> (when, the delay that led there).
+        self._retries: dict[tuple[Change, Path], tuple[float, float]] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="imgpipe-watcher", daemon=True)
@@ -70,18 +81,36 @@ class UploadsWatcher:
             debounce=400,
             step=100,
             rust_timeout=500,
-            yield_on_timeout=False,
+            yield_on_timeout=True,  # an empty set each timeout: the moment to retry
             recursive=True,
         ):
             for change, raw in changes:
-                try:
-                    self.apply(change, Path(raw))
-                except Exception:
-                    log.exception(
-                        "could not handle a change in the uploads folder", extra={"path": raw}
-                    )
+                self._try(change, Path(raw), RETRY_FIRST_S)
+            self._retry_due()
+
+    def _try(self, change: Change, path: Path, delay_s: float) -> None:
+        try:
+            self.apply(change, path)
+            self._retries.pop((change, path), None)
+        except Exception:
+            log.exception(
+                "could not handle a change in the uploads folder; trying again",
+                extra={"path": str(path), "retryInS": delay_s},
+            )
+            self._retries[(change, path)] = (time.monotonic() + delay_s, delay_s)
+
+    def _retry_due(self) -> None:
+        now = time.monotonic()
+        due = [(key, delay) for key, (when, delay) in self._retries.items() if when <= now]
+        for (change, path), delay in due:
+            self._try(change, path, min(delay * 2, RETRY_MAX_S))
 
     def apply(self, change: Change, path: Path) -> None:
+        if change == Change.added and path.is_dir() and not path.is_symlink():
+            for inner in sorted(path.rglob("*")):  # moved in with the folder, unseen
+                if inner.is_file():
+                    self.apply(Change.added, inner)
+            return
         try:
             key = self._key_for(path)
         except ValueError:
