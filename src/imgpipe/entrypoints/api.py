@@ -10,13 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, Any, BinaryIO, Literal, Protocol
-from urllib.parse import quote, urlencode
+from typing import Annotated, Any, BinaryIO, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +46,7 @@ from imgpipe.core.keys import (
     new_upload_key,
     validate_key,
 )
+from imgpipe.core.links import Links, RenditionRedirect, SignedUploads
 from imgpipe.core.model import (
     ErrorInfo,
     ImageRecord,
@@ -65,31 +64,8 @@ UPLOAD_CONTENT_TYPES = frozenset(
     {*CONTENT_TYPES.values(), "image/heic", "image/heic-sequence", "image/heif-sequence"}
 )
 MULTIPART_SLACK = 64 * 1024
-
-
-class UploadTarget(BaseModel):
-    url: str
-    method: Literal["PUT", "POST"]
-    fields: dict[str, str] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
-    expires_at: str
-
-
-class Links(Protocol):
-    """How this deployment hands out upload URLs and rendition links."""
-
-    def upload_target(
-        self, key: str, content_type: str, max_bytes: int, base_url: str, size: int | None = None
-    ) -> UploadTarget:
-        """Where to send one upload of `key`: once, of at most `max_bytes`, and of exactly
-        `size` bytes when the client declared it."""
-        ...
-
-    def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str: ...
-
-    def verify_rendition(self, key: str, expires: int, signature: str) -> bool: ...
-
-    def rendition_response(self, key: str, content_type: str) -> Response: ...
+# A rendition served from elsewhere (S3) is a temporary redirect: its URL expires.
+REDIRECT_STATUS = 307
 
 
 @dataclass
@@ -109,6 +85,8 @@ class ApiContext:
     idempotency_secret: bytes = b""
     # The degraded parts of this server and why (local: its HealthBoard); None: always ok.
     problems: Callable[[], dict[str, str]] | None = None
+    # Set where the API takes the uploads its upload URLs point at (local: PUT /upload/{key}).
+    signed_uploads: SignedUploads | None = None
 
 
 # -- request and response bodies --------------------------------------------------------------
@@ -327,85 +305,6 @@ async def _send_413(send: Send, limit: int) -> None:
         f"the body is larger than {limit} bytes",
         [(b"connection", b"close")],
     )
-
-
-# -- local links ------------------------------------------------------------------------------
-
-
-class LocalLinks:
-    """Upload URLs and rendition links signed with the data folder's HMAC key."""
-
-    def __init__(self, service: UseCases, key: bytes, ttl_s: int, sign_renditions: bool) -> None:
-        self.service = service
-        self.key = key
-        self.ttl_s = ttl_s
-        self.sign_renditions = sign_renditions
-
-    def upload_target(
-        self, key: str, content_type: str, max_bytes: int, base_url: str, size: int | None = None
-    ) -> UploadTarget:
-        expires = signing.expiry(self.ttl_s)
-        sig = signing.sign(self.key, *_upload_signed(expires, key, content_type, max_bytes, size))
-        query: dict[str, str | int] = {
-            "expires": expires,
-            "contentType": content_type,
-            "maxBytes": max_bytes,
-        }
-        if size is not None:
-            query["size"] = size
-        query["signature"] = sig
-        return UploadTarget(
-            url=f"{base_url}/upload/{quote(key, safe='/')}?{urlencode(query)}",
-            method="PUT",
-            headers={"Content-Type": content_type},
-            expires_at=_iso_epoch(expires),
-        )
-
-    def verify_upload(
-        self,
-        key: str,
-        content_type: str,
-        max_bytes: int,
-        expires: int,
-        signature: str,
-        size: int | None = None,
-    ) -> bool:
-        # hmac.compare_digest raises on non-ASCII text: a 500 that schemathesis found
-        return signature.isascii() and signing.verify(
-            self.key,
-            signature,
-            expires,
-            *_upload_signed(expires, key, content_type, max_bytes, size)[1:],
-        )
-
-    def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str:
-        url = f"{base_url}/images/{image_id}/renditions/{filename}"
-        if not self.sign_renditions:
-            return url
-        expires = signing.expiry(self.ttl_s)
-        sig = signing.sign(self.key, str(expires), "GET", key)
-        return f"{url}?{urlencode({'expires': expires, 'signature': sig})}"
-
-    def verify_rendition(self, key: str, expires: int, signature: str) -> bool:
-        return signature.isascii() and signing.verify(self.key, signature, expires, "GET", key)
-
-    def rendition_response(self, key: str, content_type: str) -> Response:
-        data = self.service.queries.rendition(key)
-        return Response(
-            data, media_type=content_type, headers={"Cache-Control": "private, max-age=300"}
-        )
-
-
-def _upload_signed(
-    expires: int, key: str, content_type: str, max_bytes: int, size: int | None
-) -> tuple[str, ...]:
-    """What an upload URL's signature covers; a declared size is bound into it."""
-    fields = (str(expires), "PUT", key, content_type, str(max_bytes))
-    return fields if size is None else (*fields, f"size={size}")
-
-
-def _iso_epoch(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -704,7 +603,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         )
         if not signed:
             await require_token(request)
-        return ctx.links.rendition_response(match.key, CONTENT_TYPES[match.format])
+        answer = ctx.links.rendition_answer(match.key)
+        if isinstance(answer, RenditionRedirect):
+            return RedirectResponse(answer.url, REDIRECT_STATUS, answer.headers)
+        return Response(answer.body, media_type=CONTENT_TYPES[match.format], headers=answer.headers)
 
     if ctx.metrics_exposition is not None:
         exposition = ctx.metrics_exposition
@@ -713,12 +615,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         def metrics() -> Response:
             return Response(exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    if ctx.signed_uploads is not None:
+        add_local_upload_route(app, ctx, ctx.signed_uploads)
     if ctx.extra_routes is not None:
         ctx.extra_routes(app)
     return app
 
 
-def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: LocalLinks) -> None:
+def add_local_upload_route(app: FastAPI, ctx: ApiContext, links: SignedUploads) -> None:
     """`PUT /upload/{key}`: where a signed upload URL points on the local server."""
     service = ctx.service
 
