@@ -28,10 +28,12 @@ if TYPE_CHECKING:
 
     from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
     from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+    from imgpipe.adapters.aws.links import S3Links
     from imgpipe.adapters.aws.s3_store import S3ObjectStore
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
     from imgpipe.adapters.local.events import JsonlEventLog
     from imgpipe.adapters.local.fs_store import FilesystemObjectStore
+    from imgpipe.adapters.local.links import LocalLinks
     from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
     from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
@@ -64,6 +66,7 @@ class LocalApp:
     signing_key: bytes
     series: TimeSeries
     health: HealthBoard
+    links: LocalLinks
     pool: LocalWorkerPool | None = None
     watcher: UploadsWatcher | None = None
     event_log: JsonlEventLog | None = None
@@ -211,6 +214,7 @@ def build_local(
     """The embedded default: a data folder, SQLite, a pool of rendering processes."""
     from imgpipe.adapters.local.events import FanOutEvents
     from imgpipe.adapters.local.fs_store import FilesystemObjectStore
+    from imgpipe.adapters.local.links import LocalLinks
     from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
     from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
@@ -264,6 +268,13 @@ def build_local(
         service_options(settings, renders_at_once=settings.server.workers),
         events=events,
     )
+    signing_key = _signing_key(settings, state_dir)
+    links = LocalLinks(
+        objects,
+        signing_key,
+        settings.server.upload_url_ttl_s,
+        sign_renditions=settings.server.api_token is not None,
+    )
     app = LocalApp(
         settings,
         objects,
@@ -272,9 +283,10 @@ def build_local(
         metrics,
         renderer,
         service,
-        _signing_key(settings, state_dir),
+        signing_key,
         series,
         HealthBoard(tee),
+        links,
     )
     app._lock = lock
     metrics.watch_health(app.health.problems, (DATABASE, WORKERS))
@@ -372,6 +384,7 @@ class AwsApp:
     queue: SqsJobQueue
     metrics: EmfMetrics
     service: UseCases
+    links: S3Links
 
     def close(self) -> None:
         self.clients.close()
@@ -390,6 +403,7 @@ def build_aws(
     events: the events function reads them from the table's stream (build_aws_events)."""
     from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
     from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+    from imgpipe.adapters.aws.links import S3Links
     from imgpipe.adapters.aws.s3_store import S3ObjectStore
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
     from imgpipe.engine import InProcessRenderer
@@ -417,7 +431,8 @@ def build_aws(
         metrics,
         service_options(settings, store_notifies=True),
     )
-    return AwsApp(settings, clients, objects, records, queue, metrics, service)
+    links = S3Links(objects, aws.presign_ttl_s)
+    return AwsApp(settings, clients, objects, records, queue, metrics, service, links)
 
 
 @functools.cache

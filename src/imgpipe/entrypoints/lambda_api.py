@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from mangum import Mangum
 
-from imgpipe.adapters.aws.links import S3Links
 from imgpipe.bootstrap import lambda_app
 from imgpipe.entrypoints.api import ApiContext, create_app
 
@@ -45,7 +44,7 @@ def create_aws_app(runtime: AwsApp) -> FastAPI:
     return create_app(
         ApiContext(
             service=runtime.service,
-            links=S3Links(runtime.objects, settings.aws.presign_ttl_s),
+            links=runtime.links,
             backend="aws",
             max_bytes=settings.limits.max_bytes,
             max_json_bytes=settings.server.max_json_bytes,

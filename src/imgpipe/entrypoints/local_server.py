@@ -15,13 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings
-from imgpipe.entrypoints.api import (
-    ApiContext,
-    LocalLinks,
-    add_local_upload_route,
-    create_app,
-    token_guard,
-)
+from imgpipe.entrypoints.api import ApiContext, create_app, token_guard
 from imgpipe.entrypoints.ratelimit import RateLimitMiddleware, TokenBuckets
 
 log = logging.getLogger("imgpipe.serve")
@@ -53,15 +47,9 @@ def check_bind(settings: Settings) -> None:
 def create_local_app(local: LocalApp) -> FastAPI:
     """The FastAPI app over a built LocalApp; starting the app starts the workers."""
     settings = local.settings
-    links = LocalLinks(
-        local.service,
-        local.signing_key,
-        settings.server.upload_url_ttl_s,
-        sign_renditions=settings.server.api_token is not None,
-    )
     ctx = ApiContext(
         service=local.service,
-        links=links,
+        links=local.links,
         backend="local",
         max_bytes=settings.limits.max_bytes,
         max_json_bytes=settings.server.max_json_bytes,
@@ -72,13 +60,9 @@ def create_local_app(local: LocalApp) -> FastAPI:
         on_enqueued=local.wake,
         problems=local.health.problems,
         idempotency_secret=local.signing_key,
+        signed_uploads=local.links,
+        extra_routes=lambda app: add_dashboard_routes(app, local),
     )
-
-    def local_routes(app: FastAPI) -> None:
-        add_local_upload_route(app, ctx, links)
-        add_dashboard_routes(app, local)
-
-    ctx.extra_routes = local_routes
     app = create_app(ctx)
 
     @asynccontextmanager

@@ -1,23 +1,20 @@
 """Upload targets and rendition links on AWS: presigned S3 POST and GET, signed by the API's role.
 
 Clients upload straight to S3 (the API never carries the bytes) and fetch renditions from S3
-through short-lived presigned GETs; the API only signs. No link of ours is verified by the API
-itself, so `verify_rendition` is always False (API Gateway authenticates the routes).
+through short-lived presigned GETs, to which the API redirects; the API only signs. No link of
+ours is verified by the API itself, so `verify_rendition` is always False (API Gateway
+authenticates the routes).
 """
 
 from __future__ import annotations
 
-from fastapi.responses import RedirectResponse, Response
-
 from imgpipe.adapters.aws.s3_store import S3ObjectStore
+from imgpipe.core.links import RenditionAnswer, RenditionRedirect, UploadTarget
 from imgpipe.core.model import iso
-from imgpipe.entrypoints.api import UploadTarget
-
-REDIRECT_STATUS = 307
 
 
 class S3Links:
-    """The api.Links of an AWS deployment."""
+    """The Links of an AWS deployment."""
 
     def __init__(self, objects: S3ObjectStore, ttl_s: int) -> None:
         self.objects = objects
@@ -41,9 +38,7 @@ class S3Links:
     def verify_rendition(self, key: str, expires: int, signature: str) -> bool:
         return False
 
-    def rendition_response(self, key: str, content_type: str) -> Response:
-        return RedirectResponse(
-            self.objects.presigned_get(key, self.ttl_s),
-            status_code=REDIRECT_STATUS,
-            headers={"Cache-Control": "private, max-age=60"},
+    def rendition_answer(self, key: str) -> RenditionAnswer:
+        return RenditionRedirect(
+            self.objects.presigned_get(key, self.ttl_s), {"Cache-Control": "private, max-age=60"}
         )
