@@ -251,7 +251,7 @@ def info(
 
 # -- AWS: package and deploy -----------------------------------------------------------------
 
-PROJECT_DIR = Path(__file__).resolve().parents[3]
+PROJECT_DIR = Path(__file__).resolve().parents[4]
 DEFAULT_TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 DEFAULT_ZIP = Path("dist") / "imgpipe-lambda.zip"
 
@@ -560,7 +560,7 @@ def reprocess(
                 raise typer.Exit(1) from exc
         typer.echo(f"queued {len(image_ids)} image(s) to be processed again")
         return
-    from imgpipe.entrypoints.stale import reprocess_stale
+    from imgpipe.entrypoints.cli.stale import reprocess_stale
 
     overrides: dict[str, Any] = {"local": {"data_dir": data_dir}} if data_dir else {}
     settings = _settings(config, **overrides)
@@ -688,7 +688,3 @@ def main() -> None:
     # Fewer glibc arenas: far less RSS with libvips' threads. Set before libvips loads.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     app()
-
-
-if __name__ == "__main__":
-    main()
