@@ -11,7 +11,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -23,7 +23,6 @@ from imgpipe import __version__, jsonlog
 from imgpipe.config import Settings, load_settings
 
 if TYPE_CHECKING:
-    from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
     from imgpipe.service import UseCases
 
 app = typer.Typer(
@@ -342,13 +341,14 @@ def deploy(
         dynamodb = session.client("dynamodb")
 
         def indexes_added(table: str, indexes: tuple[str, ...]) -> None:
-            from imgpipe.adapters.aws.dynamodb_store import INDEX_NAMES, DynamoMetadataStore
+            from imgpipe.bootstrap import aws_index_backfill
 
-            if not set(indexes) & set(INDEX_NAMES):
+            records = aws_index_backfill(dynamodb, table, indexes)
+            if records is None:
                 return
             typer.echo(f"{table}: indexes {', '.join(indexes)} added; backfilling their keys")
             try:
-                backfill_index_keys(DynamoMetadataStore(dynamodb, table))
+                backfill_index_keys(records)
             except ImgpipeError as exc:
                 err.print(
                     f"[red]the stack is deployed, but the backfill stopped:[/red] {exc}; "
@@ -446,7 +446,30 @@ def _backfill_index_keys_command(config: Path | None, start: str | None) -> None
         aws.close()
 
 
-def backfill_index_keys(records: DynamoMetadataStore, start: str | None = None) -> None:
+class IndexKeysPage(Protocol):
+    """What the printout reads of a page of the records store's backfill_index_keys."""
+
+    @property
+    def scanned(self) -> int: ...
+    @property
+    def rewritten(self) -> int: ...
+    @property
+    def raced(self) -> int: ...
+    @property
+    def unreadable(self) -> int: ...
+    @property
+    def resume(self) -> str | None: ...
+
+
+class IndexKeysBackfill(Protocol):
+    """A records store that can add the index keys older records lack (DynamoDB's)."""
+
+    @property
+    def table(self) -> str: ...
+    def backfill_index_keys(self, start: str | None = None) -> Iterator[IndexKeysPage]: ...
+
+
+def backfill_index_keys(records: IndexKeysBackfill, start: str | None = None) -> None:
     """Scan the table to its end, a line per page, each saying where to resume."""
     totals = {"scanned": 0, "rewritten": 0, "raced": 0, "unreadable": 0}
     for page in records.backfill_index_keys(start):
@@ -472,10 +495,9 @@ def redrive(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
         count = service.maintenance.redrive()
     typer.echo(f"moved {count} dead-lettered job(s) back to the queue")
     if settings.backend == "local":
-        from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox
-        from imgpipe.bootstrap import DB_NAME, STATE_DIR
+        from imgpipe.bootstrap import local_outbox
 
-        outbox = SqliteWebhookOutbox(settings.local.data_dir.resolve() / STATE_DIR / DB_NAME)
+        outbox = local_outbox(settings)
         try:
             hooks = outbox.redrive()
         finally:
@@ -495,28 +517,14 @@ def replay_events(
 ) -> None:
     """AWS: publish the image events of the stream batches the events function gave up on (the
     failure queue), read back from the table's stream while it holds them (24 hours)."""
-    import boto3
-
-    from imgpipe.adapters.aws.table_stream import StreamReader, replay_failed_batches
-    from imgpipe.bootstrap import client_config
+    from imgpipe.bootstrap import aws_stream_replay
 
     settings = _settings(config)
-    session = boto3.session.Session()
-    endpoint, client = settings.aws.endpoint_url, client_config(settings)
-    sqs = session.client("sqs", endpoint_url=endpoint, config=client)
-    events = session.client("events", endpoint_url=endpoint, config=client)
-    streams = session.client("dynamodbstreams", endpoint_url=endpoint, config=client)
+    replay = aws_stream_replay(settings)
     try:
-        report = replay_failed_batches(
-            sqs,
-            queue_url,
-            cast("StreamReader", streams),
-            events,
-            bus or settings.events.event_bus or "default",
-        )
+        report = replay.replay(queue_url, bus or settings.events.event_bus or "default")
     finally:
-        for made in (sqs, events, streams):
-            made.close()
+        replay.close()
     typer.echo(f"replayed {report.replayed} batch(es): {report.events} event(s) put")
     for reason in report.kept:
         err.print(f"[yellow]kept a batch:[/yellow] {escape(reason)}")
@@ -624,16 +632,12 @@ def cost(
     """Estimate the monthly AWS bill of a workload: list prices, no free tier, 30-day month."""
     from dataclasses import replace
 
+    from imgpipe.bootstrap import emf_metric_labels
     from imgpipe.ops import cost as costs
 
     settings = _settings(config)
-    try:
-        from imgpipe.adapters.aws.emf_metrics import COUNTERS, TIMINGS
-
-        labels = {name: spec[1] for name, spec in COUNTERS.items()} | dict(TIMINGS)
-        metrics = costs.emf_metric_series(labels)
-    except ImportError:  # without the aws extra
-        metrics = costs.DEFAULT_CUSTOM_METRICS
+    labels = emf_metric_labels()
+    metrics = costs.DEFAULT_CUSTOM_METRICS if labels is None else costs.emf_metric_series(labels)
     default = costs.Workload(images_per_day)
     workload = replace(
         default,
