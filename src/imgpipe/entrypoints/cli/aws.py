@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from imgpipe.ops.deploy import IndexesAdded
 
-PROJECT_DIR = Path(__file__).resolve().parents[4]
+PROJECT_DIR = Path(__file__).resolve().parents[4]  # the checkout: src/imgpipe/entrypoints/cli/
 DEFAULT_TEMPLATE = PROJECT_DIR / "infra" / "template.yaml"
 DEFAULT_ZIP = Path("dist") / "imgpipe-lambda.zip"
 
@@ -87,6 +87,7 @@ def deploy(
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
+    """--param's KEY=VALUE pairs (exit code 2 at one that is not)."""
     params: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
