@@ -32,14 +32,14 @@ if TYPE_CHECKING:
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
     from imgpipe.adapters.local.events import JsonlEventLog
     from imgpipe.adapters.local.fs_store import FilesystemObjectStore
+    from imgpipe.adapters.local.health import HealthBoard
     from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
     from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
     from imgpipe.adapters.local.timeseries import TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
     from imgpipe.adapters.local.webhooks import WebhookPublisher
-    from imgpipe.entrypoints.health import HealthBoard
-    from imgpipe.entrypoints.local_worker import LocalWorkerPool
+    from imgpipe.adapters.local.worker_pool import LocalWorkerPool
     from imgpipe.service import Renderer, ServiceOptions, UseCases
 
 log = logging.getLogger("imgpipe.bootstrap")
@@ -211,14 +211,14 @@ def build_local(
     """The embedded default: a data folder, SQLite, a pool of rendering processes."""
     from imgpipe.adapters.local.events import FanOutEvents
     from imgpipe.adapters.local.fs_store import FilesystemObjectStore
+    from imgpipe.adapters.local.health import HealthBoard
     from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
     from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
     from imgpipe.adapters.local.timeseries import TeeMetrics, TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
+    from imgpipe.adapters.local.worker_pool import DATABASE, WORKERS, LocalWorkerPool
     from imgpipe.engine import InProcessRenderer, SubprocessRenderer
-    from imgpipe.entrypoints.health import HealthBoard
-    from imgpipe.entrypoints.local_worker import DATABASE, WORKERS, LocalWorkerPool
     from imgpipe.service import UseCases
 
     root = settings.local.data_dir.resolve()
