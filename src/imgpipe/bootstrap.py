@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from imgpipe.config import Settings
+from imgpipe.config import EventsOptions, Settings
 from imgpipe.core.keys import UPLOADS_PREFIX
 from imgpipe.core.model import ObjectInfo
 from imgpipe.core.ports import Metrics
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
     from imgpipe.adapters.local.timeseries import TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
-    from imgpipe.adapters.local.webhooks import WebhookPublisher
+    from imgpipe.adapters.local.webhooks import WebhookOptions, WebhookPublisher
     from imgpipe.adapters.local.worker_pool import LocalWorkerPool
     from imgpipe.service import Renderer, ServiceOptions, UseCases
 
@@ -184,17 +184,36 @@ def service_options(
     )
 
 
+def webhook_options(events: EventsOptions) -> WebhookOptions:
+    """The settings' events section as the plain values the webhook publisher is given."""
+    from imgpipe.adapters.local.webhooks import Webhook, WebhookOptions
+
+    return WebhookOptions(
+        webhooks=tuple(Webhook(t.url, t.secret, frozenset(t.events)) for t in events.webhooks),
+        max_attempts=events.max_attempts,
+        backoff_s=events.backoff_s,
+        max_backoff_s=events.max_backoff_s,
+        timeout_s=events.timeout_s,
+        senders=events.webhook_senders,
+    )
+
+
 def _local_events(
     settings: Settings, state_dir: Path, db: Path, metrics: Metrics
 ) -> tuple[JsonlEventLog | None, WebhookPublisher | None]:
     """The JSONL event log (unless turned off) and the webhooks' outbox (when any is set)."""
     from imgpipe.adapters.local.events import EVENT_LOG_NAME, JsonlEventLog
-    from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox, WebhookPublisher
+    from imgpipe.adapters.local.webhook_outbox import SqliteWebhookOutbox
+    from imgpipe.adapters.local.webhooks import WebhookPublisher
 
     options = settings.events
     event_log = JsonlEventLog(state_dir / EVENT_LOG_NAME, metrics) if options.log else None
     webhooks = (
-        WebhookPublisher(SqliteWebhookOutbox(db, settings.local.busy_timeout_s), options, metrics)
+        WebhookPublisher(
+            SqliteWebhookOutbox(db, settings.local.busy_timeout_s),
+            webhook_options(options),
+            metrics,
+        )
         if options.webhooks
         else None
     )

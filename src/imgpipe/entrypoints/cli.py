@@ -472,7 +472,7 @@ def redrive(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
         count = service.maintenance.redrive()
     typer.echo(f"moved {count} dead-lettered job(s) back to the queue")
     if settings.backend == "local":
-        from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox
+        from imgpipe.adapters.local.webhook_outbox import SqliteWebhookOutbox
         from imgpipe.bootstrap import DB_NAME, STATE_DIR
 
         outbox = SqliteWebhookOutbox(settings.local.data_dir.resolve() / STATE_DIR / DB_NAME)
