@@ -139,11 +139,9 @@ def build_local(
     health = HealthBoard(tee)
     metrics.watch_health(health.problems, (DATABASE, WORKERS))
     pool = step.worker_pool(settings, service, queue, health, tee) if with_workers else None
-    watching = with_workers and settings.server.watch_uploads
-    if with_watcher if with_watcher is not None else watching:
-        watcher = step.uploads_watcher(root, objects, service, pool)
-    else:
-        watcher = None
+    if with_watcher is None:
+        with_watcher = with_workers and settings.server.watch_uploads
+    watcher = step.uploads_watcher(root, objects, service, pool) if with_watcher else None
     runtime = LocalRuntime(
         queue, records, service, renderer, series, pool, watcher, event_log, webhooks, lock
     )
