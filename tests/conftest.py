@@ -13,12 +13,12 @@ import pytest
 import imagegen as gen
 from engine_support import DEFAULTS
 from fakes import InMemoryJobQueue, InMemoryMetadataStore, InMemoryObjectStore
+from imgpipe.adapters.local.worker_pool import LocalWorkerPool
 from imgpipe.bootstrap import LocalApp, build_local, service_options
 from imgpipe.config import Settings
 from imgpipe.core.ports import EventPublisher, JobQueue, Metrics, NullMetrics
 from imgpipe.core.rendering import RenderResult
 from imgpipe.engine import InProcessRenderer, render
-from imgpipe.entrypoints.local_worker import LocalWorkerPool
 from imgpipe.service import Renderer, ServiceOptions, UseCases
 
 

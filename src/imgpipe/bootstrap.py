@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import logging
-import secrets
-import threading
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imgpipe.config import Settings
 from imgpipe.core.keys import UPLOADS_PREFIX
-from imgpipe.core.model import ObjectInfo
-from imgpipe.core.ports import Metrics
 
 # Adapters (and the service) are imported inside the builders: a Lambda cold start loads only
 # what its function runs (the events function: no service, no imaging).
@@ -33,28 +26,25 @@ if TYPE_CHECKING:
     from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
     from imgpipe.adapters.local.events import JsonlEventLog
     from imgpipe.adapters.local.fs_store import FilesystemObjectStore
+    from imgpipe.adapters.local.health import HealthBoard
     from imgpipe.adapters.local.links import LocalLinks
     from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
+    from imgpipe.adapters.local.runtime import LocalRuntime
     from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
     from imgpipe.adapters.local.timeseries import TimeSeries
     from imgpipe.adapters.local.watcher import UploadsWatcher
     from imgpipe.adapters.local.webhooks import WebhookPublisher
-    from imgpipe.entrypoints.health import HealthBoard
-    from imgpipe.entrypoints.local_worker import LocalWorkerPool
+    from imgpipe.adapters.local.worker_pool import LocalWorkerPool
     from imgpipe.service import Renderer, ServiceOptions, UseCases
-
-log = logging.getLogger("imgpipe.bootstrap")
 
 STATE_DIR = ".imgpipe"
 DB_NAME = "imgpipe.db"
-SECRET_NAME = "signing.key"  # noqa: S105 - a file name, not a secret
-JOB_THREADS_PER_PROCESS = 2
 
 
 @dataclass
 class LocalApp:
-    """Everything `imgpipe serve` runs, built once and started/stopped together."""
+    """Everything `imgpipe serve` runs, built once; its runtime starts and stops the threads."""
 
     settings: Settings
     objects: FilesystemObjectStore
@@ -67,99 +57,33 @@ class LocalApp:
     series: TimeSeries
     health: HealthBoard
     links: LocalLinks
-    pool: LocalWorkerPool | None = None
-    watcher: UploadsWatcher | None = None
-    event_log: JsonlEventLog | None = None
-    webhooks: WebhookPublisher | None = None
-    _started: bool = field(default=False, repr=False)
-    _sampling: threading.Event = field(default_factory=threading.Event, repr=False)
-    _lock: IO[bytes] | None = field(default=None, repr=False)
+    runtime: LocalRuntime
+
+    # The runtime's parts, where the API, the dashboard and the tests reach them.
+    @property
+    def pool(self) -> LocalWorkerPool | None:
+        return self.runtime.pool
+
+    @property
+    def watcher(self) -> UploadsWatcher | None:
+        return self.runtime.watcher
+
+    @property
+    def event_log(self) -> JsonlEventLog | None:
+        return self.runtime.event_log
+
+    @property
+    def webhooks(self) -> WebhookPublisher | None:
+        return self.runtime.webhooks
 
     def start(self) -> None:
-        """Start workers and the watcher, then queue whatever a crash or a stop left behind."""
-        if self._started:
-            return
-        self._started = True
-        if self.pool is not None:
-            # The sole consumer of this queue (build_local took the lock): leases still held
-            # belong to a dead predecessor.
-            self.queue.recover_in_flight()
-            self.service.maintenance.recover_leases()
-            self.pool.start()
-        if self.watcher is not None:
-            self.watcher.start()
-        if self.webhooks is not None:
-            # Holding the data folder's lock, leases left in the outbox are a dead server's.
-            self.webhooks.start(recover=self._lock is not None)
-        self._sampling.clear()
-        threading.Thread(target=self._sample, name="imgpipe-sampler", daemon=True).start()
-        self.service.maintenance.backfill(UPLOADS_PREFIX)
-        self.wake()
-
-    def _sample(self) -> None:
-        """Queue depth into the dashboard's series, every bucket, until stop()."""
-        from imgpipe.adapters.local.timeseries import BUCKET_S
-
-        while not self._sampling.wait(BUCKET_S):
-            try:
-                self.series.sample_queue()
-            except Exception:  # a busy database must not end the sampling
-                log.exception("could not sample the queue")
+        self.runtime.start()
 
     def wake(self) -> None:
-        if self.pool is not None:
-            self.pool.wake()
+        self.runtime.wake()
 
     def stop(self) -> None:
-        self._sampling.set()
-        if self.watcher is not None:
-            self.watcher.stop()
-        if self.pool is not None:
-            self.pool.stop()
-        close = getattr(self.renderer, "close", None)
-        if close is not None:
-            close()
-        if self.webhooks is not None:
-            self.webhooks.stop()
-            self.webhooks.outbox.close()
-        if self.event_log is not None:
-            self.event_log.close()
-        self.records.close()
-        self.queue.close()
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
-        self._started = False
-
-
-class DataDirBusyError(RuntimeError):
-    """Another `imgpipe serve` already works on this data folder."""
-
-
-def hold_server_lock(state_dir: Path) -> IO[bytes]:
-    """An exclusive lock on the data folder for as long as the returned file stays open."""
-    lock = (state_dir / "serve.lock").open("ab")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        lock.close()
-        raise DataDirBusyError(
-            f"another imgpipe serve is using {state_dir.parent}; stop it or pick another --data-dir"
-        ) from exc
-    return lock
-
-
-def _signing_key(settings: Settings, state_dir: Path) -> bytes:
-    if settings.server.signing_secret:
-        return settings.server.signing_secret.encode("utf-8")
-    path = state_dir / SECRET_NAME
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(secrets.token_bytes(32))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return path.read_bytes()
+        self.runtime.stop()
 
 
 def service_options(
@@ -187,23 +111,6 @@ def service_options(
     )
 
 
-def _local_events(
-    settings: Settings, state_dir: Path, db: Path, metrics: Metrics
-) -> tuple[JsonlEventLog | None, WebhookPublisher | None]:
-    """The JSONL event log (unless turned off) and the webhooks' outbox (when any is set)."""
-    from imgpipe.adapters.local.events import EVENT_LOG_NAME, JsonlEventLog
-    from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox, WebhookPublisher
-
-    options = settings.events
-    event_log = JsonlEventLog(state_dir / EVENT_LOG_NAME, metrics) if options.log else None
-    webhooks = (
-        WebhookPublisher(SqliteWebhookOutbox(db, settings.local.busy_timeout_s), options, metrics)
-        if options.webhooks
-        else None
-    )
-    return event_log, webhooks
-
-
 def build_local(
     settings: Settings,
     *,
@@ -212,70 +119,37 @@ def build_local(
     with_watcher: bool | None = None,
 ) -> LocalApp:
     """The embedded default: a data folder, SQLite, a pool of rendering processes."""
-    from imgpipe.adapters.local.events import FanOutEvents
-    from imgpipe.adapters.local.fs_store import FilesystemObjectStore
-    from imgpipe.adapters.local.links import LocalLinks
-    from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
-    from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
-    from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
-    from imgpipe.adapters.local.timeseries import TeeMetrics, TimeSeries
-    from imgpipe.adapters.local.watcher import UploadsWatcher
-    from imgpipe.engine import InProcessRenderer, SubprocessRenderer
-    from imgpipe.entrypoints.health import HealthBoard
-    from imgpipe.entrypoints.local_worker import DATABASE, WORKERS, LocalWorkerPool
-    from imgpipe.service import UseCases
+    from imgpipe import bootstrap_local as step
+    from imgpipe.adapters.local.health import HealthBoard
+    from imgpipe.adapters.local.runtime import LocalRuntime, hold_server_lock
+    from imgpipe.adapters.local.worker_pool import DATABASE, WORKERS
 
     root = settings.local.data_dir.resolve()
-    state_dir = root / STATE_DIR
+    state_dir, db = root / STATE_DIR, root / STATE_DIR / DB_NAME
     state_dir.mkdir(parents=True, exist_ok=True)
     (root / UPLOADS_PREFIX).mkdir(parents=True, exist_ok=True)
-    db = state_dir / DB_NAME
     lock = hold_server_lock(state_dir) if with_workers else None
-
-    objects = FilesystemObjectStore(root, bucket=settings.local.bucket_name)
-    busy_s = settings.local.busy_timeout_s
-    records = SqliteMetadataStore(db, busy_s)
-    queue = SqliteJobQueue(
-        db,
-        max_receives=settings.server.max_attempts,
-        busy_timeout_s=busy_s,
-        runs_at_once=settings.server.workers,
-    )
-    metrics = PrometheusMetrics()
-    metrics.watch_state(queue.stats, records.count_by_status)
-    series = TimeSeries(queue.stats)
+    objects, records, queue = stores = step.local_stores(settings, root, db)
+    metrics, series, tee = step.local_metrics(records, queue)
     if renderer is None:
-        renderer = (
-            SubprocessRenderer(
-                settings.server.workers,
-                settings.limits.processing_timeout_s,
-                memory_mb=settings.limits.worker_memory_mb,
-            )
-            if with_workers
-            else InProcessRenderer()
-        )
-    tee = TeeMetrics(metrics, series)
-    event_log, webhooks = _local_events(settings, state_dir, db, tee)
+        renderer = step.local_renderer(settings, with_workers)
+    event_log, webhooks = step.local_events(settings, state_dir, db, tee)
     if webhooks is not None:
         metrics.watch_webhook_outbox(webhooks.counts)
-    events = FanOutEvents([p for p in (event_log, webhooks) if p is not None], tee)
-    service = UseCases.build(
-        objects,
-        records,
-        queue,
-        renderer,
-        tee,
-        service_options(settings, renders_at_once=settings.server.workers),
-        events=events,
+    options = service_options(settings, renders_at_once=settings.server.workers)
+    service = step.local_service(stores, renderer, tee, options, (event_log, webhooks))
+    signing_key = step.signing_key(settings, state_dir)
+    links = step.local_links(settings, objects, signing_key)
+    health = HealthBoard(tee)
+    metrics.watch_health(health.problems, (DATABASE, WORKERS))
+    pool = step.worker_pool(settings, service, queue, health, tee) if with_workers else None
+    if with_watcher is None:
+        with_watcher = with_workers and settings.server.watch_uploads
+    watcher = step.uploads_watcher(root, objects, service, pool) if with_watcher else None
+    runtime = LocalRuntime(
+        queue, records, service, renderer, series, pool, watcher, event_log, webhooks, lock
     )
-    signing_key = _signing_key(settings, state_dir)
-    links = LocalLinks(
-        objects,
-        signing_key,
-        settings.server.upload_url_ttl_s,
-        sign_renditions=settings.server.api_token is not None,
-    )
-    app = LocalApp(
+    return LocalApp(
         settings,
         objects,
         records,
@@ -285,44 +159,10 @@ def build_local(
         service,
         signing_key,
         series,
-        HealthBoard(tee),
+        health,
         links,
+        runtime,
     )
-    app._lock = lock
-    metrics.watch_health(app.health.problems, (DATABASE, WORKERS))
-    app.event_log, app.webhooks = event_log, webhooks
-    if with_workers:
-        app.pool = LocalWorkerPool(
-            service,
-            queue,
-            # Two job threads per rendering process: while one writes an image's renditions
-            # and record, the other's image renders (the service's gate leases no more images
-            # than there are processes). With one, a process sat idle for those writes.
-            workers=settings.server.workers * JOB_THREADS_PER_PROCESS,
-            visibility_s=settings.server.visibility_timeout_s,
-            max_attempts=settings.server.max_attempts,
-            health=app.health,
-            metrics=tee,
-            wake_waiting=queue.wake_waiting,
-            recover_in_flight=queue.recover_in_flight,
-        )
-    watching = with_workers and settings.server.watch_uploads
-    if with_watcher if with_watcher is not None else watching:
-
-        def _accept(info: ObjectInfo) -> None:
-            if objects.wrote(info):
-                return  # the API's own upload: it accepts it, or withdraws it if refused
-            service.ingest.accept(info)
-            app.wake()
-
-        def _removed(key: str) -> None:
-            service.maintenance.queue_removed(key)
-            app.wake()
-
-        app.watcher = UploadsWatcher(
-            root / UPLOADS_PREFIX, objects.key_for, objects.head, _accept, _removed
-        )
-    return app
 
 
 # -- AWS ------------------------------------------------------------------------------------
@@ -499,12 +339,12 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
 
     from imgpipe.adapters.aws.table_stream import ReplayReport
-    from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox
+    from imgpipe.adapters.local.webhook_outbox import SqliteWebhookOutbox
 
 
 def local_outbox(settings: Settings) -> SqliteWebhookOutbox:
     """The data folder's webhook outbox (`imgpipe redrive`); the caller closes it."""
-    from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox
+    from imgpipe.adapters.local.webhook_outbox import SqliteWebhookOutbox
 
     return SqliteWebhookOutbox(settings.local.data_dir.resolve() / STATE_DIR / DB_NAME)
 

@@ -137,7 +137,7 @@ def test_backfill_and_redrive_on_a_data_folder(tmp_path: Path) -> None:
 
 
 def test_redrive_makes_dead_webhook_deliveries_due_again(tmp_path: Path) -> None:
-    from imgpipe.adapters.local.webhooks import SqliteWebhookOutbox
+    from imgpipe.adapters.local.webhook_outbox import SqliteWebhookOutbox
 
     db = tmp_path / "data" / ".imgpipe" / "imgpipe.db"
     outbox = SqliteWebhookOutbox(db)

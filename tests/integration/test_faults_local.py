@@ -34,6 +34,7 @@ import imgpipe
 from conftest import drain
 from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
 from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
+from imgpipe.adapters.local.worker_pool import LocalWorkerPool
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import LocalBackend, Server, Settings
 from imgpipe.core import lifecycle
@@ -49,7 +50,6 @@ from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status, utcnow
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.engine import InProcessRenderer
-from imgpipe.entrypoints.local_worker import LocalWorkerPool
 from imgpipe.service import UseCases
 
 SRC = Path(imgpipe.__file__).resolve().parents[1]

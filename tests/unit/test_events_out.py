@@ -22,7 +22,9 @@ from imgpipe.adapters.aws.dynamodb_store import to_item
 from imgpipe.adapters.aws.eventbridge import event_entry
 from imgpipe.adapters.aws.table_stream import StreamRecordError, stream_event
 from imgpipe.adapters.local.events import FanOutEvents, JsonlEventLog
-from imgpipe.adapters.local.webhooks import DEAD, PENDING, SqliteWebhookOutbox, WebhookPublisher
+from imgpipe.adapters.local.webhook_outbox import DEAD, PENDING, SqliteWebhookOutbox
+from imgpipe.adapters.local.webhooks import WebhookPublisher
+from imgpipe.bootstrap_local import webhook_options
 from imgpipe.config import EventsOptions, WebhookTarget
 from imgpipe.core.events import finishes, image_event, transition_event
 from imgpipe.core.model import ErrorInfo, ImageRecord, Status
@@ -332,7 +334,9 @@ def publisher(
     outbox: SqliteWebhookOutbox, receiver: FakeReceiver, clock: Clock, opts: EventsOptions
 ) -> tuple[WebhookPublisher, RecordingMetrics]:
     metrics = RecordingMetrics()
-    made = WebhookPublisher(outbox, opts, metrics, sender=receiver, clock=clock, jitter=lambda: 0.0)
+    made = WebhookPublisher(
+        outbox, webhook_options(opts), metrics, sender=receiver, clock=clock, jitter=lambda: 0.0
+    )
     return made, metrics
 
 

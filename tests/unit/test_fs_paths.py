@@ -13,12 +13,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from imgpipe.adapters.local.fs_store import (
-    NAME_MAX,
-    FilesystemObjectStore,
-    UnmappablePathError,
-    relative_parts,
-)
+from imgpipe.adapters.local.fs_paths import NAME_MAX, UnmappablePathError, relative_parts
+from imgpipe.adapters.local.fs_store import FilesystemObjectStore
 from imgpipe.core.errors import InvalidRequestError, KeyConflictError, ObjectNotFoundError
 from imgpipe.core.keys import validate_key
 

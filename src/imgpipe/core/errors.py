@@ -29,6 +29,11 @@ ImgpipeError
 from __future__ import annotations
 
 
+class DataDirBusyError(RuntimeError):
+    """Another `imgpipe serve` already works on this data folder (a startup refusal, never
+    a request's answer)."""
+
+
 class ImgpipeError(Exception):
     """Base of every error imgpipe raises on purpose."""
 

@@ -2,22 +2,8 @@
 
 Layout: `root/uploads/...`, `root/renditions/...` hold the objects; `root/.imgpipe/` holds
 internal state (`tmp/` for atomic writes, the SQLite database) and is never reachable by a key.
-
-Key -> path: a key is split on `/` into segments, and each segment becomes one file name.
-A *plain* segment maps verbatim, so a file dropped into `root/uploads/` keeps its name.
-A segment is plain unless it
-
-- is empty (`a//b`, a leading or trailing `/`), `.` or `..`;
-- starts with `%` (the escape marker);
-- holds a backslash or a control character (U+0000-U+001F, U+007F-U+009F);
-- is longer than 255 UTF-8 bytes (NAME_MAX);
-- is the first segment and spells `.imgpipe` in any ASCII case.
-
-Any other segment is escaped: `%` + the segment with `%`, `+`, `\\` and control characters
-percent-encoded (UTF-8, `%XX`); the rest, unicode included, stays readable. An escaped name
-longer than 255 bytes is split into folders: `%+chunk/%+chunk/.../%last`. The `%+` marker
-never starts a single escaped name (a literal `+` is always encoded there), and a plain name
-never starts with `%`, so the mapping is one-to-one and `key_for(path_for(key)) == key`.
+How a key becomes a path, and back, is fs_paths.py; the spool and the writes' mechanics are
+fs_writes.py.
 
 Where S3 holds both `a/b` and `a/b/c`, a filesystem cannot: `put` raises KeyConflictError.
 
@@ -33,168 +19,48 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import io
-import mimetypes
 import os
 import stat
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import unquote
+from pathlib import Path
+from typing import BinaryIO
 
+from imgpipe.adapters.local.fs_paths import (
+    STATE_DIR,
+    UnmappablePathError,
+    guess_content_type,
+    key_from_parts,
+    relative_parts,
+    segment_names,
+    walk_files,
+)
+from imgpipe.adapters.local.fs_writes import (
+    Spool,
+    fsync_dir,
+    no_room_is_transient,
+    remove_stale_tmp,
+)
 from imgpipe.core.errors import (
     InvalidRequestError,
     KeyConflictError,
     ObjectNotFoundError,
-    StoreUnavailableError,
     UploadExistsError,
 )
 from imgpipe.core.files import OpenFile, sha256_of
-from imgpipe.core.keys import validate_key
 from imgpipe.core.model import ObjectInfo, iso
 
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
-
-STATE_DIR = ".imgpipe"
-NAME_MAX = 255
-ESCAPE = "%"
-CONTINUED = "%+"
-_CHUNK_BYTES = NAME_MAX - len(CONTINUED)
 _COPY_CHUNK = 1024 * 1024
 _ETAG_CACHE_SIZE = 65_536
 # How many of its own writes the store remembers for the uploads watcher (`wrote`): far more
 # than can land in the watcher's debounce window.
 _WRITTEN_REMEMBERED = 4096
-_STALE_TMP_S = 24 * 3600
 _LOCK_STRIPES = 64
 _REPLACE_ATTEMPTS = 5
-# No room for the object now (disk full, quota, file size limit): a retry may succeed.
-_NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
-
-_CONTENT_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".jpe": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-    ".avif": "image/avif",
-    ".heic": "image/heic",
-    ".heif": "image/heif",
-    ".json": "application/json",
-}
-
-
-def _is_control(ch: str) -> bool:
-    code = ord(ch)
-    return code < 0x20 or 0x7F <= code <= 0x9F
-
-
-def _is_plain(segment: str, first: bool) -> bool:
-    if segment in ("", ".", "..") or segment.startswith(ESCAPE):
-        return False
-    if len(segment.encode("utf-8")) > NAME_MAX:
-        return False
-    if first and segment.isascii() and segment.lower() == STATE_DIR:
-        return False
-    return not any(ch == "\\" or _is_control(ch) for ch in segment)
-
-
-def _escape_tokens(segment: str) -> list[str]:
-    """The escaped body of a segment, one token per character (a `%XX` run or the char)."""
-    tokens = []
-    for ch in segment:
-        if ch in "%+\\" or _is_control(ch):
-            tokens.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
-        else:
-            tokens.append(ch)
-    return tokens
-
-
-def _segment_names(segment: str, first: bool) -> list[str]:
-    """The file name(s) one key segment maps to: one name, or several for a long segment."""
-    if _is_plain(segment, first):
-        return [segment]
-    tokens = _escape_tokens(segment)
-    body = "".join(tokens)
-    if len(body.encode("utf-8")) + len(ESCAPE) <= NAME_MAX:
-        return [ESCAPE + body]
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for token in tokens:
-        token_size = len(token.encode("utf-8"))
-        if current and size + token_size > _CHUNK_BYTES:
-            chunks.append("".join(current))
-            current, size = [], 0
-        current.append(token)
-        size += token_size
-    chunks.append("".join(current))
-    return [CONTINUED + chunk for chunk in chunks[:-1]] + [ESCAPE + chunks[-1]]
-
-
-def relative_parts(key: str) -> list[str]:
-    """The path components (relative to the data folder) of a valid key; pure."""
-    validate_key(key)
-    parts: list[str] = []
-    for index, segment in enumerate(key.split("/")):
-        parts.extend(_segment_names(segment, first=index == 0))
-    return parts
-
-
-class UnmappablePathError(InvalidRequestError, ValueError):
-    """A path that no object key maps to (outside the data folder, internal, or misnamed)."""
-
-
-def key_from_parts(parts: Sequence[str]) -> str:
-    """The key whose path components are `parts`; UnmappablePathError if no key maps there."""
-    shown = "/".join(parts)
-    broken = f"{shown!r}: a '%+' folder must continue a name: rename it"
-    segments: list[str] = []
-    pending: list[str] = []
-    try:
-        for name in parts:
-            if name.startswith(CONTINUED):
-                pending.append(name[len(CONTINUED) :])
-            elif name.startswith(ESCAPE):
-                pending.append(name[len(ESCAPE) :])
-                segments.append(unquote("".join(pending), errors="strict"))
-                pending = []
-            elif pending:
-                raise UnmappablePathError(broken)
-            else:
-                segments.append(name)
-        if pending:
-            raise UnmappablePathError(broken)
-        key = "/".join(segments)
-        canonical = relative_parts(key)
-    except UnmappablePathError:
-        raise
-    except (InvalidRequestError, UnicodeError) as exc:
-        raise UnmappablePathError(f"{shown!r} does not name an object key") from exc
-    if canonical != list(parts):
-        raise UnmappablePathError(
-            f"{shown!r} is not how imgpipe names a key's file (names starting with '%' are "
-            "escaped key segments; control characters and backslashes are escaped): rename it"
-        )
-    return key
-
-
-def guess_content_type(key: str) -> str:
-    """The content type of an object, from the extension of its key."""
-    suffix = PurePosixPath(key.rsplit("/", 1)[-1]).suffix.lower()
-    if not suffix:
-        return "application/octet-stream"
-    known = _CONTENT_TYPES.get(suffix) or mimetypes.guess_type("x" + suffix, strict=False)[0]
-    return known or "application/octet-stream"
 
 
 def _version(mtime_ns: int) -> str:
@@ -203,58 +69,6 @@ def _version(mtime_ns: int) -> str:
 
 def _last_modified(mtime_ns: int) -> str:
     return iso(datetime.fromtimestamp(mtime_ns / 1e9, UTC))
-
-
-@contextlib.contextmanager
-def _no_room_is_transient(what: str) -> Iterator[None]:
-    """A write that found no room (ENOSPC, EFBIG, EDQUOT) raises StoreUnavailableError."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in _NO_ROOM:
-            raise StoreUnavailableError(
-                f"cannot store {what}: the disk is full, or a quota or file size limit was "
-                f"reached ({exc.strerror})"
-            ) from exc
-        raise
-
-
-class _Spool(io.FileIO):
-    """FilesystemObjectStore.spool(): a file in the store's tmp folder, hashed (sha256) as it
-    is written, that put() moves into place instead of copying. Closing removes it, unless
-    put() moved it. Written in order only (the hash is of what was written, as written)."""
-
-    def __init__(self, fd: int, path: Path, store: FilesystemObjectStore) -> None:
-        super().__init__(fd, "r+")
-        self.path = path
-        self.store = store
-        self.moved = False
-        self.length = 0
-        self._digest = hashlib.sha256()
-
-    def write(self, data: ReadableBuffer) -> int:
-        view = memoryview(data).cast("B")
-        if self.moved or self.tell() != self.length:
-            raise io.UnsupportedOperation("a spool is written in order, before put()")
-        with _no_room_is_transient("the upload"):
-            done = 0
-            while done < len(view):
-                done += super().write(view[done:]) or 0
-        self._digest.update(view)
-        self.length += len(view)
-        return len(view)
-
-    def sha256(self) -> str:
-        return self._digest.hexdigest()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            super().close()
-        finally:
-            if not self.moved:
-                self.path.unlink(missing_ok=True)
 
 
 class FilesystemObjectStore:
@@ -272,7 +86,7 @@ class FilesystemObjectStore:
         self._etags: OrderedDict[str, tuple[int, int, int, int, str]] = OrderedDict()
         self._etags_lock = threading.Lock()
         self._written: OrderedDict[str, str] = OrderedDict()  # key -> version, put() here
-        self._remove_stale_tmp()
+        remove_stale_tmp(self.tmp_dir)
 
     # -- key <-> path ---------------------------------------------------------------------
 
@@ -338,17 +152,17 @@ class FilesystemObjectStore:
             return OpenFile(os.dup(fd), st.st_size, self._cached_etag(path, st))
 
     def spool(self) -> BinaryIO:
-        with _no_room_is_transient("the upload"):
+        with no_room_is_transient("the upload"):
             fd, name = tempfile.mkstemp(prefix="spool-", dir=self.tmp_dir)
-        return _Spool(fd, Path(name), self)
+        return Spool(fd, Path(name), self)
 
     def put(
         self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
     ) -> ObjectInfo:
         path = self.path_for(key)
-        if isinstance(body, _Spool) and body.store is self:
+        if isinstance(body, Spool) and body.store is self:
             return self._put_spool(key, path, body, if_absent)
-        with _no_room_is_transient(repr(key)):
+        with no_room_is_transient(repr(key)):
             fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp_dir)
             tmp = Path(tmp_name)
             try:
@@ -385,12 +199,12 @@ class FilesystemObjectStore:
             while len(self._written) > _WRITTEN_REMEMBERED:
                 self._written.popitem(last=False)
 
-    def _put_spool(self, key: str, path: Path, spool: _Spool, if_absent: bool) -> ObjectInfo:
+    def _put_spool(self, key: str, path: Path, spool: Spool, if_absent: bool) -> ObjectInfo:
         """put() of this store's own spool: fsynced and moved into place, not copied; its
         sha256, taken as it was written, is the ETag."""
         if spool.moved or spool.closed:
             raise ValueError("a spool is put once, before it is closed")
-        with _no_room_is_transient(repr(key)):
+        with no_room_is_transient(repr(key)):
             os.fsync(spool.fileno())
             st = self._replace(key, path, spool.path, if_absent)
         spool.moved = True
@@ -428,9 +242,9 @@ class FilesystemObjectStore:
         complete = prefix.split("/")[:-1]
         start = self.root
         for index, segment in enumerate(complete):
-            start = start.joinpath(*_segment_names(segment, first=index == 0))
+            start = start.joinpath(*segment_names(segment, first=index == 0))
         found: list[tuple[str, Path]] = []
-        for path in self._walk(start):
+        for path in walk_files(self.root, start):
             try:
                 key = self.key_for(path)
             except UnmappablePathError:
@@ -498,7 +312,7 @@ class FilesystemObjectStore:
                     os.replace(tmp, path)
                 except FileNotFoundError:
                     continue  # a concurrent delete removed the (empty) parent folder
-            self._fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return st
         raise KeyConflictError(f"cannot store {key!r}: its folder keeps disappearing")
 
@@ -535,14 +349,6 @@ class FilesystemObjectStore:
             except OSError:
                 return
             folder = folder.parent
-
-    @staticmethod
-    def _fsync_dir(folder: Path) -> None:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def _info(self, key: str, path: Path, fd: int, st: os.stat_result) -> ObjectInfo:
         etag = self._cached_etag(path, st)
@@ -582,28 +388,3 @@ class FilesystemObjectStore:
             self._etags.move_to_end(str(path))
             while len(self._etags) > _ETAG_CACHE_SIZE:
                 self._etags.popitem(last=False)
-
-    def _walk(self, start: Path) -> Iterator[Path]:
-        """Regular files under `start` (symbolic links not followed), skipping `.imgpipe`."""
-        stack = [start]
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError as exc:
-                if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
-                    continue
-                raise
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    if not (folder == self.root and entry.name == STATE_DIR):
-                        stack.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    yield Path(entry.path)
-
-    def _remove_stale_tmp(self) -> None:
-        cutoff = time.time() - _STALE_TMP_S
-        for entry in os.scandir(self.tmp_dir):
-            with contextlib.suppress(OSError):
-                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)

@@ -1,13 +1,13 @@
-"""Local webhooks: a durable outbox in SQLite and the threads that deliver it.
+"""Local webhooks: events into the durable outbox, and the threads that deliver it.
 
-`publish` only inserts one outbox row per (event, subscribed webhook) in the database file the
-records and jobs live in, and wakes the senders: a slow or dead receiver never holds up a
-worker. Sender threads (started by `LocalApp.start()`) claim due rows with a lease, POST the
-signed body, and delete the row on a 2xx; anything else schedules a retry with exponential
-backoff and jitter, and after `max_attempts` the row stays as a dead letter (status `dead`,
-its attempts and last error). Rows survive a restart; a lease held by a crashed server lapses
-(or is given back at once by `recover_leases` when this server is the data folder's only one).
-Delivery is at least once and unordered: receivers drop repeats by `X-Imgpipe-Event-Id`.
+`publish` only inserts one outbox row per (event, subscribed webhook) (webhook_outbox.py) and
+wakes the senders: a slow or dead receiver never holds up a worker. Sender threads (started
+with the server's runtime) claim due rows with a lease, POST the signed body, and delete the
+row on a 2xx; anything else schedules a retry with exponential backoff and jitter, and after
+`max_attempts` the row stays as a dead letter. Rows survive a restart; a lease held by a
+crashed server lapses (or is given back at once when this server is the data folder's only
+one). Delivery is at least once and unordered: receivers drop repeats by
+`X-Imgpipe-Event-Id`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from imgpipe import __version__
-from imgpipe.adapters.local.sqlite_store import BUSY_TIMEOUT_S, SqliteTables
-from imgpipe.config import EventsOptions, WebhookTarget
+from imgpipe.adapters.local.webhook_outbox import Delivery, SqliteWebhookOutbox
 from imgpipe.core.ports import Metrics
 from imgpipe.core.webhooks import (
     EVENT_ID_HEADER,
@@ -40,181 +38,30 @@ from imgpipe.core.webhooks import (
 
 log = logging.getLogger("imgpipe.webhooks")
 
-PENDING: Final = "pending"
-DEAD: Final = "dead"
 IDLE_POLL_S: Final = 5.0  # rows added by another process (a CLI run) are seen this soon
-MAX_ERROR_CHARS: Final = 500
 MAX_RESPONSE_BYTES: Final = 64 * 1024
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id     TEXT NOT NULL,
-    event_type   TEXT NOT NULL,
-    url          TEXT NOT NULL,
-    body         BLOB NOT NULL,
-    status       TEXT NOT NULL DEFAULT 'pending',
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    leased       INTEGER NOT NULL DEFAULT 0,
-    next_at      REAL NOT NULL,
-    created_at   REAL NOT NULL,
-    last_error   TEXT,
-    dead_at      REAL,
-    UNIQUE (event_id, url)
-);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_due
-    ON webhook_deliveries (status, next_at, seq);
-"""
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One outbox row: an event's body for one webhook."""
+class Webhook:
+    """A receiver of signed POSTs: where, the HMAC key of its signatures, the event types."""
 
-    seq: int
-    event_id: str
-    event_type: str
     url: str
-    body: bytes
-    status: str
-    attempts: int
-    last_error: str | None
+    secret: str = field(repr=False)
+    events: frozenset[str]
 
 
-_COLUMNS = "seq, event_id, event_type, url, body, status, attempts, last_error"
+@dataclass(frozen=True)
+class WebhookOptions:
+    """What the publisher and its senders are given (bootstrap converts the settings' events
+    section): the webhooks in their order, the retries, the timeout, the sender threads."""
 
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    seq, event_id, event_type, url, body, status, attempts, last_error = row
-    return Delivery(seq, event_id, event_type, url, bytes(body), status, attempts, last_error)
-
-
-class SqliteWebhookOutbox(SqliteTables):
-    """The webhook deliveries still to make, and the dead letters, in SQLite."""
-
-    def __init__(self, db_path: Path, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
-        super().__init__(db_path, _SCHEMA, busy_timeout_s)
-
-    def add(
-        self,
-        event_id: str,
-        event_type: str,
-        urls: Sequence[str],
-        body: bytes,
-        now: float | None = None,
-    ) -> int:
-        """One pending row per url, due `now`; an (event, url) already there is not added
-        twice."""
-        now = time.time() if now is None else now
-        with self._db.write() as conn:
-            added = 0
-            for url in urls:
-                added += conn.execute(
-                    "INSERT INTO webhook_deliveries"
-                    " (event_id, event_type, url, body, next_at, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (event_id, event_type, url, body, now, now),
-                ).rowcount
-            return added
-
-    def claim(self, now: float, lease_s: float) -> Delivery | None:
-        """The oldest due pending row, leased for `lease_s` (no other sender takes it meanwhile),
-        of a url with no delivery under a live lease: one request in flight per webhook, so a
-        receiver that hangs holds one sender, never all of them."""
-        with self._db.write() as conn:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM webhook_deliveries"  # noqa: S608 - constant columns
-                " WHERE status = ? AND next_at <= ? AND url NOT IN ("
-                "   SELECT url FROM webhook_deliveries"
-                "   WHERE status = ? AND leased = 1 AND next_at > ?)"
-                " ORDER BY next_at, seq LIMIT 1",
-                (PENDING, now, PENDING, now),
-            ).fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "UPDATE webhook_deliveries SET leased = 1, next_at = ? WHERE seq = ?",
-                (now + lease_s, row[0]),
-            )
-            return _delivery(row)
-
-    def delivered(self, seq: int) -> None:
-        with self._db.write() as conn:
-            conn.execute("DELETE FROM webhook_deliveries WHERE seq = ?", (seq,))
-
-    def retry(self, seq: int, attempts: int, error: str, at: float) -> None:
-        with self._db.write() as conn:
-            conn.execute(
-                "UPDATE webhook_deliveries SET attempts = ?, last_error = ?, next_at = ?,"
-                " leased = 0 WHERE seq = ?",
-                (attempts, error[:MAX_ERROR_CHARS], at, seq),
-            )
-
-    def dead(self, seq: int, attempts: int, error: str) -> None:
-        with self._db.write() as conn:
-            conn.execute(
-                "UPDATE webhook_deliveries SET status = ?, attempts = ?, last_error = ?,"
-                " leased = 0, dead_at = ? WHERE seq = ?",
-                (DEAD, attempts, error[:MAX_ERROR_CHARS], time.time(), seq),
-            )
-
-    def recover_leases(self) -> int:
-        """Make leased rows due now: for the data folder's only server, restarting after a
-        crash, whose leases can only be its dead predecessor's. Attempts are kept."""
-        with self._db.write() as conn:
-            return conn.execute(
-                "UPDATE webhook_deliveries SET leased = 0, next_at = ?"
-                " WHERE status = ? AND leased = 1",
-                (time.time(), PENDING),
-            ).rowcount
-
-    def redrive(self) -> int:
-        """Dead letters become pending again, due now, with their attempts reset."""
-        with self._db.write() as conn:
-            return conn.execute(
-                "UPDATE webhook_deliveries SET status = ?, attempts = 0, next_at = ?,"
-                " dead_at = NULL WHERE status = ?",
-                (PENDING, time.time(), DEAD),
-            ).rowcount
-
-    def next_due(self, now: float | None = None) -> float | None:
-        """When `claim` may next find a row: the soonest pending row of a url with nothing in
-        flight, or the soonest lease to lapse (rows queued behind a lease wait for it, or for
-        the sender holding it, which claims again as soon as it is done)."""
-        now = time.time() if now is None else now
-        row = self._db.read(
-            lambda c: c.execute(
-                "SELECT MIN(next_at) FROM webhook_deliveries WHERE status = ? AND ("
-                "   (leased = 1 AND next_at > ?) OR url NOT IN ("
-                "     SELECT url FROM webhook_deliveries"
-                "     WHERE status = ? AND leased = 1 AND next_at > ?))",
-                (PENDING, now, PENDING, now),
-            ).fetchone()
-        )
-        return None if row is None or row[0] is None else float(row[0])
-
-    def rows(self, status: str | None = None) -> list[Delivery]:
-        """Rows in outbox order (all, or those with `status`): for /stats and tests."""
-        return self._db.read(
-            lambda c: [
-                _delivery(r)
-                for r in c.execute(
-                    f"SELECT {_COLUMNS} FROM webhook_deliveries"  # noqa: S608 - constant columns
-                    " WHERE ? IS NULL OR status = ? ORDER BY seq",
-                    (status, status),
-                ).fetchall()
-            ]
-        )
-
-    def counts(self) -> dict[str, int]:
-        found = dict(
-            self._db.read(
-                lambda c: c.execute(
-                    "SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status"
-                ).fetchall()
-            )
-        )
-        return {PENDING: int(found.get(PENDING, 0)), DEAD: int(found.get(DEAD, 0))}
+    webhooks: tuple[Webhook, ...]
+    max_attempts: int
+    backoff_s: float
+    max_backoff_s: float
+    timeout_s: float
+    senders: int
 
 
 Sender = Callable[[str, bytes, Mapping[str, str], float], int]
@@ -249,7 +96,7 @@ class WebhookPublisher:
     def __init__(
         self,
         outbox: SqliteWebhookOutbox,
-        options: EventsOptions,
+        options: WebhookOptions,
         metrics: Metrics,
         *,
         sender: Sender = http_post,
@@ -262,7 +109,7 @@ class WebhookPublisher:
         self.sender = sender
         self.clock = clock
         self.jitter = jitter
-        self.targets: dict[str, WebhookTarget] = {t.url: t for t in options.webhooks}
+        self.targets: dict[str, Webhook] = {t.url: t for t in options.webhooks}
         # A lease outlasts a request that keeps answering just inside its socket timeout.
         self.lease_s = max(30.0, 4 * options.timeout_s)
         self._wake = threading.Event()
@@ -294,7 +141,7 @@ class WebhookPublisher:
         if recover:
             self.outbox.recover_leases()
         self._stopping.clear()
-        for n in range(self.options.webhook_senders):
+        for n in range(self.options.senders):
             thread = threading.Thread(target=self._run, name=f"imgpipe-webhooks-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -360,7 +207,7 @@ class WebhookPublisher:
         self.metrics.incr("webhook_deliveries", outcome="retry")
         log.info("webhook delivery failed, retrying in %.1f s: %s", delay, error, extra=context)
 
-    def _post(self, target: WebhookTarget, delivery: Delivery) -> str | None:
+    def _post(self, target: Webhook, delivery: Delivery) -> str | None:
         """One POST; None when delivered, else what went wrong."""
         timestamp = int(self.clock())
         headers = {

@@ -21,7 +21,7 @@ def serve(
     config: ConfigOpt = None,
 ) -> None:
     """Run the local API, the workers, the uploads watcher and the dashboard."""
-    from imgpipe.bootstrap import DataDirBusyError
+    from imgpipe.core.errors import DataDirBusyError
     from imgpipe.entrypoints.local_server import UnsafeBindError
     from imgpipe.entrypoints.local_server import serve as run
 

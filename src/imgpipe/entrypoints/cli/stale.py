@@ -196,7 +196,8 @@ def _on_aws(settings: Settings, shown: _Shown, *, wait: bool) -> StaleRun:
 def _locally(settings: Settings, shown: _Shown, *, wait: bool) -> StaleRun:
     """The server that holds the data folder runs the jobs, and this command watches the
     records; with no server, this command runs a worker pool of its own until they are done."""
-    from imgpipe.bootstrap import DataDirBusyError, build_local
+    from imgpipe.bootstrap import build_local
+    from imgpipe.core.errors import DataDirBusyError
 
     local = build_local(settings, with_workers=False)
     try:

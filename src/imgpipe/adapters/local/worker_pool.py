@@ -18,11 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Collection
 
+from imgpipe.adapters.local.health import HealthBoard
 from imgpipe.core import jobs
 from imgpipe.core.errors import ImageBusyError, StoreUnavailableError
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.ports import JobQueue, Message, Metrics, NullMetrics
-from imgpipe.entrypoints.health import HealthBoard
 from imgpipe.service import UseCases, dispatch, give_up
 
 log = logging.getLogger("imgpipe.worker")
