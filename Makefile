@@ -39,14 +39,18 @@ bytecode: $(STAMP)
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The layers' import contracts (pyproject.toml [tool.importlinter], docs/architecture.md) and
+# the length of modules and functions (tools/check_shape.py) are part of lint: CI runs them.
 lint: install
-	$(BIN)/ruff check src tests bench soak
-	$(BIN)/ruff format --check src tests bench soak
+	$(BIN)/ruff check src tests bench soak tools
+	$(BIN)/ruff format --check src tests bench soak tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/check_shape.py src
 
 format: install
-	$(BIN)/ruff format src tests bench soak
-	$(BIN)/ruff check --fix src tests bench soak
+	$(BIN)/ruff format src tests bench soak tools
+	$(BIN)/ruff check --fix src tests bench soak tools
 
 # make bench: ~20 min on 2 cores, under 25 with the waits. BENCH_WAIT_IDLE: seconds to wait
 # for the machine to settle first (1-minute load < 0.5; up to 45 s more before each later

@@ -19,7 +19,7 @@ from imgpipe.config import Settings
 from imgpipe.core.ports import EventPublisher, JobQueue, Metrics, NullMetrics
 from imgpipe.core.rendering import RenderResult
 from imgpipe.engine import InProcessRenderer, render
-from imgpipe.service import Renderer, ServiceOptions, UseCases
+from imgpipe.service import Renderer, ServiceOptions, UseCaseJobs, UseCases
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +134,7 @@ class Runs(Protocol):
 def drain(app: Runs, max_attempts: int = 5, rounds: int = 50) -> int:
     """Run queued jobs in this thread until the queue is empty; returns how many ran."""
     pool = LocalWorkerPool(
-        app.service,
+        UseCaseJobs(app.service),
         app.queue,
         workers=1,
         visibility_s=30,

@@ -120,17 +120,22 @@ def type_name(annotation: Any) -> str:
         rest = [a for a in args if a is not type(None)]
         optional = " (optional)" if len(rest) < len(args) else ""
         return " or ".join(type_name(a) for a in rest) + optional
+    if origin in (list, dict, tuple):
+        return _collection_name(origin, args)
+    if _is_model(annotation):
+        return "table"
+    names = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _collection_name(origin: Any, args: tuple[Any, ...]) -> str:
+    """A list's, table's or tuple's type in words."""
     if origin is list:
         item = args[0]
         return "list of tables" if _is_model(item) else f"list of {_plain(item)}"
     if origin is dict:
         return f"table of {_plain(args[0])} to {type_name(args[1])}"
-    if origin is tuple:
-        return "[" + ", ".join(type_name(a) for a in args) + "]"
-    if _is_model(annotation):
-        return "table"
-    names = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}
-    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    return "[" + ", ".join(type_name(a) for a in args) + "]"
 
 
 def _plain(annotation: Any) -> str:

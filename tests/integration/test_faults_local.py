@@ -50,7 +50,7 @@ from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status, utcnow
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.engine import InProcessRenderer
-from imgpipe.service import UseCases
+from imgpipe.service import UseCaseJobs, UseCases
 
 SRC = Path(imgpipe.__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parents[1]
@@ -94,7 +94,12 @@ def app(settings: Settings, renderer: CountingRenderer) -> Iterator[LocalApp]:
 def worker(app: LocalApp) -> LocalWorkerPool:
     """What runs each queue message in `imgpipe serve` (called here in the test's thread)."""
     return LocalWorkerPool(
-        app.service, app.queue, workers=1, visibility_s=30, max_attempts=5, backoff=lambda _: 0.0
+        UseCaseJobs(app.service),
+        app.queue,
+        workers=1,
+        visibility_s=30,
+        max_attempts=5,
+        backoff=lambda _: 0.0,
     )
 
 

@@ -24,7 +24,7 @@ from imgpipe.adapters.aws.table_stream import StreamRecordError, stream_event
 from imgpipe.adapters.local.events import FanOutEvents, JsonlEventLog
 from imgpipe.adapters.local.webhook_outbox import DEAD, PENDING, SqliteWebhookOutbox
 from imgpipe.adapters.local.webhooks import WebhookPublisher
-from imgpipe.bootstrap_local import webhook_options
+from imgpipe.bootstrap.local import webhook_options
 from imgpipe.config import EventsOptions, WebhookTarget
 from imgpipe.core.events import finishes, image_event, transition_event
 from imgpipe.core.model import ErrorInfo, ImageRecord, Status

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from imgpipe.core.files import OpenFile
+from imgpipe.core.jobs import Job
 from imgpipe.core.model import ImageRecord, ObjectInfo, RecordPage, Status
+from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.core.similarity import PhashHit
 
 
@@ -144,6 +146,25 @@ class EventPublisher(Protocol):
     implementation buffers, retries and dead-letters on its own, and reports in metrics."""
 
     def publish(self, event: Mapping[str, Any]) -> None: ...
+
+
+class Renderer(Protocol):
+    """Turns an original (its bytes, or the local store's open file) into metadata and encoded
+    renditions (in-process or not)."""
+
+    def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult: ...
+
+
+class JobHandler(Protocol):
+    """What a worker hands its jobs to (the use cases, through service.dispatch): a job to
+    run, a job to give up on after its last attempt, and the leases to give back when this
+    worker has lost track of its jobs."""
+
+    def run(self, job: Job) -> None: ...
+
+    def give_up(self, job: Job, exc: BaseException, attempts: int) -> None: ...
+
+    def recover_leases(self, reason: str) -> int: ...
 
 
 class NullEvents:

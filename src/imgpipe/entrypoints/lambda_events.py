@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
-from imgpipe.adapters.aws.table_stream import publish
 from imgpipe.bootstrap import lambda_events_app
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dic
         logger.error("an event without Records: not a DynamoDB stream batch", event=event)
         return {"batchItemFailures": []}
     try:
-        put, failures = publish(runtime.events, runtime.bus, records)
+        put, failures = runtime.publish(records)
         for failure in failures:
             logger.warning(
                 "an event is not on the bus yet: Lambda delivers its stream record again",

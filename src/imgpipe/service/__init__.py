@@ -5,8 +5,8 @@ logic of its own. Decisions come from core.lifecycle (pure); the use cases apply
 given the ports and a ServiceOptions (plain values the edge takes from the settings), never
 Settings itself; `UseCases.build` makes one of each over one shared context.
 
-    context      ServiceOptions, the Renderer port, ServiceContext (ports, render gate,
-                 running jobs)
+    context      ServiceOptions, ServiceContext (ports, render gate, running jobs); the
+                 Renderer port is core's (re-exported here)
     ingest       uploads, accepted as one unit or withdrawn; Idempotency-Key retries
     process      claim, render, write, commit; give up
     rerender     stale presets rendered again
@@ -15,11 +15,13 @@ Settings itself; `UseCases.build` makes one of each over one shared context.
     maintenance  delete, removals, backfill, redrive, lease recovery
     renditions   render -> renditions written -> final record (also `imgpipe process`'s)
     records      commit, events, leases given back
-    dispatch     one job -> one use case; giving up on a job
+    dispatch     one job -> one use case; giving up on a job; the use cases as a worker's
+                 JobHandler (UseCaseJobs)
 """
 
-from imgpipe.service.context import Renderer, ServiceOptions
-from imgpipe.service.dispatch import dispatch, give_up
+from imgpipe.core.ports import Renderer
+from imgpipe.service.context import ServiceOptions
+from imgpipe.service.dispatch import UseCaseJobs, dispatch, give_up
 from imgpipe.service.use_cases import UseCases
 
-__all__ = ["Renderer", "ServiceOptions", "UseCases", "dispatch", "give_up"]
+__all__ = ["Renderer", "ServiceOptions", "UseCaseJobs", "UseCases", "dispatch", "give_up"]

@@ -13,11 +13,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from imgpipe.core import jobs, lifecycle
 from imgpipe.core.errors import ImageBusyError, NotFoundError
-from imgpipe.core.files import OpenFile
 from imgpipe.core.model import ImageRecord, ObjectEvent, utcnow
 from imgpipe.core.ports import (
     EventPublisher,
@@ -26,18 +24,12 @@ from imgpipe.core.ports import (
     Metrics,
     NullEvents,
     ObjectStore,
+    Renderer,
 )
-from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.core.rendering import RenderOptions
 
 # Compare-and-set writes of a record tried before the image counts as busy.
 CAS_RETRIES = 5
-
-
-class Renderer(Protocol):
-    """Turns an original (its bytes, or the local store's open file) into metadata and encoded
-    renditions (in-process or not)."""
-
-    def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult: ...
 
 
 @dataclass(frozen=True)

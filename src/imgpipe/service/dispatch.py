@@ -24,3 +24,20 @@ def give_up(job: jobs.Job, exc: BaseException, attempts: int, service: UseCases)
     removal or re-render leaves the record as it stands."""
     if isinstance(job, jobs.Created):
         service.processing.give_up(job.event, exc, attempts)
+
+
+class UseCaseJobs:
+    """The use cases as a worker's JobHandler (core.ports): what the local job threads are
+    given, so that they need not know the service."""
+
+    def __init__(self, service: UseCases) -> None:
+        self.service = service
+
+    def run(self, job: jobs.Job) -> None:
+        dispatch(job, self.service)
+
+    def give_up(self, job: jobs.Job, exc: BaseException, attempts: int) -> None:
+        give_up(job, exc, attempts, self.service)
+
+    def recover_leases(self, reason: str) -> int:
+        return self.service.maintenance.recover_leases(reason)

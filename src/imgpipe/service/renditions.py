@@ -17,9 +17,8 @@ from imgpipe.core.errors import ImageError
 from imgpipe.core.files import OpenFile
 from imgpipe.core.formats import CONTENT_TYPES
 from imgpipe.core.model import ImageMetadata, ImageRecord, Rendition
-from imgpipe.core.ports import ObjectStore
+from imgpipe.core.ports import ObjectStore, Renderer
 from imgpipe.core.rendering import RenderOptions, RenderResult
-from imgpipe.service.context import Renderer
 
 # (preset name, file extension) -> the key its rendition is written at
 KeyFor = Callable[[str, str], str]

@@ -15,8 +15,9 @@ from imgpipe.core.ports import (
     Metrics,
     NullEvents,
     ObjectStore,
+    Renderer,
 )
-from imgpipe.service.context import Renderer, ServiceContext, ServiceOptions
+from imgpipe.service.context import ServiceContext, ServiceOptions
 from imgpipe.service.ingest import Ingest
 from imgpipe.service.maintenance import Maintenance
 from imgpipe.service.process import Processing

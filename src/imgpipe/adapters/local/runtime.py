@@ -19,9 +19,10 @@ from typing import IO, TYPE_CHECKING
 
 from imgpipe.adapters.local.timeseries import BUCKET_S
 from imgpipe.core.errors import DataDirBusyError
-from imgpipe.core.keys import UPLOADS_PREFIX
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from imgpipe.adapters.local.events import JsonlEventLog
     from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
     from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from imgpipe.adapters.local.watcher import UploadsWatcher
     from imgpipe.adapters.local.webhooks import WebhookPublisher
     from imgpipe.adapters.local.worker_pool import LocalWorkerPool
-    from imgpipe.service import Renderer, UseCases
+    from imgpipe.core.ports import Renderer
 
 # The sampler logged under this name while the runtime lived in bootstrap; log queries keep it.
 log = logging.getLogger("imgpipe.bootstrap")
@@ -70,7 +71,10 @@ class LocalRuntime:
 
     queue: SqliteJobQueue
     records: SqliteMetadataStore
-    service: UseCases
+    # What a start catches up on: the image leases a dead predecessor held (the use cases'
+    # lease recovery), and originals with no finished record (their backfill).
+    recover_leases: Callable[[], object]
+    backfill: Callable[[], object]
     renderer: Renderer
     series: TimeSeries
     pool: LocalWorkerPool | None = None
@@ -90,7 +94,7 @@ class LocalRuntime:
             # The sole consumer of this queue (build_local took the lock): leases still held
             # belong to a dead predecessor.
             self.queue.recover_in_flight()
-            self.service.maintenance.recover_leases()
+            self.recover_leases()
             self.pool.start()
         if self.watcher is not None:
             self.watcher.start()
@@ -99,7 +103,7 @@ class LocalRuntime:
             self.webhooks.start(recover=self.lock is not None)
         self._sampling.clear()
         threading.Thread(target=self._sample, name="imgpipe-sampler", daemon=True).start()
-        self.service.maintenance.backfill(UPLOADS_PREFIX)
+        self.backfill()
         self.wake()
 
     def _sample(self) -> None:

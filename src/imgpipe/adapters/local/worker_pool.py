@@ -1,4 +1,4 @@
-"""The local worker pool: threads that lease queue messages and hand them to the service.
+"""The local worker pool: threads that lease queue messages and hand them to the use cases.
 
 Each message is acknowledged only after the service finished with it, so a crash at any
 point leaves it in the queue, and its lease lapses into a redelivery. Transient failures are
@@ -22,8 +22,7 @@ from imgpipe.adapters.local.health import HealthBoard
 from imgpipe.core import jobs
 from imgpipe.core.errors import ImageBusyError, StoreUnavailableError
 from imgpipe.core.keys import image_id_for
-from imgpipe.core.ports import JobQueue, Message, Metrics, NullMetrics
-from imgpipe.service import UseCases, dispatch, give_up
+from imgpipe.core.ports import JobHandler, JobQueue, Message, Metrics, NullMetrics
 
 log = logging.getLogger("imgpipe.worker")
 
@@ -51,7 +50,7 @@ def error_backoff_s(failures: int) -> float:
 class LocalWorkerPool:
     def __init__(
         self,
-        service: UseCases,
+        handler: JobHandler,
         queue: JobQueue,
         workers: int,
         visibility_s: float,
@@ -69,7 +68,7 @@ class LocalWorkerPool:
         but those of `keep` (the local queue's, whose only consumer this pool is): after the
         database failed its threads, so that the jobs they could not release run again at
         once rather than when their leases lapse."""
-        self.service = service
+        self.handler = handler
         self.backoff = backoff
         self.queue = queue
         self.workers = workers
@@ -182,7 +181,7 @@ class LocalWorkerPool:
                     if self._recover_in_flight is not None
                     else 0
                 )
-                leases = self.service.maintenance.recover_leases(
+                leases = self.handler.recover_leases(
                     "the database failed while it was being processed"
                 )
             except BaseException:
@@ -223,7 +222,7 @@ class LocalWorkerPool:
         job: jobs.Job | None = None
         try:
             job = jobs.parse(message.body)
-            dispatch(job, self.service)
+            self.handler.run(job)
         except jobs.UnknownJobError:
             log.error("dropping a message of unknown type", extra={"body": dict(message.body)})
         except Exception as exc:
@@ -257,7 +256,7 @@ class LocalWorkerPool:
             self._lost_track = True  # its record's lease may not have been given back
         if last and job is not None:
             try:
-                give_up(job, exc, attempts, self.service)
+                self.handler.give_up(job, exc, attempts)
             except Exception:
                 log.exception("could not mark the record FAILED")
         if last:

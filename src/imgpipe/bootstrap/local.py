@@ -6,14 +6,16 @@ top: a Lambda process never loads it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import IO
 
 from imgpipe.adapters.local.events import EVENT_LOG_NAME, FanOutEvents, JsonlEventLog
 from imgpipe.adapters.local.fs_store import FilesystemObjectStore
 from imgpipe.adapters.local.health import HealthBoard
 from imgpipe.adapters.local.links import LocalLinks
 from imgpipe.adapters.local.prometheus_metrics import PrometheusMetrics
-from imgpipe.adapters.local.runtime import signing_key_file
+from imgpipe.adapters.local.runtime import LocalRuntime, signing_key_file
 from imgpipe.adapters.local.sqlite_queue import SqliteJobQueue
 from imgpipe.adapters.local.sqlite_store import SqliteMetadataStore
 from imgpipe.adapters.local.timeseries import TeeMetrics, TimeSeries
@@ -26,7 +28,7 @@ from imgpipe.core.keys import UPLOADS_PREFIX
 from imgpipe.core.model import ObjectInfo
 from imgpipe.core.ports import Metrics, ObjectStore
 from imgpipe.engine import InProcessRenderer, SubprocessRenderer
-from imgpipe.service import Renderer, ServiceOptions, UseCases
+from imgpipe.service import Renderer, ServiceOptions, UseCaseJobs, UseCases
 
 JOB_THREADS_PER_PROCESS = 2
 
@@ -137,7 +139,7 @@ def worker_pool(
 ) -> LocalWorkerPool:
     """The job threads, leasing from the local queue."""
     return LocalWorkerPool(
-        service,
+        UseCaseJobs(service),
         queue,
         # Two job threads per rendering process: while one writes an image's renditions
         # and record, the other's image renders (the service's gate leases no more images
@@ -172,3 +174,32 @@ def uploads_watcher(
         _wake()
 
     return UploadsWatcher(root / UPLOADS_PREFIX, objects.key_for, objects.head, _accept, _removed)
+
+
+def local_runtime(
+    stores: LocalStores,
+    service: UseCases,
+    renderer: Renderer,
+    series: TimeSeries,
+    threads: tuple[LocalWorkerPool | None, UploadsWatcher | None],
+    events: tuple[JsonlEventLog | None, WebhookPublisher | None],
+    lock: IO[bytes] | None,
+) -> LocalRuntime:
+    """What starts and stops the threads, and what a start catches up on (leases a dead
+    predecessor held, originals with no finished record)."""
+    _, records, queue = stores
+    pool, watcher = threads
+    event_log, webhooks = events
+    return LocalRuntime(
+        queue,
+        records,
+        service.maintenance.recover_leases,
+        functools.partial(service.maintenance.backfill, UPLOADS_PREFIX),
+        renderer,
+        series,
+        pool,
+        watcher,
+        event_log,
+        webhooks,
+        lock,
+    )

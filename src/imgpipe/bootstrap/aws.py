@@ -1,0 +1,201 @@
+"""The AWS wiring: one boto3 client per service, the stores over them, and the apps the three
+Lambda functions run (the worker and the API share AwsApp; the events function has its own,
+lighter one). Adapters are imported inside the builders: a cold start loads only what its
+function runs (the events function: no service, no imaging)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from imgpipe.bootstrap.options import service_options
+from imgpipe.config import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import boto3
+    from botocore.config import Config
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+    from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
+    from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+    from imgpipe.adapters.aws.links import S3Links
+    from imgpipe.adapters.aws.s3_store import S3ObjectStore
+    from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
+    from imgpipe.adapters.aws.table_stream import Failure
+    from imgpipe.core.ports import Renderer
+    from imgpipe.service import UseCases
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """One boto3 client per service, made once per process (Lambda warm starts reuse them)."""
+
+    s3: S3Client
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
+
+    def close(self) -> None:
+        for client in (self.s3, self.dynamodb, self.sqs):
+            client.close()
+
+
+def client_config(settings: Settings) -> Config:
+    """Every client's: settings.aws.region (or the environment's), standard retry mode (the
+    first attempt and up to 4 retries, with backoff), short connect timeout."""
+    from botocore.config import Config
+
+    return Config(
+        region_name=settings.aws.region,
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=3,
+        read_timeout=30,
+        tcp_keepalive=True,
+    )
+
+
+def aws_clients(settings: Settings, session: boto3.session.Session | None = None) -> AwsClients:
+    """Clients for settings.aws.region (or the environment's), pointed at endpoint_url when
+    it is set (moto in tests)."""
+    import boto3
+    from botocore.config import Config
+
+    session = session or boto3.session.Session()
+    config = client_config(settings)
+    endpoint = settings.aws.endpoint_url
+    # SigV4 for presigned URLs and POSTs too (botocore would sign a POST policy with SigV2).
+    s3_config = config.merge(Config(signature_version="s3v4"))
+    return AwsClients(
+        s3=session.client("s3", endpoint_url=endpoint, config=s3_config),
+        dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
+        sqs=session.client("sqs", endpoint_url=endpoint, config=config),
+    )
+
+
+@dataclass
+class AwsApp:
+    """The AWS wiring: what the Lambda handlers and the CLI's AWS commands run."""
+
+    settings: Settings
+    clients: AwsClients
+    objects: S3ObjectStore
+    records: DynamoMetadataStore
+    queue: SqsJobQueue
+    metrics: EmfMetrics
+    service: UseCases
+    links: S3Links
+
+    def close(self) -> None:
+        self.clients.close()
+
+
+def build_aws(
+    settings: Settings,
+    *,
+    session: boto3.session.Session | None = None,
+    clients: AwsClients | None = None,
+    renderer: Renderer | None = None,
+    metrics: EmfMetrics | None = None,
+) -> AwsApp:
+    """The distributed engine: S3, DynamoDB, SQS, EMF metrics; rendering in this process.
+    The bucket's own notifications queue new uploads (store_notifies=True). It publishes no
+    events: the events function reads them from the table's stream (build_aws_events)."""
+    from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
+    from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+    from imgpipe.adapters.aws.links import S3Links
+    from imgpipe.adapters.aws.s3_store import S3ObjectStore
+    from imgpipe.adapters.aws.sqs_queue import SqsJobQueue
+    from imgpipe.engine import InProcessRenderer
+    from imgpipe.service import UseCases
+
+    aws = settings.aws
+    missing = [
+        f"aws.{name}"
+        for name in ("bucket", "table", "queue_url", "dlq_url")
+        if not getattr(aws, name)
+    ]
+    if missing:
+        raise ValueError(f"the AWS backend needs {', '.join(missing)}")
+    clients = clients or aws_clients(settings, session)
+    records = DynamoMetadataStore(clients.dynamodb, aws.table)
+
+    objects = S3ObjectStore(clients.s3, aws.bucket)
+    queue = SqsJobQueue(clients.sqs, aws.queue_url, aws.dlq_url)
+    metrics = metrics or EmfMetrics()
+    service = UseCases.build(
+        objects,
+        records,
+        queue,
+        renderer or InProcessRenderer(),
+        metrics,
+        service_options(settings, store_notifies=True),
+    )
+    links = S3Links(objects, aws.presign_ttl_s)
+    return AwsApp(settings, clients, objects, records, queue, metrics, service, links)
+
+
+@functools.cache
+def lambda_app() -> AwsApp:
+    """The one AwsApp of a Lambda process, from its environment: built on the first invocation
+    and reused by every warm one (its clients included)."""
+    from imgpipe.config import load_settings
+
+    settings = load_settings()
+    if settings.backend != "aws":
+        raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
+    return build_aws(settings)
+
+
+@dataclass
+class AwsEventsApp:
+    """The events function's wiring: the EventBridge client, the bus, EMF metrics. Nothing
+    else: its cold start makes one client."""
+
+    events: EventBridgeClient
+    bus: str
+    metrics: EmfMetrics
+
+    def publish(self, records: Sequence[Mapping[str, Any]]) -> tuple[int, list[Failure]]:
+        """The events of a batch of stream records, put on the bus (table_stream.publish)."""
+        from imgpipe.adapters.aws.table_stream import publish
+
+        return publish(self.events, self.bus, records)
+
+    def close(self) -> None:
+        self.events.close()
+
+
+def build_aws_events(
+    settings: Settings,
+    *,
+    session: boto3.session.Session | None = None,
+    metrics: EmfMetrics | None = None,
+) -> AwsEventsApp:
+    """What turns the table's stream into events on settings.events.event_bus."""
+    import boto3
+
+    from imgpipe.adapters.aws.emf_metrics import EmfMetrics
+
+    if not settings.events.event_bus:
+        raise ValueError("the events function needs events.event_bus")
+    session = session or boto3.session.Session()
+    client = session.client(
+        "events", endpoint_url=settings.aws.endpoint_url, config=client_config(settings)
+    )
+    return AwsEventsApp(client, settings.events.event_bus, metrics or EmfMetrics())
+
+
+@functools.cache
+def lambda_events_app() -> AwsEventsApp:
+    """The one AwsEventsApp of the events function's process, built on its first invocation."""
+    from imgpipe.config import load_settings
+
+    settings = load_settings()
+    if settings.backend != "aws":
+        raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
+    return build_aws_events(settings)
