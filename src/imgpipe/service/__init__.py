@@ -10,7 +10,7 @@ Settings itself; `UseCases.build` makes one of each over one shared context.
     ingest       uploads, accepted as one unit or withdrawn; Idempotency-Key retries
     process      claim, render, write, commit; give up
     rerender     stale presets rendered again
-    queries      records, renditions' bytes, near-duplicates
+    queries      records, near-duplicates
     duplicates   duplicateOf, and copies linked after a commit
     maintenance  delete, removals, backfill, redrive, lease recovery
     renditions   render -> renditions written -> final record (also `imgpipe process`'s)

@@ -40,11 +40,6 @@ class Queries:
             if cursor is None:
                 return
 
-    def rendition(self, key: str) -> bytes:
-        """A rendition's bytes (the local server serves them itself); ObjectNotFoundError
-        when it is gone."""
-        return self._ctx.objects.get(key)
-
     def similar(self, image_id: str, max_distance: int | None, limit: int) -> builtins.list[Match]:
         """GET /images/{id}/similar: the images with the same bytes or a pHash within
         `max_distance` (at most the configured one), closest first, as stored now."""
