@@ -16,6 +16,7 @@ ImgpipeError
 └── RequestError               a client's mistake; the API answers 4xx
     ├── InvalidRequestError        400
     ├── UnauthorizedError          401
+    ├── ForbiddenError             403 (bad_signature: an on-request transform's URL)
     ├── NotFoundError              404
     ├── KeyConflictError           409
     │   └── UploadExistsError          409 (already_uploaded: a signed upload URL is used once)
@@ -112,6 +113,13 @@ class InvalidRequestError(RequestError):
 class UnauthorizedError(RequestError):
     code = "unauthorized"
     status = 401
+
+
+class ForbiddenError(RequestError):
+    """A signed URL whose signature does not verify (docs/api.md: On-request transforms)."""
+
+    code = "bad_signature"
+    status = 403
 
 
 class NotFoundError(RequestError):

@@ -43,6 +43,7 @@ class RenderPreset(NamedTuple):
     jpeg_subsample: Literal["auto", "on", "off"]
     jpeg_trellis: bool
     encoder: Literal["pillow", "libvips"]
+    gravity: Literal["centre", "smart"] = "centre"  # where "cover" crops
 
     def quality_for(self, fmt: OutputFormat) -> int:
         return self.quality.get(fmt, DEFAULT_QUALITY[fmt])

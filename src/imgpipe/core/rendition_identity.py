@@ -21,9 +21,23 @@ def spec_hashes(
 ) -> dict[str, str]:
     """Each preset's `specHash`: a short hash of everything that shapes its bytes (its own
     fields plus the global background and EXIF stripping), by preset name. The JSON is the
-    one RenditionSpec.model_dump(mode="json") gives: records keep their hashes."""
+    one RenditionSpec.model_dump(mode="json") gives: records keep their hashes. A field added
+    since with its default value is left out (`_NEW_FIELDS`), so that adding it did not make
+    every record stale; set to anything else, it changes the preset's hash."""
     shared = {"background": list(background), "strip": strip_exif}
-    return {preset.name: _short_hash({"preset": preset._asdict(), **shared}) for preset in presets}
+    return {preset.name: _short_hash({"preset": _hashed(preset), **shared}) for preset in presets}
+
+
+# Fields added to RenderPreset after records were hashed, with the value they had before.
+_NEW_FIELDS: dict[str, Any] = {"gravity": "centre"}
+
+
+def _hashed(preset: RenderPreset) -> dict[str, Any]:
+    fields = preset._asdict()
+    for name, old in _NEW_FIELDS.items():
+        if fields.get(name) == old:
+            del fields[name]
+    return fields
 
 
 def rendition_hash(spec_hashes: Mapping[str, str]) -> str:

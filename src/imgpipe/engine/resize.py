@@ -47,12 +47,15 @@ def cascade(base: VipsImage, base_size: Size, sizes: list[Size]) -> dict[Size, V
 
 
 def cropped(image: VipsImage, size: Size, header: Header, spec: RenderPreset) -> VipsImage:
-    """The rendition's final pixels from its resized image: centre-cropped to the box for
-    "cover" where the resize overflows it, as it is otherwise."""
+    """The rendition's final pixels from its resized image: cropped to the box for "cover"
+    where the resize overflows it (at the centre, or for gravity "smart" where libvips'
+    attention finds the most interesting part), as it is otherwise."""
     target_w, target_h = geometry.target_size(
         header.width, header.height, spec.width, spec.height, spec.fit
     )
     if (target_w, target_h) == size:
         return image
     left, top, crop_w, crop_h = geometry.centre_crop(*size, target_w, target_h)
+    if spec.gravity == "smart":
+        return image.smartcrop(crop_w, crop_h, interesting="attention")
     return image.crop(left, top, crop_w, crop_h)
