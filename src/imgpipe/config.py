@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from imgpipe.config_render import Limits, MetadataOptions, RenditionSpec, default_renditions
+from imgpipe.config_transform import TransformOptions
 from imgpipe.core.rendering import RenderOptions
 from imgpipe.core.rendition_identity import rendition_hash, spec_hashes
 
@@ -40,6 +41,7 @@ __all__ = [
     "Server",
     "Settings",
     "SimilarityOptions",
+    "TransformOptions",
     "WebhookTarget",
     "load_settings",
 ]
@@ -253,6 +255,7 @@ class Settings(BaseSettings):
     server: Server = Field(default_factory=Server)
     events: EventsOptions = Field(default_factory=EventsOptions)
     similarity: SimilarityOptions = Field(default_factory=SimilarityOptions)
+    transforms: TransformOptions = Field(default_factory=TransformOptions)
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @field_validator("renditions")

@@ -5,7 +5,8 @@ environment variable, type, default and description, so the page cannot drift fr
     python -m imgpipe.config_doc --check    # exit 1 when the file is not what it would write
 
 The text around the tables (PREAMBLE) is kept here; each setting's words are its
-`description=` in config.py (or config_render.py) and each section's its model's docstring.
+`description=` in config.py (or config_render.py, config_transform.py) and each section's its
+model's docstring.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ COMMAND = "python -m imgpipe.config_doc"
 PREAMBLE = """\
 # Configuration
 
-<!-- Written by `python -m imgpipe.config_doc` from src/imgpipe/config.py and
-config_render.py: edit the descriptions there (or the preamble in config_doc.py), then run
-the command again. -->
+<!-- Written by `python -m imgpipe.config_doc` from src/imgpipe/config.py,
+config_render.py and config_transform.py: edit the descriptions there (or the preamble in
+config_doc.py), then run the command again. -->
 
 imgpipe runs on its defaults with no file at all. Where a setting comes from, highest first:
 

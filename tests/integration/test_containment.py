@@ -20,11 +20,18 @@ import misbehaving
 from conftest import drain, wire
 from fakes import InMemoryJobQueue
 from imgpipe.config import Settings
-from imgpipe.core.errors import TooManyPixelsError, WorkerCrashedError
+from imgpipe.core.errors import (
+    CorruptImageError,
+    InvalidRequestError,
+    TooManyPixelsError,
+    WorkerCrashedError,
+)
 from imgpipe.core.files import OpenFile
+from imgpipe.core.img_url import parse_img_path
 from imgpipe.core.model import Status
 from imgpipe.core.rendering import RenderOptions, RenderResult
-from imgpipe.engine.renderers import RenderFn, SubprocessRenderer
+from imgpipe.core.transform import TransformLimits, TransformRequest
+from imgpipe.engine.renderers import InProcessRenderer, RenderFn, SubprocessRenderer
 
 OPTIONS = Settings().render_options()
 GOOD = imagegen.photo_jpeg(320, 240)
@@ -201,3 +208,81 @@ def test_the_service_retries_a_crash_then_fails_it_and_carries_on(
     assert queue.stats().dead == 1
     assert service.queries.get(good1.image_id).status is Status.PROCESSED
     assert service.queries.get(good2.image_id).status is Status.PROCESSED
+
+
+# --- on-request transforms run in the same processes, under the same limits ---------------
+
+
+def transform_request(options: str, limits: TransformLimits | None = None) -> TransformRequest:
+    settings = Settings()
+    url = parse_img_path(f"/_/{options}/plain/x", keys=[], unsafe=True, presets={})
+    return TransformRequest(
+        url.transform,
+        ("webp",),
+        settings.transforms.encoder(),
+        settings.background,
+        settings.limits.render_limits(),
+        limits or settings.transforms.limits(),
+    )
+
+
+def test_a_transform_runs_in_a_rendering_process_as_in_this_one(tmp_path: Path) -> None:
+    # GIVEN one rendering process, and the same original as bytes and as an open file
+    path = tmp_path / "original"
+    path.write_bytes(GOOD)
+    request = transform_request("rs:fill:100:50/g:sm")
+    for r in renderer(misbehaving.crash, timeout_s=60, transform_fn=misbehaving.crash_transform):
+        pid = r.pids()
+        # WHEN it transforms both, and renders in between
+        from_bytes = r.transform(GOOD, request)
+        assert len(r.render(GOOD, OPTIONS).renditions) == 6
+        with OpenFile(os.open(path, os.O_RDONLY), len(GOOD)) as original:
+            from_file = r.transform(original, request)
+        # THEN both are the size and format asked for, as the in-process renderer makes them
+        here = InProcessRenderer().transform(GOOD, request)
+        for variant in (from_bytes, from_file):
+            assert (variant.format, variant.width, variant.height) == ("webp", 100, 50)
+            assert (here.width, here.height) == (variant.width, variant.height)
+        assert r.pids() == pid  # one process did it all
+
+
+def test_a_transform_that_crashes_its_process_is_a_transient_error() -> None:
+    request = transform_request("w:50")
+    for r in renderer(misbehaving.crash, timeout_s=60, transform_fn=misbehaving.crash_transform):
+        before = r.pids()
+        with pytest.raises(WorkerCrashedError, match="died"):
+            r.transform(b"CRASH", request)
+        assert r.pids() != before
+        assert r.transform(GOOD, request).width == 50
+
+
+def test_a_transform_that_hangs_is_killed_at_the_time_limit() -> None:
+    request = transform_request("w:50")
+    for r in renderer(misbehaving.hang, timeout_s=3, transform_fn=misbehaving.hang_transform):
+        with pytest.raises(WorkerCrashedError, match="longer than 3 s"):
+            r.transform(b"HANG", request)
+        assert r.transform(GOOD, request).width == 50
+
+
+def test_a_transform_refused_in_the_process_comes_back_as_its_error() -> None:
+    small = TransformLimits(max_width=100, max_height=100)
+    for r in renderer(misbehaving.crash, timeout_s=60, transform_fn=misbehaving.crash_transform):
+        with pytest.raises(InvalidRequestError, match="the result is 200x150 px"):
+            r.transform(GOOD, transform_request("w:200", small))
+        with pytest.raises(CorruptImageError):
+            r.transform(GOOD[:200], transform_request("w:50"))
+        pid = r.pids()
+        assert r.transform(GOOD, transform_request("w:50")).width == 50
+        assert r.pids() == pid  # a refusal is not a crash
+
+
+def test_a_rendering_process_that_transforms_imports_only_what_that_needs() -> None:
+    for r in renderer(
+        misbehaving.crash, timeout_s=60, transform_fn=misbehaving.transform_and_list_modules
+    ):
+        modules = set(r.transform(GOOD, transform_request("w:50/g:sm")).data.decode().split())
+    roots = {name.split(".")[0] for name in modules}
+    assert "imgpipe.engine.transform" in modules
+    assert not roots & {"pydantic", "pydantic_core", "pydantic_settings", "typer", "rich"}
+    assert not roots & {"_hashlib", "hashlib", "hmac", "multiprocessing", "dataclasses"}
+    assert "imgpipe.core.img_url" not in modules  # the grammar and its HMAC stay in the parent

@@ -16,6 +16,7 @@ from imgpipe.core.jobs import Job
 from imgpipe.core.model import ImageRecord, ObjectInfo, RecordPage, Status
 from imgpipe.core.rendering import RenderOptions, RenderResult
 from imgpipe.core.similarity import PhashHit
+from imgpipe.core.transform import TransformRequest, Variant
 
 
 class ObjectStore(Protocol):
@@ -150,9 +151,15 @@ class EventPublisher(Protocol):
 
 class Renderer(Protocol):
     """Turns an original (its bytes, or the local store's open file) into metadata and encoded
-    renditions (in-process or not)."""
+    renditions, or into one on-request transform's result (in-process or not)."""
 
     def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult: ...
+
+    def transform(self, original: bytes | OpenFile, request: TransformRequest) -> Variant:
+        """`original` through `request.transform` in the request's format (or the smallest of
+        its formats): an ImageError for a bad original, InvalidRequestError (400) for a result
+        over the request's limits, WorkerCrashedError where the rendering process died."""
+        ...
 
 
 class JobHandler(Protocol):

@@ -12,6 +12,9 @@
       metadata.py   the record's facts: header, EXIF subset, analysis.py (pHash, BlurHash,
                     dominant colour)
     probe(data, options), parse_exif(raw)          inspection.py: as the record's models
+    transform.transform(data, request)             transform.py: an on-request transform
+      transform_plan.py   imgproxy's sizes and positions, from the header alone
+      transform_steps.py  crop by gravity (sm: libvips' attention), resize, filters, extend
 
     vips.py          libvips imported on first use, its loaders allow-listed, no cache
     memory.py        malloc_trim: what glibc keeps, handed back

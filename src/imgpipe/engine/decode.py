@@ -21,9 +21,13 @@ from imgpipe.engine.vips import LOAD_OPTIONS, LOADER_FOR, VipsImage, get, source
 _FAST_SHRINK_ON_LOAD = True
 
 
-def decode(data: bytes, header: Header, width: int, height: int) -> VipsImage:
+def decode(
+    data: bytes, header: Header, width: int, height: int, *, upright: bool = True
+) -> VipsImage:
     """Decode once to exactly `width` x `height` (displayed orientation): upright, 8-bit sRGB
-    (or grey), with alpha if the source has it, in memory."""
+    (or grey), with alpha if the source has it, in memory. Not `upright`: as stored, the EXIF
+    orientation not applied (`width` x `height` then as stored too); HEIF's rotation, which
+    libheif applies, is applied whatever."""
     pyvips = vips()
     try:
         if header.heif_image is not None:
@@ -32,13 +36,14 @@ def decode(data: bytes, header: Header, width: int, height: int) -> VipsImage:
                 width, height=height, size="force", no_rotate=True, **icc_options(header)
             )
             return normalise(image).copy_memory()
+        options: dict[str, Any] = {**icc_options(header), "no_rotate": not upright}
         try:
-            return _decode_vips(data, header, width, height, icc_options(header))
+            return _decode_vips(data, header, width, height, options)
         except pyvips.Error:
             if not header.has_icc:
                 raise
             # A broken ICC profile should not lose the image: decode again, untransformed.
-            return _decode_vips(data, header, width, height, {})
+            return _decode_vips(data, header, width, height, {"no_rotate": not upright})
     except pyvips.Error as exc:
         raise CorruptImageError(
             f"{header.format} image is corrupt or truncated: {one_line(exc)}"
@@ -46,19 +51,20 @@ def decode(data: bytes, header: Header, width: int, height: int) -> VipsImage:
 
 
 def _decode_vips(
-    data: bytes, header: Header, width: int, height: int, icc: dict[str, str]
+    data: bytes, header: Header, width: int, height: int, options: dict[str, Any]
 ) -> VipsImage:
     pyvips = vips()
-    shrink = _jpeg_shrink(header, width, height)
+    stored = bool(options.get("no_rotate"))
+    shrink = _jpeg_shrink(header, width, height, stored=stored)
     if shrink > 1:
         # libjpeg decodes at 1/shrink in the DCT domain, then Lanczos3 does the rest.
         loaded = pyvips.Image.new_from_source(
             source(data), f"{LOAD_OPTIONS},shrink={shrink}", access="sequential"
         )
-        image = loaded.thumbnail_image(width, height=height, size="force", **icc)
+        image = loaded.thumbnail_image(width, height=height, size="force", **options)
     else:
         image = pyvips.Image.thumbnail_source(
-            source(data), width, height=height, size="force", option_string=LOAD_OPTIONS, **icc
+            source(data), width, height=height, size="force", option_string=LOAD_OPTIONS, **options
         )
     loader = str(get(image, "vips-loader", ""))
     if not loader.startswith(tuple(LOADER_FOR.values())):
@@ -66,9 +72,9 @@ def _decode_vips(
     return normalise(image).copy_memory()
 
 
-def _jpeg_shrink(header: Header, width: int, height: int) -> int:
+def _jpeg_shrink(header: Header, width: int, height: int, *, stored: bool = False) -> int:
     """The largest JPEG shrink-on-load factor (8, 4, 2) whose decode still covers `width` x
-    `height` (displayed orientation), or 1.
+    `height` (displayed orientation; as stored where `stored`), or 1.
 
     libvips' thumbnail leaves a factor of at least 2 for its Lanczos3 step, so a 12 MP photo
     bound for 1600 px is decoded at full size; Pillow's draft mode decodes it at 1/2, as this
@@ -77,7 +83,9 @@ def _jpeg_shrink(header: Header, width: int, height: int) -> int:
     if header.format != "jpeg" or not _FAST_SHRINK_ON_LOAD:
         return 1
     stored_w, stored_h = geometry.oriented_size(header.width, header.height, header.orientation)
-    want_w, want_h = geometry.oriented_size(width, height, header.orientation)
+    want_w, want_h = (
+        (width, height) if stored else (geometry.oriented_size(width, height, header.orientation))
+    )
     for shrink in (8, 4, 2):
         if stored_w // shrink >= want_w and stored_h // shrink >= want_h:
             return shrink

@@ -1,14 +1,17 @@
 """A rendering process's side of `renderers.SubprocessRenderer`: the socket's framing
-(`Channel`, which the parent uses too) and the loop that renders one job at a time.
+(`Channel`, which the parent uses too) and the loop that runs one job at a time: a render, or
+an on-request transform.
 
 A rendering process imports this module and the render function its parent names
 (pipeline.render_unhashed), not the parent's side in `renderers`: what it imports it holds for
 its whole life, so it imports only what a render uses (tests/integration/test_containment.py).
+The transform function it is named too is imported at its first transform, not before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import pickle
@@ -24,9 +27,11 @@ from typing import Any
 from imgpipe.core.errors import ImgpipeError, ProcessingError, TooManyPixelsError
 from imgpipe.core.files import read_at_most
 from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.core.transform import TransformRequest, Variant
 from imgpipe.engine.memory import hand_back_free_memory
 
 RenderFn = Callable[[bytes, RenderOptions], RenderResult]
+TransformFn = Callable[[bytes, TransformRequest], Variant]  # named to the child, not sent
 _FD = struct.Struct("i")  # a descriptor in SCM_RIGHTS ancillary data
 
 
@@ -107,17 +112,24 @@ def child_main() -> None:
     conn = Channel(socket.socket(fileno=int(sys.argv[1])))
     # Ctrl-C reaches the whole process group: the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    render_name, memory_bytes = conn.recv()
-    module, _, qualname = render_name.partition(":")
-    render_fn: Any = importlib.import_module(module)
-    for name in qualname.split("."):
-        render_fn = getattr(render_fn, name)
+    render_name, memory_bytes, transform_name = conn.recv()
+    render_fn = named(render_name)
     if memory_bytes is not None:
         # A decoder that runs away with memory fails here (MemoryError or a libvips error),
         # or dies, instead of taking the server with it.
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):  # the parent is gone
-        _serve(conn, render_fn)
+        _serve(conn, render_fn, transform_name=transform_name)
+
+
+@functools.cache
+def named(name: str) -> Any:
+    """The function `module:qualname`, imported (once)."""
+    module, _, qualname = name.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def _read_sent_file(conn: Channel, size: int) -> bytes:
@@ -139,6 +151,7 @@ def _serve(
     render_fn: RenderFn,
     idle_s: float = IDLE_TRIM_S,
     on_idle: Callable[[], None] = hand_back_free_memory,
+    transform_name: str = "imgpipe.engine.transform:transform",
 ) -> None:
     options: RenderOptions | None = None
     trimmed = True  # nothing to hand back before the first job
@@ -146,24 +159,39 @@ def _serve(
         if not trimmed and not conn.poll(idle_s):
             on_idle()
             trimmed = True
-        # A job is two messages: the options (None: the same as last time) and the size of the
-        # original if it comes as a file, then its descriptor or its bytes.
+        # A job is two messages: its kind and what it takes (a render's options, None for the
+        # same as last time; a transform's request), and the size of the original if it comes
+        # as a file; then the original's descriptor or its bytes.
         request = conn.recv()
         if request is None:
             return
-        _, sent_options, size = request
-        options = sent_options if sent_options is not None else options
+        kind, sent, size = request
         data = conn.recv_bytes() if size is None else _read_sent_file(conn, size)
-        assert options is not None  # the parent sends them with a child's first job
-        reply: tuple[str, Any]
-        try:
-            reply = ("ok", render_fn(data, options))
-        except ImgpipeError as exc:
-            reply = ("error", exc)
-        except MemoryError:
-            reply = ("error", TooManyPixelsError("not enough memory to process this image"))
-        except Exception as exc:  # an engine bug must not kill the child's loop
-            reply = ("error", ProcessingError(f"{type(exc).__name__}: {exc}"))
-        conn.send(reply)
-        del data, reply  # not kept while idle
+        work: Callable[[], Any]
+        if kind == "transform":
+            work = functools.partial(_call, transform_name, data, sent)
+        else:
+            options = sent if sent is not None else options
+            assert options is not None  # the parent sends them with a child's first render
+            work = functools.partial(render_fn, data, options)
+        conn.send(_reply(work))
+        del data, work  # not kept while idle
         trimmed = False
+
+
+def _call(name: str, *args: Any) -> Any:
+    return named(name)(*args)
+
+
+def _reply(work: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", what `work` returned) or ("error", the ImgpipeError it comes to)."""
+    reply: tuple[str, Any]
+    try:
+        reply = ("ok", work())
+    except ImgpipeError as exc:
+        reply = ("error", exc)
+    except MemoryError:
+        reply = ("error", TooManyPixelsError("not enough memory to process this image"))
+    except Exception as exc:  # an engine bug must not kill the child's loop
+        reply = ("error", ProcessingError(f"{type(exc).__name__}: {exc}"))
+    return reply

@@ -3,6 +3,7 @@
 `SubprocessRenderer` keeps N long-lived children. Each call borrows one; a child that dies or
 overruns the time limit is killed and replaced, and the call raises WorkerCrashedError (a
 transient error: the queue retries, then dead-letters). The server never shares its fate.
+Renders and on-request transforms go to the same children, under the same limits.
 """
 
 from __future__ import annotations
@@ -14,19 +15,38 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from imgpipe.core.errors import WorkerCrashedError
 from imgpipe.core.files import OpenFile
 from imgpipe.core.rendering import RenderOptions, RenderResult
+from imgpipe.core.transform import TransformRequest, Variant
 from imgpipe.engine.pipeline import render, render_unhashed, sha256_hex
-from imgpipe.engine.render_child import Channel, RenderFn
+from imgpipe.engine.render_child import Channel, RenderFn, TransformFn
+from imgpipe.engine.transform import transform
 
 
 class InProcessRenderer:
     """Render in the calling thread (Lambda, `imgpipe process`); libvips releases the GIL."""
 
     def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult:
-        return render(original.read() if isinstance(original, OpenFile) else original, options)
+        return render(_bytes(original), options)
+
+    def transform(self, original: bytes | OpenFile, request: TransformRequest) -> Variant:
+        return transform(_bytes(original), request)
+
+
+def _bytes(original: bytes | OpenFile) -> bytes:
+    return original.read() if isinstance(original, OpenFile) else original
+
+
+def _sha256(original: bytes | OpenFile) -> str:
+    return original.sha256() if isinstance(original, OpenFile) else sha256_hex(original)
+
+
+def _name(fn: Callable[..., object]) -> str:
+    return f"{fn.__module__}:{fn.__qualname__}"
 
 
 # A rendering process runs this, not a multiprocessing spawn: spawn runs the parent's main
@@ -41,7 +61,11 @@ _CHILD_CODE = (
 
 class _Child:
     def __init__(
-        self, vips_concurrency: int, memory_bytes: int | None, render_fn: RenderFn
+        self,
+        vips_concurrency: int,
+        memory_bytes: int | None,
+        render_fn: RenderFn,
+        transform_fn: TransformFn,
     ) -> None:
         parent, child = socket.socketpair()
         env = dict(os.environ)
@@ -56,7 +80,7 @@ class _Child:
             self.conn = Channel(socket.socket(fileno=parent.detach()))
         # A process that died starting up is found out by its first job (EOF: "died")
         with contextlib.suppress(OSError):
-            self.conn.send((f"{render_fn.__module__}:{render_fn.__qualname__}", memory_bytes))
+            self.conn.send((_name(render_fn), memory_bytes, _name(transform_fn)))
         self.jobs = 0
         self.options: RenderOptions | None = None  # what the process was sent last
 
@@ -94,15 +118,18 @@ class SubprocessRenderer:
         max_jobs_per_child: int = 500,
         memory_mb: int | None = None,
         render_fn: RenderFn = render_unhashed,
+        transform_fn: TransformFn = transform,
     ) -> None:
-        """`render_fn` runs in the children; it must be importable by name (tests pass
-        decoders that hang, crash or hoard memory, to exercise the real limits). A result
-        without the sha256 (render_unhashed's) gets it here, hashed while the child renders."""
+        """`render_fn` and `transform_fn` run in the children; they must be importable by name
+        (tests pass decoders that hang, crash or hoard memory, to exercise the real limits).
+        A result without the sha256 (render_unhashed's) gets it here, hashed while the child
+        renders."""
         self._timeout_s = timeout_s
         self._vips_concurrency = vips_concurrency
         self._max_jobs = max_jobs_per_child
         self._memory_bytes = memory_mb * 1024 * 1024 if memory_mb else None
         self._render_fn = render_fn
+        self._transform_fn = transform_fn
         self._idle: queue.Queue[_Child] = queue.Queue()
         self._all: list[_Child] = []
         self._lock = threading.Lock()
@@ -111,7 +138,9 @@ class SubprocessRenderer:
             self._idle.put(self._add())
 
     def _add(self) -> _Child:
-        child = _Child(self._vips_concurrency, self._memory_bytes, self._render_fn)
+        child = _Child(
+            self._vips_concurrency, self._memory_bytes, self._render_fn, self._transform_fn
+        )
         with self._lock:
             self._all.append(child)
         return child
@@ -124,30 +153,44 @@ class SubprocessRenderer:
             self._idle.put(self._add())
 
     def render(self, original: bytes | OpenFile, options: RenderOptions) -> RenderResult:
+        result: RenderResult
+        result, digest = self._run("render", options, original)
+        return result if result.sha256 is not None else result.with_sha256(digest)
+
+    def transform(self, original: bytes | OpenFile, request: TransformRequest) -> Variant:
+        variant: Variant
+        variant, _ = self._run("transform", request, original)
+        return variant
+
+    def _run(self, kind: str, sent: object, original: bytes | OpenFile) -> tuple[Any, str]:
+        """One job in a child: (what it returned, the original's sha256 for a render, hashed
+        meanwhile)."""
         if self._closed:
             raise WorkerCrashedError("the renderer is shut down")
         child = self._idle.get()
         try:
-            # The options only when they are new to this process. An open file goes over as
-            # its descriptor, and the process reads it itself: its bytes are never copied into
-            # this process or through the socket. Bytes go raw: pickled, they were copied once
-            # more with the GIL held, the largest share of the server process's own GIL time in
-            # the end-to-end bench (py-spy --gil).
+            # A render's options only when they are new to this process. An open file goes
+            # over as its descriptor, and the process reads it itself: its bytes are never
+            # copied into this process or through the socket. Bytes go raw: pickled, they were
+            # copied once more with the GIL held, the largest share of the server process's
+            # own GIL time in the end-to-end bench (py-spy --gil).
             size = original.size if isinstance(original, OpenFile) else None
-            child.conn.send(("render", None if options is child.options else options, size))
-            child.options = options
+            if kind == "render":
+                child.conn.send((kind, None if sent is child.options else sent, size))
+                child.options = sent  # type: ignore[assignment]  # a render's RenderOptions
+            else:
+                child.conn.send((kind, sent, size))
             if isinstance(original, OpenFile):
                 child.conn.send_fd(original.fd)
-                digest = original.sha256()  # while the child renders
             else:
                 child.conn.send_bytes(original)
-                digest = sha256_hex(original)
+            digest = _sha256(original) if kind == "render" else ""  # while the child works
             if not child.conn.poll(self._timeout_s):
                 self._replace(child)
                 raise WorkerCrashedError(
                     f"rendering took longer than {self._timeout_s:g} s; the process was killed"
                 )
-            kind, payload = child.conn.recv()
+            reply, payload = child.conn.recv()
         except (EOFError, OSError, BrokenPipeError) as exc:
             code = child.exit_code()
             self._replace(child)
@@ -157,10 +200,9 @@ class SubprocessRenderer:
             self._retire(child)
         else:
             self._idle.put(child)
-        if kind == "error":
+        if reply == "error":
             raise payload
-        result: RenderResult = payload
-        return result if result.sha256 is not None else result.with_sha256(digest)
+        return payload, digest
 
     def _retire(self, child: _Child) -> None:
         child.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+import pytest
 from PIL import Image
 
 import imagegen as gen
@@ -52,3 +54,31 @@ def test_custom_rendition_boxes_and_quality() -> None:
     assert sizes == {"wide": (133, 100), "low": (200, 150), "high": (200, 150)}
     lengths = {r.name: len(r.data) for r in result.renditions}
     assert lengths["low"] < lengths["high"]
+
+
+def test_a_smart_cover_keeps_the_subject_a_centred_one_cuts_off() -> None:
+    # GIVEN a wide grey field whose only detail, a bright red patch, is near its right edge
+    field = np.full((300, 900, 3), 128, np.uint8)
+    field[130:170, 780:820] = np.random.default_rng(1).integers(0, 256, (40, 40, 3))
+    field[142:158, 792:808] = (255, 30, 30)
+    out = io.BytesIO()
+    Image.fromarray(field).save(out, "PNG")
+
+    def reds(gravity: str) -> int:
+        spec = RenditionSpec(
+            name="sq", width=200, height=200, fit="cover", gravity=gravity, formats=["png"]
+        )
+        (rendition,) = render(out.getvalue(), options(spec)).renditions
+        pixels = np.asarray(decoded(rendition).convert("RGB")).astype(int)
+        assert pixels.shape[:2] == (200, 200)
+        return int(((pixels[..., 0] > 200) & (pixels[..., 1] < 90)).sum())
+
+    # WHEN rendered as a 200x200 cover at the centre and smartly
+    # THEN only the smart crop has the subject in it
+    assert reds("centre") == 0
+    assert reds("smart") > 20
+
+
+def test_smart_gravity_needs_a_cover_to_crop() -> None:
+    with pytest.raises(ValueError, match="gravity 'smart' needs fit = 'cover'"):
+        RenditionSpec(name="sq", width=200, height=200, gravity="smart")
