@@ -146,6 +146,14 @@ def test_a_preset_applies_its_rendition_where_it_stands() -> None:
     assert "unknown preset 'nope'" in refused("pr:nope")
 
 
+def test_q_sets_every_format_but_png_which_stays_lossless_as_in_imgproxy() -> None:
+    assert transform("q:40").quality_for("webp", 80) == 40
+    assert transform("q:40").quality_for("png", 100) == 100
+    assert transform("q:40/fq:png:60").quality_for("png", 100) == 60
+    assert transform("fq:webp:30").quality_for("webp", 80) == 30
+    assert transform("fq:webp:30").quality_for("jpeg", 82) == 82
+
+
 def test_a_preset_that_names_itself_is_applied_once() -> None:
     presets = {"loop": (("w", ("10",)), ("pr", ("loop",)))}
     assert parse("pr:loop", presets=presets).transform.width == 10
@@ -180,6 +188,7 @@ def test_a_plain_source_is_percent_decoded_after_its_extension() -> None:
         ("plain/a%zz", "invalid percent-encoding"),
         ("plain/a%ff", "not UTF-8"),
         ("plain/a@gif", "'gif' is not a format imgpipe writes"),
+        ("enc/jwV3wUD9r4VBIzgv", "encrypted sources"),
     ],
 )
 def test_a_malformed_source_is_a_400_that_says_why(source: str, message: str) -> None:
@@ -418,7 +427,8 @@ def test_what_cannot_change_the_output_does_not_change_the_canonical_string() ->
     assert transform("z:2") == transform("z:2:2")
     assert transform("pix:1") == transform("pix:0") == Transform()
     assert transform("rot:-90") == transform("rot:270") == transform("rot:630")
-    assert transform("q:70/fq:webp:50") == transform("q:70")  # q wins over fq
+    assert transform("q:70/fq:webp:50") == transform("q:70")  # q wins over fq...
+    assert transform("q:70/fq:png:50") != transform("q:70")  # ...but for PNG
     assert transform("fq:webp:50:jpeg:60") == transform("fq:jpg:60/fq:webp:50")
     assert transform("fq:webp:0") == Transform()
     assert transform("cb:v1").canonical() != transform("cb:v2").canonical()

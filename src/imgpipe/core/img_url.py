@@ -149,6 +149,8 @@ def _source(parts: list[str]) -> tuple[str, str]:
         raise InvalidRequestError("the URL names no source")
     if parts[0] == "plain" and len(parts) > 1:
         return _plain_source("/".join(parts[1:]))
+    if parts[0] == "enc" and len(parts) > 1:
+        raise InvalidRequestError("encrypted sources (enc/) are not supported by imgpipe")
     return _base64_source("".join(parts))
 
 

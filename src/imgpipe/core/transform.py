@@ -79,8 +79,10 @@ class Transform(NamedTuple):
     cachebuster: str = ""
 
     def quality_for(self, fmt: OutputFormat, default: int) -> int:
-        """The encoder quality for `fmt`: q, else fq's for the format, else `default`."""
-        if self.quality:
+        """The encoder quality for `fmt`: q, else fq's for the format, else `default`. PNG is
+        lossless whatever q says, as in imgproxy: only fq:png (below 100: a palette) or the
+        default changes it."""
+        if self.quality and fmt != "png":
             return self.quality
         return dict(self.format_quality).get(fmt, default)
 
@@ -90,13 +92,16 @@ class Transform(NamedTuple):
         sized = self.width > 0 or self.height > 0
         cropped = self.crop_width > 0 or self.crop_height > 0
         crop_gravity = self.crop_gravity if cropped else None
+        q = self.quality  # q overrides fq, but for PNG, which q leaves alone
         return self._replace(
             resizing_type=self.resizing_type if sized else "fit",
             extend_gravity=self.extend_gravity if self.extend else CENTRE,
             crop_gravity=None if crop_gravity == self.gravity else crop_gravity,
             rotate=self.rotate % 360,
             pixelate=self.pixelate if self.pixelate > 1 else 0,
-            format_quality=() if self.quality else tuple(sorted(set(self.format_quality))),
+            format_quality=tuple(
+                sorted(pair for pair in set(self.format_quality) if pair[0] == "png" or not q)
+            ),
         )
 
     def canonical(self) -> str:
