@@ -180,6 +180,7 @@ def test_a_plain_source_is_percent_decoded_after_its_extension() -> None:
     ("source", "message"),
     [
         ("", "names no source"),
+        ("==", "names no source"),
         ("plain/a@png@jpg", "more than one format"),
         ("abc.png.jpg", "more than one format"),
         ("a+b", "not URL-safe base64"),
@@ -284,6 +285,8 @@ def test_options_over_the_limits_are_refused_before_any_source_is_read() -> None
         check("h:450/z:2")
     with pytest.raises(InvalidRequestError, match="1000x600 = 600,000 pixels"):
         check("w:1000/h:600")
+    with pytest.raises(InvalidRequestError, match="zoom 1e\\+308:1e\\+308 is over the limits"):
+        check("w:10/z:1e308")
 
 
 # --- signatures ---------------------------------------------------------------------------
@@ -333,6 +336,8 @@ def test_insecure_and_underscore_pass_only_where_unsafe_is_allowed() -> None:
         assert parse_img_path(path, keys=[(KEY, SALT)], unsafe=True, presets={}).source == SOURCE
         with pytest.raises(ForbiddenError):
             parse_img_path(path, keys=[(KEY, SALT)], unsafe=False, presets={})
+    with pytest.raises(ForbiddenError):  # not ASCII: no signature, and no TypeError either
+        parse_img_path(f"/é/w:10/{B64}", keys=[(KEY, SALT)], unsafe=False, presets={})
     with pytest.raises(ForbiddenError, match="no signing key is configured"):
         parse_img_path(f"/anything/w:10/{B64}", keys=[], unsafe=False, presets={})
     with pytest.raises(ForbiddenError):
@@ -433,3 +438,61 @@ def test_what_cannot_change_the_output_does_not_change_the_canonical_string() ->
     assert transform("fq:webp:0") == Transform()
     assert transform("cb:v1").canonical() != transform("cb:v2").canonical()
     assert transform("bg:fff") == transform("bg:255:255:255")
+
+
+_NAMES = sorted(
+    {
+        "rs",
+        "s",
+        "rt",
+        "w",
+        "h",
+        "mw",
+        "mh",
+        "z",
+        "dpr",
+        "el",
+        "ex",
+        "g",
+        "c",
+        "rot",
+        "ar",
+        "bg",
+        "bl",
+        "sh",
+        "pix",
+        "sm",
+        "q",
+        "fq",
+        "f",
+        "cb",
+        "pr",
+        "wm",
+        "x",
+    }
+)
+_ARGS = st.text(alphabet="0123456789.-+eEtfsmcnowafp:%@x", max_size=12)
+
+
+@st.composite
+def hostile_paths(draw: st.DrawFn) -> str:
+    options = draw(st.lists(st.tuples(st.sampled_from(_NAMES), _ARGS), max_size=5))
+    segments = [f"{name}:{args}" for name, args in options]
+    segments += draw(st.lists(st.text(alphabet="aA0_-=.@%/:plainé", max_size=10), max_size=3))
+    return "/_/" + "/".join(segments)
+
+
+@settings(max_examples=400, deadline=None)
+@given(path=hostile_paths() | st.text(max_size=40))
+def test_any_path_parses_or_is_a_4xx_never_another_error(path: str) -> None:
+    limits = TransformLimits()
+    refusal: InvalidRequestError | ForbiddenError | None = None
+    try:
+        url = parse_img_path(path, keys=[(KEY, SALT)], unsafe=True, presets=PRESETS, limits=limits)
+    except (InvalidRequestError, ForbiddenError) as exc:
+        refusal = exc
+    if refusal is not None:
+        assert 400 <= refusal.status < 500 and str(refusal)
+        return
+    assert url.source and url.transform == url.transform.normalised()
+    assert isinstance(url.transform.canonical(), str)

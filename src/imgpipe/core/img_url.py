@@ -137,8 +137,9 @@ def verify(
         return
     if not keys:
         raise ForbiddenError("this URL must be signed, and no signing key is configured")
+    sent = given.encode("utf-8", errors="surrogateescape")  # compare_digest takes ASCII str
     for key, salt in keys:
-        if hmac.compare_digest(given, signature(path, key, salt, signature_size)):
+        if hmac.compare_digest(sent, signature(path, key, salt, signature_size).encode()):
             return
     raise ForbiddenError("the URL's signature does not match its path")
 
@@ -167,6 +168,8 @@ def _plain_source(encoded: str) -> tuple[str, str]:
 def _base64_source(encoded: str) -> tuple[str, str]:
     source, _, extension = _one_extension(encoded, ".")
     source = source.rstrip("=")
+    if not source:
+        raise InvalidRequestError("the URL names no source")
     if not _BASE64URL.fullmatch(source) or len(source) % 4 == 1:
         raise InvalidRequestError(f"the source {source!r} is not URL-safe base64")
     try:

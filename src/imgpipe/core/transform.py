@@ -25,7 +25,8 @@ Rgb = tuple[int, int, int]
 
 def number(value: float) -> str:
     """A number as the canonical string writes it: 2 for 2.0, 1.5, never 1.50."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    exact = float(value).is_integer() and abs(value) < 1e15
+    return str(int(value)) if exact else repr(float(value))
 
 
 class Gravity(NamedTuple):
@@ -173,6 +174,10 @@ def check_requested(transform: Transform, limits: TransformLimits) -> None:
         raise InvalidRequestError(
             f"dpr {number(transform.dpr)} is over the limit of {number(limits.max_dpr)}"
         )
+    # Whatever the source, a zoom multiplies a result of at least 1 px.
+    if transform.zoom_x > limits.max_width or transform.zoom_y > limits.max_height:
+        zoom = f"{number(transform.zoom_x)}:{number(transform.zoom_y)}"
+        raise InvalidRequestError(f"zoom {zoom} is over the limits of the result's size")
     width = round(transform.width * transform.dpr * transform.zoom_x)
     height = round(transform.height * transform.dpr * transform.zoom_y)
     check_size("the requested size", width, height, limits)

@@ -22,7 +22,7 @@ InvalidRequestError (400), as the options alone would have been.
 
 from __future__ import annotations
 
-from imgpipe.core.errors import ProcessingError
+from imgpipe.core.errors import InvalidRequestError, ProcessingError
 from imgpipe.core.formats import OutputFormat
 from imgpipe.core.rendering import RenderPreset
 from imgpipe.core.transform import Transform, TransformRequest, Variant, check_size
@@ -57,7 +57,10 @@ def _transform(data: bytes, request: TransformRequest) -> Variant:
     if not upright:
         stored = geometry.oriented_size(header.width, header.height, header.orientation)
     width, height = stored[::-1] if t.rotate % 180 else stored
-    sizes = plan(width, height, t)
+    try:
+        sizes = plan(width, height, t)
+    except (OverflowError, ZeroDivisionError):  # a zoom past any size a float holds
+        raise InvalidRequestError("the result would be too large to compute") from None
     check_size("the result", *sizes.output, request.limits)
     scaled_pixels = sizes.scaled[0] * sizes.scaled[1]
     if scaled_pixels > request.limits.max_pixels:

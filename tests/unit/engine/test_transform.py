@@ -7,6 +7,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import imagegen
@@ -278,6 +280,50 @@ def test_a_result_over_the_limits_is_refused_before_decoding() -> None:
         transform(thin, request("rs:fill:400:400:1", limits=limits))
 
 
+def test_a_zoom_past_any_size_is_a_400_even_where_the_url_was_not_checked() -> None:
+    url = parse_img_path("/_/z:1e308/el:1/plain/x", keys=[], unsafe=True, presets={})
+    asked = request("")._replace(transform=url.transform)
+    with pytest.raises(InvalidRequestError, match="too large"):
+        transform(PHOTO, asked)
+
+
 def test_the_original_is_checked_as_a_render_checks_it() -> None:
     with pytest.raises(TooManyPixelsError):
         transform(PHOTO, request("w:10", source_limits=Limits(max_pixels=1000)))
+
+
+# (bytes, size upright, size as stored) of small sources for the property below
+SOURCES = [
+    (imagegen.photo_jpeg(60, 40, orientation=6), (40, 60), (60, 40)),
+    (imagegen.rgba_png(30, 50), (30, 50), (30, 50)),
+    (imagegen.grey_jpeg(20, 20), (20, 20), (20, 20)),
+]
+OPTIONS = [
+    "rs:fit:10:10", "rs:fill:50:20", "rs:fill-down:100:90", "rs:force:7:3", "rs:auto:30:5",
+    "w:1", "h:3", "mw:80", "mh:70", "z:0.1", "z:3:0.5", "dpr:3", "el:1", "ex:1:so:3:4",
+    "ex:1:fp:0:1", "g:sm", "g:fp:1:0", "g:noea:-5:0.5", "c:0.9:5", "c:1:1:sm",
+    "c:200:200:fp:0.2:0.9", "rot:90", "rot:270", "ar:0", "bg:123", "bl:20", "sh:5", "pix:3",
+    "pix:100", "sm:0", "q:1", "fq:png:10",
+]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    options=st.lists(st.sampled_from(OPTIONS), max_size=6),
+    source=st.sampled_from(SOURCES),
+    fmt=st.sampled_from(["jpeg", "png", "webp", "avif"]),
+)
+def test_any_mix_of_options_gives_the_planned_size_or_a_400(
+    options: list[str], source: tuple[bytes, tuple[int, int], tuple[int, int]], fmt: OutputFormat
+) -> None:
+    data, upright, stored = source
+    asked = request("/".join(options) or "cb:x", (fmt,))
+    t = asked.transform
+    size = upright if t.auto_rotate else stored
+    size = size[::-1] if t.rotate % 180 else size
+    try:
+        variant = transform(data, asked)
+    except InvalidRequestError:
+        return  # over the limits: a 400, never another error
+    assert (variant.width, variant.height) == plan(*size, t).output
+    assert variant.format == fmt and MAGIC[fmt](variant.data)
