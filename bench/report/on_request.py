@@ -34,7 +34,7 @@ def on_request(runs: OnRequestRuns) -> list[str]:
     lines += [f"| {COLUMNS} |", "|---|---|" + "---:|" * (COLUMNS.count("|") - 1)]
     for request in REQUESTS:
         lines += [row(runs, request.name, peer) for peer in PEERS]
-    return [*lines, *goals(runs), "", *peers_text(runs)]
+    return [*lines, *orientation(runs), *goals(runs), "", *peers_text(runs)]
 
 
 def _vs(mine: float, theirs: Figures | None, figure: str) -> str:
@@ -64,6 +64,31 @@ def row(runs: OnRequestRuns, request: str, peer: str) -> str:
         f"{_vs(f.hits_per_s, thumbor, 'hits_per_s')} | {out.kb:.1f}{flags} | "
         f"{out.ssim:.4f} |"
     )
+
+
+def orientation(runs: OnRequestRuns) -> list[str]:
+    """Cold latency of the files stored upright against those stored rotated, per server."""
+    rotated = sum(runs.rotated)
+    if not 0 < rotated < len(runs.rotated):
+        return []
+    parts = []
+    for request in REQUESTS:
+        found = [(peer, runs.figures(peer, request.name)) for peer in PEERS]
+        pairs = [
+            f"{peer} {f.cold_upright_ms:.0f} vs {f.cold_rotated_ms:.0f} ms"
+            for peer, f in found
+            if f is not None and f.cold_upright_ms is not None and f.cold_rotated_ms is not None
+        ]
+        if pairs:
+            parts.append(f"{request.name}: " + ", ".join(pairs))
+    if not parts:
+        return []
+    return [
+        "",
+        f"Cold latency (medians), the {len(runs.rotated) - rotated} files stored upright "
+        f"against the {rotated} stored rotated (EXIF orientation 3, 6 or 8, for the server "
+        "to turn): " + "; ".join(parts) + ".",
+    ]
 
 
 def _no_worse(mine: Figures, theirs: Figures) -> bool:
@@ -155,7 +180,10 @@ def peers_text(runs: OnRequestRuns) -> list[str]:
         "(`file_loader`, no storage of originals), result storage in files "
         "(`file_storage`, kept for unsafe URLs too, never expiring), `RESPECT_ORIENTATION` "
         "on, `PROGRESSIVE_JPEG` off; asked `/unsafe/400x300/filters:format(webp):"
-        "quality(80):no_upscale()/…`.",
+        "quality(80):no_upscale()/…`. It turns the image (EXIF orientation) and cuts it to "
+        "the fill's aspect before it resizes, and it is the resize that asks Pillow for a "
+        "reduced JPEG decode (draft mode): a photo stored rotated, or one the fill must cut, "
+        "is decoded at full size.",
         "- **ipx** (`bench/ipx/package-lock.json`): its own node server (createIPXNodeServer) "
         "over its file storage, sharp's `autoOrient` on and `jpegProgressive` off "
         "(`bench/ipx/server.mjs`); asked `/s_400x300,f_webp,q_80/…`. ipx keeps no rendered "

@@ -59,6 +59,10 @@ class Figures:
     hit_p50_ms: float
     hit_p99_ms: float
     outputs: Outputs
+    # median cold latency of the files stored upright, and of those stored rotated (EXIF
+    # orientation other than 1: the server must turn them); None when there are none
+    cold_upright_ms: float | None = None
+    cold_rotated_ms: float | None = None
 
 
 @dataclass
@@ -66,6 +70,7 @@ class OnRequestRuns:
     """Empty (files 0) when the section was skipped."""
 
     files: int = 0
+    rotated: list[bool] = field(default_factory=list)  # per file: stored rotated (EXIF)
     versions: dict[str, str] = field(default_factory=dict)  # per server: what was measured
     missing: dict[str, str] = field(default_factory=dict)  # per server: why it was not
     runs: dict[str, list[PeerRun]] = field(default_factory=dict)
@@ -85,11 +90,32 @@ class OnRequestRuns:
             statistics.median(p.latency(0.5) for p in hits),
             statistics.median(p.latency(0.99) for p in hits),
             self.outputs[peer][request],
+            *self._by_orientation(cold),
+        )
+
+    def _by_orientation(self, cold: list[Pass]) -> tuple[float | None, float | None]:
+        """Median cold latency of the upright files, then of the rotated ones: a cold pass
+        asks for the files in order, COLD_ROUNDS times over."""
+        if not self.rotated:
+            return None, None
+        split: dict[bool, list[float]] = {False: [], True: []}
+        for p in cold:
+            for n, ms in enumerate(p.latencies_ms):
+                split[self.rotated[n % len(self.rotated)]].append(ms)
+        upright, rotated = split[False], split[True]
+        return (
+            statistics.median(upright) if upright else None,
+            statistics.median(rotated) if rotated else None,
         )
 
 
 def camera_files(files: list[Path]) -> list[Path]:
     return [f for f in files if f.name.startswith("camera-")][:FILES]
+
+
+def _orientation(file: Path) -> int:
+    with Image.open(file) as im:
+        return int(im.getexif().get(0x0112, 1))
 
 
 def measure(bench: Bench, peers: list[Peer] | None = None) -> OnRequestRuns:
@@ -98,7 +124,7 @@ def measure(bench: Bench, peers: list[Peer] | None = None) -> OnRequestRuns:
         return OnRequestRuns()
     bench.settle("on request")
     files = camera_files(bench.corpus.files)
-    runs = OnRequestRuns(files=len(files))
+    runs = OnRequestRuns(files=len(files), rotated=[_orientation(f) != 1 for f in files])
     peers = peers if peers is not None else [Thumbor(), Ipx(), Imgpipe()]
     for peer in peers:
         try:

@@ -41,7 +41,7 @@ def passes(per_second: float, hit_ms: float, runs: int = 3) -> list[PeerRun]:
 
 def canned(**peers: tuple[float, float, float, float]) -> OnRequestRuns:
     """Runs of each peer: (cold renders/s, hit ms, KB, SSIM), the same for every request."""
-    runs = OnRequestRuns(files=8)
+    runs = OnRequestRuns(files=8, rotated=[False, True, True, True, False, True, False, True])
     for label, (per_second, hit_ms, kb, ssim) in peers.items():
         runs.versions[label] = f"{label} 1.0"
         runs.runs[label] = passes(per_second, hit_ms)
@@ -60,6 +60,22 @@ def test_a_peers_figures_are_the_medians_of_its_runs() -> None:
     # nearest rank: the 99th of 100 latencies is the second slowest (10x), not the slowest
     assert f.hit_p99_ms == pytest.approx(20.0)
     assert runs.figures("ipx", "WebP q80") is None
+
+
+def test_cold_latency_is_split_between_upright_and_rotated_files() -> None:
+    # GIVEN two files, the second stored rotated, asked for three times over in a cold pass
+    runs = canned(thumbor=(8.0, 2.0, 18.3, 0.971))
+    runs.files, runs.rotated = 2, [False, True]
+    cold = Pass(1.0, [50.0, 280.0, 54.0, 290.0, 58.0, 285.0], [18_000] * 6, 0.9)
+    for run in runs.runs["thumbor"]:
+        run.cold.update({r.name: cold for r in REQUESTS})
+    # THEN the rotated file's renders are told apart from the upright one's
+    f = runs.figures("thumbor", "WebP q80")
+    assert f is not None
+    assert (f.cold_upright_ms, f.cold_rotated_ms) == (54.0, 285.0)
+    assert "WebP q80: thumbor 54 vs 285 ms; JPEG q82: thumbor 54 vs 285 ms." in "".join(
+        page.orientation(runs)
+    )
 
 
 def test_the_table_compares_with_thumbor_and_ipx_and_says_why_imgpipe_is_missing() -> None:
