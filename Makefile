@@ -54,14 +54,17 @@ format: install
 
 # make bench: ~20 min on 2 cores, under 25 with the waits. BENCH_WAIT_IDLE: seconds to wait
 # for the machine to settle first (1-minute load < 0.5; up to 45 s more before each later
-# section); BENCH_SKIP: any of levers,cli,e2e,api,lambda. Needs node + npm (sharp comes from
-# bench/sharp/package-lock.json), wrk (installed here with apt-get when missing and run as
-# root, as .ci/run installs chromium) and python3.13 (the Lambda section); a section whose
-# tool is missing says so in the report. Not part of make test.
+# section); BENCH_SKIP: any of levers,cli,e2e,api,on_request,lambda. Needs node + npm (sharp
+# and ipx come from bench/sharp/ and bench/ipx/package-lock.json), PyPI (thumbor, pinned in
+# bench/thumbor/requirements.txt, into a venv of its own under bench/.peers/), wrk (installed
+# here with apt-get when missing and run as root, as .ci/run installs chromium) and
+# python3.13 (the Lambda section); a section whose tool is missing says so in the report.
+# `.venv/bin/python bench/run.py --only on_request` runs the on-request section alone (thumbor,
+# ipx and imgpipe's /img route; a few minutes) and prints its part. Not part of make test.
 BENCH_REPEATS ?= 3
 BENCH_WAIT_IDLE ?= 120
 BENCH_SKIP ?=
-bench: $(STAMP)  # imgpipe's own venv; bench/run.py installs sharp from its lock file
+bench: $(STAMP)  # imgpipe's own venv; bench/run.py installs sharp, ipx and thumbor itself
 	@command -v wrk >/dev/null || test "$$(id -u)" != 0 || \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || \
 		echo "make bench: could not install wrk; the API section will say it was not measured"

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def tree_rss_kb(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
+def _tree(root_pid: int) -> list[tuple[list[str], int]]:
+    """Each process of a tree (the root and all its descendants, from /proc): its stat fields
+    after the command name, and its resident pages."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    found: dict[int, tuple[list[str], int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -25,15 +27,27 @@ def tree_rss_kb(root_pid: int) -> int:
             statm = Path(f"/proc/{entry}/statm").read_text().split()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = int(statm[1]) * PAGE_KB
-    total, stack = 0, [root_pid]
+        fields = stat.rsplit(")", 1)[1].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        found[int(entry)] = (fields, int(statm[1]))
+    tree, stack = [], [root_pid]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        if pid in found:
+            tree.append(found[pid])
         stack.extend(children.get(pid, []))
-    return total
+    return tree
+
+
+def tree_rss_kb(root_pid: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc."""
+    return sum(pages for _, pages in _tree(root_pid)) * PAGE_KB
+
+
+def tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a process and its living descendants."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields, _ in _tree(root_pid))
+    return ticks / CLOCK_TICKS
 
 
 class PeakRss:

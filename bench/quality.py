@@ -7,7 +7,8 @@ decode, written with numpy alone (no scipy, no scikit-image).
     Reference(path)        the original decoded at full resolution (no shrink-on-load),
                            EXIF-rotated, converted to sRGB if it carries a profile, in float;
                            .at(w, h) is a Lanczos3 resize of it, computed in float, never
-                           rounded to 8 bits, to exactly w x h
+                           rounded to 8 bits, to exactly w x h; .fill(w, h) the same of
+                           its centre cut to w:h first (a fill, or cover, resize)
 """
 
 from __future__ import annotations
@@ -111,19 +112,31 @@ class Reference:
 
     def at(self, width: int, height: int) -> Array:
         """Luma of a Lanczos3 resize in float to exactly width x height."""
+        return _resized_luma(self.image, width, height)
+
+    def fill(self, width: int, height: int) -> Array:
+        """Luma of the centre of the image cut to width:height, then resized as at() does:
+        what a fill (cover) resize to exactly width x height shows."""
         src_w, src_h = self.size
-        resized = self.image.resize(
-            width / src_w, vscale=height / src_h, kernel="lanczos3", gap=0.0
-        )
-        resized = resized.crop(0, 0, min(width, resized.width), min(height, resized.height))
-        if (resized.width, resized.height) != (width, height):
-            resized = resized.embed(0, 0, width, height, extend="copy")
-        pixels = np.ndarray(
-            buffer=resized.write_to_memory(),
-            dtype=np.float32,
-            shape=(height, width, int(resized.bands)),
-        )
-        return luma(pixels)
+        scale = max(width / src_w, height / src_h)
+        crop_w, crop_h = min(src_w, round(width / scale)), min(src_h, round(height / scale))
+        cropped = self.image.crop((src_w - crop_w) // 2, (src_h - crop_h) // 2, crop_w, crop_h)
+        return _resized_luma(cropped, width, height)
+
+
+def _resized_luma(image: Any, width: int, height: int) -> Array:
+    """Luma of a Lanczos3 resize of a float libvips image to exactly width x height."""
+    src_w, src_h = int(image.width), int(image.height)
+    resized = image.resize(width / src_w, vscale=height / src_h, kernel="lanczos3", gap=0.0)
+    resized = resized.crop(0, 0, min(width, resized.width), min(height, resized.height))
+    if (resized.width, resized.height) != (width, height):
+        resized = resized.embed(0, 0, width, height, extend="copy")
+    pixels = np.ndarray(
+        buffer=resized.write_to_memory(),
+        dtype=np.float32,
+        shape=(height, width, int(resized.bands)),
+    )
+    return luma(pixels)
 
 
 def _score_one(path: Path, outputs: dict[str, Path]) -> dict[str, dict[str, float]]:

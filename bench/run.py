@@ -4,6 +4,8 @@ and Lambda; written to docs/benchmarks.md and docs/benchmarks.png.
 
     python bench/run.py [--repeats 3] [--wait-idle 300] [--out docs/benchmarks.md]
                         [--skip lambda,api,...]
+    python bench/run.py --only on_request   # that section alone: its part of the page to
+                                            # stdout, docs/benchmarks.md left as it is
 
 Runs being compared are interleaved and repeated, and medians are reported, because these
 machines are noisy; every ratio comes from numbers measured in the same run. Each engine runs
@@ -13,7 +15,8 @@ corpus. All get the same environment: VIPS_CONCURRENCY=1, MALLOC_ARENA_MAX=2.
 
     bench/sections/   one module per section, measured in this order by main(): engines (side
                       by side), levers, webp (libwebp's settings), pools (imgpipe process and
-                      serve's pool), end_to_end (and the API), aws_lambda
+                      serve's pool), end_to_end (and the API), on_request (thumbor, ipx and
+                      imgpipe's /img route), aws_lambda
     bench/report/     the page written from their results, one module per part of it
     engine_runs.py, procs.py   the engines' processes, and measuring a process tree
 """
@@ -28,8 +31,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from report import on_request as on_request_part
 from report import page
-from sections import aws_lambda, end_to_end, engines, levers, pools, webp
+from sections import aws_lambda, end_to_end, engines, levers, on_request, pools, webp
 from sections.common import start
 from sections.results import Results
 
@@ -46,8 +50,9 @@ def parse_args() -> argparse.Namespace:
         "--section-wait", type=float, default=45, help="seconds, at most, before each later section"
     )
     parser.add_argument(
-        "--skip", default="", help="comma-separated: cli,levers,webp,e2e,api,lambda"
+        "--skip", default="", help="comma-separated: cli,levers,webp,e2e,api,on_request,lambda"
     )
+    parser.add_argument("--only", choices=["on_request"], help="run this section alone")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     return parser.parse_args()
 
@@ -60,15 +65,33 @@ def main() -> None:
     # `bytecode`): compiled from source, each engine process held 0.9 MB more after imports.
     compileall.compile_dir(ROOT / "src" / "imgpipe", quiet=1)
     bench = start(args)
+    if args.only == "on_request":
+        bench.args.section_wait = 0  # start() waited already
+        print("\n".join(on_request_part.on_request(on_request.measure(bench))))
+        return
     side = engines.measure(bench)
     lever_rows = levers.measure(bench)
     webp_rows = webp.measure(bench)
     local = pools.measure(bench)
     e2e = end_to_end.measure(bench, raw_engine=side.engines[0])  # imgpipe
+    on_request_runs = on_request.measure(bench)
     aws = aws_lambda.measure(bench)
     load_after = os.getloadavg()[0]
     minutes = (time.perf_counter() - bench_started) / 60
-    page.write(Results(bench, side, lever_rows, webp_rows, local, e2e, aws, load_after, minutes))
+    page.write(
+        Results(
+            bench,
+            side,
+            lever_rows,
+            webp_rows,
+            local,
+            e2e,
+            on_request_runs,
+            aws,
+            load_after,
+            minutes,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import chart
 from engine_runs import SHARP
 from sections.results import Results
 
-from report import aws_lambda, goals, memory, pipeline, pools, tuning
+from report import aws_lambda, goals, memory, on_request, pipeline, pools, tuning
 from report.engines import Figures, side_by_side, time_on_one_core
 
 
@@ -29,6 +29,7 @@ def write(results: Results) -> None:
         *tuning.webp(results.webp, results.bench),
         *pipeline.end_to_end(results.e2e, f),
         *pipeline.api(results.e2e, f.n),
+        *on_request.on_request(results.on_request),
         *aws_lambda.aws_lambda(results.aws, f),
         *pools.local(results.local, results.bench.corpus),
         "",

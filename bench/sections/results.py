@@ -11,6 +11,7 @@ from sections.common import Bench
 from sections.end_to_end import EndToEndRuns
 from sections.engines import SideBySide
 from sections.levers import LeverResult
+from sections.on_request import OnRequestRuns
 from sections.pools import LocalRuns
 
 
@@ -22,6 +23,7 @@ class Results:
     webp: list[webp_search.Row]
     local: LocalRuns
     e2e: EndToEndRuns
+    on_request: OnRequestRuns
     aws: LambdaRuns
     load_after: float  # the 1-minute load once every section was done
     minutes: float  # the whole run

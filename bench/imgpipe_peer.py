@@ -1,0 +1,98 @@
+"""imgpipe's side of the on-request section: `imgpipe serve` with the corpus uploaded, asked
+through its `/img` route with imgproxy's grammar. Until the served OpenAPI lists an `/img/`
+route, serving raises PeerUnavailable and the page says the route is not built yet."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from peer_servers import PeerUnavailable, Request, Server, free_port, launch
+
+import e2e as e2e_bench
+
+
+class Imgpipe:
+    """`imgpipe serve` with the corpus uploaded through `POST /images` (the originals as a
+    user's uploads), asked through `/img` with imgproxy's grammar, unsigned (`insecure`: a
+    local server with no key)."""
+
+    label = "imgpipe"
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}  # corpus file name -> imageId
+
+    def install(self) -> str:
+        from imgpipe import __version__
+
+        return f"imgpipe {__version__}"
+
+    @contextmanager
+    def serve(self, originals: Path, files: list[Path], work: Path) -> Iterator[Server]:
+        port = free_port()
+        argv = [sys.executable, "-m", "imgpipe.entrypoints.cli", "serve", "--port", str(port)]
+        argv += ["--data-dir", str(work / "data")]
+        env = {"IMGPIPE_SERVER__RATE_LIMIT_PER_S": "0", "IMGPIPE_LOG_LEVEL": "WARNING"}
+        with launch(argv, port, work / "serve.log", "/health", **env) as server:
+            if not has_img_route(_get_json(server, "/openapi.json")):
+                raise PeerUnavailable("the /img route is not built yet")
+            self.ids = _upload(server, files)
+            yield server
+
+    def path(self, file: Path, request: Request, nonce: str) -> str:
+        return imgpipe_path(self.ids[file.name], request, nonce)
+
+
+def imgpipe_path(source: str, request: Request, nonce: str) -> str:
+    """imgproxy's grammar: resize fill WxH without enlarging, the quality, a cachebuster for
+    a new nonce, the source in plain, the format as its extension."""
+    extension = {"jpeg": "jpg"}.get(request.format, request.format)
+    options = f"rs:fill:{request.width}:{request.height}:0/q:{request.quality}"
+    if nonce:
+        options += f"/cb:{nonce}"
+    return f"/img/insecure/{options}/plain/{source}@{extension}"
+
+
+def has_img_route(openapi: dict[str, object]) -> bool:
+    paths = openapi.get("paths")
+    return isinstance(paths, dict) and any(str(p).startswith("/img/") for p in paths)
+
+
+def _get_json(server: Server, path: str) -> dict[str, object]:
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request("GET", path)
+        answer: dict[str, object] = json.loads(conn.getresponse().read())
+        return answer
+    finally:
+        conn.close()
+
+
+def _upload(server: Server, files: list[Path]) -> dict[str, str]:
+    """Each file through POST /images, then waited for until PROCESSED (untimed: the upload's
+    own renditions must not run during a pass)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    ids: dict[str, str] = {}
+    for file in files:
+        body = e2e_bench._multipart(file.name, file.read_bytes())
+        conn.request("POST", "/images", body=body, headers=e2e_bench.MULTIPART_HEADERS)
+        response = conn.getresponse()
+        answer = response.read()
+        if response.status != 202:
+            raise PeerUnavailable(f"POST /images answered {response.status}: {answer[:200]!r}")
+        ids[file.name] = str(json.loads(answer)["imageId"])
+    conn.close()
+    deadline = time.monotonic() + 300
+    for image_id in ids.values():
+        while (status := _get_json(server, f"/images/{image_id}").get("status")) != "PROCESSED":
+            if status == "FAILED" or time.monotonic() > deadline:
+                raise PeerUnavailable(f"upload {image_id} not processed: {status}")
+            time.sleep(0.2)
+    return ids
