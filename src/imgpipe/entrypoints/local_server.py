@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings
+from imgpipe.core.img_links import ImgSigner
 from imgpipe.entrypoints.api import ApiContext, create_app, token_guard
 from imgpipe.entrypoints.ratelimit import RateLimitMiddleware, TokenBuckets
 
@@ -44,6 +45,14 @@ def check_bind(settings: Settings) -> None:
         )
 
 
+def img_signer(settings: Settings) -> ImgSigner:
+    """The first configured key pair signs; with none, unsigned URLs (imgproxy's unsafe mode)
+    only where nobody else can reach them: on loopback, without an API token."""
+    keys = settings.transforms.signing_keys()
+    unsafe = not keys and is_loopback(settings.server.host) and not settings.server.api_token
+    return ImgSigner(keys, settings.transforms.signature_size, unsafe)
+
+
 def create_local_app(local: LocalApp) -> FastAPI:
     """The FastAPI app over a built LocalApp; starting the app starts the workers."""
     settings = local.settings
@@ -61,6 +70,8 @@ def create_local_app(local: LocalApp) -> FastAPI:
         problems=local.health.problems,
         idempotency_secret=local.signing_key,
         signed_uploads=local.links,
+        img_signer=img_signer(settings),
+        transform_limits=settings.transforms.limits(),
         extra_routes=lambda app: add_dashboard_routes(app, local),
     )
     app = create_app(ctx)

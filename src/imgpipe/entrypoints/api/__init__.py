@@ -11,6 +11,7 @@ in (core.links), built by bootstrap.
                 POST reprocess, DELETE
     uploads     POST /uploads, and PUT /upload/{key} where the API takes uploads (locally)
     renditions  GET /images/{id}/renditions/{filename}
+    transform_urls  POST /images/{id}/transform-url: a signed /img URL for the dashboard
     ops         GET /health, GET /metrics
     bodies      request and response models, and what routes declare in /openapi.json
     errors      the table from exception types to statuses; the error handlers

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imgpipe.core.model import ErrorInfo, PublicRecord, Rendition
+from imgpipe.core.transform import ResizingType
 
 
 class _Body(BaseModel):
@@ -88,6 +89,26 @@ class SimilarImages(BaseModel):
     items: list[SimilarImageView] = Field(
         description="closest first; at equal distance the same bytes, then the earliest upload"
     )
+
+
+class TransformUrlRequest(_Body):
+    """The dashboard URL builder's choices (docs/api.md: POST /images/{imageId}/transform-url)."""
+
+    width: int = Field(default=0, ge=0, le=1_000_000, description="px; 0: from the height")
+    height: int = Field(default=0, ge=0, le=1_000_000, description="px; 0: from the width")
+    fit: ResizingType = "fit"
+    gravity: Literal["ce", "sm", "no", "so", "ea", "we", "noea", "nowe", "soea", "sowe"] = "ce"
+    format: Literal["auto", "avif", "webp", "jpeg", "png"] = Field(
+        default="auto", description="auto: none in the URL, the route negotiates from Accept"
+    )
+    quality: int = Field(default=0, ge=0, le=100, description="0: the configured quality")
+    dpr: float = Field(default=1.0, gt=0, le=1_000, allow_inf_nan=False)
+
+
+class TransformUrl(BaseModel):
+    path: str = Field(description="/img/{signature}/{options}/plain/{imageId}")
+    url: str = Field(description="the path on this server's base URL")
+    signed: bool = Field(description="false in unsafe mode: `insecure` stands for a signature")
 
 
 # Every route may answer these; 422 is an image that cannot be processed (ImageError).
