@@ -255,7 +255,7 @@ class Settings(BaseSettings):
     server: Server = Field(default_factory=Server)
     events: EventsOptions = Field(default_factory=EventsOptions)
     similarity: SimilarityOptions = Field(default_factory=SimilarityOptions)
-    transforms: TransformOptions = Field(default_factory=TransformOptions)
+    transform: TransformOptions = Field(default_factory=TransformOptions)
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @field_validator("renditions")

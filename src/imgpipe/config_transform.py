@@ -1,12 +1,17 @@
-"""The settings of on-request transforms (imgproxy's URLs): signing keys, limits, qualities.
+"""The settings of on-request transforms (imgproxy's URLs, the `/img` route): signing keys,
+limits, qualities, the derived cache's budget and the rate of cache misses per client.
 
-Part of the settings (config.py holds the section as `transforms`); each converts itself to
-the plain values the core and the engine take (core/transform.py, core/img_url.py).
+Part of the settings (config.py holds the section as `transform`); each converts itself to
+the plain values the core, the engine and the use cases take (core/transform.py,
+core/img_url.py, service/delivery.py).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from imgpipe.config_render import RenditionSpec
 from imgpipe.core.formats import OutputFormat
@@ -20,17 +25,31 @@ def _default_quality() -> dict[OutputFormat, int]:
     return dict(DEFAULT_QUALITY)
 
 
+def _hex_list(value: Any) -> Any:
+    """One hex value, or several: a list, or one string with commas (an environment value)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# NoDecode: an environment value reaches _hex_list as it is, not as JSON.
+HexList = Annotated[list[str], NoDecode, BeforeValidator(_hex_list)]
+
+
 class TransformOptions(BaseModel):
     """On-request transforms, imgproxy's URLs (docs/api.md: On-request transforms)."""
 
-    keys: list[str] = Field(
+    key: HexList = Field(
         default_factory=list,
         repr=False,
-        description="hex-encoded HMAC keys that sign URLs (imgproxy's IMGPROXY_KEYS); several"
-        " for rotation, each with the salt at the same place in salts",
+        description="hex HMAC key that signs URLs (imgproxy's IMGPROXY_KEY), or several (a list,"
+        " or commas in IMGPIPE_TRANSFORM__KEY) for rotation, each with the salt at its place;"
+        " the first signs the dashboard's URLs",
     )
-    salts: list[str] = Field(
-        default_factory=list, repr=False, description="hex-encoded salts, one per key"
+    salt: HexList = Field(
+        default_factory=list,
+        repr=False,
+        description="hex salt (imgproxy's IMGPROXY_SALT), or one per key, in the same order",
     )
     signature_size: int = Field(
         default=32,
@@ -48,8 +67,22 @@ class TransformOptions(BaseModel):
         default_factory=_default_quality,
         description="encoder quality per format where the URL names none (q, fq)",
     )
+    cache_budget_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="local: the derived cache's size (derived/ in the data folder); past it the"
+        " least recently used results are removed; 0: results are not kept",
+    )
+    miss_rate_per_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="renders (cache misses) a second per client address; past it 429; 0: none",
+    )
+    miss_burst: int = Field(
+        default=50, ge=1, description="renders at once per client before the rate applies"
+    )
 
-    @field_validator("keys", "salts")
+    @field_validator("key", "salt")
     @classmethod
     def _hex(cls, values: list[str]) -> list[str]:
         for value in values:
@@ -61,17 +94,17 @@ class TransformOptions(BaseModel):
 
     @model_validator(mode="after")
     def _paired(self) -> TransformOptions:
-        if len(self.keys) != len(self.salts):
+        if len(self.key) != len(self.salt):
             raise ValueError(
-                f"transforms: {len(self.keys)} keys and {len(self.salts)} salts: one salt per key"
+                f"transform: {len(self.key)} keys and {len(self.salt)} salts: one salt per key"
             )
         return self
 
     def signing_keys(self) -> tuple[tuple[bytes, bytes], ...]:
-        """The (key, salt) pairs that may sign a URL, as bytes."""
+        """The (key, salt) pairs that may sign a URL, as bytes; the first signs new ones."""
         return tuple(
             (bytes.fromhex(key), bytes.fromhex(salt))
-            for key, salt in zip(self.keys, self.salts, strict=True)
+            for key, salt in zip(self.key, self.salt, strict=True)
         )
 
     def limits(self) -> TransformLimits:

@@ -3,26 +3,28 @@ dashboard's URL builder shows, checked with the core's own parser (what the /img
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 import imagegen
-from conftest import local_app_with
+from conftest import drain, local_app_with
 from imgpipe.config import Settings
 from imgpipe.core.errors import ForbiddenError
 from imgpipe.core.img_url import ImgUrl, parse_img_path
 from imgpipe.core.transform import Gravity, Transform
-from imgpipe.entrypoints.local_server import create_local_app, img_signer
+from imgpipe.entrypoints.local_server import create_local_app
 
 KEY, SALT = "6b6579", "73616c74"  # "key", "salt"
 OTHER_KEY, OTHER_SALT = "6f74686572", "706570706572"
 FIRST_PAIR = [(bytes.fromhex(KEY), bytes.fromhex(SALT))]
 SECOND_PAIR = [(bytes.fromhex(OTHER_KEY), bytes.fromhex(OTHER_SALT))]
-SIGNED = {"keys": [KEY, OTHER_KEY], "salts": [SALT, OTHER_SALT]}
+SIGNED = {"key": [KEY, OTHER_KEY], "salt": [SALT, OTHER_SALT]}
 
 
 @contextmanager
@@ -48,7 +50,7 @@ def parsed(path: str, keys: list[tuple[bytes, bytes]], *, unsafe: bool = False) 
 
 def test_the_signed_path_verifies_and_means_what_was_chosen(settings: Settings) -> None:
     # GIVEN a server with two key pairs (a rotation under way) and an image
-    with serving(settings, transforms=SIGNED) as client:
+    with serving(settings, transform=SIGNED) as client:
         image_id = upload(client)
         # WHEN the URL builder asks for 400x300 filled at the smart crop, WebP at q 80, dpr 2
         choice = {"width": 400, "height": 300, "fit": "fill", "gravity": "sm"}
@@ -75,8 +77,24 @@ def test_the_signed_path_verifies_and_means_what_was_chosen(settings: Settings) 
         parsed(path, SECOND_PAIR)
 
 
+def test_the_img_route_serves_what_the_signed_path_asks_for(settings: Settings) -> None:
+    # GIVEN a processed photo on a server with a key
+    with local_app_with(settings, transform=SIGNED) as app, TestClient(create_local_app(app)) as c:
+        image_id = upload(c)
+        drain(app)
+        # WHEN the URL builder's 200x200 smart fill as WebP is fetched from /img
+        choice = {"width": 200, "height": 200, "fit": "fill", "gravity": "sm", "format": "webp"}
+        path = c.post(f"/images/{image_id}/transform-url", json=choice).json()["path"]
+        result = c.get(path)
+    # THEN the route takes the signature and answers that image
+    assert result.status_code == 200, result.text
+    assert result.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(result.content)) as image:
+        assert (image.format, image.size) == ("WEBP", (200, 200))
+
+
 def test_defaults_leave_the_format_to_the_route(settings: Settings) -> None:
-    with serving(settings, transforms=SIGNED) as client:
+    with serving(settings, transform=SIGNED) as client:
         image_id = upload(client)
         body = client.post(f"/images/{image_id}/transform-url", json={}).json()
         width_only = client.post(f"/images/{image_id}/transform-url", json={"width": 320}).json()
@@ -100,22 +118,25 @@ def test_unsafe_mode_only_on_loopback_without_a_token(settings: Settings) -> Non
     assert parsed(body["path"], [], unsafe=True).source == image_id
     with pytest.raises(ForbiddenError):
         parsed(body["path"], FIRST_PAIR)
-    # AND off loopback, or with a token, nothing may go unsigned
-    exposed = settings.server.model_copy(update={"host": "0.0.0.0", "api_token": None})
-    assert img_signer(settings.model_copy(update={"server": exposed})).unsafe is False
-    tokened = settings.server.model_copy(update={"api_token": "t"})
-    assert img_signer(settings.model_copy(update={"server": tokened})).unsafe is False
 
 
-def test_no_key_and_no_unsafe_mode_is_a_409_naming_the_key(settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "server", [{"api_token": "s3cret"}, {"host": "0.0.0.0"}], ids=["token", "off-loopback"]
+)
+def test_no_key_and_no_unsafe_mode_is_a_409_naming_the_key(
+    settings: Settings, server: dict[str, Any]
+) -> None:
+    # GIVEN no key, and a token or an address off loopback: unsigned URLs are refused
     auth = {"Authorization": "Bearer s3cret"}
-    with serving(settings, server={"api_token": "s3cret"}) as client:
+    with serving(settings, server=server) as client:
         image_id = upload(client, auth)
+        # WHEN the dashboard asks for a URL
         response = client.post(f"/images/{image_id}/transform-url", headers=auth, json={})
+    # THEN it is told that a key must be configured, and given nothing unsigned
     assert response.status_code == 409
     error = response.json()["error"]
     assert error["code"] == "signing_key_required"
-    assert "key" in error["message"]
+    assert "configure a transform key" in error["message"]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +158,7 @@ def test_no_key_and_no_unsafe_mode_is_a_409_naming_the_key(settings: Settings) -
     ],
 )
 def test_bad_choices_are_a_400_naming_them(settings: Settings, body: Any, named: str) -> None:
-    with serving(settings, transforms=SIGNED) as client:
+    with serving(settings, transform=SIGNED) as client:
         image_id = upload(client)
         response = client.post(f"/images/{image_id}/transform-url", json=body)
     assert response.status_code == 400, response.text
@@ -147,7 +168,7 @@ def test_bad_choices_are_a_400_naming_them(settings: Settings, body: Any, named:
 
 
 def test_a_body_that_is_not_json_is_a_400(settings: Settings) -> None:
-    with serving(settings, transforms=SIGNED) as client:
+    with serving(settings, transform=SIGNED) as client:
         image_id = upload(client)
         response = client.post(
             f"/images/{image_id}/transform-url",
@@ -160,7 +181,7 @@ def test_a_body_that_is_not_json_is_a_400(settings: Settings) -> None:
 
 @pytest.mark.parametrize("image_id", ["a" * 26, "not-an-image", "..%2F..%2Fetc"])
 def test_an_unknown_image_is_a_404(settings: Settings, image_id: str) -> None:
-    with serving(settings, transforms=SIGNED) as client:
+    with serving(settings, transform=SIGNED) as client:
         response = client.post(f"/images/{image_id}/transform-url", json={"width": 100})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
@@ -168,7 +189,7 @@ def test_an_unknown_image_is_a_404(settings: Settings, image_id: str) -> None:
 
 def test_the_token_is_wanted_when_one_is_set(settings: Settings) -> None:
     auth = {"Authorization": "Bearer s3cret"}
-    with serving(settings, transforms=SIGNED, server={"api_token": "s3cret"}) as client:
+    with serving(settings, transform=SIGNED, server={"api_token": "s3cret"}) as client:
         image_id = upload(client, auth)
         route = f"/images/{image_id}/transform-url"
         assert client.post(route, json={"width": 100}).status_code == 401

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from mangum import Mangum
 
 from imgpipe.bootstrap import lambda_app
-from imgpipe.core.img_links import ImgSigner
 from imgpipe.entrypoints.api import ApiContext, create_app
 
 if TYPE_CHECKING:
@@ -52,11 +51,8 @@ def create_aws_app(runtime: AwsApp) -> FastAPI:
             max_distance=settings.similarity.max_distance,
             api_token=None,  # API Gateway does the authentication
             max_list_limit=settings.server.max_list_limit,
-            # Never unsigned: API Gateway's URL is public.
-            img_signer=ImgSigner(
-                settings.transforms.signing_keys(), settings.transforms.signature_size
-            ),
-            transform_limits=settings.transforms.limits(),
+            miss_rate_per_s=settings.transform.miss_rate_per_s,
+            miss_burst=settings.transform.miss_burst,
         )
     )
 

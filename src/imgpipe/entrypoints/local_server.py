@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,9 +12,8 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from imgpipe.bootstrap import LocalApp, build_local
+from imgpipe.bootstrap import LocalApp, build_local, is_loopback
 from imgpipe.config import Settings
-from imgpipe.core.img_links import ImgSigner
 from imgpipe.entrypoints.api import ApiContext, create_app, token_guard
 from imgpipe.entrypoints.ratelimit import RateLimitMiddleware, TokenBuckets
 
@@ -28,29 +26,12 @@ class UnsafeBindError(ValueError):
     """Binding off loopback without an API token would publish every image."""
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(settings: Settings) -> None:
     if not is_loopback(settings.server.host) and not settings.server.api_token:
         raise UnsafeBindError(
             f"refusing to listen on {settings.server.host} without an API token: set "
             "IMGPIPE_SERVER__API_TOKEN (or server.api_token in the config file)"
         )
-
-
-def img_signer(settings: Settings) -> ImgSigner:
-    """The first configured key pair signs; with none, unsigned URLs (imgproxy's unsafe mode)
-    only where nobody else can reach them: on loopback, without an API token."""
-    keys = settings.transforms.signing_keys()
-    unsafe = not keys and is_loopback(settings.server.host) and not settings.server.api_token
-    return ImgSigner(keys, settings.transforms.signature_size, unsafe)
 
 
 def create_local_app(local: LocalApp) -> FastAPI:
@@ -70,8 +51,8 @@ def create_local_app(local: LocalApp) -> FastAPI:
         problems=local.health.problems,
         idempotency_secret=local.signing_key,
         signed_uploads=local.links,
-        img_signer=img_signer(settings),
-        transform_limits=settings.transforms.limits(),
+        miss_rate_per_s=settings.transform.miss_rate_per_s,
+        miss_burst=settings.transform.miss_burst,
         extra_routes=lambda app: add_dashboard_routes(app, local),
     )
     app = create_app(ctx)

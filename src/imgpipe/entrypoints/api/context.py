@@ -11,11 +11,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from imgpipe.core.errors import NotFoundError
-from imgpipe.core.img_links import ImgSigner
 from imgpipe.core.keys import idempotent_prefix, is_image_id
 from imgpipe.core.links import Links, SignedUploads
 from imgpipe.core.model import ImageRecord
-from imgpipe.core.transform import TransformLimits
 from imgpipe.entrypoints.api.auth import caller
 from imgpipe.service import UseCases
 
@@ -39,9 +37,9 @@ class ApiContext:
     problems: Callable[[], dict[str, str]] | None = None
     # Set where the API takes the uploads its upload URLs point at (local: PUT /upload/{key}).
     signed_uploads: SignedUploads | None = None
-    # Who signs the /img URLs the dashboard asks for (the default signs none: a 409).
-    img_signer: ImgSigner = field(default_factory=ImgSigner)
-    transform_limits: TransformLimits = field(default_factory=TransformLimits)
+    # /img: renders (cache misses) a second per client, and at once; 0: no limit.
+    miss_rate_per_s: float = 0.0
+    miss_burst: int = 1
 
     def present(self, record: ImageRecord, request: Request) -> dict[str, Any]:
         """The record as the API shows it: its public fields, each rendition with its URL."""

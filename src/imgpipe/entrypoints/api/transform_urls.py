@@ -1,8 +1,9 @@
 """POST /images/{id}/transform-url: a signed /img URL for an image, for the dashboard's URL
 builder, so that the signing key stays on the server. It wants the token, as /images does.
 
-The path and its signature are the core's (core.img_links); this router only validates the
-body, checks that the image exists and answers the path with its absolute URL.
+The path and its signature are the core's (core.img_links), with the keys, unsafe mode and
+limits the /img route verifies with (service.delivery's options); this router only validates
+the body, checks that the image exists and answers the path with its absolute URL.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from imgpipe.core.img_links import UNSIGNED, LinkOptions, img_link
+from imgpipe.core.img_links import UNSIGNED, ImgSigner, LinkOptions, img_link
 from imgpipe.entrypoints.api.auth import AuthFirstRoute, authed, token_guard
 from imgpipe.entrypoints.api.bodies import TransformUrl, TransformUrlRequest, answers
 from imgpipe.entrypoints.api.context import ApiContext, base_url, known_id
@@ -30,7 +31,10 @@ def router(ctx: ApiContext) -> APIRouter:
     )
     def transform_url(image_id: str, body: TransformUrlRequest, request: Request) -> JSONResponse:
         record = ctx.service.queries.get(known_id(image_id))
-        path = img_link(record.image_id, link_options(body), ctx.img_signer, ctx.transform_limits)
+        # The /img route's own keys, unsafe mode and limits: what it signs, the route takes.
+        options = ctx.service.delivery.options
+        signer = ImgSigner(options.keys, options.signature_size, options.unsafe)
+        path = img_link(record.image_id, link_options(body), signer, options.limits)
         return JSONResponse(
             {
                 "path": path,
