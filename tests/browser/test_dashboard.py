@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 import imagegen
+from imgpipe.core.img_url import sign_img_path
 from liveserver import Server, start_server, stop, upload_multipart, wait_terminal
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -309,3 +310,63 @@ def test_detail_shows_duplicates_and_similar_images(server: Server, page: Any) -
     )
     # the 404 for the deleted original is the browser's only complaint
     assert all("404" in p for p in page.problems), page.problems
+
+
+def test_url_builder_shows_the_signed_url_and_its_result(tmp_path: Path, page: Any) -> None:
+    # GIVEN a server with a transform key, and a processed 1600x1067 photo
+    key, salt = "736563726574", "736f6469756d"
+    env = {"IMGPIPE_TRANSFORM__KEY": key, "IMGPIPE_TRANSFORM__SALT": salt}
+    s = start_server(tmp_path / "data", tmp_path / "serve.log", env=env)
+    try:
+        with s.client() as client:
+            image_id = upload_multipart(
+                client, "sunset.jpg", imagegen.photo_jpeg(1600, 1067), "image/jpeg"
+            )
+            wait_terminal(client, [image_id])
+        page.goto(s.url + "/")
+        page.locator(".card", has_text="sunset.jpg").click()
+        page.wait_for_selector("#builder-section:not([hidden])")
+
+        # WHEN 200x200, filled at the smart crop, as WebP is chosen by the fields' labels
+        builder = page.locator("#builder")
+        builder.get_by_label("width").fill("200")
+        builder.get_by_label("height").fill("200")
+        builder.get_by_label("fit").select_option("fill")
+        builder.get_by_label("gravity").select_option(label="smart")
+        builder.get_by_label("format").select_option("webp")
+
+        # THEN the URL shown is that path, signed with the configured key
+        options = f"/rs:fill:200:200/g:sm/f:webp/plain/{image_id}"
+        expected = "/img" + sign_img_path(options, bytes.fromhex(key), bytes.fromhex(salt))
+        field = page.get_by_label("signed URL")
+        page.wait_for_function(
+            "url => document.getElementById('builder-url').value === url", arg=s.url + expected
+        )
+        # AND the result is shown: 200x200 WebP, its size and type read from the response
+        page.wait_for_function(
+            "document.getElementById('builder-facts').textContent.includes('200 × 200 px')"
+        )
+        result = page.eval_on_selector(
+            "#builder-img", "i => [i.naturalWidth, i.naturalHeight, i.src.slice(0, 5)]"
+        )
+        assert result == [200, 200, "blob:"]
+        facts = page.text_content("#builder-facts")
+        assert facts is not None and "image/webp" in facts and "KB" in facts
+        assert field.input_value() == s.url + expected
+        page.locator("#builder-section").screenshot(path=str(SHOTS / "url-builder.png"))
+
+        # WHEN the format is left to the route, THEN Chromium's Accept gets AVIF
+        builder.get_by_label("format").select_option("auto")
+        page.wait_for_function(
+            "document.getElementById('builder-facts').textContent.includes('image/avif')"
+        )
+        assert field.input_value().endswith(f"/rs:fill:200:200/g:sm/plain/{image_id}")
+        # AND a choice the route refuses is explained, not shown
+        builder.get_by_label("dpr").fill("9")
+        page.wait_for_function(
+            "document.getElementById('builder-note').textContent.includes('dpr 9 is over')"
+        )
+        assert page.locator("#builder-result").is_hidden()
+        assert all("400" in p for p in page.problems), page.problems
+    finally:
+        stop(s)

@@ -252,6 +252,7 @@
         el("td", {}, r.format), el("td", {}, `${r.width} × ${r.height}`), el("td", {}, bytes(r.bytes)))));
     renderDuplicate(record, current);
     renderSimilar(record, current);
+    showBuilder(record);
     $("detail").hidden = false;
     document.querySelector(".detail-card").scrollTop = 0;
   }
@@ -317,7 +318,91 @@
     el("span", { class: "thumb" }, blur, img), el("span", { class: "name" }, name), el("span", { class: "caption" }, caption));
   }
 
-  const closeDetail = () => { $("detail").hidden = true; detailId = null; detailSeq++; };
+  // -- URL builder: a signed /img URL for the choices (signed by the server: the key stays there)
+  const BUILD_DELAY_MS = 300;
+  // What Chromium's <img> sends, so that "auto" shows the format an <img> would get (fetch's
+  // own Accept is */*).
+  const IMAGE_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+  let buildTimer = null;
+  let buildSeq = 0; // bumped by every build and by closing: a late answer is dropped
+  let resultUrl = null; // the blob: URL the result <img> shows
+
+  function showBuilder(record) {
+    clearTimeout(buildTimer);
+    buildSeq++;
+    clearResult();
+    $("builder-url").value = "";
+    $("builder-section").hidden = record.status !== "PROCESSED";
+    if (!$("builder-section").hidden) build();
+  }
+  function builderNote(text, bad = false) {
+    $("builder-note").textContent = text;
+    $("builder-note").classList.toggle("bad", bad);
+  }
+  function builderChoice() {
+    const f = $("builder").elements;
+    const number = (name, empty) => (f[name].value === "" ? empty : Number(f[name].value));
+    return { width: number("width", 0), height: number("height", 0), fit: f.fit.value, gravity: f.gravity.value,
+      format: f.format.value, quality: number("quality", 0), dpr: number("dpr", 1) };
+  }
+  function clearResult() {
+    if (resultUrl) URL.revokeObjectURL(resultUrl);
+    resultUrl = null;
+    $("builder-result").hidden = true;
+    $("builder-img").removeAttribute("src");
+  }
+  async function build() {
+    clearTimeout(buildTimer);
+    const seq = ++buildSeq;
+    const imageId = detailId;
+    const current = () => seq === buildSeq && imageId === detailId;
+    builderNote("Signing…");
+    let signed;
+    try {
+      signed = await api(`/images/${imageId}/transform-url`, { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(builderChoice()) });
+    } catch (e) {
+      if (!current()) return;
+      $("builder-url").value = "";
+      clearResult();
+      return builderNote(e.message, true);
+    }
+    if (!current()) return;
+    $("builder-url").value = signed.url;
+    builderNote("Rendering…");
+    const response = await fetch(signed.path, { headers: { Accept: IMAGE_ACCEPT } }).catch((e) => e);
+    const blob = response instanceof Response ? await response.blob() : null;
+    if (!current()) return;
+    if (!blob || !response.ok) {
+      clearResult();
+      const body = blob && (await blob.text().then(JSON.parse).catch(() => null));
+      const why = !blob ? response.message
+        : body && body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${response.status}`;
+      return builderNote(why, true);
+    }
+    showResult(response.headers.get("Content-Type") || blob.type, blob, signed.signed, current);
+  }
+  function showResult(type, blob, signed, current) {
+    clearResult();
+    resultUrl = URL.createObjectURL(blob);
+    const img = $("builder-img");
+    img.onload = () => {
+      if (!current()) return;
+      $("builder-facts").textContent = `${img.naturalWidth} × ${img.naturalHeight} px · ${type} · ${bytes(blob.size)}`;
+      $("builder-result").hidden = false;
+      builderNote(signed ? "" : "Unsigned (no key configured): only this loopback server without a token takes it");
+    };
+    img.onerror = () => { if (current()) builderNote(`the browser cannot show ${type}`, true); };
+    img.src = resultUrl;
+  }
+  $("builder").addEventListener("input", () => { clearTimeout(buildTimer); buildTimer = setTimeout(build, BUILD_DELAY_MS); });
+  $("builder").addEventListener("submit", (e) => { e.preventDefault(); build(); });
+  $("builder-copy").addEventListener("click", () => {
+    $("builder-url").select();
+    navigator.clipboard.writeText($("builder-url").value).then(() => builderNote("Copied"), () => builderNote("Select the URL and copy it"));
+  });
+
+  const closeDetail = () => { $("detail").hidden = true; detailId = null; detailSeq++; buildSeq++; clearTimeout(buildTimer); clearResult(); };
   $("detail-close").addEventListener("click", closeDetail);
   $("detail").addEventListener("click", (e) => { if (e.target === $("detail")) closeDetail(); });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDetail(); });
