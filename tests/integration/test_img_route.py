@@ -153,3 +153,21 @@ def test_a_failed_image_is_422_with_its_error_code(client: TestClient, local_app
     record = client.get(f"/images/{image_id}").json()
     assert record["status"] == "FAILED"
     assert error(client.get(f"/img/_/w:10/plain/{image_id}")) == (422, record["error"]["code"])
+
+
+def test_a_rendition_without_extension_is_negotiated(
+    client: TestClient, local_app: LocalApp
+) -> None:
+    image_id = upload(client, local_app, imagegen.photo_jpeg(640, 480))
+    formats = {r["format"] for r in client.get(f"/images/{image_id}").json()["renditions"]}
+    assert formats == {"jpeg", "webp"}  # the default presets
+    path = f"/images/{image_id}/renditions/thumb"
+    chrome = client.get(path, headers={"accept": AVIF_FIRST})
+    assert (chrome.status_code, chrome.headers["content-type"]) == (200, "image/webp")
+    assert chrome.headers["vary"] == "Accept"
+    assert decoded(chrome.content) == ("WEBP", (256, 192))
+    old = client.get(path, headers={"accept": "image/png, image/svg+xml, image/*; q=0.8"})
+    assert decoded(old.content) == ("JPEG", (256, 192))
+    named = client.get(f"{path}.jpg", headers={"accept": AVIF_FIRST})
+    assert decoded(named.content)[0] == "JPEG" and "vary" not in named.headers
+    assert error(client.get(f"/images/{image_id}/renditions/huge")) == (404, "not_found")

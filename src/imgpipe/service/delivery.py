@@ -65,7 +65,7 @@ class Delivery:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
-        self._flight: SingleFlight[Delivered] = SingleFlight()
+        self._flight: SingleFlight[tuple[Delivered, bool]] = SingleFlight()
         self._presets = rendition_presets(ctx.options.render.renditions)
         self._options = ctx.options.delivery
 
@@ -106,27 +106,39 @@ class Delivery:
 
     def read(self, found: Found) -> Delivered | None:
         """A cached result; None where it went (evicted) since find() saw it."""
+        done = self._cached(found)
+        if done is not None:
+            self._ctx.metrics.incr("transforms", result="hit")
+        return done
+
+    def _cached(self, found: Found) -> Delivered | None:
         info = found.cached
         if info is None:
             return None
-        self._ctx.derived.read(found.key)
-        self._ctx.metrics.incr("transforms", result="hit")
         if not self._inline(info.size):
+            self._ctx.derived.read(found.key)
             return Delivered(found.key, _stored_type(found, info), info.size, _etag(info), None)
         try:
             data = self._ctx.objects.get(found.key)
         except ObjectNotFoundError:
             return None
+        self._ctx.derived.read(found.key)
         return Delivered(found.key, _content_type(found, data), len(data), _etag(info), data)
 
     def render(self, found: Found) -> Delivered:
         """The result rendered from the original and stored; an identical render under way in
         this process is waited for instead of repeated."""
-        delivered, ran = self._flight.run(found.key, lambda: self._render(found))
-        self._ctx.metrics.incr("transforms", result="miss" if ran else "shared")
+        (delivered, rendered), ran = self._flight.run(found.key, lambda: self._render(found))
+        result = ("miss" if rendered else "hit") if ran else "shared"
+        self._ctx.metrics.incr("transforms", result=result)
         return delivered
 
-    def _render(self, found: Found) -> Delivered:
+    def _render(self, found: Found) -> tuple[Delivered, bool]:
+        """(the result, whether it was rendered: False where it was stored meanwhile)."""
+        # An identical render may have finished between find() and this flight.
+        done = self._cached(found._replace(cached=self._ctx.objects.head(found.key)))
+        if done is not None:
+            return done, False
         ctx, record = self._ctx, found.record
         info = ctx.objects.head(record.key)
         if info is None:
@@ -147,7 +159,8 @@ class Delivery:
         stored = ctx.objects.put(found.key, variant.data, variant.content_type)
         ctx.derived.stored(found.key, stored.size)
         body = variant.data if self._inline(len(variant.data)) else None
-        return Delivered(found.key, variant.content_type, len(variant.data), _etag(stored), body)
+        size = len(variant.data)
+        return Delivered(found.key, variant.content_type, size, _etag(stored), body), True
 
     def _inline(self, size: int) -> bool:
         limit = self.options.inline_limit_bytes
