@@ -102,6 +102,15 @@ def test_real_answers_conform(local: LocalApp, api_schema: Any) -> None:
     similar = call("GET", "/images/{image_id}/similar", 200, path_parameters={"image_id": good})
     assert [i["sameBytes"] for i in similar.json()["items"]] == [True]
     call("GET", "/images/{image_id}/similar", 409, path_parameters={"image_id": bad})
+    # the URL builder's signed path (unsigned here: loopback, no token, no key)
+    signed = call(
+        "POST",
+        "/images/{image_id}/transform-url",
+        200,
+        path_parameters={"image_id": good},
+        body={"width": 100, "format": "webp"},
+    )
+    assert signed.json()["path"] == f"/img/insecure/rs:fit:100:0/f:webp/plain/{good}"
     listed = call("GET", "/images", 200, query={"limit": 1})
     cursor = listed.json()["nextCursor"]
     assert cursor is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from imgpipe.core.img_links import UNSIGNED, ImgSigner, LinkOptions, img_link
+from imgpipe.core.img_links import ImgSigner, LinkOptions, img_link
 from imgpipe.entrypoints.api.auth import AuthFirstRoute, authed, token_guard
 from imgpipe.entrypoints.api.bodies import TransformUrl, TransformUrlRequest, answers
 from imgpipe.entrypoints.api.context import ApiContext, base_url, known_id
@@ -39,7 +39,7 @@ def router(ctx: ApiContext) -> APIRouter:
             {
                 "path": path,
                 "url": base_url(request) + path,
-                "signed": not path.startswith(f"/img/{UNSIGNED}/"),
+                "signed": bool(signer.keys),
             }
         )
 
