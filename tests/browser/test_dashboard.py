@@ -353,6 +353,11 @@ def test_url_builder_shows_the_signed_url_and_its_result(tmp_path: Path, page: A
         facts = page.text_content("#builder-facts")
         assert facts is not None and "image/webp" in facts and "KB" in facts
         assert field.input_value() == s.url + expected
+        # AND Copy puts it on the clipboard
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=s.url)
+        page.get_by_role("button", name="Copy").click()
+        page.wait_for_function("document.getElementById('builder-note').textContent === 'Copied'")
+        assert page.evaluate("navigator.clipboard.readText()") == s.url + expected
         page.locator("#builder-section").screenshot(path=str(SHOTS / "url-builder.png"))
 
         # WHEN the format is left to the route, THEN Chromium's Accept gets AVIF

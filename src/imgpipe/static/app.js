@@ -399,7 +399,10 @@
   $("builder").addEventListener("submit", (e) => { e.preventDefault(); build(); });
   $("builder-copy").addEventListener("click", () => {
     $("builder-url").select();
-    navigator.clipboard.writeText($("builder-url").value).then(() => builderNote("Copied"), () => builderNote("Select the URL and copy it"));
+    const manual = () => builderNote("Selected: copy it with Ctrl+C or ⌘C");
+    // The clipboard API exists only in secure contexts (https, or loopback).
+    if (!navigator.clipboard) return manual();
+    navigator.clipboard.writeText($("builder-url").value).then(() => builderNote("Copied"), manual);
   });
 
   const closeDetail = () => { $("detail").hidden = true; detailId = null; detailSeq++; buildSeq++; clearTimeout(buildTimer); clearResult(); };
