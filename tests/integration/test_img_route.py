@@ -171,3 +171,10 @@ def test_a_rendition_without_extension_is_negotiated(
     named = client.get(f"{path}.jpg", headers={"accept": AVIF_FIRST})
     assert decoded(named.content)[0] == "JPEG" and "vary" not in named.headers
     assert error(client.get(f"/images/{image_id}/renditions/huge")) == (404, "not_found")
+
+
+def test_an_image_not_processed_yet_is_409(client: TestClient) -> None:
+    photo = imagegen.photo_jpeg(320, 240)
+    response = client.post("/images", files={"file": ("photo.jpg", photo, "image/jpeg")})
+    image_id = response.json()["imageId"]  # queued, not processed: nothing drains the queue
+    assert error(client.get(f"/img/_/w:10/plain/{image_id}")) == (409, "not_processed")
