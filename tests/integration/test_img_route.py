@@ -178,3 +178,23 @@ def test_an_image_not_processed_yet_is_409(client: TestClient) -> None:
     response = client.post("/images", files={"file": ("photo.jpg", photo, "image/jpeg")})
     image_id = response.json()["imageId"]  # queued, not processed: nothing drains the queue
     assert error(client.get(f"/img/_/w:10/plain/{image_id}")) == (409, "not_processed")
+
+
+def test_signed_path_makes_urls_the_route_takes(settings: Settings) -> None:
+    with local_app_with(settings) as app, TestClient(create_local_app(app)) as c:
+        image_id = upload(c, app, imagegen.photo_jpeg(640, 480))
+        unsigned = app.service.delivery.signed_path(f"/w:32/plain/{image_id}@jpg")
+        assert unsigned.startswith("/insecure/")  # no key, loopback, no token
+        assert decoded(c.get("/img" + unsigned).content) == ("JPEG", (32, 24))
+    keys = {"key": ["aa" * 32, KEY], "salt": ["bb" * 16, SALT]}
+    with local_app_with(settings, transform=keys) as app, TestClient(create_local_app(app)) as c:
+        image_id = upload(c, app, imagegen.photo_jpeg(640, 480))
+        path = f"/w:32/plain/{image_id}@jpg"
+        signed = app.service.delivery.signed_path(path)
+        # signed with the first pair
+        assert signed == sign_img_path(path, b"\xaa" * 32, b"\xbb" * 16)
+        assert decoded(c.get("/img" + signed).content) == ("JPEG", (32, 24))
+    with local_app_with(settings, server={"api_token": "t" * 32}) as app:
+        with pytest.raises(Exception, match="no signing key") as caught:
+            app.service.delivery.signed_path("/w:32/plain/x")
+        assert getattr(caught.value, "status", None) == 403
