@@ -140,6 +140,8 @@ def test_refusals_are_json_errors(client: TestClient, local_app: LocalApp) -> No
         "renditions/" + image_id + "/thumb.jpg",
     ):
         assert error(client.get(f"/img/_/w:10/plain/{source}")) == (404, "not_found"), source
+        encoded = base64.urlsafe_b64encode(source.encode()).decode().rstrip("=")
+        assert error(client.get(f"/img/_/w:10/{encoded}")) == (404, "not_found"), source
     assert error(client.get(f"/img/_/nope:1/plain/{image_id}"))[0] == 400
     bad = client.get(f"/img/_/rt:cover/plain/{image_id}").json()["error"]["message"]
     assert "rt" in bad and "cover" in bad
