@@ -200,3 +200,16 @@ def test_signed_path_makes_urls_the_route_takes(settings: Settings) -> None:
         with pytest.raises(Exception, match="no signing key") as caught:
             app.service.delivery.signed_path("/w:32/plain/x")
         assert getattr(caught.value, "status", None) == 403
+
+
+def test_format_best_keeps_the_smallest_the_client_takes(
+    client: TestClient, local_app: LocalApp
+) -> None:
+    image_id = upload(client, local_app, imagegen.photo_jpeg(640, 480))
+    magic = {"image/avif": b"ftypavif", "image/webp": b"WEBP", "image/jpeg": b"\xff\xd8\xff"}
+    for accept, allowed in ((AVIF_FIRST, set(magic)), ("*/*", {"image/jpeg"})):
+        for _ in range(2):  # a miss, then a hit of the same entry
+            got = client.get(f"/img/_/w:200/f:best/plain/{image_id}", headers={"accept": accept})
+            assert got.status_code == 200 and got.headers["vary"] == "Accept"
+            assert got.headers["content-type"] in allowed
+            assert magic[got.headers["content-type"]] in got.content[:12]
