@@ -123,7 +123,7 @@ def test_unsafe_mode_only_on_loopback_without_a_token(settings: Settings) -> Non
 @pytest.mark.parametrize(
     "server", [{"api_token": "s3cret"}, {"host": "0.0.0.0"}], ids=["token", "off-loopback"]
 )
-def test_no_key_and_no_unsafe_mode_is_a_409_naming_the_key(
+def test_no_key_and_no_unsafe_mode_is_a_403_naming_the_key(
     settings: Settings, server: dict[str, Any]
 ) -> None:
     # GIVEN no key, and a token or an address off loopback: unsigned URLs are refused
@@ -133,10 +133,10 @@ def test_no_key_and_no_unsafe_mode_is_a_409_naming_the_key(
         # WHEN the dashboard asks for a URL
         response = client.post(f"/images/{image_id}/transform-url", headers=auth, json={})
     # THEN it is told that a key must be configured, and given nothing unsigned
-    assert response.status_code == 409
+    assert response.status_code == 403
     error = response.json()["error"]
     assert error["code"] == "signing_key_required"
-    assert "configure a transform key" in error["message"]
+    assert "no signing key is configured (transform.key, transform.salt)" in error["message"]
 
 
 @pytest.mark.parametrize(

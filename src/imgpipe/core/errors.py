@@ -18,10 +18,10 @@ ImgpipeError
     ├── InvalidRequestError        400
     ├── UnauthorizedError          401
     ├── ForbiddenError             403 (bad_signature: an on-request transform's URL)
+    │   └── SigningKeyRequiredError    403 (signing_key_required: no key signs /img URLs here)
     ├── NotFoundError              404
     ├── KeyConflictError           409
     │   └── UploadExistsError          409 (already_uploaded: a signed upload URL is used once)
-    ├── SigningKeyRequiredError    409 (signing_key_required: no key signs /img URLs here)
     ├── RequestInProgressError     409 (request_in_progress: that Idempotency-Key is in flight)
     ├── NotProcessedError          409 (not_processed: no hashes to compare yet)
     ├── IdempotencyKeyReusedError  422 (the same Idempotency-Key with another request)
@@ -133,6 +133,12 @@ class ForbiddenError(RequestError):
     status = 403
 
 
+class SigningKeyRequiredError(ForbiddenError):
+    """Asked to sign an /img URL where no key is configured and unsigned URLs are refused."""
+
+    code = "signing_key_required"
+
+
 class NotFoundError(RequestError):
     code = "not_found"
     status = 404
@@ -140,13 +146,6 @@ class NotFoundError(RequestError):
 
 class KeyConflictError(RequestError):
     code = "key_conflict"
-    status = 409
-
-
-class SigningKeyRequiredError(RequestError):
-    """Asked to sign an /img URL where no key is configured and unsigned URLs are refused."""
-
-    code = "signing_key_required"
     status = 409
 
 

@@ -1,20 +1,17 @@
 """The /img paths the dashboard's URL builder hands out: a few common options written as a
-person writes them (`rs:fill:400:300/g:sm/f:webp/q:80`), signed as this server verifies them.
+person writes them (`rs:fill:400:300/g:sm/f:webp/q:80`), checked against the limits.
 
 The path is built from the options' short forms, not from `Transform.canonical()` (whose
 `rt:fill/w:400/h:300` means the same but is not what imgproxy's documentation or builders
-write), and the source is `plain/{imageId}`, readable and URL-safe as it is. Who may sign is
-the deployment's decision (ImgSigner): the first configured key pair, or `insecure` where the
-server takes unsigned URLs (imgproxy's unsafe mode), else nobody: SigningKeyRequiredError.
+write), and the source is `plain/{imageId}`, readable and URL-safe as it is. Signing it is
+the /img use case's (service.delivery's `signed_path`), with the keys the route verifies.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from imgpipe.core.errors import SigningKeyRequiredError
 from imgpipe.core.formats import OutputFormat
-from imgpipe.core.img_url import FULL_SIGNATURE, sign_img_path
 from imgpipe.core.transform import (
     Gravity,
     GravityType,
@@ -24,8 +21,6 @@ from imgpipe.core.transform import (
     check_requested,
     number,
 )
-
-UNSIGNED = "insecure"
 
 
 class LinkOptions(NamedTuple):
@@ -67,40 +62,13 @@ class LinkOptions(NamedTuple):
             parts.append(f"q:{self.quality}")
         return "/".join(parts)
 
-    def path(self, image_id: str) -> str:
-        """`/{options}/plain/{image_id}`: the path a signature is made over."""
-        options = self.options()
-        return f"/{options}/plain/{image_id}" if options else f"/plain/{image_id}"
 
-
-class ImgSigner(NamedTuple):
-    """How this server's /img URLs are signed: `keys` (key, salt) pairs, the first of which
-    signs; `unsafe`: no key is needed, and `insecure` stands for a signature."""
-
-    keys: tuple[tuple[bytes, bytes], ...] = ()
-    signature_size: int = FULL_SIGNATURE
-    unsafe: bool = False
-
-    def sign(self, path: str) -> str:
-        """`/{signature}{path}`, or SigningKeyRequiredError where this server cannot sign."""
-        if self.keys:
-            key, salt = self.keys[0]
-            return sign_img_path(path, key, salt, self.signature_size)
-        if self.unsafe:
-            return f"/{UNSIGNED}{path}"
-        raise SigningKeyRequiredError(
-            "no key signs /img URLs on this server: configure a transform key and salt"
-            " (unsigned URLs are taken only on loopback without an API token)"
-        )
-
-
-def img_link(
-    image_id: str, options: LinkOptions, signer: ImgSigner, limits: TransformLimits
-) -> str:
-    """The signed `/img/...` path for `image_id` with `options`, or InvalidRequestError (400)
-    where the options alone ask for more than `limits`."""
+def link_path(image_id: str, options: LinkOptions, limits: TransformLimits) -> str:
+    """`/{options}/plain/{image_id}`, the path a signature is made over; InvalidRequestError
+    (400) where the options alone ask for more than `limits`, as the /img route would say."""
     check_requested(options.transform(), limits)
-    return "/img" + signer.sign(options.path(image_id))
+    written = options.options()
+    return f"/{written}/plain/{image_id}" if written else f"/plain/{image_id}"
 
 
-__all__ = ["UNSIGNED", "ImgSigner", "LinkOptions", "img_link"]
+__all__ = ["LinkOptions", "link_path"]

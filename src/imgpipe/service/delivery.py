@@ -22,9 +22,9 @@ from typing import NamedTuple
 
 from imgpipe.core import derived, negotiate
 from imgpipe.core.errors import (
-    ForbiddenError,
     NotFoundError,
     ObjectNotFoundError,
+    SigningKeyRequiredError,
     TooLargeError,
     TransientError,
 )
@@ -108,14 +108,17 @@ class Delivery:
     def signed_path(self, path: str) -> str:
         """`path` (`/{options}/{source}`) as a URL of this deployment takes it: signed with
         the first (key, salt) pair, or `/insecure` in front where unsigned URLs are taken;
-        ForbiddenError where neither (no key set, and unsigned URLs refused)."""
+        SigningKeyRequiredError (403) where neither (no key set, and unsigned URLs refused)."""
         opts = self.options
         if opts.keys:
             key, salt = opts.keys[0]
             return sign_img_path(path, key, salt, opts.signature_size)
         if opts.unsafe:
             return "/insecure" + path
-        raise ForbiddenError("no signing key is configured (transform.key, transform.salt)")
+        raise SigningKeyRequiredError(
+            "no signing key is configured (transform.key, transform.salt); unsigned URLs are"
+            " taken only on loopback without an API token"
+        )
 
     def revalidated(self, found: Found) -> None:
         """The client holds the cached result already (304): it counts as a read."""

@@ -1,9 +1,9 @@
 """POST /images/{id}/transform-url: a signed /img URL for an image, for the dashboard's URL
 builder, so that the signing key stays on the server. It wants the token, as /images does.
 
-The path and its signature are the core's (core.img_links), with the keys, unsafe mode and
-limits the /img route verifies with (service.delivery's options); this router only validates
-the body, checks that the image exists and answers the path with its absolute URL.
+The path is the core's (core.img_links), signed by the /img use case (service.delivery) with
+the keys, unsafe mode and limits the route verifies with; this router only validates the
+body, checks that the image exists and answers the path with its absolute URL.
 """
 
 from __future__ import annotations
@@ -11,9 +11,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from imgpipe.core.img_links import ImgSigner, LinkOptions, img_link
+from imgpipe.core.img_links import LinkOptions, link_path
 from imgpipe.entrypoints.api.auth import AuthFirstRoute, authed, token_guard
-from imgpipe.entrypoints.api.bodies import TransformUrl, TransformUrlRequest, answers
+from imgpipe.entrypoints.api.bodies import (
+    ErrorResponse,
+    TransformUrl,
+    TransformUrlRequest,
+    answers,
+)
 from imgpipe.entrypoints.api.context import ApiContext, base_url, known_id
 
 
@@ -26,20 +31,21 @@ def router(ctx: ApiContext) -> APIRouter:
         **answers(
             200,
             TransformUrl,
-            "the signed /img path; 409 signing_key_required where no key signs them",
+            "the signed /img path",
+            also={403: {"model": ErrorResponse, "description": "signing_key_required: no key"}},
         ),
     )
     def transform_url(image_id: str, body: TransformUrlRequest, request: Request) -> JSONResponse:
         record = ctx.service.queries.get(known_id(image_id))
-        # The /img route's own keys, unsafe mode and limits: what it signs, the route takes.
-        options = ctx.service.delivery.options
-        signer = ImgSigner(options.keys, options.signature_size, options.unsafe)
-        path = img_link(record.image_id, link_options(body), signer, options.limits)
+        delivery = ctx.service.delivery
+        # The /img route's own limits, keys and unsafe mode: what it signs, the route takes.
+        path = link_path(record.image_id, link_options(body), delivery.options.limits)
+        signed = "/img" + delivery.signed_path(path)
         return JSONResponse(
             {
-                "path": path,
-                "url": base_url(request) + path,
-                "signed": bool(signer.keys),
+                "path": signed,
+                "url": base_url(request) + signed,
+                "signed": bool(delivery.options.keys),
             }
         )
 
