@@ -371,16 +371,21 @@
     $("builder-url").value = signed.url;
     builderNote("Rendering…");
     const response = await fetch(signed.path, { headers: { Accept: IMAGE_ACCEPT } }).catch((e) => e);
-    const blob = response instanceof Response ? await response.blob() : null;
+    const blob = response instanceof Response ? await response.blob().catch(() => null) : null;
     if (!current()) return;
     if (!blob || !response.ok) {
       clearResult();
-      const body = blob && (await blob.text().then(JSON.parse).catch(() => null));
-      const why = !blob ? response.message
-        : body && body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${response.status}`;
-      return builderNote(why, true);
+      const why = await failure(response, blob);
+      if (current()) builderNote(why, true);
+      return;
     }
     showResult(response.headers.get("Content-Type") || blob.type, blob, signed.signed, current);
+  }
+  // Why /img did not answer an image: its JSON error, else the status or the network error.
+  async function failure(response, blob) {
+    if (!(response instanceof Response)) return response.message;
+    const body = blob && (await blob.text().then(JSON.parse).catch(() => null));
+    return body && body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${response.status}`;
   }
   function showResult(type, blob, signed, current) {
     clearResult();
