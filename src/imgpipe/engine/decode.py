@@ -14,7 +14,15 @@ from imgpipe.core.errors import CorruptImageError, UnsupportedFormatError, one_l
 from imgpipe.engine import geometry
 from imgpipe.engine.colour import icc_options, normalise
 from imgpipe.engine.header import Header
-from imgpipe.engine.vips import LOAD_OPTIONS, LOADER_FOR, VipsImage, get, source, vips
+from imgpipe.engine.vips import (
+    LOAD_OPTIONS,
+    LOADER_FOR,
+    VipsImage,
+    failure,
+    get,
+    source,
+    vips,
+)
 
 # JPEGs decode at the largest DCT scale (1/2, 1/4, 1/8) that still covers the largest
 # rendition, not at libvips' thumbnail choice, which keeps a factor of 2 for the resize.
@@ -45,9 +53,7 @@ def decode(
             # A broken ICC profile should not lose the image: decode again, untransformed.
             return _decode_vips(data, header, width, height, {"no_rotate": not upright})
     except pyvips.Error as exc:
-        raise CorruptImageError(
-            f"{header.format} image is corrupt or truncated: {one_line(exc)}"
-        ) from exc
+        raise failure(header.format, f"{header.format} image is corrupt or truncated", exc) from exc
 
 
 def _decode_vips(

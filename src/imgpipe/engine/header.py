@@ -22,7 +22,7 @@ from imgpipe.core.formats import InputFormat, sniff
 from imgpipe.core.rendering import RenderLimits
 from imgpipe.engine import geometry
 from imgpipe.engine.exif import exif_orientation, valid_orientation
-from imgpipe.engine.vips import LOADER_FOR, get, source, vips
+from imgpipe.engine.vips import LOADER_FOR, failure, get, source, vips
 
 
 class Header(NamedTuple):
@@ -70,7 +70,7 @@ def _read_vips_header(data: bytes, fmt: InputFormat) -> Header:
         # Lazy: this parses the header only; no pixel is decoded until something asks.
         image = pyvips.Image.new_from_source(source(data), "", access="sequential")
     except pyvips.Error as exc:
-        raise CorruptImageError(f"cannot read the {fmt} header: {one_line(exc)}") from exc
+        raise failure(fmt, f"cannot read the {fmt} header", exc) from exc
     loader = get(image, "vips-loader", "")
     if not str(loader).startswith(LOADER_FOR[fmt]):
         raise UnsupportedFormatError(f"unsupported format: {fmt} data read by {loader or '?'}")
