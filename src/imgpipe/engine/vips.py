@@ -46,7 +46,7 @@ _CANNOT_DECODE: tuple[str, ...] = (
     "not a whole number of bytes",  # TIFF samples of 12 bits (or 2, 4... per pixel group)
     "unsupported jpeg data precision",  # a 12-bit JPEG: libjpeg-turbo is built for 8
     "support is not configured",  # a TIFF compression libtiff was built without
-    "not supported",  # e.g. "tiled separate planes not supported"
+    "separate planes not supported",  # a tiled TIFF in separate planes (Pillow decodes it)
 )
 
 
