@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
 
 from engine_support import options
 from imgpipe.bootstrap import LocalApp
@@ -129,6 +129,36 @@ def test_a_monochrome_avif_is_full_range() -> None:
     assert psnr(image, twin, "L") >= FAITHFUL_DB
 
 
+def in_srgb(image: Image.Image) -> Image.Image:
+    """Pillow's ImageCms (LittleCMS) conversion of an ICC-tagged image to sRGB, as RGB."""
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+    srgb = ImageCms.createProfile("sRGB")
+    return ImageCms.profileToProfile(image.convert("RGB"), profile, srgb, renderingIntent=0)
+
+
+# Item 7: an orientation written in XMP alone was ignored.
+def test_an_orientation_in_xmp_alone_is_applied() -> None:
+    # GIVEN Pillow's xmp_tags_orientation.png: no EXIF, XMP tiff:Orientation="3", and a
+    # ColorMatch RGB profile
+    path = "pillow/xmp_tags_orientation.png"
+    source = Image.open(FILES / path)
+    # WHEN rendered THEN it is upside down as stored, as Pillow's exif_transpose (which reads
+    # XMP's orientation) turns it, in sRGB: ~83 dB; as stored it scores 13
+    upright = in_srgb(ImageOps.exif_transpose(source))
+    assert psnr(rendered(path), upright) >= FAITHFUL_DB
+
+
+def test_an_avif_keeps_its_container_orientation_over_xmp() -> None:
+    # GIVEN Pillow's AVIF with XMP tiff:Orientation="3" and no rotation in its container
+    # WHEN rendered THEN it is shown as stored, as browsers show an AVIF: an AVIF's rotation
+    # is its container's (irot/imir, MIAF), its EXIF and XMP orientations are advisory
+    path = "pillow/avif/xmp_tags_orientation.avif"
+    source = Image.open(FILES / path)
+    source.load()
+    as_stored = in_srgb(source) if "icc_profile" in source.info else source.convert("RGB")
+    assert psnr(rendered(path), as_stored) >= FAITHFUL_DB
+
+
 def tiff2rgba(path: str) -> Image.Image:
     """libtiff's own reading of a TIFF (tiff2rgba: TIFFReadRGBAImage), as RGBA."""
     if shutil.which("tiff2rgba") is None:
@@ -183,6 +213,7 @@ OUTCOMES = [
     ("link-u/fox.profile0.8bpc.yuv420.monochrome.avif", "processed"),
     ("libtiff/ojpeg_zackthecat_subsamp22_single_strip.tiff", "processed"),
     ("image-rs/ycbcr_lzw_bt709.tif", "processed"),
+    ("pillow/xmp_tags_orientation.png", "processed"),
 ]
 
 

@@ -63,6 +63,11 @@ def _decode_vips(
     data: bytes, header: Header, width: int, height: int, options: dict[str, Any]
 ) -> VipsImage:
     pyvips = vips()
+    by_hand = header.xmp_oriented and not options.get("no_rotate")
+    if by_hand:
+        # libvips turns upright by EXIF alone: decode as stored, then turn by XMP's.
+        options = {**options, "no_rotate": True}
+        width, height = geometry.oriented_size(width, height, header.orientation)
     stored = bool(options.get("no_rotate"))
     shrink = _jpeg_shrink(header, width, height, stored=stored)
     if shrink > 1:
@@ -78,6 +83,10 @@ def _decode_vips(
     loader = str(get(image, "vips-loader", ""))
     if not loader.startswith(tuple(LOADER_FOR.values())):
         raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
+    if by_hand:
+        image = image.copy()
+        image.set_type(pyvips.GValue.gint_type, "orientation", header.orientation)
+        image = image.autorot()
     return normalise(image).copy_memory()
 
 

@@ -21,7 +21,12 @@ from imgpipe.core.errors import (
 from imgpipe.core.formats import InputFormat, sniff
 from imgpipe.core.rendering import RenderLimits
 from imgpipe.engine import geometry
-from imgpipe.engine.exif import TAG_ORIENTATION, exif_orientation, valid_orientation
+from imgpipe.engine.exif import (
+    TAG_ORIENTATION,
+    exif_orientation,
+    valid_orientation,
+    xmp_orientation,
+)
 from imgpipe.engine.pillow_decode import has_alpha, is_grey, pillow_image
 from imgpipe.engine.vips import LOADER_FOR, failure, get, source, vips
 
@@ -40,6 +45,7 @@ class Header(NamedTuple):
     exif: bytes | None
     heif_image: Any = None  # pillow_heif.HeifImage, decoded on first access to .data
     pil_image: Any = None  # a PIL image, not decoded yet: Pillow decodes it (pillow_decode.py)
+    xmp_oriented: bool = False  # the orientation is XMP's: libvips' autorotate does not see it
     progressive: bool = False  # a progressive JPEG: libjpeg holds all its coefficients
 
 
@@ -113,11 +119,17 @@ def _read_vips_header(data: bytes, fmt: InputFormat) -> Header:
     if exif is None and fmt == "tiff":
         exif = data  # a TIFF's first IFD is where Make, Model and the EXIF pointer live
     width, height = int(image.width), int(image.height)
+    xmp_oriented = False
     if fmt == "avif":
         # libheif has applied the container's rotation already; EXIF orientation is advisory.
         orientation = exif_orientation(exif)
     else:
         orientation = valid_orientation(get(image, "orientation", 1))
+        if not image.get_typeof("orientation"):
+            # No EXIF orientation: XMP's, as Pillow and Adobe's applications read it. Not for
+            # AVIF and HEIF, whose rotation is the container's (MIAF), as browsers show them.
+            orientation = xmp_orientation(get(image, "xmp-data", None))
+            xmp_oriented = orientation != 1
         width, height = geometry.oriented_size(width, height, orientation)
     return Header(
         format=fmt,
@@ -130,6 +142,7 @@ def _read_vips_header(data: bytes, fmt: InputFormat) -> Header:
         has_icc=bool(image.get_typeof("icc-profile-data")),
         exif=bytes(exif) if exif else None,
         progressive=fmt == "jpeg" and bool(get(image, "interlaced", 0)),
+        xmp_oriented=xmp_oriented,
     )
 
 
