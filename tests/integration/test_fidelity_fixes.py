@@ -129,6 +129,22 @@ def test_a_monochrome_avif_is_full_range() -> None:
     assert psnr(image, twin, "L") >= FAITHFUL_DB
 
 
+# Item 6: a GIF's first frame short of its canvas had the rest painted opaque black.
+def test_a_gif_canvas_its_first_frame_leaves_uncovered_is_transparent() -> None:
+    # GIVEN image-rs' border_touching_layers.gif: a 100x100 canvas, its first frame rows
+    # 25-74, and image-rs' reference PNG of that frame (transparent above and below)
+    path = "image-rs/border_touching_layers.gif"
+    reference = Image.open(FILES / "image-rs/border_touching_layers.gif.png")
+    # WHEN rendered THEN the PNG is the reference, alpha included (it was opaque black)
+    assert psnr(rendered(path), reference, "RGBA") >= FAITHFUL_DB
+    # AND a JPEG, which has no alpha, shows the configured background there (white)
+    spec = RenditionSpec(name="jpeg", width=100, height=100, formats=["jpeg"])
+    (jpeg,) = render(original(path), options(spec)).renditions
+    pixels = Image.open(io.BytesIO(jpeg.data)).convert("RGB")
+    above, below = np.asarray(pixels)[:20], np.asarray(pixels)[80:]
+    assert above.min() >= 240 and below.min() >= 240, (above.min(), below.min())
+
+
 def in_srgb(image: Image.Image) -> Image.Image:
     """Pillow's ImageCms (LittleCMS) conversion of an ICC-tagged image to sRGB, as RGB."""
     profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
@@ -214,6 +230,7 @@ OUTCOMES = [
     ("libtiff/ojpeg_zackthecat_subsamp22_single_strip.tiff", "processed"),
     ("image-rs/ycbcr_lzw_bt709.tif", "processed"),
     ("pillow/xmp_tags_orientation.png", "processed"),
+    ("image-rs/border_touching_layers.gif", "processed"),
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from imgpipe.core.errors import CorruptImageError, UnsupportedFormatError, one_line
 from imgpipe.engine import geometry
 from imgpipe.engine.colour import icc_options, normalise
+from imgpipe.engine.gif import clear_outside
 from imgpipe.engine.header import Header
 from imgpipe.engine.pillow_decode import pillow_pixels
 from imgpipe.engine.vips import (
@@ -83,6 +84,9 @@ def _decode_vips(
     loader = str(get(image, "vips-loader", ""))
     if not loader.startswith(tuple(LOADER_FOR.values())):
         raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
+    if header.uncovered is not None:
+        canvas = (header.width, header.height)
+        image = clear_outside(image, header.uncovered, canvas)
     if by_hand:
         image = image.copy()
         image.set_type(pyvips.GValue.gint_type, "orientation", header.orientation)

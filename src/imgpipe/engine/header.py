@@ -27,6 +27,7 @@ from imgpipe.engine.exif import (
     valid_orientation,
     xmp_orientation,
 )
+from imgpipe.engine.gif import uncovered_box
 from imgpipe.engine.pillow_decode import has_alpha, is_grey, pillow_image
 from imgpipe.engine.vips import LOADER_FOR, failure, get, source, vips
 
@@ -46,6 +47,7 @@ class Header(NamedTuple):
     heif_image: Any = None  # pillow_heif.HeifImage, decoded on first access to .data
     pil_image: Any = None  # a PIL image, not decoded yet: Pillow decodes it (pillow_decode.py)
     xmp_oriented: bool = False  # the orientation is XMP's: libvips' autorotate does not see it
+    uncovered: tuple[int, int, int, int] | None = None  # a GIF's first frame, short of its canvas
     progressive: bool = False  # a progressive JPEG: libjpeg holds all its coefficients
 
 
@@ -131,18 +133,20 @@ def _read_vips_header(data: bytes, fmt: InputFormat) -> Header:
             orientation = xmp_orientation(get(image, "xmp-data", None))
             xmp_oriented = orientation != 1
         width, height = geometry.oriented_size(width, height, orientation)
+    uncovered = uncovered_box(data) if fmt == "gif" else None
     return Header(
         format=fmt,
         width=width,
         height=height,
         orientation=orientation,
         frames=max(1, int(get(image, "n-pages", 1))),
-        has_alpha=bool(image.hasalpha()),
+        has_alpha=bool(image.hasalpha()) or uncovered is not None,
         color_space=str(image.interpretation).lower(),
         has_icc=bool(image.get_typeof("icc-profile-data")),
         exif=bytes(exif) if exif else None,
         progressive=fmt == "jpeg" and bool(get(image, "interlaced", 0)),
         xmp_oriented=xmp_oriented,
+        uncovered=uncovered,
     )
 
 
