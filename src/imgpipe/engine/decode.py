@@ -12,6 +12,7 @@ from typing import Any
 
 from imgpipe.core.errors import CorruptImageError, UnsupportedFormatError, one_line
 from imgpipe.engine import geometry
+from imgpipe.engine.avif_range import expand
 from imgpipe.engine.colour import icc_options, normalise
 from imgpipe.engine.gif import clear_outside
 from imgpipe.engine.header import Header
@@ -91,6 +92,8 @@ def _decode_vips(
         image = image.copy()
         image.set_type(pyvips.GValue.gint_type, "orientation", header.orientation)
         image = image.autorot()
+    if any(header.limited):
+        return expand(normalise(image), header.limited).copy_memory()
     return normalise(image).copy_memory()
 
 

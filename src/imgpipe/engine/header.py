@@ -21,6 +21,7 @@ from imgpipe.core.errors import (
 from imgpipe.core.formats import InputFormat, sniff
 from imgpipe.core.rendering import RenderLimits
 from imgpipe.engine import geometry
+from imgpipe.engine.avif_range import Limited, limited_planes
 from imgpipe.engine.exif import (
     TAG_ORIENTATION,
     exif_orientation,
@@ -48,6 +49,7 @@ class Header(NamedTuple):
     pil_image: Any = None  # a PIL image, not decoded yet: Pillow decodes it (pillow_decode.py)
     xmp_oriented: bool = False  # the orientation is XMP's: libvips' autorotate does not see it
     uncovered: tuple[int, int, int, int] | None = None  # a GIF's first frame, short of its canvas
+    limited: Limited = Limited(grey=False, alpha=False)  # AVIF planes libheif leaves limited
     progressive: bool = False  # a progressive JPEG: libjpeg holds all its coefficients
 
 
@@ -147,6 +149,7 @@ def _read_vips_header(data: bytes, fmt: InputFormat) -> Header:
         progressive=fmt == "jpeg" and bool(get(image, "interlaced", 0)),
         xmp_oriented=xmp_oriented,
         uncovered=uncovered,
+        limited=limited_planes(data) if fmt == "avif" else Limited(grey=False, alpha=False),
     )
 
 
