@@ -3,7 +3,9 @@ upright, 8-bit sRGB (or grey), held in memory for the cascade.
 
 JPEGs shrink in libjpeg's DCT domain, other formats through libvips' thumbnail; HEIC is decoded
 by pillow-heif (libvips' wheel has no HEVC decoder) and its pixels handed to libvips as they
-are. A libvips failure here is a CorruptImageError with a one-line message.
+are. Files libvips decodes wrongly are decoded by Pillow (pillow_decode.py). A libvips failure
+here is a CorruptImageError with a one-line message, or an UnsupportedVariantError where
+libvips says it cannot decode a sound file (vips.failure).
 """
 
 from __future__ import annotations

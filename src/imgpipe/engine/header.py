@@ -2,7 +2,8 @@
 
 libvips has no pixel cap of its own: a 634-byte JPEG may claim 60000x60000. So the bytes are
 sniffed by their magic numbers (core/formats.py), then the header alone is read (a lazy
-libvips load, or pillow-heif for HEIC, which libvips' wheel cannot decode), and width x
+libvips load; pillow-heif for HEIC, which libvips' wheel cannot decode; Pillow for the files
+libvips decodes wrongly, pillow_decode.py), and width x
 height x frames is checked against the limits first.
 """
 
