@@ -282,3 +282,24 @@ def test_the_range_reader_survives_any_cut_of_an_avif() -> None:
     seen = {limited_planes(data[:end]) for end in range(mdat)}
     assert Limited(grey=False, alpha=False) in seen
     assert limited_planes(data) == Limited(grey=True, alpha=True)
+
+
+def test_pillow_decodes_run_in_a_rendering_process_under_its_limits() -> None:
+    # GIVEN a rendering process with a memory limit, as imgpipe serve runs them
+    from imgpipe.engine import SubprocessRenderer
+
+    renderer = SubprocessRenderer(1, 60, memory_mb=512)
+    try:
+        # WHEN the files Pillow decodes are rendered there
+        for path in (
+            "libtiff/ojpeg_zackthecat_subsamp22_single_strip.tiff",
+            "link-u/star-8bpc.avifs",
+        ):
+            result = renderer.render(original(path), options(FULL))
+            (rendition,) = result.renditions
+            # THEN they come back whole, as they render in this process
+            here = rendered(path)
+            there = Image.open(io.BytesIO(rendition.data))
+            assert there.size == here.size and psnr(there, here) == 99.0, path
+    finally:
+        renderer.close()
