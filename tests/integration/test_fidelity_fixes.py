@@ -303,3 +303,14 @@ def test_pillow_decodes_run_in_a_rendering_process_under_its_limits() -> None:
             assert there.size == here.size and psnr(there, here) == 99.0, path
     finally:
         renderer.close()
+
+
+def test_the_gif_frame_reader_survives_any_cut_of_a_gif() -> None:
+    # GIVEN every prefix of image-rs' GIF (a cut-off upload, a hostile file)
+    from imgpipe.engine.gif import uncovered_box
+
+    data = original("image-rs/border_touching_layers.gif")
+    # WHEN its first frame's box is read THEN it never raises, and the whole file's is the
+    # frame's rows 25-74 (the canvas is 100x100)
+    assert {uncovered_box(data[:end]) for end in range(len(data))} <= {None, (0, 25, 100, 50)}
+    assert uncovered_box(data) == (0, 25, 100, 50)
