@@ -3,7 +3,9 @@ upright, 8-bit sRGB (or grey), held in memory for the cascade.
 
 JPEGs shrink in libjpeg's DCT domain, other formats through libvips' thumbnail; HEIC is decoded
 by pillow-heif (libvips' wheel has no HEVC decoder) and its pixels handed to libvips as they
-are. A libvips failure here is a CorruptImageError with a one-line message.
+are. Files libvips decodes wrongly are decoded by Pillow (pillow_decode.py). A libvips failure
+here is a CorruptImageError with a one-line message, or an UnsupportedVariantError where
+libvips says it cannot decode a sound file (vips.failure).
 """
 
 from __future__ import annotations
@@ -12,9 +14,20 @@ from typing import Any
 
 from imgpipe.core.errors import CorruptImageError, UnsupportedFormatError, one_line
 from imgpipe.engine import geometry
+from imgpipe.engine.avif_range import expand
 from imgpipe.engine.colour import icc_options, normalise
+from imgpipe.engine.gif import clear_outside
 from imgpipe.engine.header import Header
-from imgpipe.engine.vips import LOAD_OPTIONS, LOADER_FOR, VipsImage, get, source, vips
+from imgpipe.engine.pillow_decode import pillow_pixels
+from imgpipe.engine.vips import (
+    LOAD_OPTIONS,
+    LOADER_FOR,
+    VipsImage,
+    failure,
+    get,
+    source,
+    vips,
+)
 
 # JPEGs decode at the largest DCT scale (1/2, 1/4, 1/8) that still covers the largest
 # rendition, not at libvips' thumbnail choice, which keeps a factor of 2 for the resize.
@@ -36,6 +49,8 @@ def decode(
                 width, height=height, size="force", no_rotate=True, **icc_options(header)
             )
             return normalise(image).copy_memory()
+        if header.pil_image is not None:
+            return _decode_pillow(header, width, height, upright=upright)
         options: dict[str, Any] = {**icc_options(header), "no_rotate": not upright}
         try:
             return _decode_vips(data, header, width, height, options)
@@ -45,15 +60,18 @@ def decode(
             # A broken ICC profile should not lose the image: decode again, untransformed.
             return _decode_vips(data, header, width, height, {"no_rotate": not upright})
     except pyvips.Error as exc:
-        raise CorruptImageError(
-            f"{header.format} image is corrupt or truncated: {one_line(exc)}"
-        ) from exc
+        raise failure(header.format, f"{header.format} image is corrupt or truncated", exc) from exc
 
 
 def _decode_vips(
     data: bytes, header: Header, width: int, height: int, options: dict[str, Any]
 ) -> VipsImage:
     pyvips = vips()
+    by_hand = header.xmp_oriented and not options.get("no_rotate")
+    if by_hand:
+        # libvips turns upright by EXIF alone: decode as stored, then turn by XMP's.
+        options = {**options, "no_rotate": True}
+        width, height = geometry.oriented_size(width, height, header.orientation)
     stored = bool(options.get("no_rotate"))
     shrink = _jpeg_shrink(header, width, height, stored=stored)
     if shrink > 1:
@@ -69,6 +87,27 @@ def _decode_vips(
     loader = str(get(image, "vips-loader", ""))
     if not loader.startswith(tuple(LOADER_FOR.values())):
         raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
+    if header.uncovered is not None:
+        canvas = (header.width, header.height)
+        image = clear_outside(image, header.uncovered, canvas)
+    if by_hand:
+        image = image.copy()
+        image.set_type(pyvips.GValue.gint_type, "orientation", header.orientation)
+        image = image.autorot()
+    if any(header.limited):
+        return expand(normalise(image), header.limited).copy_memory()
+    return normalise(image).copy_memory()
+
+
+def _decode_pillow(header: Header, width: int, height: int, *, upright: bool) -> VipsImage:
+    """A file libvips decodes wrongly, decoded by Pillow (pillow_decode.py), then resized,
+    turned upright and converted as libvips' own decodes are."""
+    image = pillow_pixels(header.pil_image, header.format)
+    if upright and header.orientation != 1:
+        image.set_type(vips().GValue.gint_type, "orientation", header.orientation)
+    image = image.thumbnail_image(
+        width, height=height, size="force", no_rotate=not upright, **icc_options(header)
+    )
     return normalise(image).copy_memory()
 
 
