@@ -83,6 +83,11 @@ class AwsBackend(BaseModel):
         le=7 * 24 * 3600,
         description="lifetime of presigned upload URLs and rendition links",
     )
+    transform_secret: str = Field(
+        default="",
+        description="name of the SSM SecureString parameter holding transforms.keys and"
+        ' transforms.salts as JSON ({"keys": [...], "salts": [...]}); read at cold start',
+    )
 
 
 class Server(BaseModel):

@@ -6,7 +6,9 @@ the plain values the core and the engine take (core/transform.py, core/img_url.p
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+import json
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from imgpipe.config_render import RenditionSpec
 from imgpipe.core.formats import OutputFormat
@@ -66,6 +68,22 @@ class TransformOptions(BaseModel):
                 f"transforms: {len(self.keys)} keys and {len(self.salts)} salts: one salt per key"
             )
         return self
+
+    def with_secret(self, text: str) -> TransformOptions:
+        """These options with the keys and salts of `text`, the JSON object an AWS stack keeps
+        in an SSM SecureString (aws.transform_secret). A ValueError names what is wrong and
+        never quotes the value: it would put the keys in the function's logs."""
+        try:
+            secret = json.loads(text)
+        except ValueError:
+            raise ValueError("the transform secret is not JSON") from None
+        if not isinstance(secret, dict) or not set(secret) <= {"keys", "salts"}:
+            raise ValueError('the transform secret is {"keys": [...], "salts": [...]}, no more')
+        try:
+            return TransformOptions.model_validate({**self.model_dump(), **secret})
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]) for e in exc.errors())
+            raise ValueError(f"the transform secret: {problems}") from None
 
     def signing_keys(self) -> tuple[tuple[bytes, bytes], ...]:
         """The (key, salt) pairs that may sign a URL, as bytes."""

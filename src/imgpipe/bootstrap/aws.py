@@ -148,7 +148,31 @@ def lambda_app() -> AwsApp:
     settings = load_settings()
     if settings.backend != "aws":
         raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
-    return build_aws(settings)
+    return build_aws(with_transform_secret(settings))
+
+
+def with_transform_secret(
+    settings: Settings, session: boto3.session.Session | None = None
+) -> Settings:
+    """`settings` with the keys and salts of the SSM SecureString aws.transform_secret names,
+    if it names one (the API function's: GET /img URLs are signed with them). The stack gives
+    the function the parameter's name, never its value: the value stays out of the template,
+    the function's configuration and CloudFormation's events. Read once per cold start."""
+    name = settings.aws.transform_secret
+    if not name:
+        return settings
+    import boto3
+
+    session = session or boto3.session.Session()
+    ssm = session.client(
+        "ssm", endpoint_url=settings.aws.endpoint_url, config=client_config(settings)
+    )
+    try:
+        text = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
+    finally:
+        ssm.close()
+    transforms = settings.transforms.with_secret(text)
+    return settings.model_copy(update={"transforms": transforms})
 
 
 @dataclass
