@@ -85,8 +85,8 @@ class AwsBackend(BaseModel):
     )
     transform_secret: str = Field(
         default="",
-        description="name of the SSM SecureString parameter holding transforms.keys and"
-        ' transforms.salts as JSON ({"keys": [...], "salts": [...]}); read at cold start',
+        description="name of the SSM SecureString parameter holding transform.key and"
+        ' transform.salt as JSON ({"key": ..., "salt": ...}); read at cold start',
     )
 
 
@@ -260,7 +260,7 @@ class Settings(BaseSettings):
     server: Server = Field(default_factory=Server)
     events: EventsOptions = Field(default_factory=EventsOptions)
     similarity: SimilarityOptions = Field(default_factory=SimilarityOptions)
-    transforms: TransformOptions = Field(default_factory=TransformOptions)
+    transform: TransformOptions = Field(default_factory=TransformOptions)
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @field_validator("renditions")

@@ -23,6 +23,7 @@ from typing import Any, Literal, NamedTuple
 import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from pydantic_settings import NoDecode
 
 from imgpipe.config import ENV_PREFIX, Settings
 
@@ -211,7 +212,9 @@ def row(path: Sequence[str], field: FieldInfo, env: bool = True) -> Row:
     variable = "in the list's JSON"
     if env:
         variable = f"`{ENV_PREFIX}{'__'.join(p.upper() for p in path)}`"
-        if typing.get_origin(annotation) in (list, dict, tuple):
+        if any(isinstance(m, NoDecode) or m is NoDecode for m in field.metadata):
+            variable += " (one value, or several with commas)"
+        elif typing.get_origin(annotation) in (list, dict, tuple):
             variable += " (JSON)"
     return Row(
         toml=f"`{path[-1]}`",

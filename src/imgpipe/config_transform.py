@@ -1,14 +1,25 @@
-"""The settings of on-request transforms (imgproxy's URLs): signing keys, limits, qualities.
+"""The settings of on-request transforms (imgproxy's URLs, the `/img` route): signing keys,
+limits, qualities, the derived cache's budget and the rate of cache misses per client.
 
-Part of the settings (config.py holds the section as `transforms`); each converts itself to
-the plain values the core and the engine take (core/transform.py, core/img_url.py).
+Part of the settings (config.py holds the section as `transform`); each converts itself to
+the plain values the core, the engine and the use cases take (core/transform.py,
+core/img_url.py, service/delivery.py).
 """
 
 from __future__ import annotations
 
 import json
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import NoDecode
 
 from imgpipe.config_render import RenditionSpec
 from imgpipe.core.formats import OutputFormat
@@ -22,17 +33,31 @@ def _default_quality() -> dict[OutputFormat, int]:
     return dict(DEFAULT_QUALITY)
 
 
+def _hex_list(value: Any) -> Any:
+    """One hex value, or several: a list, or one string with commas (an environment value)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# NoDecode: an environment value reaches _hex_list as it is, not as JSON.
+HexList = Annotated[list[str], NoDecode, BeforeValidator(_hex_list)]
+
+
 class TransformOptions(BaseModel):
     """On-request transforms, imgproxy's URLs (docs/api.md: On-request transforms)."""
 
-    keys: list[str] = Field(
+    key: HexList = Field(
         default_factory=list,
         repr=False,
-        description="hex-encoded HMAC keys that sign URLs (imgproxy's IMGPROXY_KEYS); several"
-        " for rotation, each with the salt at the same place in salts",
+        description="hex HMAC key that signs URLs (imgproxy's IMGPROXY_KEY), or several (a list,"
+        " or commas in IMGPIPE_TRANSFORM__KEY) for rotation, each with the salt at its place;"
+        " the first signs the dashboard's URLs",
     )
-    salts: list[str] = Field(
-        default_factory=list, repr=False, description="hex-encoded salts, one per key"
+    salt: HexList = Field(
+        default_factory=list,
+        repr=False,
+        description="hex salt (imgproxy's IMGPROXY_SALT), or one per key, in the same order",
     )
     signature_size: int = Field(
         default=32,
@@ -50,8 +75,22 @@ class TransformOptions(BaseModel):
         default_factory=_default_quality,
         description="encoder quality per format where the URL names none (q, fq)",
     )
+    cache_budget_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="local: the derived cache's size (derived/ in the data folder); past it the"
+        " least recently used results are removed; 0: results are not kept",
+    )
+    miss_rate_per_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="renders (cache misses) a second per client address; past it 429; 0: none",
+    )
+    miss_burst: int = Field(
+        default=50, ge=1, description="renders at once per client before the rate applies"
+    )
 
-    @field_validator("keys", "salts")
+    @field_validator("key", "salt")
     @classmethod
     def _hex(cls, values: list[str]) -> list[str]:
         for value in values:
@@ -63,22 +102,23 @@ class TransformOptions(BaseModel):
 
     @model_validator(mode="after")
     def _paired(self) -> TransformOptions:
-        if len(self.keys) != len(self.salts):
+        if len(self.key) != len(self.salt):
             raise ValueError(
-                f"transforms: {len(self.keys)} keys and {len(self.salts)} salts: one salt per key"
+                f"transform: {len(self.key)} keys and {len(self.salt)} salts: one salt per key"
             )
         return self
 
     def with_secret(self, text: str) -> TransformOptions:
-        """These options with the keys and salts of `text`, the JSON object an AWS stack keeps
-        in an SSM SecureString (aws.transform_secret). A ValueError names what is wrong and
-        never quotes the value: it would put the keys in the function's logs."""
+        """These options with the key and salt of `text`, the JSON object an AWS stack keeps
+        in an SSM SecureString (aws.transform_secret): {"key": ..., "salt": ...}, each one hex
+        value or a list, as in the settings file. A ValueError names what is wrong and never
+        quotes the value: it would put the keys in the function's logs."""
         try:
             secret = json.loads(text)
         except ValueError:
             raise ValueError("the transform secret is not JSON") from None
-        if not isinstance(secret, dict) or not set(secret) <= {"keys", "salts"}:
-            raise ValueError('the transform secret is {"keys": [...], "salts": [...]}, no more')
+        if not isinstance(secret, dict) or not set(secret) <= {"key", "salt"}:
+            raise ValueError('the transform secret is {"key": ..., "salt": ...}, no more')
         try:
             return TransformOptions.model_validate({**self.model_dump(), **secret})
         except ValidationError as exc:
@@ -86,10 +126,10 @@ class TransformOptions(BaseModel):
             raise ValueError(f"the transform secret: {problems}") from None
 
     def signing_keys(self) -> tuple[tuple[bytes, bytes], ...]:
-        """The (key, salt) pairs that may sign a URL, as bytes."""
+        """The (key, salt) pairs that may sign a URL, as bytes; the first signs new ones."""
         return tuple(
             (bytes.fromhex(key), bytes.fromhex(salt))
-            for key, salt in zip(self.keys, self.salts, strict=True)
+            for key, salt in zip(self.key, self.salt, strict=True)
         )
 
     def limits(self) -> TransformLimits:

@@ -40,14 +40,14 @@ def test_the_api_function_reads_its_signing_keys_from_ssm_at_cold_start(
 ) -> None:
     # GIVEN the keys in an SSM SecureString, and the function told only its name
     name = f"/{stack.bucket}/transform"
-    put_secret(moto_endpoint, name, json.dumps({"keys": [KEY], "salts": [SALT]}))
+    put_secret(moto_endpoint, name, json.dumps({"key": KEY, "salt": SALT}))
     monkeypatch.setenv("IMGPIPE_AWS__TRANSFORM_SECRET", name)
     cold_start()
     # WHEN the function starts THEN its wiring signs with them
     settings = lambda_app().settings
-    assert settings.transforms.signing_keys() == ((bytes.fromhex(KEY), bytes.fromhex(SALT)),)
+    assert settings.transform.signing_keys() == ((bytes.fromhex(KEY), bytes.fromhex(SALT)),)
     # AND a bad secret stops the cold start with a message that quotes no key
-    put_secret(moto_endpoint, name, json.dumps({"keys": [KEY], "salts": []}))
+    put_secret(moto_endpoint, name, json.dumps({"key": [KEY], "salt": []}))
     cold_start()
     with pytest.raises(ValueError, match="1 keys and 0 salts") as refused:
         lambda_app()

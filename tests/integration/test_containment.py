@@ -219,10 +219,10 @@ def transform_request(options: str, limits: TransformLimits | None = None) -> Tr
     return TransformRequest(
         url.transform,
         ("webp",),
-        settings.transforms.encoder(),
+        settings.transform.encoder(),
         settings.background,
         settings.limits.render_limits(),
-        limits or settings.transforms.limits(),
+        limits or settings.transform.limits(),
     )
 
 

@@ -54,9 +54,9 @@ SALT = "520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5"
 
 
 def test_the_transform_secret_sets_the_signing_keys() -> None:
-    settings = Settings(transforms={"signature_size": 8})
-    secret = json.dumps({"keys": [KEY], "salts": [SALT]})
-    transforms = settings.transforms.with_secret(secret)
+    settings = Settings(transform={"signature_size": 8})
+    secret = json.dumps({"key": KEY, "salt": SALT})
+    transforms = settings.transform.with_secret(secret)
     assert transforms.signing_keys() == ((bytes.fromhex(KEY), bytes.fromhex(SALT)),)
     assert transforms.signature_size == 8  # the rest of the section is kept
 
@@ -65,15 +65,15 @@ def test_the_transform_secret_sets_the_signing_keys() -> None:
     ("secret", "says"),
     [
         (KEY, "not JSON"),
-        (json.dumps([KEY]), '{"keys": [...], "salts": [...]}'),
-        (json.dumps({"keys": [KEY], "salts": [SALT], "max_width": 1}), "no more"),
-        (json.dumps({"keys": [KEY + "zz"], "salts": [SALT + "zz"]}), "hex-encoded"),
-        (json.dumps({"keys": [KEY], "salts": []}), "1 keys and 0 salts"),
+        (json.dumps([KEY]), '{"key": ..., "salt": ...}'),
+        (json.dumps({"key": KEY, "salt": SALT, "max_width": 1}), "no more"),
+        (json.dumps({"key": KEY + "zz", "salt": SALT + "zz"}), "hex-encoded"),
+        (json.dumps({"key": [KEY], "salt": []}), "1 keys and 0 salts"),
     ],
 )
 def test_a_bad_transform_secret_is_refused_without_quoting_it(secret: str, says: str) -> None:
     with pytest.raises(ValueError, match="transform secret") as refused:
-        Settings().transforms.with_secret(secret)
+        Settings().transform.with_secret(secret)
     assert says in str(refused.value)
     # the function's logs would show the message: never the key or the salt
     assert KEY not in str(refused.value) and SALT not in str(refused.value)

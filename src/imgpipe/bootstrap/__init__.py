@@ -28,7 +28,7 @@ from imgpipe.bootstrap.commands import (
     local_outbox,
 )
 from imgpipe.bootstrap.local_app import LocalApp, build_local
-from imgpipe.bootstrap.options import DB_NAME, STATE_DIR, service_options
+from imgpipe.bootstrap.options import DB_NAME, STATE_DIR, is_loopback, service_options
 
 __all__ = [
     "DB_NAME",
@@ -46,6 +46,7 @@ __all__ = [
     "build_local",
     "client_config",
     "emf_metric_labels",
+    "is_loopback",
     "lambda_app",
     "lambda_events_app",
     "local_outbox",

@@ -154,7 +154,7 @@ def lambda_app() -> AwsApp:
 def with_transform_secret(
     settings: Settings, session: boto3.session.Session | None = None
 ) -> Settings:
-    """`settings` with the keys and salts of the SSM SecureString aws.transform_secret names,
+    """`settings` with the key and salt of the SSM SecureString aws.transform_secret names,
     if it names one (the API function's: GET /img URLs are signed with them). The stack gives
     the function the parameter's name, never its value: the value stays out of the template,
     the function's configuration and CloudFormation's events. Read once per cold start."""
@@ -171,8 +171,7 @@ def with_transform_secret(
         text = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
     finally:
         ssm.close()
-    transforms = settings.transforms.with_secret(text)
-    return settings.model_copy(update={"transforms": transforms})
+    return settings.model_copy(update={"transform": settings.transform.with_secret(text)})
 
 
 @dataclass

@@ -10,6 +10,7 @@ import functools
 from pathlib import Path
 from typing import IO
 
+from imgpipe.adapters.local.derived_cache import LocalDerivedCache
 from imgpipe.adapters.local.events import EVENT_LOG_NAME, FanOutEvents, JsonlEventLog
 from imgpipe.adapters.local.fs_store import FilesystemObjectStore
 from imgpipe.adapters.local.health import HealthBoard
@@ -118,16 +119,24 @@ def local_events(
     return event_log, webhooks
 
 
+def derived_cache(
+    settings: Settings, objects: FilesystemObjectStore, metrics: Metrics
+) -> LocalDerivedCache:
+    """The /img route's cache in the data folder, kept to its budget."""
+    return LocalDerivedCache(objects, settings.transform.cache_budget_mb * 1024 * 1024, metrics)
+
+
 def local_service(
     stores: LocalStores,
     renderer: Renderer,
     metrics: Metrics,
     options: ServiceOptions,
     publishers: tuple[JsonlEventLog | None, WebhookPublisher | None],
+    derived: LocalDerivedCache | None = None,
 ) -> UseCases:
     """The use cases over the local stores, their events to each publisher there is."""
     events = FanOutEvents([p for p in publishers if p is not None], metrics)
-    return UseCases.build(*stores, renderer, metrics, options, events=events)
+    return UseCases.build(*stores, renderer, metrics, options, events=events, derived=derived)
 
 
 def worker_pool(

@@ -6,12 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from imgpipe.bootstrap.options import DB_NAME, STATE_DIR, service_options
+from imgpipe.bootstrap.options import (
+    DB_NAME,
+    STATE_DIR,
+    delivery_options,
+    local_unsafe_allowed,
+    service_options,
+)
 from imgpipe.config import Settings
 from imgpipe.core.keys import UPLOADS_PREFIX
 
 # The local adapters are imported inside build_local: a Lambda cold start loads none of them.
 if TYPE_CHECKING:
+    from imgpipe.adapters.local.derived_cache import LocalDerivedCache
     from imgpipe.adapters.local.events import JsonlEventLog
     from imgpipe.adapters.local.fs_store import FilesystemObjectStore
     from imgpipe.adapters.local.health import HealthBoard
@@ -43,6 +50,7 @@ class LocalApp:
     health: HealthBoard
     links: LocalLinks
     runtime: LocalRuntime
+    derived: LocalDerivedCache
 
     # The runtime's parts, where the API, the dashboard and the tests reach them.
     @property
@@ -96,8 +104,10 @@ def build_local(
     event_log, webhooks = step.local_events(settings, state_dir, db, tee)
     if webhooks is not None:
         metrics.watch_webhook_outbox(webhooks.counts)
-    options = service_options(settings, renders_at_once=settings.server.workers)
-    service = step.local_service(stores, renderer, tee, options, (event_log, webhooks))
+    delivery = delivery_options(settings, unsafe_allowed=local_unsafe_allowed(settings))
+    options = service_options(settings, renders_at_once=settings.server.workers, delivery=delivery)
+    derived = step.derived_cache(settings, objects, tee)
+    service = step.local_service(stores, renderer, tee, options, (event_log, webhooks), derived)
     signing_key = step.signing_key(settings, state_dir)
     links = step.local_links(settings, objects, signing_key)
     health = HealthBoard(tee)
@@ -122,4 +132,5 @@ def build_local(
         health,
         links,
         runtime,
+        derived,
     )

@@ -3,23 +3,63 @@ the settings as plain values."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
 from imgpipe.config import Settings
 
 if TYPE_CHECKING:
-    from imgpipe.service import ServiceOptions
+    from imgpipe.service import DeliveryOptions, ServiceOptions
 
 STATE_DIR = ".imgpipe"
 DB_NAME = "imgpipe.db"
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def delivery_options(
+    settings: Settings, *, unsafe_allowed: bool, inline_limit_bytes: int | None = None
+) -> DeliveryOptions:
+    """The /img route's options. Unsigned URLs (imgproxy's unsafe mode) only where the
+    deployment allows them (`unsafe_allowed`: locally, a server on loopback without an API
+    token) and no key is set; `inline_limit_bytes`: results over it are redirected to."""
+    from imgpipe.service import DeliveryOptions
+
+    transform = settings.transform
+    keys = transform.signing_keys()
+    return DeliveryOptions(
+        encoder=transform.encoder(),
+        keys=keys,
+        unsafe=unsafe_allowed and not keys,
+        signature_size=transform.signature_size,
+        limits=transform.limits(),
+        inline_limit_bytes=inline_limit_bytes,
+    )
+
+
+def local_unsafe_allowed(settings: Settings) -> bool:
+    """Whether the local server may take unsigned /img URLs: on loopback, without a token."""
+    return is_loopback(settings.server.host) and settings.server.api_token is None
+
+
 def service_options(
-    settings: Settings, *, store_notifies: bool = False, renders_at_once: int | None = None
+    settings: Settings,
+    *,
+    store_notifies: bool = False,
+    renders_at_once: int | None = None,
+    delivery: DeliveryOptions | None = None,
 ) -> ServiceOptions:
     """What the use cases take from the settings, as plain values: `store_notifies` when the
     object store queues its new objects itself (S3's notifications); `renders_at_once` to
-    gate leases by the rendering processes free (ServiceOptions)."""
+    gate leases by the rendering processes free (ServiceOptions); `delivery`: the /img
+    route's (delivery_options; by default no unsigned URLs and always inline)."""
     from imgpipe.core.lifecycle import Preset
     from imgpipe.service import ServiceOptions
 
@@ -36,4 +76,5 @@ def service_options(
         max_distance=settings.similarity.max_distance,
         store_notifies=store_notifies,
         renders_at_once=renders_at_once,
+        delivery=delivery or delivery_options(settings, unsafe_allowed=False),
     )

@@ -8,7 +8,8 @@ ImgpipeError
 │   ├── TooManyPixelsError         too_many_pixels (width x height x frames)
 │   ├── TooManyFramesError         too_many_frames
 │   ├── ObjectNotFoundError        not_found (the original is gone)
-│   └── ProcessingError            internal (the engine failed in a way retrying will not fix)
+│   ├── ProcessingError            internal (the engine failed in a way retrying will not fix)
+│   └── UnrenderableError          the FAILED record's code (an on-request result of it: 422)
 ├── TransientError             retry: the queue redelivers, then dead-letters
 │   ├── StoreUnavailableError      a backend did not answer or throttled
 │   ├── ImageBusyError             another worker holds this image's lease
@@ -71,6 +72,15 @@ class ObjectNotFoundError(ImageError):
 
 class ProcessingError(ImageError):
     code = "internal"
+
+
+class UnrenderableError(ImageError):
+    """An on-request result asked of an image whose record is FAILED: the API answers 422
+    with the record's own error code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class TransientError(ImgpipeError):

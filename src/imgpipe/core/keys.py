@@ -1,4 +1,5 @@
-"""Object keys and ids: imageId from a key, server-chosen upload keys, rendition keys."""
+"""Object keys and ids: imageId from a key, server-chosen upload keys, rendition keys, and the
+keys of on-request results (derived/)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from imgpipe.core.errors import InvalidRequestError
 
 UPLOADS_PREFIX = "uploads/"
 RENDITIONS_PREFIX = "renditions/"
+# On-request results (the /img route's cache): a prefix no upload or rendition key starts with,
+# so that an AWS lifecycle rule and the API's IAM policy can be scoped to it alone.
+DERIVED_PREFIX = "derived/"
 MAX_KEY_BYTES = 1024
 MAX_SAFE_NAME_CHARS = 120
 _IMAGE_ID = re.compile(r"^[a-z2-7]{26}$")
@@ -90,6 +94,19 @@ def idempotent_prefix(secret: bytes, scope: str, route: str, idempotency_key: st
 
 def rendition_key(image_id: str, name: str, ext: str) -> str:
     return f"{RENDITIONS_PREFIX}{image_id}/{name}.{ext}"
+
+
+def derived_prefix(image_id: str, version_tag: str | None = None) -> str:
+    """`derived/{imageId}/` (every cached result of an image), or that of one version of it."""
+    folder = f"{DERIVED_PREFIX}{image_id}/"
+    return folder if version_tag is None else f"{folder}{version_tag}/"
+
+
+def derived_key(image_id: str, version_tag: str, options: str, ext: str) -> str:
+    """Where one on-request result is cached: `derived/{imageId}/{versionTag}/{hash}.{ext}`,
+    the hash (sha256, 32 hex) of the canonical options and the output format."""
+    digest = hashlib.sha256(f"{options}\x00{ext}".encode()).hexdigest()[:32]
+    return f"{derived_prefix(image_id, version_tag)}{digest}.{ext}"
 
 
 def compare_sequencers(a: str, b: str) -> int:

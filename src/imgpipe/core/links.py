@@ -62,6 +62,12 @@ class Links(Protocol):
         bytes are read here and are gone."""
         ...
 
+    def object_url(self, key: str, content_type: str) -> str:
+        """A short-lived URL that GETs the stored object at `key` (a cached on-request result
+        too large to answer inline: the API redirects to it). Where the API always answers
+        inline (locally), there is none: ProcessingError."""
+        ...
+
 
 class SignedUploads(Protocol):
     """The uploads of a deployment whose API takes them itself (locally, PUT /upload/{key}):

@@ -162,6 +162,37 @@ class Renderer(Protocol):
         ...
 
 
+class DerivedCache(Protocol):
+    """What a cache of on-request results (derived/ in the ObjectStore) needs beyond the
+    store: locally, the recency of each result and a size budget (least recently used first
+    out); on S3 nothing (NullDerivedCache: a lifecycle rule expires the prefix)."""
+
+    def read(self, key: str) -> None:
+        """The result at `key` was just read: it is the most recently used."""
+        ...
+
+    def stored(self, key: str, size: int) -> None:
+        """A result of `size` bytes was written at `key`; past the budget, evict."""
+        ...
+
+    def dropped(self, key: str, size: int) -> None:
+        """The result at `key` was deleted (its image deleted, reprocessed or replaced)."""
+        ...
+
+
+class NullDerivedCache:
+    """No bookkeeping: where the store expires results itself (S3's lifecycle rule)."""
+
+    def read(self, key: str) -> None:
+        return None
+
+    def stored(self, key: str, size: int) -> None:
+        return None
+
+    def dropped(self, key: str, size: int) -> None:
+        return None
+
+
 class JobHandler(Protocol):
     """What a worker hands its jobs to (the use cases, through service.dispatch): a job to
     run, a job to give up on after its last attempt, and the leases to give back when this

@@ -51,6 +51,8 @@ def create_aws_app(runtime: AwsApp) -> FastAPI:
             max_distance=settings.similarity.max_distance,
             api_token=None,  # API Gateway does the authentication
             max_list_limit=settings.server.max_list_limit,
+            miss_rate_per_s=settings.transform.miss_rate_per_s,
+            miss_burst=settings.transform.miss_burst,
         )
     )
 

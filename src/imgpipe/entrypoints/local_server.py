@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from imgpipe.bootstrap import LocalApp, build_local
+from imgpipe.bootstrap import LocalApp, build_local, is_loopback
 from imgpipe.config import Settings
 from imgpipe.entrypoints.api import ApiContext, create_app, token_guard
 from imgpipe.entrypoints.ratelimit import RateLimitMiddleware, TokenBuckets
@@ -25,15 +24,6 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 class UnsafeBindError(ValueError):
     """Binding off loopback without an API token would publish every image."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(settings: Settings) -> None:
@@ -61,6 +51,8 @@ def create_local_app(local: LocalApp) -> FastAPI:
         problems=local.health.problems,
         idempotency_secret=local.signing_key,
         signed_uploads=local.links,
+        miss_rate_per_s=settings.transform.miss_rate_per_s,
+        miss_burst=settings.transform.miss_burst,
         extra_routes=lambda app: add_dashboard_routes(app, local),
     )
     app = create_app(ctx)

@@ -13,6 +13,8 @@ Settings itself; `UseCases.build` makes one of each over one shared context.
     queries      records, near-duplicates
     duplicates   duplicateOf, and copies linked after a commit
     maintenance  delete, removals, backfill, redrive, lease recovery
+    delivery     the /img route: on-request results, cached under derived/, rendered once
+    singleflight identical work at once done once (delivery's renders)
     renditions   render -> renditions written -> final record (also `imgpipe process`'s)
     records      commit, events, leases given back
     dispatch     one job -> one use case; giving up on a job; the use cases as a worker's
@@ -20,8 +22,16 @@ Settings itself; `UseCases.build` makes one of each over one shared context.
 """
 
 from imgpipe.core.ports import Renderer
-from imgpipe.service.context import ServiceOptions
+from imgpipe.service.context import DeliveryOptions, ServiceOptions
 from imgpipe.service.dispatch import UseCaseJobs, dispatch, give_up
 from imgpipe.service.use_cases import UseCases
 
-__all__ = ["Renderer", "ServiceOptions", "UseCaseJobs", "UseCases", "dispatch", "give_up"]
+__all__ = [
+    "DeliveryOptions",
+    "Renderer",
+    "ServiceOptions",
+    "UseCaseJobs",
+    "UseCases",
+    "dispatch",
+    "give_up",
+]

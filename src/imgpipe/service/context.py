@@ -16,20 +16,39 @@ from datetime import datetime
 
 from imgpipe.core import jobs, lifecycle
 from imgpipe.core.errors import ImageBusyError, NotFoundError
+from imgpipe.core.img_url import FULL_SIGNATURE
 from imgpipe.core.model import ImageRecord, ObjectEvent, utcnow
 from imgpipe.core.ports import (
+    DerivedCache,
     EventPublisher,
     JobQueue,
     MetadataStore,
     Metrics,
+    NullDerivedCache,
     NullEvents,
     ObjectStore,
     Renderer,
 )
-from imgpipe.core.rendering import RenderOptions
+from imgpipe.core.rendering import RenderOptions, RenderPreset
+from imgpipe.core.transform import TransformLimits
 
 # Compare-and-set writes of a record tried before the image counts as busy.
 CAS_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """The settings of the `/img` route (service/delivery.py), as plain values (config's
+    [transform] section)."""
+
+    encoder: RenderPreset  # the encoder settings and default qualities of every result
+    keys: tuple[tuple[bytes, bytes], ...] = ()  # (key, salt) pairs that may sign a URL
+    unsafe: bool = False  # "insecure" and "_" accepted as a signature
+    signature_size: int = FULL_SIGNATURE
+    limits: TransformLimits = field(default_factory=TransformLimits)
+    # A result over it is answered by a redirect to the stored object (AWS: Lambda's 6 MB
+    # response limit); None: always inline.
+    inline_limit_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,8 @@ class ServiceOptions:
     # keeps the extra threads from leasing an image before a rendering process is free (the
     # lease and durationMs would count the wait).
     renders_at_once: int | None = None
+    # The /img route's options; None: this service makes no on-request results.
+    delivery: DeliveryOptions | None = None
 
 
 class RunningJobs:
@@ -92,6 +113,7 @@ class ServiceContext:
     options: ServiceOptions
     events: EventPublisher = field(default_factory=NullEvents)
     clock: Callable[[], datetime] = utcnow
+    derived: DerivedCache = field(default_factory=NullDerivedCache)
     gate: contextlib.AbstractContextManager[object] = field(init=False, repr=False)
     running: RunningJobs = field(init=False, repr=False, default_factory=RunningJobs)
 

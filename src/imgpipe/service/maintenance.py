@@ -8,6 +8,7 @@ from imgpipe.core.jobs import event_from_info
 from imgpipe.core.keys import image_id_for, is_upload_key
 from imgpipe.core.model import ImageRecord, Status
 from imgpipe.service.context import ServiceContext
+from imgpipe.service.delivery import drop_derived
 from imgpipe.service.ingest import mark_pending
 
 
@@ -40,6 +41,7 @@ class Maintenance:
     def _forget(self, record: ImageRecord) -> None:
         for r in record.renditions:
             self._ctx.objects.delete(r.key)
+        drop_derived(self._ctx, record.image_id)
         self._ctx.records.delete(record.image_id)
         self._ctx.metrics.incr("images_deleted")
 

@@ -29,6 +29,7 @@ from imgpipe.core.keys import (
 from imgpipe.core.model import ImageRecord, ObjectEvent, Status
 from imgpipe.core.rendering import RenderResult
 from imgpipe.service.context import CAS_RETRIES, ServiceContext
+from imgpipe.service.delivery import drop_derived_quietly
 from imgpipe.service.duplicates import earliest_with_same_bytes, link_copies
 from imgpipe.service.records import announce, commit, finish_failed, release
 from imgpipe.service.renditions import (
@@ -146,11 +147,15 @@ class Processing:
                 self._ctx.options.presets,
             )
             if isinstance(rendered, ImageError):
-                return finish_failed(self._ctx, claimed, rendered, started)
-            return self._finish_processed(claimed, rendered, started, bytes_in)
+                record = finish_failed(self._ctx, claimed, rendered, started)
+            else:
+                record = self._finish_processed(claimed, rendered, started, bytes_in)
         except TransientError as exc:
             release(self._ctx, claimed, exc)
             raise
+        # The record's new processedAt (or version) already made them unreachable.
+        drop_derived_quietly(self._ctx, claimed.image_id)
+        return record
 
     def _finish_processed(
         self, claimed: ImageRecord, rendered: Rendered, started: float, bytes_in: int

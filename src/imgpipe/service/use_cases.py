@@ -9,15 +9,18 @@ from datetime import datetime
 
 from imgpipe.core.model import utcnow
 from imgpipe.core.ports import (
+    DerivedCache,
     EventPublisher,
     JobQueue,
     MetadataStore,
     Metrics,
+    NullDerivedCache,
     NullEvents,
     ObjectStore,
     Renderer,
 )
 from imgpipe.service.context import ServiceContext, ServiceOptions
+from imgpipe.service.delivery import Delivery
 from imgpipe.service.ingest import Ingest
 from imgpipe.service.maintenance import Maintenance
 from imgpipe.service.process import Processing
@@ -35,6 +38,7 @@ class UseCases:
     rerendering: Rerendering
     queries: Queries
     maintenance: Maintenance
+    delivery: Delivery
 
     @classmethod
     def build(
@@ -48,8 +52,25 @@ class UseCases:
         *,
         events: EventPublisher | None = None,
         clock: Callable[[], datetime] = utcnow,
+        derived: DerivedCache | None = None,
     ) -> UseCases:
+        """`derived`: the bookkeeping of the /img route's cache (locally its size budget)."""
         ctx = ServiceContext(
-            objects, records, queue, renderer, metrics, options, events or NullEvents(), clock
+            objects,
+            records,
+            queue,
+            renderer,
+            metrics,
+            options,
+            events or NullEvents(),
+            clock,
+            derived or NullDerivedCache(),
         )
-        return cls(Ingest(ctx), Processing(ctx), Rerendering(ctx), Queries(ctx), Maintenance(ctx))
+        return cls(
+            Ingest(ctx),
+            Processing(ctx),
+            Rerendering(ctx),
+            Queries(ctx),
+            Maintenance(ctx),
+            Delivery(ctx),
+        )

@@ -21,7 +21,7 @@ from imgpipe.engine.transform import transform
 from imgpipe.engine.transform_plan import plan
 
 SETTINGS = Settings()
-ENCODER = SETTINGS.transforms.encoder()
+ENCODER = SETTINGS.transform.encoder()
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 PHOTO = imagegen.photo_jpeg(400, 300)
 DEFAULT_LIMITS = TransformLimits()

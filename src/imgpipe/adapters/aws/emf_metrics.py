@@ -28,6 +28,8 @@ COUNTERS: dict[str, tuple[MetricUnit, tuple[str, ...]]] = {
     "webhook_deliveries": (MetricUnit.Count, ("outcome",)),  # local only; kept equal
     "degraded": (MetricUnit.Count, ("part",)),  # local only (GET /health); kept equal
     "worker_restarts": (MetricUnit.Count, ()),  # local only; kept equal
+    "transforms": (MetricUnit.Count, ("result",)),
+    "derived_evicted": (MetricUnit.Count, ()),  # local only (S3's lifecycle rule); kept equal
 }
 TIMINGS: dict[str, tuple[str, ...]] = {"processing_seconds": ()}
 MAX_LABEL_CHARS = 64

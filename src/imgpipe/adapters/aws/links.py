@@ -42,3 +42,7 @@ class S3Links:
         return RenditionRedirect(
             self.objects.presigned_get(key, self.ttl_s), {"Cache-Control": "private, max-age=60"}
         )
+
+    def object_url(self, key: str, content_type: str) -> str:
+        """A presigned GET of the object; S3 answers with the content type it was stored with."""
+        return self.objects.presigned_get(key, self.ttl_s)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 from imgpipe.core import signing
+from imgpipe.core.errors import ProcessingError
 from imgpipe.core.links import RenditionAnswer, RenditionBytes, UploadTarget
 from imgpipe.core.ports import ObjectStore
 
@@ -75,6 +76,11 @@ class LocalLinks:
 
     def rendition_answer(self, key: str) -> RenditionAnswer:
         return RenditionBytes(self.objects.get(key), {"Cache-Control": "private, max-age=300"})
+
+    def object_url(self, key: str, content_type: str) -> str:
+        """None: the local server answers every on-request result inline (its wiring sets no
+        inline limit), so it never redirects to an object."""
+        raise ProcessingError(f"the local server answers {key!r} inline; it has no object URL")
 
 
 def _upload_signed(

@@ -29,6 +29,12 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "webhook_deliveries": ("Webhook delivery attempts by outcome", ("outcome",)),
     "degraded": ("Times a part of the server became degraded (GET /health), by part", ("part",)),
     "worker_restarts": ("Job threads that ended unexpectedly and were replaced", ()),
+    "transforms": (
+        "On-request results (/img) answered, by how: hit (read from the derived cache),"
+        " miss (rendered), shared (waited for an identical render in flight)",
+        ("result",),
+    ),
+    "derived_evicted": ("Cached on-request results removed to keep to the budget", ()),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
     "processing_seconds": (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from imgpipe import __version__
-from imgpipe.entrypoints.api import images, ops, renditions, uploads
+from imgpipe.entrypoints.api import images, img, ops, renditions, uploads
 from imgpipe.entrypoints.api.auth import AuthFirstRoute
 from imgpipe.entrypoints.api.bodies import ERRORS
 from imgpipe.entrypoints.api.context import ApiContext
@@ -29,6 +29,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(uploads.router(ctx))
     app.include_router(images.router(ctx))
     app.include_router(renditions.router(ctx))
+    app.include_router(img.router(ctx))
     if ctx.metrics_exposition is not None:
         app.include_router(ops.metrics_router(ctx, ctx.metrics_exposition))
     if ctx.signed_uploads is not None:

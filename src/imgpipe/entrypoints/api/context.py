@@ -37,6 +37,9 @@ class ApiContext:
     problems: Callable[[], dict[str, str]] | None = None
     # Set where the API takes the uploads its upload URLs point at (local: PUT /upload/{key}).
     signed_uploads: SignedUploads | None = None
+    # /img: renders (cache misses) a second per client, and at once; 0: no limit.
+    miss_rate_per_s: float = 0.0
+    miss_burst: int = 1
 
     def present(self, record: ImageRecord, request: Request) -> dict[str, Any]:
         """The record as the API shows it: its public fields, each rendition with its URL."""

@@ -1,0 +1,116 @@
+"""GET /img/{signature}/{options}/{source}: an on-request result, in imgproxy's URL grammar
+(docs/api.md: The /img route).
+
+The use case (service.delivery) decides and answers plain values; this router turns them
+into HTTP: the cache headers (a strong ETag, immutable for a year, Vary: Accept where the
+format was negotiated), 304 to a matching If-None-Match, 429 past the client's rate of
+renders (cache misses), and a 307 to the stored object for a result over the deployment's
+inline limit. No token: the signature is the permission.
+"""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from imgpipe.entrypoints.api.context import ApiContext
+from imgpipe.entrypoints.api.errors import error_response
+from imgpipe.entrypoints.ratelimit import TokenBuckets
+from imgpipe.service.delivery import Delivered, Found
+
+PREFIX = "/img"
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+REDIRECT_STATUS = 307
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter()
+    misses = TokenBuckets(ctx.miss_rate_per_s, ctx.miss_burst) if ctx.miss_rate_per_s else None
+    delivery = ctx.service.delivery
+
+    @router.get(
+        PREFIX + "/{path:path}",
+        tags=["transforms"],
+        response_class=Response,
+        responses={200: {"content": {"image/*": {}}}, 304: {}, 307: {}},
+    )
+    async def img(path: str, request: Request) -> Response:
+        found = await run_in_threadpool(delivery.find, sent_path(request), _accept(request))
+        headers = _cache_headers(found)
+        if found.cached is not None and _matches(request, '"' + found.cached.etag.strip('"') + '"'):
+            return Response(status_code=304, headers={**headers, "ETag": _quoted(found)})
+        delivered = await run_in_threadpool(delivery.read, found)
+        if delivered is None:
+            client = request.client.host if request.client else "unknown"
+            wait = misses.take(client) if misses is not None else 0.0
+            if wait > 0:
+                return _rate_limited(wait, ctx.miss_rate_per_s)
+            delivered = await run_in_threadpool(delivery.render, found)
+        return _answer(ctx, request, delivered, headers)
+
+    return router
+
+
+def sent_path(request: Request) -> str:
+    """The path after /img as the client sent it, still percent-encoded (the signature is
+    over that): uvicorn's raw_path; through Mangum, API Gateway's rawPath (or path)."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        sent = raw.decode("latin-1")
+    else:
+        event = request.scope.get("aws.event")
+        given = event.get("rawPath") or event.get("path") if isinstance(event, dict) else None
+        sent = str(given) if given else quote(request.url.path, safe="/:@!$&'()*+,;=-._~%")
+    start = sent.find(PREFIX + "/")
+    return sent[start + len(PREFIX) :] if start >= 0 else sent
+
+
+def _accept(request: Request) -> str | None:
+    return request.headers.get("accept")
+
+
+def _cache_headers(found: Found) -> dict[str, str]:
+    headers = {"Cache-Control": CACHE_CONTROL}
+    if found.negotiated:
+        headers["Vary"] = "Accept"
+    return headers
+
+
+def _quoted(found: Found) -> str:
+    assert found.cached is not None
+    return '"' + found.cached.etag.strip('"') + '"'
+
+
+def _matches(request: Request, etag: str) -> bool:
+    """If-None-Match names `etag` (compared weakly, as RFC 9110 says for this header)."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+def _answer(
+    ctx: ApiContext, request: Request, done: Delivered, headers: dict[str, str]
+) -> Response:
+    headers = {**headers, "ETag": done.etag}
+    if _matches(request, done.etag):
+        return Response(status_code=304, headers=headers)
+    if done.body is None:
+        url = ctx.links.object_url(done.key, done.content_type)
+        return RedirectResponse(url, REDIRECT_STATUS, headers={"Cache-Control": "no-store"})
+    return Response(done.body, media_type=done.content_type, headers=headers)
+
+
+def _rate_limited(wait: float, rate: float) -> Response:
+    retry_after = max(1, math.ceil(wait))
+    return error_response(
+        429,
+        "rate_limited",
+        f"more than {rate:g} renders a second from this client; retry in {retry_after} s",
+        {"Retry-After": str(retry_after)},
+    )

@@ -1,0 +1,214 @@
+"""The `/img` use case: an on-request result of an imgpipe image, read from the derived cache
+or rendered once from the original and kept there.
+
+    find(path, accept)  the URL parsed and its signature checked (core.img_url), its source
+                        resolved to a record (core.derived), the format negotiated from
+                        Accept where the URL names none (core.negotiate), and the cache
+                        looked up at derived/{imageId}/{versionTag}/{hash}.{ext}
+    read(found)         a hit: the cached bytes, or only their key where they are over the
+                        deployment's inline limit (the route redirects to them)
+    render(found)       a miss: rendered from the original by the Renderer (locally in the
+                        rendering processes, under their limits), stored, answered; identical
+                        requests in this process at once render once (single-flight)
+    drop_derived(...)   a delete, a reprocess or a new version removes the image's results
+
+What it returns is plain values (Delivered); the route makes the HTTP answer of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+from imgpipe.core import derived, negotiate
+from imgpipe.core.errors import (
+    NotFoundError,
+    ObjectNotFoundError,
+    TooLargeError,
+    TransientError,
+)
+from imgpipe.core.formats import CONTENT_TYPES, EXTENSIONS, OutputFormat, sniff
+from imgpipe.core.img_url import ImgUrl, parse_img_path, rendition_presets
+from imgpipe.core.keys import derived_key, derived_prefix
+from imgpipe.core.model import ImageRecord, ObjectInfo
+from imgpipe.core.transform import TransformRequest
+from imgpipe.service.context import DeliveryOptions, ServiceContext
+from imgpipe.service.renditions import held
+from imgpipe.service.singleflight import SingleFlight
+
+log = logging.getLogger("imgpipe.service")
+
+
+class Found(NamedTuple):
+    """A request resolved: the image, the URL, what it is written as, where it is cached."""
+
+    record: ImageRecord
+    url: ImgUrl
+    formats: tuple[OutputFormat, ...]  # one; several for format:best (the smallest is kept)
+    key: str
+    negotiated: bool  # the format came from Accept: the answer varies with it
+    cached: ObjectInfo | None
+
+
+class Delivered(NamedTuple):
+    """A result to answer with: its bytes (None: over the inline limit, fetch `key`)."""
+
+    key: str
+    content_type: str
+    length: int
+    etag: str  # strong, quoted: the stored object's content hash
+    body: bytes | None
+
+
+class Delivery:
+    """GET /img/... (docs/api.md: The /img route)."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self._flight: SingleFlight[tuple[Delivered, bool]] = SingleFlight()
+        self._presets = rendition_presets(ctx.options.render.renditions)
+        self._options = ctx.options.delivery
+
+    @property
+    def options(self) -> DeliveryOptions:
+        if self._options is None:
+            raise NotFoundError("on-request transforms are not configured here")
+        return self._options
+
+    def find(self, path: str, accept: str | None) -> Found:
+        """The request for `path` (after /img, as sent) resolved and looked up in the cache:
+        400 for a bad URL, 403 for a bad signature, 404 for a source that is not an image
+        here, 409 for one not processed yet, 422 for one that failed."""
+        opts = self.options
+        url = parse_img_path(
+            path,
+            keys=opts.keys,
+            unsafe=opts.unsafe,
+            presets=self._presets,
+            limits=opts.limits,
+            signature_size=opts.signature_size,
+        )
+        record = self._ctx.record(derived.image_id_of(url.source))
+        derived.check_servable(record)
+        accept_variant = negotiate.variant(accept)
+        has_alpha = bool(record.has_alpha)
+        if url.format is None:
+            formats: tuple[OutputFormat, ...] = (negotiate.choose(accept_variant, has_alpha),)
+        elif url.format == "best":
+            formats = negotiate.best_formats(accept_variant, has_alpha)
+        else:
+            formats = (url.format,)
+        ext = EXTENSIONS[formats[0]] if len(formats) == 1 else "best-" + "-".join(formats)
+        tag = derived.version_tag(record)
+        key = derived_key(record.image_id, tag, url.transform.canonical(), ext)
+        negotiated = url.format is None or url.format == "best"
+        return Found(record, url, formats, key, negotiated, self._ctx.objects.head(key))
+
+    def read(self, found: Found) -> Delivered | None:
+        """A cached result; None where it went (evicted) since find() saw it."""
+        done = self._cached(found)
+        if done is not None:
+            self._ctx.metrics.incr("transforms", result="hit")
+        return done
+
+    def _cached(self, found: Found) -> Delivered | None:
+        info = found.cached
+        if info is None:
+            return None
+        if not self._inline(info.size):
+            self._ctx.derived.read(found.key)
+            return Delivered(found.key, _stored_type(found, info), info.size, _etag(info), None)
+        try:
+            data = self._ctx.objects.get(found.key)
+        except ObjectNotFoundError:
+            return None
+        self._ctx.derived.read(found.key)
+        return Delivered(found.key, _content_type(found, data), len(data), _etag(info), data)
+
+    def render(self, found: Found) -> Delivered:
+        """The result rendered from the original and stored; an identical render under way in
+        this process is waited for instead of repeated."""
+        (delivered, rendered), ran = self._flight.run(found.key, lambda: self._render(found))
+        result = ("miss" if rendered else "hit") if ran else "shared"
+        self._ctx.metrics.incr("transforms", result=result)
+        return delivered
+
+    def _render(self, found: Found) -> tuple[Delivered, bool]:
+        """(the result, whether it was rendered: False where it was stored meanwhile)."""
+        # An identical render may have finished between find() and this flight.
+        done = self._cached(found._replace(cached=self._ctx.objects.head(found.key)))
+        if done is not None:
+            return done, False
+        ctx, record = self._ctx, found.record
+        info = ctx.objects.head(record.key)
+        if info is None:
+            raise NotFoundError(f"the original of image {record.image_id} is gone")
+        if info.size > ctx.options.max_bytes:
+            raise TooLargeError(f"{info.size} bytes; the limit is {ctx.options.max_bytes}")
+        request = TransformRequest(
+            found.url.transform,
+            found.formats,
+            self.options.encoder,
+            ctx.options.render.background,
+            ctx.options.render.limits,
+            self.options.limits,
+        )
+        original = ctx.objects.open(record.key, version_id=record.version_id)
+        with held(original):
+            variant = ctx.renderer.transform(original, request)
+        stored = ctx.objects.put(found.key, variant.data, variant.content_type)
+        ctx.derived.stored(found.key, stored.size)
+        body = variant.data if self._inline(len(variant.data)) else None
+        size = len(variant.data)
+        return Delivered(found.key, variant.content_type, size, _etag(stored), body), True
+
+    def _inline(self, size: int) -> bool:
+        limit = self.options.inline_limit_bytes
+        return limit is None or size <= limit
+
+
+def drop_derived(ctx: ServiceContext, image_id: str) -> int:
+    """Remove every cached result of `image_id` (its delete, a reprocess or a new version
+    made them unreachable already: their version tag is no longer the record's); how many."""
+    count = 0
+    for info in ctx.objects.list(derived_prefix(image_id)):
+        ctx.objects.delete(info.key)
+        ctx.derived.dropped(info.key, info.size)
+        count += 1
+    return count
+
+
+def drop_derived_quietly(ctx: ServiceContext, image_id: str) -> None:
+    """drop_derived after a processing: a store that does not answer leaves the results to
+    expire (they are unreachable already) rather than failing the job that committed."""
+    try:
+        drop_derived(ctx, image_id)
+    except TransientError as exc:
+        log.warning("cached results left to expire", extra={"imageId": image_id, "error": str(exc)})
+
+
+def _etag(info: ObjectInfo) -> str:
+    """Strong: the stored bytes' hash (sha256 locally, S3's ETag on AWS)."""
+    return '"' + info.etag.strip('"') + '"'
+
+
+def _content_type(found: Found, data: bytes) -> str:
+    if len(found.formats) == 1:
+        return CONTENT_TYPES[found.formats[0]]
+    return CONTENT_TYPES[sniff(data[:64])]  # format:best: whichever was smallest
+
+
+def _stored_type(found: Found, info: ObjectInfo) -> str:
+    if len(found.formats) == 1:
+        return CONTENT_TYPES[found.formats[0]]
+    return info.content_type or "application/octet-stream"
+
+
+__all__ = [
+    "Delivered",
+    "Delivery",
+    "DeliveryOptions",
+    "Found",
+    "drop_derived",
+    "drop_derived_quietly",
+]

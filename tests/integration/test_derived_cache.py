@@ -1,0 +1,225 @@
+"""The /img route's derived cache over the real local wiring: a miss renders and stores, the
+next request reads; identical requests at once render once; the size budget evicts the least
+recently read; a delete, a new version and a reprocess remove an image's results; misses are
+rate-limited per client. Renders are counted at the renderer, never timed."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+import imagegen
+from conftest import drain
+from imgpipe.adapters.local.derived_cache import LocalDerivedCache
+from imgpipe.adapters.local.fs_store import FilesystemObjectStore
+from imgpipe.bootstrap import LocalApp, build_local
+from imgpipe.config import Settings
+from imgpipe.core.files import OpenFile
+from imgpipe.core.ports import NullMetrics
+from imgpipe.core.transform import TransformRequest, Variant
+from imgpipe.engine import InProcessRenderer
+from imgpipe.entrypoints.local_server import create_local_app
+
+
+class CountingRenderer(InProcessRenderer):
+    """Renders in-process, counting transforms; `gate`, while clear, holds each one back."""
+
+    def __init__(self) -> None:
+        self.transforms = 0
+        self.gate = threading.Event()
+        self.gate.set()
+        self._lock = threading.Lock()
+
+    def transform(self, original: bytes | OpenFile, request: TransformRequest) -> Variant:
+        with self._lock:
+            self.transforms += 1
+        assert self.gate.wait(30), "the test never opened the gate"  # a hang guard only
+        return super().transform(original, request)
+
+
+@pytest.fixture
+def renderer() -> CountingRenderer:
+    return CountingRenderer()
+
+
+def _app(settings: Settings, renderer: CountingRenderer, **transform: object) -> LocalApp:
+    changed = settings.model_copy(
+        update={"transform": settings.transform.model_copy(update=transform)}
+    )
+    return build_local(changed, renderer=renderer, with_workers=False)
+
+
+@pytest.fixture
+def app(settings: Settings, renderer: CountingRenderer) -> Iterator[LocalApp]:
+    local = _app(settings, renderer, miss_rate_per_s=0.0)
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def client(app: LocalApp) -> Iterator[TestClient]:
+    with TestClient(create_local_app(app)) as c:
+        yield c
+
+
+def upload(client: TestClient, app: LocalApp, data: bytes) -> tuple[str, str]:
+    response = client.post("/images", files={"file": ("photo.jpg", data, "image/jpeg")})
+    assert response.status_code == 202, response.text
+    drain(app)
+    return str(response.json()["imageId"]), str(response.json()["key"])
+
+
+def derived_files(app: LocalApp) -> list[Path]:
+    return sorted(p for p in (app.objects.root / "derived").rglob("*") if p.is_file())
+
+
+def size_of(content: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(content)) as im:
+        return im.size
+
+
+def test_miss_then_hit(client: TestClient, app: LocalApp, renderer: CountingRenderer) -> None:
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    path = f"/img/_/w:200/plain/{image_id}@webp"
+    first = client.get(path)
+    assert renderer.transforms == 1
+    assert len(derived_files(app)) == 1
+    second = client.get(path)
+    # THEN the second is read from the cache: no render, the same bytes and ETag
+    assert renderer.transforms == 1
+    assert second.content == first.content
+    assert second.headers["etag"] == first.headers["etag"]
+    # Options that mean the same are the same entry; another size is another.
+    client.get(f"/img/_/width:200/rt:fit/plain/{image_id}@webp")
+    assert renderer.transforms == 1
+    client.get(f"/img/_/w:201/plain/{image_id}@webp")
+    assert renderer.transforms == 2
+
+
+def test_ten_identical_requests_at_once_render_once(
+    client: TestClient, app: LocalApp, renderer: CountingRenderer
+) -> None:
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    path = f"/img/_/rs:fill:120:90/plain/{image_id}@jpg"
+    delivery = app.service.delivery
+    renderer.gate.clear()  # the first render waits until all ten have asked
+    asked = threading.Barrier(11)
+
+    def request() -> bytes:
+        found = delivery.find(path[len("/img") :], None)
+        asked.wait(30)
+        return delivery.render(found).body or b""
+
+    with ThreadPoolExecutor(10) as pool:
+        results = [pool.submit(request) for _ in range(10)]
+        asked.wait(30)
+        renderer.gate.set()
+        bodies = [r.result(60) for r in results]
+    assert renderer.transforms == 1
+    assert len(set(bodies)) == 1 and size_of(bodies[0]) == (120, 90)
+    assert len(derived_files(app)) == 1
+
+
+def test_delete_removes_the_results(client: TestClient, app: LocalApp) -> None:
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    other_id, _ = upload(client, app, imagegen.photo_jpeg(320, 240))
+    client.get(f"/img/_/w:100/plain/{image_id}@jpg")
+    client.get(f"/img/_/w:50/plain/{image_id}@webp")
+    client.get(f"/img/_/w:100/plain/{other_id}@jpg")
+    assert len(derived_files(app)) == 3
+    assert client.delete(f"/images/{image_id}").status_code == 204
+    remaining = derived_files(app)
+    assert [p.relative_to(app.objects.root).parts[1] for p in remaining] == [other_id]
+    assert client.get(f"/img/_/w:100/plain/{image_id}@jpg").status_code == 404
+
+
+def test_a_new_version_is_rendered_from_and_the_old_results_removed(
+    client: TestClient, app: LocalApp, renderer: CountingRenderer
+) -> None:
+    image_id, key = upload(client, app, imagegen.photo_jpeg(640, 480))
+    path = f"/img/_/w:100/plain/{image_id}@jpg"
+    old = client.get(path)
+    assert size_of(old.content) == (100, 75)
+    old_files = derived_files(app)
+    # WHEN the original is replaced by a portrait photo and processed
+    app.objects.put(key, imagegen.photo_jpeg(300, 600), "image/jpeg")
+    assert client.post("/process-image", json={"key": key}).status_code == 200
+    # THEN the old result is gone, and the URL gives the new image
+    assert not any(p.exists() for p in old_files)
+    new = client.get(path)
+    assert size_of(new.content) == (100, 200)
+    assert new.headers["etag"] != old.headers["etag"]
+    assert renderer.transforms == 2
+
+
+def test_reprocess_removes_the_results(
+    client: TestClient, app: LocalApp, renderer: CountingRenderer
+) -> None:
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    path = f"/img/_/w:100/plain/{image_id}@jpg"
+    client.get(path)
+    old_files = derived_files(app)
+    assert client.post(f"/images/{image_id}/reprocess").status_code == 202
+    # While it waits in the queue, the results stand.
+    client.get(path)
+    assert renderer.transforms == 1
+    drain(app)
+    assert not any(p.exists() for p in old_files)
+    assert client.get(path).status_code == 200
+    assert renderer.transforms == 2
+
+
+def test_misses_are_rate_limited_per_client_and_hits_are_not(
+    settings: Settings, renderer: CountingRenderer
+) -> None:
+    local = _app(settings, renderer, miss_rate_per_s=0.01, miss_burst=2)
+    try:
+        with TestClient(create_local_app(local)) as client:
+            image_id, _ = upload(client, local, imagegen.photo_jpeg(320, 240))
+            assert client.get(f"/img/_/w:10/plain/{image_id}@jpg").status_code == 200
+            assert client.get(f"/img/_/w:11/plain/{image_id}@jpg").status_code == 200
+            limited = client.get(f"/img/_/w:12/plain/{image_id}@jpg")
+            assert limited.status_code == 429
+            assert limited.json()["error"]["code"] == "rate_limited"
+            assert int(limited.headers["retry-after"]) >= 1
+            assert renderer.transforms == 2
+            # A cached result is still served.
+            assert client.get(f"/img/_/w:10/plain/{image_id}@jpg").status_code == 200
+    finally:
+        local.stop()
+
+
+def test_eviction_keeps_the_budget_least_recently_read_first(tmp_path: Path) -> None:
+    objects = FilesystemObjectStore(tmp_path / "data")
+    cache = LocalDerivedCache(objects, budget_bytes=10_000, metrics=NullMetrics())
+    keys = [f"derived/img{i}/v/{i}.jpg" for i in range(4)]
+    for key in keys[:3]:
+        objects.put(key, b"x" * 3_000, "image/jpeg")
+        cache.stored(key, 3_000)
+    # GIVEN the first is read again after the others were written
+    cache.read(keys[0])
+    # WHEN a fourth goes over the budget of 10,000 bytes
+    objects.put(keys[3], b"x" * 3_000, "image/jpeg")
+    cache.stored(keys[3], 3_000)
+    # THEN the least recently read go until it holds at most 90% of the budget
+    present = [key for key in keys if objects.head(key) is not None]
+    assert present == [keys[0], keys[3]] or present == [keys[0], keys[2], keys[3]]
+    assert cache.total_bytes() <= 9_000
+    assert objects.head(keys[1]) is None
+
+
+def test_budget_through_the_route(client: TestClient, app: LocalApp) -> None:
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    first = client.get(f"/img/_/w:300/plain/{image_id}@jpg")
+    app.derived.budget_bytes = int(len(first.content) * 2.5)
+    for width in (301, 302, 303, 304):
+        assert client.get(f"/img/_/w:{width}/plain/{image_id}@jpg").status_code == 200
+    assert sum(p.stat().st_size for p in derived_files(app)) <= app.derived.budget_bytes
+    assert len(derived_files(app)) >= 1
