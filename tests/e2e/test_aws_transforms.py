@@ -261,3 +261,23 @@ def test_deleting_an_image_removes_its_derived_objects(signed: Stack) -> None:
     assert call_api("http", "DELETE", f"/images/{image_id}").status == 204
     assert list(signed.objects.list(derived_prefix(image_id))) == []
     assert get(img_path("rs:fit:100:100", image_id))["statusCode"] == 404
+
+
+def test_the_api_function_renders_under_the_engines_limits(
+    signed: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a processed 2 MP photo
+    image_id = processed_photo(signed, 1600, 1200)
+    # WHEN a result over transform.max_width is asked for THEN 400, from the options alone
+    wide = get(img_path("rs:fit:20000:100:1", image_id))
+    assert wide["statusCode"] == 400, wide["body"]
+    assert "the limit is" in json.loads(wide["body"])["error"]["message"]
+    # WHEN the function starts with a pixel limit below the original's (limits.max_pixels)
+    monkeypatch.setenv("IMGPIPE_LIMITS__MAX_PIXELS", "1000000")
+    cold_start()
+    # THEN the in-process render refuses it from the header, before decoding, as the worker
+    # would: 422 too_many_pixels, nothing stored
+    refused = get(img_path("rs:fit:100:100", image_id))
+    assert refused["statusCode"] == 422, refused["body"]
+    assert json.loads(refused["body"])["error"]["code"] == "too_many_pixels"
+    assert list(signed.objects.list(derived_prefix(image_id))) == []

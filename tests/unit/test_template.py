@@ -669,6 +669,7 @@ def test_api_uses_iam_by_default_and_jwt_by_parameter(template: dict[str, Any]) 
     assert parameter["Default"] == "IAM"
     assert set(parameter["AllowedValues"]) == {"IAM", "JWT"}
     routes = resources(template, "AWS::ApiGatewayV2::Route")
+    routes.pop("ImgRoute")  # signed by its URLs (test_only_get_img_skips_the_authorizer)
     assert routes
     for auth, expected in (("IAM", "AWS_IAM"), ("JWT", "JWT")):
         stack = Stack(template, {"ApiAuth": auth, "JwtIssuer": "https://idp", "JwtAudience": "a"})
@@ -682,6 +683,25 @@ def test_api_uses_iam_by_default_and_jwt_by_parameter(template: dict[str, Any]) 
         authorizer["Properties"]["JwtConfiguration"]
     )
     assert jwt == {"Issuer": "https://idp", "Audience": ["app1", "app2"]}
+
+
+def test_only_get_img_skips_the_authorizer(template: dict[str, Any], stack: Stack) -> None:
+    # GIVEN the HTTP API's routes, as any ApiAuth makes them
+    for auth in ("IAM", "JWT"):
+        parameters = {"ApiAuth": auth, "JwtIssuer": "https://idp", "JwtAudience": "a"}
+        routes = {
+            name: Stack(template, parameters).value(route["Properties"])
+            for name, route in resources(template, "AWS::ApiGatewayV2::Route").items()
+        }
+        # THEN the one route without an authorizer is GET /img/..., whose URLs carry their
+        # own signature (browsers send neither SigV4 nor a JWT for an <img>)
+        open_routes = {r["RouteKey"] for r in routes.values() if r["AuthorizationType"] == "NONE"}
+        assert open_routes == {"GET /img/{proxy+}"}
+        # AND it reaches the same function, through the same integration, stage and throttling
+        targets = {r["Target"] for r in routes.values()}
+        assert targets == {f"integrations/{stack.ref('ApiIntegration')}"}
+    (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    assert set(as_list(stage["DependsOn"])) == set(resources(template, "AWS::ApiGatewayV2::Route"))
 
 
 def test_api_stage_throttles_and_logs_access(template: dict[str, Any], stack: Stack) -> None:
