@@ -196,6 +196,23 @@ def test_misses_are_rate_limited_per_client_and_hits_are_not(
         local.stop()
 
 
+def test_a_304_counts_as_a_read_for_the_budget(client: TestClient, app: LocalApp) -> None:
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    old = client.get(f"/img/_/w:200/plain/{image_id}@jpg")
+    client.get(f"/img/_/w:201/plain/{image_id}@jpg")
+    # GIVEN the older result revalidated by a client after the newer one was written
+    again = client.get(
+        f"/img/_/w:200/plain/{image_id}@jpg", headers={"if-none-match": old.headers["etag"]}
+    )
+    assert again.status_code == 304
+    # WHEN a third result takes the cache over a budget that holds two
+    app.derived.budget_bytes = int(len(old.content) * 2.5)
+    client.get(f"/img/_/w:202/plain/{image_id}@jpg")
+    # THEN the one revalidated is kept and the one not read since is gone
+    kept = {size_of(p.read_bytes())[0] for p in derived_files(app)}
+    assert 200 in kept and 201 not in kept
+
+
 def test_eviction_keeps_the_budget_least_recently_read_first(tmp_path: Path) -> None:
     objects = FilesystemObjectStore(tmp_path / "data")
     cache = LocalDerivedCache(objects, budget_bytes=10_000, metrics=NullMetrics())

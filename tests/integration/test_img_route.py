@@ -140,6 +140,8 @@ def test_refusals_are_json_errors(client: TestClient, local_app: LocalApp) -> No
         "renditions/" + image_id + "/thumb.jpg",
     ):
         assert error(client.get(f"/img/_/w:10/plain/{source}")) == (404, "not_found"), source
+        encoded = base64.urlsafe_b64encode(source.encode()).decode().rstrip("=")
+        assert error(client.get(f"/img/_/w:10/{encoded}")) == (404, "not_found"), source
     assert error(client.get(f"/img/_/nope:1/plain/{image_id}"))[0] == 400
     bad = client.get(f"/img/_/rt:cover/plain/{image_id}").json()["error"]["message"]
     assert "rt" in bad and "cover" in bad
@@ -171,3 +173,43 @@ def test_a_rendition_without_extension_is_negotiated(
     named = client.get(f"{path}.jpg", headers={"accept": AVIF_FIRST})
     assert decoded(named.content)[0] == "JPEG" and "vary" not in named.headers
     assert error(client.get(f"/images/{image_id}/renditions/huge")) == (404, "not_found")
+
+
+def test_an_image_not_processed_yet_is_409(client: TestClient) -> None:
+    photo = imagegen.photo_jpeg(320, 240)
+    response = client.post("/images", files={"file": ("photo.jpg", photo, "image/jpeg")})
+    image_id = response.json()["imageId"]  # queued, not processed: nothing drains the queue
+    assert error(client.get(f"/img/_/w:10/plain/{image_id}")) == (409, "not_processed")
+
+
+def test_signed_path_makes_urls_the_route_takes(settings: Settings) -> None:
+    with local_app_with(settings) as app, TestClient(create_local_app(app)) as c:
+        image_id = upload(c, app, imagegen.photo_jpeg(640, 480))
+        unsigned = app.service.delivery.signed_path(f"/w:32/plain/{image_id}@jpg")
+        assert unsigned.startswith("/insecure/")  # no key, loopback, no token
+        assert decoded(c.get("/img" + unsigned).content) == ("JPEG", (32, 24))
+    keys = {"key": ["aa" * 32, KEY], "salt": ["bb" * 16, SALT]}
+    with local_app_with(settings, transform=keys) as app, TestClient(create_local_app(app)) as c:
+        image_id = upload(c, app, imagegen.photo_jpeg(640, 480))
+        path = f"/w:32/plain/{image_id}@jpg"
+        signed = app.service.delivery.signed_path(path)
+        # signed with the first pair
+        assert signed == sign_img_path(path, b"\xaa" * 32, b"\xbb" * 16)
+        assert decoded(c.get("/img" + signed).content) == ("JPEG", (32, 24))
+    with local_app_with(settings, server={"api_token": "t" * 32}) as app:
+        with pytest.raises(Exception, match="no signing key") as caught:
+            app.service.delivery.signed_path("/w:32/plain/x")
+        assert getattr(caught.value, "status", None) == 403
+
+
+def test_format_best_keeps_the_smallest_the_client_takes(
+    client: TestClient, local_app: LocalApp
+) -> None:
+    image_id = upload(client, local_app, imagegen.photo_jpeg(640, 480))
+    magic = {"image/avif": b"ftypavif", "image/webp": b"WEBP", "image/jpeg": b"\xff\xd8\xff"}
+    for accept, allowed in ((AVIF_FIRST, set(magic)), ("*/*", {"image/jpeg"})):
+        for _ in range(2):  # a miss, then a hit of the same entry
+            got = client.get(f"/img/_/w:200/f:best/plain/{image_id}", headers={"accept": accept})
+            assert got.status_code == 200 and got.headers["vary"] == "Accept"
+            assert got.headers["content-type"] in allowed
+            assert magic[got.headers["content-type"]] in got.content[:12]

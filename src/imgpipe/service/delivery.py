@@ -22,13 +22,14 @@ from typing import NamedTuple
 
 from imgpipe.core import derived, negotiate
 from imgpipe.core.errors import (
+    ForbiddenError,
     NotFoundError,
     ObjectNotFoundError,
     TooLargeError,
     TransientError,
 )
 from imgpipe.core.formats import CONTENT_TYPES, EXTENSIONS, OutputFormat, sniff
-from imgpipe.core.img_url import ImgUrl, parse_img_path, rendition_presets
+from imgpipe.core.img_url import ImgUrl, parse_img_path, rendition_presets, sign_img_path
 from imgpipe.core.keys import derived_key, derived_prefix
 from imgpipe.core.model import ImageRecord, ObjectInfo
 from imgpipe.core.transform import TransformRequest
@@ -103,6 +104,23 @@ class Delivery:
         key = derived_key(record.image_id, tag, url.transform.canonical(), ext)
         negotiated = url.format is None or url.format == "best"
         return Found(record, url, formats, key, negotiated, self._ctx.objects.head(key))
+
+    def signed_path(self, path: str) -> str:
+        """`path` (`/{options}/{source}`) as a URL of this deployment takes it: signed with
+        the first (key, salt) pair, or `/insecure` in front where unsigned URLs are taken;
+        ForbiddenError where neither (no key set, and unsigned URLs refused)."""
+        opts = self.options
+        if opts.keys:
+            key, salt = opts.keys[0]
+            return sign_img_path(path, key, salt, opts.signature_size)
+        if opts.unsafe:
+            return "/insecure" + path
+        raise ForbiddenError("no signing key is configured (transform.key, transform.salt)")
+
+    def revalidated(self, found: Found) -> None:
+        """The client holds the cached result already (304): it counts as a read."""
+        self._ctx.derived.read(found.key)
+        self._ctx.metrics.incr("transforms", result="hit")
 
     def read(self, found: Found) -> Delivered | None:
         """A cached result; None where it went (evicted) since find() saw it."""

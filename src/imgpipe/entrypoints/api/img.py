@@ -41,7 +41,8 @@ def router(ctx: ApiContext) -> APIRouter:
     async def img(path: str, request: Request) -> Response:
         found = await run_in_threadpool(delivery.find, sent_path(request), _accept(request))
         headers = _cache_headers(found)
-        if found.cached is not None and _matches(request, '"' + found.cached.etag.strip('"') + '"'):
+        if found.cached is not None and _matches(request, _quoted(found)):
+            await run_in_threadpool(delivery.revalidated, found)
             return Response(status_code=304, headers={**headers, "ETag": _quoted(found)})
         delivered = await run_in_threadpool(delivery.read, found)
         if delivered is None:
