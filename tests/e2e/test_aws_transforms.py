@@ -7,7 +7,11 @@ Where moto is weaker than AWS, the rule is covered elsewhere:
   (tests/unit/test_template.py, test_cached_transforms_expire_after_the_days_of_a_parameter);
 - moto enforces no IAM: that the API's role may read originals and keep only derived/, and read
   only the one SSM parameter, is checked on the template as well;
-- moto decrypts a SecureString without KMS (AWS uses the parameter's key, aws/ssm by default).
+- moto decrypts a SecureString without KMS (AWS uses the parameter's key, aws/ssm by default);
+- moto has no 6 MB limit on a Lambda answer: a small inline limit is wired in to reach the
+  redirect, and the production limit is checked against Lambda's by arithmetic;
+- moto runs no API Gateway: the route without an authorizer is checked on the template, and
+  the handler is called as the HTTP API calls it after routing.
 """
 
 from __future__ import annotations
@@ -236,6 +240,7 @@ def test_a_result_over_the_inline_limit_is_a_redirect_to_a_presigned_get(
         [cached] = list(signed.objects.list(derived_prefix(image_id)))
         assert cached.size > 2_000
         assert f"/{cached.key}?" in location and "X-Amz-Signature=" in location
+        assert "X-Amz-Expires=900" in location  # aws.presign_ttl_s; moto may not enforce it
         # AND fetching it from S3 gives the stored bytes, as a PNG of the size asked for
         fetched = httpx.get(location)
         assert fetched.status_code == 200
