@@ -22,11 +22,23 @@ import io
 import json
 import math
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
 from PIL import Image
-from test_aws_flow import FakeLambdaContext, Stack, api_event, call_api, cold_start, stack
+from test_aws_flow import (
+    FakeLambdaContext,
+    Stack,
+    api_event,
+    as_aws_sends,
+    call_api,
+    cold_start,
+    next_sequencer,
+    put_original,
+    s3_event,
+    stack,
+)
 
 import imagegen
 from imgpipe.bootstrap.aws import (
@@ -38,7 +50,7 @@ from imgpipe.bootstrap.aws import (
 )
 from imgpipe.config import Settings
 from imgpipe.core.img_url import sign_img_path
-from imgpipe.core.keys import derived_prefix
+from imgpipe.core.keys import derived_prefix, image_id_for
 from imgpipe.entrypoints import lambda_api
 from motoserver import REGION, aws, moto_endpoint
 
@@ -286,3 +298,41 @@ def test_the_api_function_renders_under_the_engines_limits(
     assert refused["statusCode"] == 422, refused["body"]
     assert json.loads(refused["body"])["error"]["code"] == "too_many_pixels"
     assert list(signed.objects.list(derived_prefix(image_id))) == []
+
+
+def test_the_worker_drops_cached_results_of_a_new_version_and_of_a_removed_original(
+    signed: Stack,
+) -> None:
+    # GIVEN an original processed by the worker, and a result of it cached
+    signed.receive()  # the S3 test event
+    key = "uploads/od/versions.jpg"
+    image_id = image_id_for(key)
+    version = put_original(signed, key, imagegen.photo_jpeg(800, 600))
+    [note] = signed.notifications()
+    assert signed.work([as_aws_sends(note, version, next_sequencer())]) == []
+    assert get(img_path("rs:fit:100:100", image_id))["statusCode"] == 200
+    [old] = list(signed.objects.list(derived_prefix(image_id)))
+
+    # WHEN a new version is uploaded and processed
+    version = put_original(signed, key, imagegen.photo_jpeg(600, 800))
+    [note] = signed.notifications()
+    assert signed.work([as_aws_sends(note, version, next_sequencer())]) == []
+    # THEN the worker removed the old version's results (the template lets its role delete in
+    # derived/: moto enforces no IAM), and the same URL renders the new version
+    assert list(signed.objects.list(derived_prefix(image_id))) == []
+    with image_of(get(img_path("rs:fit:100:100", image_id))) as im:
+        assert im.size == (75, 100)
+    [new] = list(signed.objects.list(derived_prefix(image_id)))
+    assert new.key != old.key
+
+    # WHEN the original is removed (AWS sends ObjectRemoved:DeleteMarkerCreated; moto sends
+    # nothing for a delete marker, so the notification is built as AWS documents it)
+    deleted = signed.clients.s3.delete_object(Bucket=signed.bucket, Key=key)
+    removed = {"key": quote_plus(key), "versionId": deleted["VersionId"]}
+    body = s3_event(signed.bucket, "ObjectRemoved:DeleteMarkerCreated", removed)
+    body["Records"][0]["s3"]["object"]["sequencer"] = next_sequencer()
+    signed.clients.sqs.send_message(QueueUrl=signed.queues.url, MessageBody=json.dumps(body))
+    assert signed.work(signed.receive()) == []
+    # THEN its cached results went with the record
+    assert list(signed.objects.list(derived_prefix(image_id))) == []
+    assert get(img_path("rs:fit:100:100", image_id))["statusCode"] == 404
