@@ -176,6 +176,31 @@ def test_reprocess_removes_the_results(
     assert renderer.transforms == 2
 
 
+def test_a_change_of_the_encoder_settings_renders_anew(settings: Settings) -> None:
+    path = "/img/_/w:300/plain/{}@jpg"
+    first = CountingRenderer()
+    local = _app(settings, first, miss_rate_per_s=0.0)
+    with TestClient(create_local_app(local)) as client:
+        image_id, _ = upload(client, local, imagegen.photo_jpeg(640, 480))
+        before = client.get(path.format(image_id))
+        assert client.get(path.format(image_id)).content == before.content
+    local.stop()
+    assert first.transforms == 1
+    # WHEN the server comes back on the same data folder with a lower JPEG quality
+    second = CountingRenderer()
+    quality = {**settings.transform.quality, "jpeg": 40}
+    local = _app(settings, second, miss_rate_per_s=0.0, quality=quality)
+    try:
+        with TestClient(create_local_app(local)) as client:
+            after = client.get(path.format(image_id))
+    finally:
+        local.stop()
+    # THEN the same URL is rendered again, at the new quality
+    assert second.transforms == 1
+    assert len(after.content) < len(before.content)
+    assert after.headers["etag"] != before.headers["etag"]
+
+
 def test_misses_are_rate_limited_per_client_and_hits_are_not(
     settings: Settings, renderer: CountingRenderer
 ) -> None:

@@ -17,6 +17,7 @@ What it returns is plain values (Delivered); the route makes the HTTP answer of 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import NamedTuple
 
@@ -69,6 +70,9 @@ class Delivery:
         self._flight: SingleFlight[tuple[Delivered, bool]] = SingleFlight()
         self._presets = rendition_presets(ctx.options.render.renditions)
         self._options = ctx.options.delivery
+        # What shapes a result besides its URL: a change of these settings files results anew.
+        made_with = (self._options and self._options.encoder, ctx.options.render.background)
+        self._settings_tag = hashlib.sha256(repr(made_with).encode()).hexdigest()[:16]
 
     @property
     def options(self) -> DeliveryOptions:
@@ -101,7 +105,8 @@ class Delivery:
             formats = (url.format,)
         ext = EXTENSIONS[formats[0]] if len(formats) == 1 else "best-" + "-".join(formats)
         tag = derived.version_tag(record)
-        key = derived_key(record.image_id, tag, url.transform.canonical(), ext)
+        options = f"{url.transform.canonical()}\x00{self._settings_tag}"
+        key = derived_key(record.image_id, tag, options, ext)
         negotiated = url.format is None or url.format == "best"
         return Found(record, url, formats, key, negotiated, self._ctx.objects.head(key))
 
