@@ -83,6 +83,11 @@ class AwsBackend(BaseModel):
         le=7 * 24 * 3600,
         description="lifetime of presigned upload URLs and rendition links",
     )
+    transform_secret: str = Field(
+        default="",
+        description="name of the SSM SecureString parameter holding transform.key and"
+        ' transform.salt as JSON ({"key": ..., "salt": ...}); read at cold start',
+    )
 
 
 class Server(BaseModel):

@@ -8,9 +8,17 @@ core/img_url.py, service/delivery.py).
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
 from imgpipe.config_render import RenditionSpec
@@ -99,6 +107,23 @@ class TransformOptions(BaseModel):
                 f"transform: {len(self.key)} keys and {len(self.salt)} salts: one salt per key"
             )
         return self
+
+    def with_secret(self, text: str) -> TransformOptions:
+        """These options with the key and salt of `text`, the JSON object an AWS stack keeps
+        in an SSM SecureString (aws.transform_secret): {"key": ..., "salt": ...}, each one hex
+        value or a list, as in the settings file. A ValueError names what is wrong and never
+        quotes the value: it would put the keys in the function's logs."""
+        try:
+            secret = json.loads(text)
+        except ValueError:
+            raise ValueError("the transform secret is not JSON") from None
+        if not isinstance(secret, dict) or not set(secret) <= {"key", "salt"}:
+            raise ValueError('the transform secret is {"key": ..., "salt": ...}, no more')
+        try:
+            return TransformOptions.model_validate({**self.model_dump(), **secret})
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]) for e in exc.errors())
+            raise ValueError(f"the transform secret: {problems}") from None
 
     def signing_keys(self) -> tuple[tuple[bytes, bytes], ...]:
         """The (key, salt) pairs that may sign a URL, as bytes; the first signs new ones."""

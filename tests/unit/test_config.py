@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from imgpipe.config import RenditionSpec, Settings
 from imgpipe.core.rendering import MetadataRules, RenderLimits, RenderPreset
 
@@ -42,3 +46,34 @@ def test_a_preset_carries_every_field_of_its_rendition_spec() -> None:
     assert preset._asdict() == {**spec.model_dump(), "formats": ("webp", "avif")}
     assert preset.quality_for("webp") == 70
     assert preset.quality_for("avif") == 55  # the format's default
+
+
+# The transform secret of an AWS stack (aws.transform_secret names an SSM SecureString)
+KEY = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881"
+SALT = "520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5"
+
+
+def test_the_transform_secret_sets_the_signing_keys() -> None:
+    settings = Settings(transform={"signature_size": 8})
+    secret = json.dumps({"key": KEY, "salt": SALT})
+    transforms = settings.transform.with_secret(secret)
+    assert transforms.signing_keys() == ((bytes.fromhex(KEY), bytes.fromhex(SALT)),)
+    assert transforms.signature_size == 8  # the rest of the section is kept
+
+
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [
+        (KEY, "not JSON"),
+        (json.dumps([KEY]), '{"key": ..., "salt": ...}'),
+        (json.dumps({"key": KEY, "salt": SALT, "max_width": 1}), "no more"),
+        (json.dumps({"key": KEY + "zz", "salt": SALT + "zz"}), "hex-encoded"),
+        (json.dumps({"key": [KEY], "salt": []}), "1 keys and 0 salts"),
+    ],
+)
+def test_a_bad_transform_secret_is_refused_without_quoting_it(secret: str, says: str) -> None:
+    with pytest.raises(ValueError, match="transform secret") as refused:
+        Settings().transform.with_secret(secret)
+    assert says in str(refused.value)
+    # the function's logs would show the message: never the key or the salt
+    assert KEY not in str(refused.value) and SALT not in str(refused.value)

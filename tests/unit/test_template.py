@@ -79,6 +79,8 @@ FUNCTION_ENV = {
 EVENTS_FUNCTION_ENV = FUNCTION_ENV - {"IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S"} | {
     "IMGPIPE_EVENTS__EVENT_BUS"
 }
+# The API function alone serves GET /img: it alone is told where the signing keys are.
+API_FUNCTION_ENV = FUNCTION_ENV | {"IMGPIPE_AWS__TRANSFORM_SECRET"}
 FUNCTIONS = ("WorkerFunction", "ApiFunction", "EventsFunction")
 ROLES = ("WorkerRole", "ApiRole", "EventsRole")
 EMF_METRICS = (
@@ -383,8 +385,30 @@ def test_lifecycle_expires_old_versions_and_aborts_uploads(template: dict[str, A
         for r in enabled
         if "AbortIncompleteMultipartUpload" in r
     )
-    # Neither rule narrows itself to a prefix: they cover uploads/ and renditions/ alike.
-    assert all("Prefix" not in r and "Filter" not in r for r in enabled)
+    # These two rules narrow themselves to no prefix: they cover every prefix alike.
+    general = [r for r in enabled if r["Id"] != "expire-derived"]
+    assert len(general) == 2
+    assert all("Prefix" not in r and "Filter" not in r for r in general)
+
+
+def test_cached_transforms_expire_after_the_days_of_a_parameter(
+    template: dict[str, Any], stack: Stack
+) -> None:
+    # GIVEN the bucket's lifecycle rule for derived/, the cache of on-request transforms
+    rules = props(template, "ImagesBucket")["LifecycleConfiguration"]["Rules"]
+    [derived] = [r for r in rules if r.get("Prefix") == "derived/"]
+    assert derived["Status"] == "Enabled"
+    # THEN a cached result expires the parameter's days after it was written (30 by default)
+    assert derived["ExpirationInDays"] == {"Ref": "DerivedExpirationDays"}
+    parameter = template["Parameters"]["DerivedExpirationDays"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 30, 1)
+    assert Stack(template, {"DerivedExpirationDays": "7"}).value(derived)["ExpirationInDays"] == "7"
+    # AND its old versions go sooner than the bucket's (S3 applies the shorter of two
+    # overlapping expirations): a cache keeps no history
+    noncurrent = derived["NoncurrentVersionExpiration"]["NoncurrentDays"]
+    assert noncurrent < int(stack.parameters["NoncurrentVersionDays"])
+    # AND no rule expires anything outside derived/
+    assert [r for r in rules if "ExpirationInDays" in r and r is not derived] == []
 
 
 def notification_filters(template: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
@@ -601,7 +625,8 @@ def test_env_var_names_are_the_ones_settings_reads(
     transformed: dict[str, Any], function: str
 ) -> None:
     env = function_env(transformed, function)
-    assert set(env) == (EVENTS_FUNCTION_ENV if function == "EventsFunction" else FUNCTION_ENV)
+    expected = {"EventsFunction": EVENTS_FUNCTION_ENV, "ApiFunction": API_FUNCTION_ENV}
+    assert set(env) == expected.get(function, FUNCTION_ENV)
     for name in env:
         if name.startswith(ENV_PREFIX):
             assert settings_field_exists(settings_path(name)), f"Settings reads no {name}"
@@ -644,6 +669,7 @@ def test_api_uses_iam_by_default_and_jwt_by_parameter(template: dict[str, Any]) 
     assert parameter["Default"] == "IAM"
     assert set(parameter["AllowedValues"]) == {"IAM", "JWT"}
     routes = resources(template, "AWS::ApiGatewayV2::Route")
+    routes.pop("ImgRoute")  # signed by its URLs (test_only_get_img_skips_the_authorizer)
     assert routes
     for auth, expected in (("IAM", "AWS_IAM"), ("JWT", "JWT")):
         stack = Stack(template, {"ApiAuth": auth, "JwtIssuer": "https://idp", "JwtAudience": "a"})
@@ -657,6 +683,25 @@ def test_api_uses_iam_by_default_and_jwt_by_parameter(template: dict[str, Any]) 
         authorizer["Properties"]["JwtConfiguration"]
     )
     assert jwt == {"Issuer": "https://idp", "Audience": ["app1", "app2"]}
+
+
+def test_only_get_img_skips_the_authorizer(template: dict[str, Any], stack: Stack) -> None:
+    # GIVEN the HTTP API's routes, as any ApiAuth makes them
+    for auth in ("IAM", "JWT"):
+        parameters = {"ApiAuth": auth, "JwtIssuer": "https://idp", "JwtAudience": "a"}
+        routes = {
+            name: Stack(template, parameters).value(route["Properties"])
+            for name, route in resources(template, "AWS::ApiGatewayV2::Route").items()
+        }
+        # THEN the one route without an authorizer is GET /img/..., whose URLs carry their
+        # own signature (browsers send neither SigV4 nor a JWT for an <img>)
+        open_routes = {r["RouteKey"] for r in routes.values() if r["AuthorizationType"] == "NONE"}
+        assert open_routes == {"GET /img/{proxy+}"}
+        # AND it reaches the same function, through the same integration, stage and throttling
+        targets = {r["Target"] for r in routes.values()}
+        assert targets == {f"integrations/{stack.ref('ApiIntegration')}"}
+    (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    assert set(as_list(stage["DependsOn"])) == set(resources(template, "AWS::ApiGatewayV2::Route"))
 
 
 def test_api_stage_throttles_and_logs_access(template: dict[str, Any], stack: Stack) -> None:
@@ -893,7 +938,8 @@ def test_data_access_names_real_arns(stack: Stack, role: str) -> None:
     for action, arns in granted(stack, role).items():
         service = action.split(":", 1)[0]
         if action in S3_OBJECT_ACTIONS:
-            assert arns <= {f"{bucket}/uploads/*", f"{bucket}/renditions/*"}, action
+            prefixes = ("uploads", "renditions", "derived")
+            assert arns <= {f"{bucket}/{prefix}/*" for prefix in prefixes}, action
         elif action == "s3:ListBucket":
             # key names only, of this bucket; lets S3 answer 404 (not 403) for a missing key
             assert arns == {bucket}
@@ -932,6 +978,73 @@ def test_worker_reads_uploads_and_writes_only_renditions(stack: Stack) -> None:
         "dynamodb:DeleteItem",
         "dynamodb:Query",
     }
+
+
+def test_api_reads_originals_and_keeps_only_derived_besides(stack: Stack) -> None:
+    bucket = stack.get_att("ImagesBucket", "Arn")
+    actions = granted(stack, "ApiRole")
+    on = {
+        prefix: {a for a, arns in actions.items() if f"{bucket}/{prefix}/*" in arns}
+        for prefix in ("uploads", "renditions", "derived")
+    }
+    # what it had: presigned uploads and links are signed by it, DELETE removes both
+    assert on["uploads"] == on["renditions"] == S3_OBJECT_ACTIONS
+    # GET /img reads the originals it renders from (above) and caches in derived/ only
+    assert on["derived"] == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    s3_objects = {arn for a, arns in actions.items() if a in S3_OBJECT_ACTIONS for arn in arns}
+    assert s3_objects == {f"{bucket}/{prefix}/*" for prefix in on}
+    # AND the worker, which renders no transform, may only delete there: a processing and a
+    # removed original drop the image's cached results (service.delivery.drop_derived)
+    worker = granted(stack, "WorkerRole")
+    assert {a for a, arns in worker.items() if f"{bucket}/derived/*" in arns} == {"s3:DeleteObject"}
+
+
+def test_transform_keys_are_a_secret_the_api_alone_reads(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    # GIVEN the parameter: the NAME of an SSM SecureString, never the keys themselves
+    parameter = template["Parameters"]["TransformSecretName"]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "")
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("/imgpipe/transform") and pattern.fullmatch("")
+    assert not pattern.fullmatch("943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881")
+    # no parameter of the template takes a key or a salt in plain text
+    secretive = [p for p in template["Parameters"] if re.search("key|salt", p, re.IGNORECASE)]
+    assert secretive == ["CodeKey"]  # the Lambda zip's S3 key
+    name = "/imgpipe/prod/transform"
+    with_secret = Stack(template, {"TransformSecretName": name})
+    arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
+    # WHEN it is set THEN the API function is told the name and may read that parameter only
+    env = with_secret.value(function_env(transformed, "ApiFunction"))
+    assert env["IMGPIPE_AWS__TRANSFORM_SECRET"] == name
+    assert granted(with_secret, "ApiRole")["ssm:GetParameter"] == {arn}
+    assert {a for a in granted(with_secret, "ApiRole") if a.startswith(("ssm:", "kms:"))} == {
+        "ssm:GetParameter"
+    }
+    for role in ("WorkerRole", "EventsRole"):
+        assert not [a for a in granted(with_secret, role) if a.startswith(("ssm:", "kms:"))]
+    for function in ("WorkerFunction", "EventsFunction"):
+        assert "IMGPIPE_AWS__TRANSFORM_SECRET" not in function_env(transformed, function)
+    # AND unset (the default), neither the variable nor the permission exists
+    default = Stack(template)
+    assert "IMGPIPE_AWS__TRANSFORM_SECRET" not in default.value(
+        function_env(transformed, "ApiFunction")
+    )
+    assert not [a for a in granted(default, "ApiRole") if a.startswith("ssm:")]
+
+
+def test_api_function_is_sized_for_a_12_mp_render(template: dict[str, Any]) -> None:
+    api = props(template, "ApiFunction")
+    memory = template["Parameters"]["ApiMemorySize"]
+    assert api["MemorySize"] == {"Ref": "ApiMemorySize"}
+    # one full vCPU for the render by default; never below what a 12 MP render peaks at
+    # in-process (docs/aws.md, On-request transforms: 78 MB for a 12 MP fill, 232 full size)
+    assert int(memory["Default"]) >= LAMBDA_VCPU_MB
+    assert int(memory["MinValue"]) >= 1024
+    # under API Gateway's 30 s, and the render's own limit under that
+    assert int(api["Timeout"]) < 30
+    # renders run in memory: no /tmp beyond the free 512 MB
+    assert api["EphemeralStorage"] == {"Size": 512}
 
 
 def test_api_may_only_send_to_the_queue(stack: Stack) -> None:

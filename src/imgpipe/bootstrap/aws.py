@@ -9,7 +9,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from imgpipe.bootstrap.options import service_options
+from imgpipe.bootstrap.options import delivery_options, service_options
 from imgpipe.config import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +30,13 @@ if TYPE_CHECKING:
     from imgpipe.adapters.aws.table_stream import Failure
     from imgpipe.core.ports import Renderer
     from imgpipe.service import UseCases
+
+
+# The largest /img result the API function answers itself; a larger one is a 307 to a presigned
+# GET of the cached object. Lambda refuses a synchronous response over 6 MB (6,291,556 bytes)
+# and an image body goes base64-encoded in it (4 bytes for 3): 4,500,000 bytes are 6,000,000
+# of response, which leaves 291,556 for the headers and the JSON around them.
+LAMBDA_INLINE_LIMIT = 4_500_000
 
 
 @dataclass(frozen=True)
@@ -101,10 +108,12 @@ def build_aws(
     clients: AwsClients | None = None,
     renderer: Renderer | None = None,
     metrics: EmfMetrics | None = None,
+    inline_limit_bytes: int = LAMBDA_INLINE_LIMIT,
 ) -> AwsApp:
     """The distributed engine: S3, DynamoDB, SQS, EMF metrics; rendering in this process.
     The bucket's own notifications queue new uploads (store_notifies=True). It publishes no
-    events: the events function reads them from the table's stream (build_aws_events)."""
+    events: the events function reads them from the table's stream (build_aws_events). /img
+    takes signed URLs only, and answers results over `inline_limit_bytes` with a redirect."""
     from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
     from imgpipe.adapters.aws.emf_metrics import EmfMetrics
     from imgpipe.adapters.aws.links import S3Links
@@ -133,7 +142,13 @@ def build_aws(
         queue,
         renderer or InProcessRenderer(),
         metrics,
-        service_options(settings, store_notifies=True),
+        service_options(
+            settings,
+            store_notifies=True,
+            delivery=delivery_options(
+                settings, unsafe_allowed=False, inline_limit_bytes=inline_limit_bytes
+            ),
+        ),
     )
     links = S3Links(objects, aws.presign_ttl_s)
     return AwsApp(settings, clients, objects, records, queue, metrics, service, links)
@@ -148,7 +163,30 @@ def lambda_app() -> AwsApp:
     settings = load_settings()
     if settings.backend != "aws":
         raise RuntimeError("the Lambda handlers need IMGPIPE_BACKEND=aws")
-    return build_aws(settings)
+    return build_aws(with_transform_secret(settings))
+
+
+def with_transform_secret(
+    settings: Settings, session: boto3.session.Session | None = None
+) -> Settings:
+    """`settings` with the key and salt of the SSM SecureString aws.transform_secret names,
+    if it names one (the API function's: GET /img URLs are signed with them). The stack gives
+    the function the parameter's name, never its value: the value stays out of the template,
+    the function's configuration and CloudFormation's events. Read once per cold start."""
+    name = settings.aws.transform_secret
+    if not name:
+        return settings
+    import boto3
+
+    session = session or boto3.session.Session()
+    ssm = session.client(
+        "ssm", endpoint_url=settings.aws.endpoint_url, config=client_config(settings)
+    )
+    try:
+        text = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
+    finally:
+        ssm.close()
+    return settings.model_copy(update={"transform": settings.transform.with_secret(text)})
 
 
 @dataclass

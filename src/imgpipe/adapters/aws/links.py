@@ -44,5 +44,6 @@ class S3Links:
         )
 
     def object_url(self, key: str, content_type: str) -> str:
-        """A presigned GET of the object; S3 answers with the content type it was stored with."""
-        return self.objects.presigned_get(key, self.ttl_s)
+        """A presigned GET of the object, answered with `content_type` whatever the object was
+        stored with (the signature covers it: the URL cannot be changed to serve another)."""
+        return self.objects.presigned_get(key, self.ttl_s, content_type)

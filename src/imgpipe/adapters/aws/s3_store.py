@@ -224,8 +224,11 @@ class S3ObjectStore:
         headers = {"Content-Type": content_type, "If-None-Match": "*"}
         return url, headers, expires
 
-    def presigned_get(self, key: str, ttl_s: int) -> str:
+    def presigned_get(self, key: str, ttl_s: int, content_type: str | None = None) -> str:
+        """A GET of `key` for `ttl_s` seconds; S3 answers it with `content_type` where given
+        (response-content-type, part of what is signed), else with the object's own."""
         validate_key(key)
-        return self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_s
-        )
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
+        if content_type is not None:
+            params["ResponseContentType"] = content_type
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_s)
