@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import imagegen
+from imgpipe.core.img_url import sign_img_path
 from imgproxy_node import KEY, SALT, build, install_builder
 from liveserver import Server, start_server, stop, upload_multipart, wait_terminal
 
@@ -143,3 +144,24 @@ def test_ten_identical_requests_at_once_render_once(
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("miss", "shared", "hit")}
     assert delta["miss"] == 1
     assert sum(delta.values()) == 10
+
+
+def test_head_answers_the_gets_headers_without_its_body(
+    server: Server, images: dict[str, dict[str, Any]]
+) -> None:
+    # GIVEN a result a browser has fetched
+    path = sign_img_path(
+        f"/rs:fit:240:240/plain/{images['photo']['imageId']}",
+        bytes.fromhex(KEY),
+        bytes.fromhex(SALT),
+    )
+    got = fetch(server, path, CHROME)
+    assert decoded(got) == ("avif", (240, 180))
+    # WHEN a CDN or a link checker asks for it with HEAD
+    with server.client() as client:
+        head = client.head("/img" + path, headers={"accept": CHROME})
+    # THEN it gets the same type, length and ETag, and no bytes
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "content-length", "etag", "cache-control", "vary"):
+        assert head.headers[name] == got.headers[name], name

@@ -685,7 +685,7 @@ def test_api_uses_iam_by_default_and_jwt_by_parameter(template: dict[str, Any]) 
     assert jwt == {"Issuer": "https://idp", "Audience": ["app1", "app2"]}
 
 
-def test_only_get_img_skips_the_authorizer(template: dict[str, Any], stack: Stack) -> None:
+def test_only_get_and_head_img_skip_the_authorizer(template: dict[str, Any], stack: Stack) -> None:
     # GIVEN the HTTP API's routes, as any ApiAuth makes them
     for auth in ("IAM", "JWT"):
         parameters = {"ApiAuth": auth, "JwtIssuer": "https://idp", "JwtAudience": "a"}
@@ -693,10 +693,10 @@ def test_only_get_img_skips_the_authorizer(template: dict[str, Any], stack: Stac
             name: Stack(template, parameters).value(route["Properties"])
             for name, route in resources(template, "AWS::ApiGatewayV2::Route").items()
         }
-        # THEN the one route without an authorizer is GET /img/..., whose URLs carry their
+        # THEN the routes without an authorizer are GET and HEAD /img/..., whose URLs carry their
         # own signature (browsers send neither SigV4 nor a JWT for an <img>)
         open_routes = {r["RouteKey"] for r in routes.values() if r["AuthorizationType"] == "NONE"}
-        assert open_routes == {"GET /img/{proxy+}"}
+        assert open_routes == {"GET /img/{proxy+}", "HEAD /img/{proxy+}"}
         # AND it reaches the same function, through the same integration, stage and throttling
         targets = {r["Target"] for r in routes.values()}
         assert targets == {f"integrations/{stack.ref('ApiIntegration')}"}

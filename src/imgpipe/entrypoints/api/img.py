@@ -32,8 +32,11 @@ def router(ctx: ApiContext) -> APIRouter:
     misses = TokenBuckets(ctx.miss_rate_per_s, ctx.miss_burst) if ctx.miss_rate_per_s else None
     delivery = ctx.service.delivery
 
-    @router.get(
+    # HEAD as GET (uvicorn drops the body): CDNs and link checkers ask for the length and
+    # type without the bytes.
+    @router.api_route(
         PREFIX + "/{path:path}",
+        methods=["GET", "HEAD"],
         tags=["transforms"],
         response_class=Response,
         responses={200: {"content": {"image/*": {}}}, 304: {}, 307: {}},
