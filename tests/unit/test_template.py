@@ -669,7 +669,9 @@ def test_api_uses_iam_by_default_and_jwt_by_parameter(template: dict[str, Any]) 
     assert parameter["Default"] == "IAM"
     assert set(parameter["AllowedValues"]) == {"IAM", "JWT"}
     routes = resources(template, "AWS::ApiGatewayV2::Route")
-    routes.pop("ImgRoute")  # signed by its URLs (test_only_get_img_skips_the_authorizer)
+    # signed by their URLs (test_only_get_and_head_img_skip_the_authorizer)
+    routes.pop("ImgRoute")
+    routes.pop("ImgHeadRoute")
     assert routes
     for auth, expected in (("IAM", "AWS_IAM"), ("JWT", "JWT")):
         stack = Stack(template, {"ApiAuth": auth, "JwtIssuer": "https://idp", "JwtAudience": "a"})
