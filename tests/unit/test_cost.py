@@ -305,6 +305,38 @@ def test_the_saving_on_renditions_needs_large_views() -> None:
     assert saves(cdn_hit_rate=1.0) < 0 < saves(cdn_hit_rate=0.9, view_kb=500)
 
 
+def _table_rows(page: Path, header_start: str) -> dict[int, list[float]]:
+    """The rows of the table whose header starts `header_start`: images a day -> its figures
+    (a cell like "0.75 + 5.73 + 0.02" is their sum)."""
+    text = page.read_text()
+    table = text[text.index(header_start) :].split("\n\n")[0].splitlines()[2:]
+    rows = {}
+    for row in table:
+        cells = [c.strip().replace(",", "") for c in row.strip("|").split("|")]
+        rows[int(cells[0])] = [sum(float(x) for x in c.split(" + ")) for c in cells[1:]]
+    return rows
+
+
+def test_the_docs_tables_are_the_models() -> None:
+    # The views columns don't depend on the installed extras (custom metrics); the bills do:
+    # the bill with CloudFront is the one without views plus the views through it.
+    root = TEMPLATE.parents[1]
+    docs = _table_rows(root / "docs" / "aws.md", "| images a day | bill without views |")
+    readme = _table_rows(root / "README.md", "| images a day | bill without views |")
+    assert set(docs) == set(readme) == {1_000, 100_000, 1_000_000}
+    for n, (plain, cloudfront, origin, cdn, direct, saves, total) in docs.items():
+        d = estimate(
+            Workload(n, views_per_image=20, transforms_per_image=5, cdn_hit_rate=0.9)
+        ).delivery
+        assert d is not None
+        assert (cdn, direct, saves) == pytest.approx(
+            (d.cdn_usd, d.direct_usd, d.cdn_saves_usd), abs=0.006
+        ), n
+        assert cloudfront + origin == pytest.approx(cdn, abs=0.03), n
+        assert total == pytest.approx(plain + cdn, abs=0.011), n
+        assert readme[n] == [plain, cdn, direct, total], n
+
+
 def test_refuses_a_hit_rate_outside_zero_to_one() -> None:
     with pytest.raises(ValueError, match="share"):
         Workload(1, cdn_hit_rate=1.5)
