@@ -92,3 +92,39 @@ def test_renditions_come_from_the_configuration(tmp_path: Path) -> None:
 def test_refuses_a_negative_workload() -> None:
     result = run("--images-per-day", "-5")
     assert result.returncode == 2
+
+
+def test_views_through_cloudfront_and_without() -> None:
+    # GIVEN 1,000 images a day viewed 20 times and 10 times through /img, 90% CDN hits
+    views = ("--images-per-day", "1000", "--views-per-image", "20", "--transforms-per-image", "10")
+    doc = as_json(*views, "--hit-rate", "0.9")
+    got = lines(doc)
+    assert got["cloudfront.requests"]["quantity"] == 900_000  # 30,000 x (20 + 10)
+    assert got["cloudfront.requests"]["unitPricePer"] == 10_000
+    assert got["cloudfront.functions"]["quantity"] == 300_000  # /img views only
+    assert got["s3.origin_get"]["quantity"] == pytest.approx(60_000)  # 10% of 600,000
+    assert got["apigateway.img_requests"]["quantity"] == pytest.approx(30_000)
+    assert doc["workload"]["viewKb"] == pytest.approx(579.2 / 6)  # the mean rendition
+    delivery = doc["delivery"]
+    assert delivery["priceClass"] == "PriceClass_100"
+    assert delivery["cdnSavesUsd"] == pytest.approx(
+        delivery["directUsd"] - delivery["cdnUsd"], abs=1e-5
+    )
+    # WHEN the CDN is off, every view reaches S3 or the API, and the comparison is the same
+    direct = as_json(*views, "--hit-rate", "0.9", "--no-cdn")
+    assert not [k for k in lines(direct) if k.startswith("cloudfront.")]
+    assert lines(direct)["s3.view_get"]["quantity"] == 600_000
+    assert lines(direct)["apigateway.img_requests"]["quantity"] == 300_000
+    assert direct["delivery"] == delivery
+    assert direct["totalUsd"] - doc["totalUsd"] == pytest.approx(delivery["cdnSavesUsd"], abs=1e-5)
+    # THEN the table says which way it goes: here CloudFront saves, at a 5% hit rate it costs
+    out = run(*views, "--hit-rate", "0.9").stdout
+    assert "CloudFront" in out and "$0.01 / 10K requests" in out
+    assert f"CloudFront saves ${delivery['cdnSavesUsd']:,.2f} a month" in out
+    assert "CloudFront costs $" in run(*views, "--hit-rate", "0.05").stdout
+
+
+def test_refuses_a_hit_rate_over_one() -> None:
+    result = run("--images-per-day", "10", "--views-per-image", "1", "--hit-rate", "1.5")
+    assert result.returncode == 2
+    assert "hit-rate" in result.stderr

@@ -3,6 +3,7 @@ workload, and that the figures it takes from infra/template.yaml and the code ar
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,8 @@ def test_formatting() -> None:
     assert cost.format_price(lines["s3.put"]) == "$0.005 / 1K requests"
     assert cost.format_price(lines["lambda.worker_requests"]) == "$0.20 / 1M requests"
     assert cost.format_price(lines["cloudwatch.dashboard"]) == "$3.00 / dashboard"
+    (requests,) = [x for x in cost.cdn_lines(VIEWED, cost.Volumes.of(VIEWED)) if x.per == 10_000]
+    assert cost.format_price(requests) == "$0.01 / 10K requests"
     assert cost.format_quantity(lines["s3.put"]) == "2,100,000 requests"
     assert cost.format_quantity(lines["cloudwatch.dashboard"]) == "1 dashboard"
     assert cost.format_usd(1234.5) == "$1,234.50"
@@ -193,6 +196,152 @@ def test_emf_metric_series_of_the_aws_adapter() -> None:
 
     labels = {name: spec[1] for name, spec in COUNTERS.items()} | dict(TIMINGS)
     assert cost.emf_metric_series(labels) >= len(COUNTERS) + len(TIMINGS)
+
+
+# -- views: CloudFront, or presigned S3 GETs and /img through the API -----------------------------
+
+VIEWED = replace(
+    HAND, views_per_image=20, transforms_per_image=5, cdn_hit_rate=0.8, view_kb=100,
+    img_duration_ms=40,
+)  # fmt: skip
+GIB = 2**30
+
+
+def test_cloudfront_lines_computed_by_hand() -> None:
+    # GIVEN 30,000 images a month, each viewed 20 times as renditions and 5 times through /img,
+    # 100 KB a view, 80% answered by CloudFront: 600,000 + 150,000 views; 20% miss
+    got = by_key(VIEWED)
+    expected = {
+        "cloudfront.requests": 750_000 * 0.0100 / 10_000,
+        "cloudfront.transfer": 750_000 * 100_000 / GIB * 0.085,
+        "cloudfront.functions": 150_000 * 0.10 / 1e6,  # on /img only
+        # a rendition miss: one S3 GET; S3's transfer to the edge is free
+        "s3.origin_get": 120_000 * 0.0004 / 1000,
+        # an /img miss (30,000): API request, invocation (40 ms x 0.5 GB), HEAD + GET of
+        # derived/, an access-log and Lambda lines (350 + 360 bytes)
+        "apigateway.img_requests": 30_000 * 1.00 / 1e6,
+        "lambda.img_requests": 30_000 * 0.20 / 1e6,
+        "lambda.img_compute": 600 * 0.0000133334,
+        "s3.img_get": 60_000 * 0.0004 / 1000,
+        "cloudwatch.img_logs": 30_000 * 710 / GIB * 0.50,
+    }
+    for key, usd in expected.items():
+        assert got[key] == pytest.approx(usd, rel=1e-9), key
+    # THEN the rest of the bill is the same as without views, and the views add these lines
+    assert set(got) == set(by_key(HAND)) | set(expected)
+    for key, usd in by_key(HAND).items():
+        assert got[key] == pytest.approx(usd, rel=1e-12), key
+    delivery = estimate(VIEWED).delivery
+    assert delivery is not None
+    assert delivery.cdn_usd == pytest.approx(sum(expected.values()), rel=1e-9)
+
+
+def test_direct_lines_computed_by_hand() -> None:
+    # GIVEN the same views without the CDN: every view reaches S3 or the API
+    got = by_key(replace(VIEWED, cdn=False))
+    expected = {
+        "s3.view_get": 600_000 * 0.0004 / 1000,
+        "s3.view_transfer": 600_000 * 100_000 / GIB * 0.09,
+        "apigateway.img_requests": 150_000 * 1.00 / 1e6,
+        "lambda.img_requests": 150_000 * 0.20 / 1e6,
+        "lambda.img_compute": 3_000 * 0.0000133334,  # 150,000 x 0.04 s x 0.5 GB
+        "s3.img_get": 300_000 * 0.0004 / 1000,
+        "cloudwatch.img_logs": 150_000 * 710 / GIB * 0.50,
+        "apigateway.img_transfer": 150_000 * 100_000 / GIB * 0.09,
+    }
+    for key, usd in expected.items():
+        assert got[key] == pytest.approx(usd, rel=1e-9), key
+    assert not {k for k in got if k.startswith("cloudfront.") or k == "s3.origin_get"}
+    # THEN the saving is the same either way: the direct cost minus CloudFront's
+    both = [estimate(VIEWED).delivery, estimate(replace(VIEWED, cdn=False)).delivery]
+    assert both[0] == both[1] and both[0] is not None
+    assert both[0].direct_usd == pytest.approx(sum(expected.values()), rel=1e-9)
+    assert both[0].cdn_saves_usd == pytest.approx(both[0].direct_usd - both[0].cdn_usd)
+
+
+def test_no_views_no_view_lines() -> None:
+    plain = estimate(Workload(1000))
+    assert plain.delivery is None
+    assert not {line.service for line in plain.lines} & {"CloudFront"}
+    assert any("--views-per-image" in note for note in plain.notes)
+    # renditions only: nothing of /img, and no function runs on their path
+    keys = set(by_key(Workload(1000, views_per_image=10)))
+    assert "cloudfront.functions" not in keys and "apigateway.img_requests" not in keys
+
+
+def test_the_saving_turns_with_the_hit_rate_on_img() -> None:
+    # GIVEN /img views at the defaults (96.53 KB, 50 ms x 2 GB). An answer that reaches the API
+    # costs c = 1e-6 (HTTP API) + 2e-7 (request) + 0.05 x 2 x 0.0000133334 (compute)
+    # + 2 x 4e-7 (HEAD + GET) + 710 / 2**30 x 0.5 (logs) = 3.6640e-6; a view's 96,533 bytes
+    # cost 8.0914e-6 out of API Gateway and 7.6419e-6 out of CloudFront, which adds 1e-6 (HTTPS)
+    # + 1e-7 (function). Saving a view: h x c - 6.505e-7, zero at h = 0.1775.
+    def saves(hit_rate: float, transforms: float = 10) -> float:
+        w = Workload(1000, transforms_per_image=transforms, cdn_hit_rate=hit_rate)
+        d = estimate(w).delivery
+        assert d is not None
+        return d.cdn_saves_usd
+
+    views = 30_000 * 10
+    assert saves(0.9) == pytest.approx(views * (0.9 * 3.6640e-6 - 6.505e-7), rel=1e-3)
+    assert saves(0.19) > 0 > saves(0.17)
+    # THEN a low hit rate (what few views per image give: each edge's first view misses)
+    # makes CloudFront cost more, whatever the volume; more views only scale it
+    assert saves(0.05, transforms=1) < 0 and saves(0.05, transforms=100) < 0
+    assert saves(0.05, transforms=100) == pytest.approx(100 * saves(0.05, transforms=1))
+
+
+def test_the_saving_on_renditions_needs_large_views() -> None:
+    # Saving a rendition view of s GB: h x 4e-7 (the GET a hit spares) + s x 0.005 (transfer
+    # out of the edge for 0.085 a GB, not S3's 0.09) - 1e-6 (HTTPS): a mean rendition
+    # (96.53 KB, 8.99e-5 GB) never pays for the request, even at h = 1; 500 KB views do at 0.9.
+    def saves(**kw: Any) -> float:
+        d = estimate(Workload(1000, views_per_image=10, **kw)).delivery
+        assert d is not None
+        return d.cdn_saves_usd
+
+    assert saves(cdn_hit_rate=1.0) == pytest.approx(
+        300_000 * (4e-7 + 96_533.33 / GIB * 0.005 - 1e-6), rel=1e-4
+    )
+    assert saves(cdn_hit_rate=1.0) < 0 < saves(cdn_hit_rate=0.9, view_kb=500)
+
+
+def _table_rows(page: Path, header_start: str) -> dict[int, list[float]]:
+    """The rows of the table whose header starts `header_start`: images a day -> its figures
+    (a cell like "0.75 + 5.73 + 0.02" is their sum)."""
+    text = page.read_text()
+    table = text[text.index(header_start) :].split("\n\n")[0].splitlines()[2:]
+    rows = {}
+    for row in table:
+        cells = [c.strip().replace(",", "") for c in row.strip("|").split("|")]
+        rows[int(cells[0])] = [sum(float(x) for x in c.split(" + ")) for c in cells[1:]]
+    return rows
+
+
+def test_the_docs_tables_are_the_models() -> None:
+    # The views columns don't depend on the installed extras (custom metrics); the bills do:
+    # the bill with CloudFront is the one without views plus the views through it.
+    root = TEMPLATE.parents[1]
+    docs = _table_rows(root / "docs" / "aws.md", "| images a day | bill without views |")
+    readme = _table_rows(root / "README.md", "| images a day | bill without views |")
+    assert set(docs) == set(readme) == {1_000, 100_000, 1_000_000}
+    for n, (plain, cloudfront, origin, cdn, direct, saves, total) in docs.items():
+        d = estimate(
+            Workload(n, views_per_image=20, transforms_per_image=5, cdn_hit_rate=0.9)
+        ).delivery
+        assert d is not None
+        assert (cdn, direct, saves) == pytest.approx(
+            (d.cdn_usd, d.direct_usd, d.cdn_saves_usd), abs=0.006
+        ), n
+        assert cloudfront + origin == pytest.approx(cdn, abs=0.03), n
+        assert total == pytest.approx(plain + cdn, abs=0.011), n
+        assert readme[n] == [plain, cdn, direct, total], n
+
+
+def test_refuses_a_hit_rate_outside_zero_to_one() -> None:
+    with pytest.raises(ValueError, match="share"):
+        Workload(1, cdn_hit_rate=1.5)
+    with pytest.raises(ValueError, match="negative"):
+        Workload(1, views_per_image=-1)
 
 
 # -- the figures taken from the template and the code -------------------------------------------

@@ -5,7 +5,8 @@ of each service, free tier left out. They were written down from published prici
 the date below, not read from AWS's own pricing pages (this machine reaches no web site but
 package registries): check them against https://aws.amazon.com/pricing/ (Lambda, API Gateway,
 S3, DynamoDB, SQS, CloudWatch, X-Ray, EventBridge) before relying on a figure. Each constant is
-named after its unit, in the unit AWS publishes it in.
+named after its unit, in the unit AWS publishes it in. CloudFront's were read later, on their own
+date, from a stored copy of its pricing page: see them below.
 """
 
 from __future__ import annotations
@@ -51,3 +52,24 @@ XRAY_PER_MILLION_TRACES = 5.00
 
 # EventBridge: custom events published with PutEvents, each 64 KB chunk an event.
 EVENTBRIDGE_PER_MILLION_EVENTS = 1.00
+
+# Data transfer out to the internet from S3, and from API Gateway (billed at EC2's rates): the
+# first 10 TB a month (the first 100 GB a month, across services, are free and left out as every
+# free tier is). Not found on AWS's pages here: AWS's long-published us-east-1 figure.
+DATA_TRANSFER_OUT_PER_GB = 0.09
+
+# CloudFront on-demand (pay as you go), the rates of "United States, Mexico, and Canada", which
+# PriceClass_100 (the template's CdnPriceClass) serves with Europe and Israel, whose first tier of
+# transfer is the same. Read on the date below from https://aws.amazon.com/cloudfront/pricing/
+# (the transfer table: first 10 TB a month $0.085 per GB, both regions; "Free for origin fetches
+# from any AWS origin", so S3 and API Gateway send nothing billable to the edge). The request
+# table of that stored copy was cut off: the HTTPS price is the one AWS has long published for the
+# United States ($0.0100 per 10,000; Europe's may be higher: check it), and CloudFront Functions'
+# $0.10 per million invocations is the one a third-party guide to AWS's billing codes gives
+# (Executions-CloudFrontFunctions, https://cur.vantage.sh/aws/amazoncloudfront/). The always-free
+# tier (1 TB, 10 million requests, 2 million function invocations a month) is left out.
+CLOUDFRONT_PRICES_CHECKED = "2026-12-07"
+CLOUDFRONT_PRICE_CLASS = "PriceClass_100"
+CLOUDFRONT_TRANSFER_OUT_PER_GB = 0.085
+CLOUDFRONT_HTTPS_PER_TEN_THOUSAND = 0.0100
+CLOUDFRONT_FUNCTIONS_PER_MILLION = 0.10

@@ -15,7 +15,7 @@ from imgpipe.entrypoints.cli.app import ConfigOpt, settings_from
 
 if TYPE_CHECKING:
     from imgpipe.config import Settings
-    from imgpipe.ops.cost import Estimate, Workload
+    from imgpipe.ops.cost import Delivery, Estimate, Workload
 
 # The command's options, one per figure of the workload (ops.cost.Workload); a default of None
 # leaves the workload's own (measured, or the template's).
@@ -51,6 +51,22 @@ PendingWriteOpt = Annotated[
 EventsOpt = Annotated[
     bool, typer.Option(help="the events function and its EventBridge events (always deployed)")
 ]
+ViewsOpt = Annotated[
+    float, typer.Option(min=0, help="views of renditions a month per image uploaded")
+]
+TransformsOpt = Annotated[
+    float, typer.Option(min=0, help="views of /img results a month per image uploaded")
+]
+CdnOpt = Annotated[
+    bool, typer.Option(help="views through CloudFront (the template's CdnEnabled default)")
+]
+HitRateOpt = Annotated[
+    float | None,
+    typer.Option(min=0, max=1, help="share of views CloudFront answers [default: 0.9]"),
+]
+ViewKbOpt = Annotated[
+    float | None, typer.Option(min=0, help="size of one view [default: the mean rendition]")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 
 
@@ -67,6 +83,11 @@ def cost(
     batch_size: BatchSizeOpt = None,
     pending_write: PendingWriteOpt = True,
     events: EventsOpt = True,
+    views_per_image: ViewsOpt = 0.0,
+    transforms_per_image: TransformsOpt = 0.0,
+    cdn: CdnOpt = True,
+    hit_rate: HitRateOpt = None,
+    view_kb: ViewKbOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -82,6 +103,8 @@ def cost(
         "api_calls_per_image": api_calls_per_image,
         "api_duration_ms": api_duration_ms,
         "batch_size": batch_size,
+        "cdn_hit_rate": hit_rate,
+        "view_kb": view_kb,
     }
     workload = _workload(
         settings,
@@ -91,6 +114,9 @@ def cost(
         months=months,
         pending_write=pending_write,
         events=events,
+        views_per_image=views_per_image,
+        transforms_per_image=transforms_per_image,
+        cdn=cdn,
     )
     estimate = costs.estimate(workload)
     if as_json:
@@ -147,5 +173,20 @@ def _print_estimate(estimate: Estimate, workload: Workload, images_per_day: floa
     console.print(table)
     per_million = costs.format_usd(estimate.per_million_images_usd)
     console.print(f"per 1M images: [bold]{per_million}[/bold] (the month's total / its images)")
+    if estimate.delivery is not None:
+        console.print(_saving(estimate.delivery))
     for note in estimate.notes:
         console.print(f"[dim]{escape(note)}[/dim]")
+
+
+def _saving(delivery: Delivery) -> str:
+    """The views' cost both ways, and which way the difference goes."""
+    from imgpipe.ops import cost as costs
+
+    cdn, direct = costs.format_usd(delivery.cdn_usd), costs.format_usd(delivery.direct_usd)
+    saves = delivery.cdn_saves_usd
+    verdict = "saves" if saves >= 0 else "costs"
+    return (
+        f"views: {cdn} through CloudFront, {direct} through presigned S3 GETs and the API; "
+        f"CloudFront {verdict} [bold]{costs.format_usd(abs(saves))}[/bold] a month"
+    )

@@ -21,6 +21,7 @@ GB is 2**30 bytes (AWS's GB-month), Lambda's GB-s is MB / 1024.
 
     workload    the figures (measured, from the template, estimated), Workload, Volumes
     bill        estimate(workload): every line in order, and the notes
+    delivery    the views: CloudFront's lines or straight to S3 and the API, and the saving
     dynamodb    the record's writes and storage in the table and its GSIs; DynamoDB's lines
     services    the other services' lines: Lambda, API Gateway, S3, SQS, CloudWatch, X-Ray,
                 the events function and EventBridge
@@ -29,6 +30,7 @@ GB is 2**30 bytes (AWS's GB-month), Lambda's GB-s is MB / 1024.
 """
 
 from imgpipe.ops.cost.bill import estimate, notes
+from imgpipe.ops.cost.delivery import cdn_lines, delivery, direct_lines, view_lines
 from imgpipe.ops.cost.dynamodb import (
     INDEXES,
     IndexModel,
@@ -41,7 +43,7 @@ from imgpipe.ops.cost.dynamodb import (
     stored_bytes_per_image,
     write_units,
 )
-from imgpipe.ops.cost.result import Estimate, LineItem, Scaling
+from imgpipe.ops.cost.result import Delivery, Estimate, LineItem, Scaling
 from imgpipe.ops.cost.services import emf_metric_series, event_lines, sampled_traces
 from imgpipe.ops.cost.table import format_price, format_quantity, format_usd
 from imgpipe.ops.cost.workload import (
@@ -52,6 +54,7 @@ from imgpipe.ops.cost.workload import (
     API_MEMORY_MB,
     ARCHITECTURE,
     BATCH_SIZE,
+    CDN_HIT_RATE,
     DASHBOARDS,
     DAYS_PER_MONTH,
     DEFAULT_CUSTOM_METRICS,
@@ -62,6 +65,7 @@ from imgpipe.ops.cost.workload import (
     EVENTS_LOG_BYTES,
     EVENTS_MEMORY_MB,
     GB,
+    IMG_CACHED_MS,
     KB,
     LABEL_VALUES,
     MEASURED_ORIGINAL_KB,
@@ -87,6 +91,7 @@ __all__ = [
     "API_MEMORY_MB",
     "ARCHITECTURE",
     "BATCH_SIZE",
+    "CDN_HIT_RATE",
     "DASHBOARDS",
     "DAYS_PER_MONTH",
     "DEFAULT_CUSTOM_METRICS",
@@ -97,6 +102,7 @@ __all__ = [
     "EVENTS_LOG_BYTES",
     "EVENTS_MEMORY_MB",
     "GB",
+    "IMG_CACHED_MS",
     "INDEXES",
     "KB",
     "LABEL_VALUES",
@@ -111,6 +117,7 @@ __all__ = [
     "WORKER_MEMORY_MB",
     "XRAY_FIXED_RATE",
     "XRAY_RESERVOIR_PER_S",
+    "Delivery",
     "Estimate",
     "IndexModel",
     "LineItem",
@@ -119,6 +126,9 @@ __all__ = [
     "Step",
     "Volumes",
     "Workload",
+    "cdn_lines",
+    "delivery",
+    "direct_lines",
     "emf_metric_series",
     "estimate",
     "event_lines",
@@ -132,5 +142,6 @@ __all__ = [
     "record_writes_per_image",
     "sampled_traces",
     "stored_bytes_per_image",
+    "view_lines",
     "write_units",
 ]

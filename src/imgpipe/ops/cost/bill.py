@@ -4,6 +4,7 @@ month's volumes, and the notes that say what the figures assume."""
 from __future__ import annotations
 
 from imgpipe.ops import prices
+from imgpipe.ops.cost.delivery import delivery, view_lines
 from imgpipe.ops.cost.dynamodb import dynamodb_lines
 from imgpipe.ops.cost.result import Estimate, LineItem
 from imgpipe.ops.cost.services import (
@@ -31,7 +32,9 @@ def estimate(w: Workload) -> Estimate:
     ]
     if w.events:
         lines.extend(event_lines(v.images, v.event_batches))
-    return Estimate(w, tuple(lines), notes(w))
+    views = view_lines(w, v)
+    lines.extend(views)
+    return Estimate(w, tuple(lines), notes(w), delivery(w, v) if views else None)
 
 
 def notes(w: Workload) -> tuple[str, ...]:
@@ -41,8 +44,10 @@ def notes(w: Workload) -> tuple[str, ...]:
         f"A month is {DAYS_PER_MONTH} days; the free tier is ignored.",
         f"Storage is month {w.months}'s: the uploads of the months before it plus half of "
         "this month's, nothing deleted.",
-        "Not included: data transfer out, KMS requests (the bucket key makes them rare), "
-        "cold starts, retries, CloudWatch Logs storage, S3 access-log objects, taxes.",
+        "Not included: data transfer out but that of views, KMS requests (the bucket key "
+        "makes them rare), cold starts, retries, CloudWatch Logs storage, S3 and CloudFront "
+        "access-log objects, taxes.",
+        *_view_notes(w),
     ]
     if w.events:
         found.append(
@@ -60,3 +65,20 @@ def notes(w: Workload) -> tuple[str, ...]:
             f"configuration writes {w.renditions_per_image}: pass their size."
         )
     return tuple(found)
+
+
+def _view_notes(w: Workload) -> list[str]:
+    if not w.views_per_image and not w.transforms_per_image:
+        return ["No views priced: --views-per-image and --transforms-per-image add them."]
+    how = (
+        f"through CloudFront ({prices.CLOUDFRONT_PRICE_CLASS}), {w.cdn_hit_rate:.0%} "
+        "answered from its cache"
+        if w.cdn
+        else "straight to S3 (presigned GETs) and to the API (/img)"
+    )
+    return [
+        f"Views: {w.views_per_image:g} of renditions and {w.transforms_per_image:g} of /img "
+        f"results a month per image uploaded, {w.mean_view_kb:,.1f} KB each, {how}; "
+        f"CloudFront's prices read {prices.CLOUDFRONT_PRICES_CHECKED}, United States rates, its "
+        "always-free tier ignored. Renders of new /img results and their traces are not priced.",
+    ]

@@ -29,10 +29,33 @@ class LineItem:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """The month's views priced both ways (ops.cost.delivery); `cdn_saves_usd` is negative
+    where CloudFront costs more than it saves."""
+
+    cdn_usd: float
+    direct_usd: float
+
+    @property
+    def cdn_saves_usd(self) -> float:
+        return self.direct_usd - self.cdn_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "priceClass": prices.CLOUDFRONT_PRICE_CLASS,
+            "cloudfrontPricesChecked": prices.CLOUDFRONT_PRICES_CHECKED,
+            "cdnUsd": round(self.cdn_usd, 6),
+            "directUsd": round(self.direct_usd, 6),
+            "cdnSavesUsd": round(self.cdn_saves_usd, 6),
+        }
+
+
+@dataclass(frozen=True)
 class Estimate:
     workload: Workload
     lines: tuple[LineItem, ...]
     notes: tuple[str, ...]
+    delivery: Delivery | None = None  # when the workload has views
 
     @property
     def total_usd(self) -> float:
@@ -56,6 +79,7 @@ class Estimate:
             "lines": [_line_dict(line) for line in self.lines],
             "totalUsd": round(self.total_usd, 6),
             "perMillionImagesUsd": round(self.per_million_images_usd, 6),
+            "delivery": self.delivery.to_dict() if self.delivery else None,
             "notes": list(self.notes),
         }
 
@@ -76,6 +100,12 @@ def _workload_dict(w: Workload) -> dict[str, Any]:
         "pendingWrite": w.pending_write,
         "events": w.events,
         "customMetrics": w.custom_metrics,
+        "viewsPerImage": w.views_per_image,
+        "transformsPerImage": w.transforms_per_image,
+        "cdn": w.cdn,
+        "cdnHitRate": w.cdn_hit_rate,
+        "viewKb": w.mean_view_kb,
+        "imgDurationMs": w.img_duration_ms,
     }
 
 

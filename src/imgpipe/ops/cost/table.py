@@ -24,7 +24,8 @@ def format_price(line: LineItem) -> str:
     text = f"{line.price:.10f}".rstrip("0")
     if len(text.split(".")[1]) < 2:
         text = f"{line.price:.2f}"
-    per = {1: "", 1000: "1K ", 1_000_000: "1M "}.get(int(line.per), f"{line.per:g} ")
+    steps = {1: "", 1000: "1K ", 10_000: "10K ", 1_000_000: "1M "}
+    per = steps.get(int(line.per), f"{line.per:g} ")
     unit = line.unit
     if line.scaling == "fixed" and line.per == 1 and unit.endswith("s"):
         unit = unit[:-1]  # $0.30 / metric (a month)

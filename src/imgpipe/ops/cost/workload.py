@@ -59,6 +59,11 @@ XRAY_FIXED_RATE = 0.05
 LABEL_VALUES = {"code": 4, "reason": 2}
 # Without the aws extra (the CLI counts adapters/aws/emf_metrics.py's table when it can):
 DEFAULT_CUSTOM_METRICS = 17  # 11 metrics without labels + 4 codes + 2 reasons
+# Views: the share the CDN answers from its cache (an operator's estimate: long TTLs and
+# versioned URLs make a popular image a hit after each edge's first view), and the API
+# function's time for an /img answer from derived/ (signature, HEAD + GET of the result).
+CDN_HIT_RATE = 0.9
+IMG_CACHED_MS = 50.0
 
 
 @dataclass(frozen=True)
@@ -81,12 +86,30 @@ class Workload:
     events: bool = True
     custom_metrics: int = DEFAULT_CUSTOM_METRICS
     record_bytes: Mapping[str, int] = field(default_factory=lambda: dict(RECORD_BYTES))
+    # Views a month per image uploaded in it: of eager renditions, and of `/img` results.
+    views_per_image: float = 0.0
+    transforms_per_image: float = 0.0
+    cdn: bool = True  # the template's CdnEnabled default: CloudFront in front of both
+    cdn_hit_rate: float = CDN_HIT_RATE
+    view_kb: float | None = None  # bytes of one view; None: the mean rendition
+    img_duration_ms: float = IMG_CACHED_MS
 
     def __post_init__(self) -> None:
         if self.images_per_day < 0:
             raise ValueError("images per day cannot be negative")
         if self.months < 1 or self.batch_size < 1:
             raise ValueError("months and batch size must be at least 1")
+        if self.views_per_image < 0 or self.transforms_per_image < 0:
+            raise ValueError("views per image cannot be negative")
+        if not 0 <= self.cdn_hit_rate <= 1:
+            raise ValueError("the hit rate is a share: from 0 to 1")
+
+    @property
+    def mean_view_kb(self) -> float:
+        """What one view sends: `view_kb`, or the mean of the image's renditions."""
+        if self.view_kb is not None:
+            return self.view_kb
+        return self.renditions_kb / self.renditions_per_image if self.renditions_per_image else 0
 
     @property
     def images_per_month(self) -> float:
@@ -107,6 +130,8 @@ class Volumes(NamedTuple):
     api_calls: float
     stored: float  # images in storage on average (Workload.images_stored)
     event_batches: float  # events function invocations (none without events)
+    views: float = 0.0  # of eager renditions
+    transforms: float = 0.0  # `/img` views
 
     @classmethod
     def of(cls, w: Workload) -> Volumes:
@@ -120,4 +145,6 @@ class Volumes(NamedTuple):
             images * w.api_calls_per_image,
             w.images_stored,
             event_batches,
+            images * w.views_per_image,
+            images * w.transforms_per_image,
         )
