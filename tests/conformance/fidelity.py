@@ -1,0 +1,144 @@
+"""One conformance case end to end: a suite's file through imgpipe's render (what a rendering
+process runs), its renditions checked as a user gets them (no metadata, upright, the planned
+sizes), and imgpipe's decode compared with an independent oracle's (oracle.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from oracle import imgpipe_pixels, pillow_pixels, psnr, tiff2rgba_pixels
+from PIL import Image
+
+from imgpipe.config import Settings
+from imgpipe.core.errors import ImageError
+from imgpipe.core.rendering import RenderResult
+from imgpipe.engine import geometry, render
+
+FAITHFUL_DB = 30.0  # below this, imgpipe and the oracle show a visibly different picture
+OPTIONS = Settings().render_options()
+MANIFESTS = Path(__file__).parent / "manifests"
+_XMP_KEYS = ("xmp", "XML:com.adobe.xmp")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What imgpipe did with one file, and how close its pixels are to the oracle's."""
+
+    verdict: str  # "processed" or "refused"
+    format: str  # imgpipe's name for it when processed, else the file's extension
+    code: str | None = None  # the refusal's code
+    psnr: float | None = None  # dB against the oracle; None where the oracle cannot read it
+    oracle: str | None = None
+    problems: tuple[str, ...] = ()  # what a rendition got wrong
+
+
+def run_case(suite: str, path: Path) -> Outcome:
+    """Render the file as a rendering process does; judge what comes out."""
+    data = path.read_bytes()
+    extension = path.suffix.lower().lstrip(".") or "none"
+    try:
+        result = render(data, OPTIONS)
+    except ImageError as exc:  # anything else is a crash, and fails its test as such
+        return Outcome("refused", extension, code=exc.code)
+    ours = imgpipe_pixels(data)
+    problems = rendition_problems(result, (ours.shape[1], ours.shape[0]))
+    score, oracle = _compare(suite, result.metadata.format, path, data, ours)
+    return Outcome("processed", result.metadata.format, None, score, oracle, problems)
+
+
+def _compare(
+    suite: str, fmt: str, path: Path, data: bytes, ours: np.ndarray[Any, Any]
+) -> tuple[float | None, str | None]:
+    """The PSNR against Pillow (pillow-heif for HEIF), or against libtiff's tiff2rgba where
+    that agrees better for a TIFF: Pillow's TIFF reader is weaker than libtiff's."""
+    name = "pillow-heif" if fmt in ("heif", "heic") or suite == "pillow-heif" else "pillow"
+    try:
+        score: float | None = psnr(ours, pillow_pixels(data))
+    except Exception:  # the oracle failing to read a file is a fact, not a bug
+        score = None
+    if fmt == "tiff" and (score is None or score < FAITHFUL_DB):
+        libtiff = tiff2rgba_pixels(path)
+        if libtiff is not None:
+            other = psnr(ours, libtiff)
+            if score is None or other > score:
+                return round(other, 2), "tiff2rgba"
+    return (None if score is None else round(score, 2)), (None if score is None else name)
+
+
+def rendition_problems(result: RenderResult, upright: tuple[int, int]) -> tuple[str, ...]:
+    """Every rendition: the configured set, each at the size planned from the upright image,
+    decodable, no EXIF, ICC profile or XMP left in it."""
+    meta = result.metadata
+    problems = []
+    if (meta.width, meta.height) != upright:
+        problems.append(f"size {meta.width}x{meta.height} but decoded {upright[0]}x{upright[1]}")
+    specs = {spec.name: spec for spec in OPTIONS.renditions}
+    wanted = {(spec.name, fmt) for spec in OPTIONS.renditions for fmt in spec.formats}
+    if {(r.name, r.format) for r in result.renditions} != wanted:
+        problems.append("not every configured rendition was produced")
+    for r in result.renditions:
+        spec = specs[r.name]
+        planned = geometry.target_size(*upright, spec.width, spec.height, spec.fit)
+        with Image.open(io.BytesIO(r.data)) as image:
+            image.load()
+            if image.size != planned or (r.width, r.height) != planned:
+                problems.append(f"{r.name}.{r.format} is {image.size}, planned {planned}")
+            if image.getexif():
+                problems.append(f"{r.name}.{r.format} keeps EXIF")
+            if "icc_profile" in image.info or any(k in image.info for k in _XMP_KEYS):
+                problems.append(f"{r.name}.{r.format} keeps an ICC profile or XMP")
+    return tuple(problems)
+
+
+# --- manifests ---------------------------------------------------------------------------------
+
+
+def expected_entry(outcome: Outcome) -> dict[str, Any]:
+    """A manifest entry from a run: the verdict, and for a processed file the least PSNR a
+    later run must reach (what it scored, rounded down, less a margin of 1 dB)."""
+    entry: dict[str, Any] = {"verdict": outcome.verdict, "format": outcome.format}
+    if outcome.verdict == "refused":
+        entry["code"] = outcome.code
+        return entry
+    entry["oracle"] = outcome.oracle
+    if outcome.psnr is not None:
+        entry["psnr"] = outcome.psnr
+        entry["min_psnr"] = float(max(0, min(60, math.floor(outcome.psnr) - 1)))
+    return entry
+
+
+def failures(entry: dict[str, Any], outcome: Outcome) -> list[str]:
+    """How an outcome falls short of its manifest entry (none: the case passes). A refusal
+    coded `internal` is a 500, and never what a file is expected to get."""
+    found = []
+    if outcome.code == "internal":
+        found.append("refused as internal (a 500)")
+    if outcome.verdict != entry["verdict"] or outcome.code != entry.get("code"):
+        found.append(f"{outcome.verdict} {outcome.code or ''}, expected {entry['verdict']} "
+                     f"{entry.get('code') or ''}")  # fmt: skip
+    found.extend(outcome.problems)
+    minimum = entry.get("min_psnr")
+    if minimum is not None and (outcome.psnr is None or outcome.psnr < minimum):
+        found.append(f"PSNR {outcome.psnr} dB against {outcome.oracle}, expected >= {minimum}")
+    return found
+
+
+def load_manifest(suite: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((MANIFESTS / f"{suite}.json").read_text())
+    return loaded
+
+
+def save_manifest(suite: str, manifest: dict[str, Any]) -> None:
+    MANIFESTS.mkdir(exist_ok=True)
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    (MANIFESTS / f"{suite}.json").write_text(text)
+
+
+def outcome_dict(outcome: Outcome) -> dict[str, Any]:
+    return asdict(outcome)
