@@ -3,6 +3,7 @@
 ImgpipeError
 ├── ImageError                 permanent: the image itself is bad; the record ends FAILED
 │   ├── UnsupportedFormatError     unsupported_format
+│   │   └── UnsupportedVariantError    unsupported_variant (a format read, this kind of it not)
 │   ├── CorruptImageError          corrupt_image
 │   ├── TooLargeError              too_large (bytes)
 │   ├── TooManyPixelsError         too_many_pixels (width x height x frames)
@@ -47,6 +48,13 @@ class ImageError(ImgpipeError):
 
 class UnsupportedFormatError(ImageError):
     code = "unsupported_format"
+
+
+class UnsupportedVariantError(UnsupportedFormatError):
+    """A format imgpipe reads, in a variant its decoders cannot (a TIFF in CIELab, 12-bit
+    samples): the file may well be sound, so it is not called corrupt."""
+
+    code = "unsupported_variant"
 
 
 class CorruptImageError(ImageError):

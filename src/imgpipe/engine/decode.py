@@ -14,7 +14,16 @@ from imgpipe.core.errors import CorruptImageError, UnsupportedFormatError, one_l
 from imgpipe.engine import geometry
 from imgpipe.engine.colour import icc_options, normalise
 from imgpipe.engine.header import Header
-from imgpipe.engine.vips import LOAD_OPTIONS, LOADER_FOR, VipsImage, get, source, vips
+from imgpipe.engine.pillow_decode import pillow_pixels
+from imgpipe.engine.vips import (
+    LOAD_OPTIONS,
+    LOADER_FOR,
+    VipsImage,
+    failure,
+    get,
+    source,
+    vips,
+)
 
 # JPEGs decode at the largest DCT scale (1/2, 1/4, 1/8) that still covers the largest
 # rendition, not at libvips' thumbnail choice, which keeps a factor of 2 for the resize.
@@ -36,6 +45,8 @@ def decode(
                 width, height=height, size="force", no_rotate=True, **icc_options(header)
             )
             return normalise(image).copy_memory()
+        if header.pil_image is not None:
+            return _decode_pillow(header, width, height, upright=upright)
         options: dict[str, Any] = {**icc_options(header), "no_rotate": not upright}
         try:
             return _decode_vips(data, header, width, height, options)
@@ -45,9 +56,7 @@ def decode(
             # A broken ICC profile should not lose the image: decode again, untransformed.
             return _decode_vips(data, header, width, height, {"no_rotate": not upright})
     except pyvips.Error as exc:
-        raise CorruptImageError(
-            f"{header.format} image is corrupt or truncated: {one_line(exc)}"
-        ) from exc
+        raise failure(header.format, f"{header.format} image is corrupt or truncated", exc) from exc
 
 
 def _decode_vips(
@@ -69,6 +78,18 @@ def _decode_vips(
     loader = str(get(image, "vips-loader", ""))
     if not loader.startswith(tuple(LOADER_FOR.values())):
         raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
+    return normalise(image).copy_memory()
+
+
+def _decode_pillow(header: Header, width: int, height: int, *, upright: bool) -> VipsImage:
+    """A file libvips decodes wrongly, decoded by Pillow (pillow_decode.py), then resized,
+    turned upright and converted as libvips' own decodes are."""
+    image = pillow_pixels(header.pil_image, header.format)
+    if upright and header.orientation != 1:
+        image.set_type(vips().GValue.gint_type, "orientation", header.orientation)
+    image = image.thumbnail_image(
+        width, height=height, size="force", no_rotate=not upright, **icc_options(header)
+    )
     return normalise(image).copy_memory()
 
 

@@ -21,8 +21,9 @@ from imgpipe.core.errors import (
 from imgpipe.core.formats import InputFormat, sniff
 from imgpipe.core.rendering import RenderLimits
 from imgpipe.engine import geometry
-from imgpipe.engine.exif import exif_orientation, valid_orientation
-from imgpipe.engine.vips import LOADER_FOR, get, source, vips
+from imgpipe.engine.exif import TAG_ORIENTATION, exif_orientation, valid_orientation
+from imgpipe.engine.pillow_decode import has_alpha, is_grey, pillow_image
+from imgpipe.engine.vips import LOADER_FOR, failure, get, source, vips
 
 
 class Header(NamedTuple):
@@ -38,6 +39,7 @@ class Header(NamedTuple):
     has_icc: bool
     exif: bytes | None
     heif_image: Any = None  # pillow_heif.HeifImage, decoded on first access to .data
+    pil_image: Any = None  # a PIL image, not decoded yet: Pillow decodes it (pillow_decode.py)
     progressive: bool = False  # a progressive JPEG: libjpeg holds all its coefficients
 
 
@@ -49,7 +51,7 @@ def read_header(data: bytes, limits: RenderLimits) -> Header:
     if fmt not in limits.allowed_formats:
         allowed = ", ".join(limits.allowed_formats) or "none"
         raise UnsupportedFormatError(f"{fmt} images are not accepted here (allowed: {allowed})")
-    header = _read_heif_header(data) if fmt == "heif" else _read_vips_header(data, fmt)
+    header = _read_any_header(data, fmt)
     if header.frames > limits.max_frames:
         raise TooManyFramesError(
             f"image has {header.frames} frames; the limit is {limits.max_frames}"
@@ -64,13 +66,46 @@ def read_header(data: bytes, limits: RenderLimits) -> Header:
     return header
 
 
+def _read_any_header(data: bytes, fmt: InputFormat) -> Header:
+    if fmt == "heif":
+        return _read_heif_header(data)
+    image = pillow_image(data, fmt)
+    if image is not None:
+        return _read_pillow_header(data, fmt, image)
+    return _read_vips_header(data, fmt)
+
+
+def _read_pillow_header(data: bytes, fmt: InputFormat, image: Any) -> Header:
+    """A file libvips decodes wrongly (pillow_decode.py), its header as Pillow reads it."""
+    raw_exif = image.info.get("exif")
+    exif = bytes(raw_exif) if isinstance(raw_exif, bytes | bytearray) and raw_exif else None
+    if fmt == "tiff":
+        exif = data  # as for libvips: a TIFF's first IFD is where its EXIF fields live
+        orientation = valid_orientation(image.tag_v2.get(TAG_ORIENTATION, 1))
+    else:
+        orientation = exif_orientation(exif)
+    width, height = geometry.oriented_size(int(image.size[0]), int(image.size[1]), orientation)
+    return Header(
+        format=fmt,
+        width=width,
+        height=height,
+        orientation=orientation,
+        frames=max(1, int(getattr(image, "n_frames", 1))),
+        has_alpha=has_alpha(image),
+        color_space="b-w" if is_grey(image) else "srgb",
+        has_icc=bool(image.info.get("icc_profile")),
+        exif=exif,
+        pil_image=image,
+    )
+
+
 def _read_vips_header(data: bytes, fmt: InputFormat) -> Header:
     pyvips = vips()
     try:
         # Lazy: this parses the header only; no pixel is decoded until something asks.
         image = pyvips.Image.new_from_source(source(data), "", access="sequential")
     except pyvips.Error as exc:
-        raise CorruptImageError(f"cannot read the {fmt} header: {one_line(exc)}") from exc
+        raise failure(fmt, f"cannot read the {fmt} header", exc) from exc
     loader = get(image, "vips-loader", "")
     if not str(loader).startswith(LOADER_FOR[fmt]):
         raise UnsupportedFormatError(f"unsupported format: {fmt} data read by {loader or '?'}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from imgpipe.core.errors import CorruptImageError, ImageError, UnsupportedVariantError, one_line
+
 VipsImage = Any
 
 # Loader classes left usable once every VipsForeignLoad is blocked (libvips 8.18 names; the
@@ -36,6 +38,16 @@ LOADER_FOR: dict[str, str] = {
 # damaged LZW) and PNG CRC errors were ignored and the image rendered black or garbled.
 # Decoder *warnings* (stray bytes between JPEG markers, a resynced scan) still pass.
 LOAD_OPTIONS = "fail_on=error"
+
+# What libvips (8.18), libtiff and libjpeg say of a sound file they cannot decode, as opposed
+# to a damaged one (docs/api.md: Formats libvips cannot decode).
+_CANNOT_DECODE: tuple[str, ...] = (
+    "bad labq format",  # an 8-bit CIELab TIFF: libvips takes it for its own LabQ coding
+    "not a whole number of bytes",  # TIFF samples of 12 bits (or 2, 4... per pixel group)
+    "unsupported jpeg data precision",  # a 12-bit JPEG: libjpeg-turbo is built for 8
+    "support is not configured",  # a TIFF compression libtiff was built without
+    "separate planes not supported",  # a tiled TIFF in separate planes (Pillow decodes it)
+)
 
 
 def vips() -> Any:
@@ -67,3 +79,12 @@ def source(data: bytes) -> Any:
 def get(image: VipsImage, name: str, default: Any) -> Any:
     """An image's metadata field `name`, or `default` where the image has none."""
     return image.get(name) if image.get_typeof(name) else default
+
+
+def failure(fmt: str, what: str, exc: Exception) -> ImageError:
+    """The image error a libvips failure means: a variant of `fmt` libvips cannot decode
+    (unsupported_variant), or a damaged file (corrupt_image). `what` says where it failed."""
+    message = one_line(exc)
+    if any(phrase in message.lower() for phrase in _CANNOT_DECODE):
+        return UnsupportedVariantError(f"{fmt} variant that libvips cannot decode: {message}")
+    return CorruptImageError(f"{what}: {message}")
