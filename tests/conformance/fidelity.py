@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 from oracle import imgpipe_pixels, pillow_pixels, psnr, tiff2rgba_pixels
 from PIL import Image
+from suites import reference_for
 
 from imgpipe.config import Settings
-from imgpipe.core.errors import ImageError
+from imgpipe.core.errors import ImageError, UnsupportedFormatError
+from imgpipe.core.formats import sniff
 from imgpipe.core.rendering import RenderResult
 from imgpipe.engine import geometry, render
 
@@ -31,7 +33,7 @@ class Outcome:
     """What imgpipe did with one file, and how close its pixels are to the oracle's."""
 
     verdict: str  # "processed" or "refused"
-    format: str  # imgpipe's name for it when processed, else the file's extension
+    format: str  # imgpipe's name for it, from its first bytes; "other" for none of its inputs
     code: str | None = None  # the refusal's code
     psnr: float | None = None  # dB against the oracle; None where the oracle cannot read it
     oracle: str | None = None
@@ -41,11 +43,10 @@ class Outcome:
 def run_case(suite: str, path: Path) -> Outcome:
     """Render the file as a rendering process does; judge what comes out."""
     data = path.read_bytes()
-    extension = path.suffix.lower().lstrip(".") or "none"
     try:
         result = render(data, OPTIONS)
     except ImageError as exc:  # anything else is a crash, and fails its test as such
-        return Outcome("refused", extension, code=exc.code)
+        return Outcome("refused", sniffed(data), code=exc.code)
     ours = imgpipe_pixels(data)
     problems = rendition_problems(result, (ours.shape[1], ours.shape[0]))
     score, oracle = _compare(suite, result.metadata.format, path, data, ours)
@@ -55,8 +56,12 @@ def run_case(suite: str, path: Path) -> Outcome:
 def _compare(
     suite: str, fmt: str, path: Path, data: bytes, ours: np.ndarray[Any, Any]
 ) -> tuple[float | None, str | None]:
-    """The PSNR against Pillow (pillow-heif for HEIF), or against libtiff's tiff2rgba where
-    that agrees better for a TIFF: Pillow's TIFF reader is weaker than libtiff's."""
+    """The PSNR against the suite's reference picture where it has one, else Pillow's
+    (pillow-heif's for HEIF), or libtiff's tiff2rgba where that agrees better for a TIFF:
+    Pillow's TIFF reader is weaker than libtiff's."""
+    reference = reference_for(path)
+    if reference is not None:
+        return round(psnr(ours, pillow_pixels(reference.read_bytes())), 2), reference.name
     name = "pillow-heif" if fmt in ("heif", "heic") or suite == "pillow-heif" else "pillow"
     try:
         score: float | None = psnr(ours, pillow_pixels(data))
@@ -69,6 +74,13 @@ def _compare(
             if score is None or other > score:
                 return round(other, 2), "tiff2rgba"
     return (None if score is None else round(score, 2)), (None if score is None else name)
+
+
+def sniffed(data: bytes) -> str:
+    try:
+        return sniff(data)
+    except UnsupportedFormatError:
+        return "other"
 
 
 def rendition_problems(result: RenderResult, upright: tuple[int, int]) -> tuple[str, ...]:

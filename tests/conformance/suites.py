@@ -5,8 +5,10 @@ folder once per machine and unpacked there, so CI (no network but the registries
     pillow-heif  pillow-heif's tests/images (HEIF/HEIC, with libheif's own corner cases)
     pngsuite     PngSuite's files that pypng carries as hex in code/pngsuite.py (MIT)
 
-None of them is committed: each is a pinned sdist, fetched at test time. A suite that cannot be
-had skips its cases loudly; under CI=true that fails (CI reaches PyPI).
+Each is a pinned sdist, fetched at test time. A suite that cannot be had skips its cases
+loudly; under CI=true that fails (CI reaches PyPI). The few files no registry ships are
+committed under tests/conformance/files/<suite>/, their licence beside them: the suite
+`committed`, where a PNG named as the start of another file's name is that file's reference.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ class Suite:
         return f"{self.package}-{self.version}"
 
 
+COMMITTED = Path(__file__).parent / "files"
+
 SUITES = {
+    "committed": Suite("committed", "", "", "", ""),
     "pillow": Suite("pillow", "pillow", "13.0.0", "Tests/images", "LICENSE"),
     "pillow-heif": Suite("pillow-heif", "pillow-heif", "1.9.0", "tests/images", "LICENSE.txt"),
     "pngsuite": Suite("pngsuite", "pypng", "0.20220715.0", "code", "LICENCE"),
@@ -131,9 +136,27 @@ def _pngsuite_files(module: Path, into: Path) -> None:
 
 def suite_files(suite: Suite) -> dict[str, Path]:
     """Every file of the suite, by its path inside the suite's folder."""
-    files = suite_folder(suite) / "files"
+    files = COMMITTED if suite.name == "committed" else suite_folder(suite) / "files"
     return {
         path.relative_to(files).as_posix(): path
         for path in sorted(files.rglob("*"))
-        if path.is_file()
+        if path.is_file() and not path.name.startswith("LICENSE")
     }
+
+
+def reference_for(path: Path) -> Path | None:
+    """A committed file's reference picture: the PNG beside it whose name, less ".png", is the
+    longest start of the file's name before a "." or its end (link-u's plum-blossom-small.png for
+    its .avif variants, image-rs' x.gif.png for x.gif); None for a suite's own PNGs."""
+    if COMMITTED not in path.parents:
+        return None
+    best: Path | None = None
+    for candidate in path.parent.glob("*.png"):
+        stem = candidate.name.removesuffix(".png")
+        if candidate == path or not path.name.startswith(stem):
+            continue
+        if path.name[len(stem) : len(stem) + 1] in ("", ".") and (
+            best is None or len(candidate.name) > len(best.name)
+        ):
+            best = candidate
+    return best
