@@ -47,7 +47,7 @@ def manifest(suite: str) -> None:
         entry = expected_entry(outcome)
         reviewed = old.get(name, {})
         if reviewed.get("known_defect") and failures(reviewed, outcome):
-            entry = {**reviewed, "psnr": outcome.psnr}
+            entry = {**reviewed, "psnr": outcome.psnr, "rendition_psnr": outcome.rendition_psnr}
         elif reviewed.get("note"):
             entry["note"] = reviewed["note"]
         files[name] = entry
@@ -114,14 +114,18 @@ def table() -> str:
         "the suite's reference PNG where it has one, Pillow otherwise (pillow-heif for HEIF),",
         "libtiff's `tiff2rgba` for a TIFF where it agrees better than Pillow. PSNR is over",
         f"alpha-premultiplied RGBA; {FAITHFUL_DB:.0f} dB or more reads as the same picture.",
+        "The largest WebP rendition (what a user gets: resized, lossy, alpha kept) is compared",
+        "too, with the oracle's picture resized by Pillow; its least PSNR is in the manifest, so",
+        "a regression in the resize or the encode fails as well. It is a guard, not a verdict:",
+        "lossy WebP's 4:2:0 chroma smears pixel art and one-pixel colour stripes (6-15 dB).",
         "pillow-heif is imgpipe's HEIF decoder too, and Pillow decodes the few files libvips",
         "gets wrong (docs/decoding.md): for those the oracle checks what imgpipe makes of the",
         "decoder's output (range, alpha, orientation), and `tiff2rgba` or a reference the rest.",
         "",
         "A format is what imgpipe tells from a file's first bytes (`other`: none of its input",
         "formats). A known defect is an item of issue 25, an xfail(strict) case; a noted file",
-        "is one whose manifest entry says why its low PSNR is the oracle's weakness or a file",
-        "with no agreed rendering.",
+        "has a `note` in its manifest entry: why its low PSNR is the oracle's weakness, that it",
+        "has no agreed rendering or no oracle, or a doubt about its refusal.",
         "",
         "| format | files | processed | refused (code files) | worst PSNR, processed |"
         " worst PSNR, known defects and notes aside | known defects | noted |",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from oracle import imgpipe_pixels, pillow_pixels, psnr, tiff2rgba_pixels
+from oracle import Pixels, imgpipe_pixels, pillow_pixels, psnr, tiff2rgba_pixels
 from PIL import Image
 from suites import reference_for
 
@@ -38,6 +38,7 @@ class Outcome:
     psnr: float | None = None  # dB against the oracle; None where the oracle cannot read it
     oracle: str | None = None
     problems: tuple[str, ...] = ()  # what a rendition got wrong
+    rendition_psnr: float | None = None  # dB, the largest WebP rendition against the oracle
 
 
 def run_case(suite: str, path: Path) -> Outcome:
@@ -49,31 +50,46 @@ def run_case(suite: str, path: Path) -> Outcome:
         return Outcome("refused", sniffed(data), code=exc.code)
     ours = imgpipe_pixels(data)
     problems = rendition_problems(result, (ours.shape[1], ours.shape[0]))
-    score, oracle = _compare(suite, result.metadata.format, path, data, ours)
-    return Outcome("processed", result.metadata.format, None, score, oracle, problems)
+    theirs, oracle = _oracle(suite, result.metadata.format, path, data, ours)
+    if theirs is None:
+        return Outcome("processed", result.metadata.format, problems=problems)
+    score, shown = round(psnr(ours, theirs), 2), round(rendition_psnr(result, theirs), 2)
+    return Outcome("processed", result.metadata.format, None, score, oracle, problems, shown)
 
 
-def _compare(
-    suite: str, fmt: str, path: Path, data: bytes, ours: np.ndarray[Any, Any]
-) -> tuple[float | None, str | None]:
-    """The PSNR against the suite's reference picture where it has one, else Pillow's
-    (pillow-heif's for HEIF), or libtiff's tiff2rgba where that agrees better for a TIFF:
-    Pillow's TIFF reader is weaker than libtiff's."""
+def _oracle(
+    suite: str, fmt: str, path: Path, data: bytes, ours: Pixels
+) -> tuple[Pixels | None, str | None]:
+    """The suite's reference picture where it has one, else Pillow's reading (pillow-heif's
+    for HEIF), or libtiff's tiff2rgba where that agrees better for a TIFF: Pillow's TIFF
+    reader is weaker than libtiff's. None where no oracle reads the file."""
     reference = reference_for(path)
     if reference is not None:
-        return round(psnr(ours, pillow_pixels(reference.read_bytes())), 2), reference.name
+        return pillow_pixels(reference.read_bytes()), reference.name
     name = "pillow-heif" if fmt in ("heif", "heic") or suite == "pillow-heif" else "pillow"
     try:
-        score: float | None = psnr(ours, pillow_pixels(data))
+        theirs: Pixels | None = pillow_pixels(data)
     except Exception:  # the oracle failing to read a file is a fact, not a bug
-        score = None
-    if fmt == "tiff" and (score is None or score < FAITHFUL_DB):
+        theirs = None
+    if fmt == "tiff" and (theirs is None or psnr(ours, theirs) < FAITHFUL_DB):
         libtiff = tiff2rgba_pixels(path)
-        if libtiff is not None:
-            other = psnr(ours, libtiff)
-            if score is None or other > score:
-                return round(other, 2), "tiff2rgba"
-    return (None if score is None else round(score, 2)), (None if score is None else name)
+        if libtiff is not None and (theirs is None or psnr(ours, libtiff) > psnr(ours, theirs)):
+            return libtiff, "tiff2rgba"
+    return theirs, (None if theirs is None else name)
+
+
+def rendition_psnr(result: RenderResult, theirs: Pixels) -> float:
+    """What a user gets: the largest WebP rendition (lossy, alpha kept) against the oracle's
+    picture resized to its size by Pillow, both in premultiplied RGBA."""
+    largest = max(
+        (r for r in result.renditions if r.format == "webp"), key=lambda r: r.width * r.height
+    )
+    with Image.open(io.BytesIO(largest.data)) as image:
+        shown = np.asarray(image.convert("RGBA"), dtype=np.uint8)
+    resized = Image.fromarray(theirs, "RGBA").resize(
+        (largest.width, largest.height), Image.Resampling.LANCZOS
+    )
+    return psnr(shown, np.asarray(resized, dtype=np.uint8))
 
 
 def sniffed(data: bytes) -> str:
@@ -121,8 +137,17 @@ def expected_entry(outcome: Outcome) -> dict[str, Any]:
     entry["oracle"] = outcome.oracle
     if outcome.psnr is not None:
         entry["psnr"] = outcome.psnr
-        entry["min_psnr"] = float(max(0, min(60, math.floor(outcome.psnr) - 1)))
+        entry["min_psnr"] = _least(outcome.psnr)
+    if outcome.rendition_psnr is not None:
+        entry["rendition_psnr"] = outcome.rendition_psnr
+        entry["min_rendition_psnr"] = _least(outcome.rendition_psnr)
     return entry
+
+
+def _least(score: float) -> float:
+    """What a later run must reach: the score rounded down, less a margin of 1 dB (60 at
+    most: past that, two pictures are the same)."""
+    return float(max(0, min(60, math.floor(score) - 1)))
 
 
 def failures(entry: dict[str, Any], outcome: Outcome) -> list[str]:
@@ -138,6 +163,9 @@ def failures(entry: dict[str, Any], outcome: Outcome) -> list[str]:
     minimum = entry.get("min_psnr")
     if minimum is not None and (outcome.psnr is None or outcome.psnr < minimum):
         found.append(f"PSNR {outcome.psnr} dB against {outcome.oracle}, expected >= {minimum}")
+    shown = entry.get("min_rendition_psnr")
+    if shown is not None and (outcome.rendition_psnr is None or outcome.rendition_psnr < shown):
+        found.append(f"rendition PSNR {outcome.rendition_psnr} dB, expected >= {shown}")
     return found
 
 

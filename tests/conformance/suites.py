@@ -89,7 +89,9 @@ def _download(suite: Suite, into: Path) -> Path:
         raise SuiteUnavailable(f"pip download {suite.key} took over {exc.timeout} s") from exc
     found = sorted(into.glob("*.tar.gz"))
     if done.returncode != 0 or not found:
-        raise SuiteUnavailable(f"pip download {suite.key} failed: {done.stderr[-500:]}")
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+        reason = " ".join(errors)[-500:] or done.stderr[-500:]
+        raise SuiteUnavailable(f"pip download {suite.key} failed: {reason}")
     return found[0]
 
 
