@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
 
 from engine_support import options
 from imgpipe.bootstrap import LocalApp
@@ -129,6 +129,71 @@ def test_a_monochrome_avif_is_full_range() -> None:
     assert psnr(image, twin, "L") >= FAITHFUL_DB
 
 
+# Item 6: a GIF's first frame short of its canvas had the rest painted opaque black.
+def test_a_gif_canvas_its_first_frame_leaves_uncovered_is_transparent() -> None:
+    # GIVEN image-rs' border_touching_layers.gif: a 100x100 canvas, its first frame rows
+    # 25-74, and image-rs' reference PNG of that frame (transparent above and below)
+    path = "image-rs/border_touching_layers.gif"
+    reference = Image.open(FILES / "image-rs/border_touching_layers.gif.png")
+    # WHEN rendered THEN the PNG is the reference, alpha included (it was opaque black)
+    assert psnr(rendered(path), reference, "RGBA") >= FAITHFUL_DB
+    # AND a JPEG, which has no alpha, shows the configured background there (white)
+    spec = RenditionSpec(name="jpeg", width=100, height=100, formats=["jpeg"])
+    (jpeg,) = render(original(path), options(spec)).renditions
+    pixels = Image.open(io.BytesIO(jpeg.data)).convert("RGB")
+    above, below = np.asarray(pixels)[:20], np.asarray(pixels)[80:]
+    assert above.min() >= 240 and below.min() >= 240, (above.min(), below.min())
+
+
+def in_srgb(image: Image.Image) -> Image.Image:
+    """Pillow's ImageCms (LittleCMS) conversion of an ICC-tagged image to sRGB, as RGB."""
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+    srgb = ImageCms.createProfile("sRGB")
+    return ImageCms.profileToProfile(image.convert("RGB"), profile, srgb, renderingIntent=0)
+
+
+# Item 7: an orientation written in XMP alone was ignored.
+def test_an_orientation_in_xmp_alone_is_applied() -> None:
+    # GIVEN Pillow's xmp_tags_orientation.png: no EXIF, XMP tiff:Orientation="3", and a
+    # ColorMatch RGB profile
+    path = "pillow/xmp_tags_orientation.png"
+    source = Image.open(FILES / path)
+    # WHEN rendered THEN it is upside down as stored, as Pillow's exif_transpose (which reads
+    # XMP's orientation) turns it, in sRGB: ~83 dB; as stored it scores 13
+    upright = in_srgb(ImageOps.exif_transpose(source))
+    assert psnr(rendered(path), upright) >= FAITHFUL_DB
+
+
+def test_an_avif_keeps_its_container_orientation_over_xmp() -> None:
+    # GIVEN Pillow's AVIF with XMP tiff:Orientation="3" and no rotation in its container
+    # WHEN rendered THEN it is shown as stored, as browsers show an AVIF: an AVIF's rotation
+    # is its container's (irot/imir, MIAF), its EXIF and XMP orientations are advisory
+    path = "pillow/avif/xmp_tags_orientation.avif"
+    source = Image.open(FILES / path)
+    source.load()
+    as_stored = in_srgb(source) if "icc_profile" in source.info else source.convert("RGB")
+    assert psnr(rendered(path), as_stored) >= FAITHFUL_DB
+
+
+# Item 2 (alpha): limited-range alpha (and grey beside it) left at 16-235.
+LIMITED_ALPHA = [
+    ("link-u/plum-blossom-small.profile0.8bpc.yuv420.alpha-limited.avif", "RGBA"),
+    ("link-u/plum-blossom-small.profile0.8bpc.yuv420.alpha-limited.monochrome.avif", "LA"),
+]
+
+
+@pytest.mark.parametrize(("path", "mode"), LIMITED_ALPHA, ids=[p for p, _ in LIMITED_ALPHA])
+def test_limited_range_alpha_is_expanded(path: str, mode: str) -> None:
+    # GIVEN a link-u plum blossom whose alpha (and, monochrome, grey) is coded in limited
+    # range, and link-u's reference PNG, WHEN rendered
+    image = rendered(path)
+    # THEN its alpha spans 0-255 and it is the reference, alpha included: ~40 dB, as its
+    # full-range twin scores (it was 29 and 23 dB, alpha at 16-235 and grey at 11-241)
+    assert image.getchannel("A").getextrema() == (0, 255)
+    reference = Image.open(FILES / "link-u/plum-blossom-small.png")
+    assert psnr(image, reference, mode) >= FAITHFUL_DB
+
+
 def tiff2rgba(path: str) -> Image.Image:
     """libtiff's own reading of a TIFF (tiff2rgba: TIFFReadRGBAImage), as RGBA."""
     if shutil.which("tiff2rgba") is None:
@@ -183,6 +248,8 @@ OUTCOMES = [
     ("link-u/fox.profile0.8bpc.yuv420.monochrome.avif", "processed"),
     ("libtiff/ojpeg_zackthecat_subsamp22_single_strip.tiff", "processed"),
     ("image-rs/ycbcr_lzw_bt709.tif", "processed"),
+    ("pillow/xmp_tags_orientation.png", "processed"),
+    ("image-rs/border_touching_layers.gif", "processed"),
 ]
 
 
@@ -203,3 +270,47 @@ def test_the_service_records_the_outcome(path: str, expected: str, local_app: Lo
         return
     assert record.status is Status.FAILED
     assert record.error is not None and record.error.code == expected, record.error
+
+
+def test_the_range_reader_survives_any_cut_of_an_avif() -> None:
+    # GIVEN every prefix of a limited-range AVIF's boxes (a cut-off upload, a hostile file)
+    from imgpipe.engine.avif_range import Limited, limited_planes
+
+    data = original("link-u/plum-blossom-small.profile0.8bpc.yuv420.alpha-limited.monochrome.avif")
+    mdat = data.index(b"mdat")
+    # WHEN the range is read THEN it never raises: it is known or taken as full
+    seen = {limited_planes(data[:end]) for end in range(mdat)}
+    assert Limited(grey=False, alpha=False) in seen
+    assert limited_planes(data) == Limited(grey=True, alpha=True)
+
+
+def test_pillow_decodes_run_in_a_rendering_process_under_its_limits() -> None:
+    # GIVEN a rendering process with a memory limit, as imgpipe serve runs them
+    from imgpipe.engine import SubprocessRenderer
+
+    renderer = SubprocessRenderer(1, 60, memory_mb=512)
+    try:
+        # WHEN the files Pillow decodes are rendered there
+        for path in (
+            "libtiff/ojpeg_zackthecat_subsamp22_single_strip.tiff",
+            "link-u/star-8bpc.avifs",
+        ):
+            result = renderer.render(original(path), options(FULL))
+            (rendition,) = result.renditions
+            # THEN they come back whole, as they render in this process
+            here = rendered(path)
+            there = Image.open(io.BytesIO(rendition.data))
+            assert there.size == here.size and psnr(there, here) == 99.0, path
+    finally:
+        renderer.close()
+
+
+def test_the_gif_frame_reader_survives_any_cut_of_a_gif() -> None:
+    # GIVEN every prefix of image-rs' GIF (a cut-off upload, a hostile file)
+    from imgpipe.engine.gif import uncovered_box
+
+    data = original("image-rs/border_touching_layers.gif")
+    # WHEN its first frame's box is read THEN it never raises, and the whole file's is the
+    # frame's rows 25-74 (the canvas is 100x100)
+    assert {uncovered_box(data[:end]) for end in range(len(data))} <= {None, (0, 25, 100, 50)}
+    assert uncovered_box(data) == (0, 25, 100, 50)

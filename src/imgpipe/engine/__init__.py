@@ -4,7 +4,10 @@
       header.py     sniff, check bytes and formats, read the header only (its orientation:
                     exif.py), check pixels and frames: before any pixel is decoded
       decode.py     decode once, shrunk on load to the largest size a rendition needs,
-                    upright, 8-bit sRGB (colour.py); HEIC through pillow-heif
+                    upright, 8-bit sRGB (colour.py); HEIC through pillow-heif; what libvips
+                    decodes wrongly through Pillow (pillow_decode.py); AVIF planes libheif
+                    leaves in limited range expanded (avif_range.py); a GIF canvas its first
+                    frame leaves uncovered made transparent (gif.py)
       resize.py     the cascade down from that one image, "cover" crops (geometry.py: the
                     sizes, in integers)
       encode.py     every encode of the render, longest first, a helper thread while a core is

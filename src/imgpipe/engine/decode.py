@@ -3,7 +3,9 @@ upright, 8-bit sRGB (or grey), held in memory for the cascade.
 
 JPEGs shrink in libjpeg's DCT domain, other formats through libvips' thumbnail; HEIC is decoded
 by pillow-heif (libvips' wheel has no HEVC decoder) and its pixels handed to libvips as they
-are. A libvips failure here is a CorruptImageError with a one-line message.
+are. Files libvips decodes wrongly are decoded by Pillow (pillow_decode.py). A libvips failure
+here is a CorruptImageError with a one-line message, or an UnsupportedVariantError where
+libvips says it cannot decode a sound file (vips.failure).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 
 from imgpipe.core.errors import CorruptImageError, UnsupportedFormatError, one_line
 from imgpipe.engine import geometry
+from imgpipe.engine.avif_range import expand
 from imgpipe.engine.colour import icc_options, normalise
+from imgpipe.engine.gif import clear_outside
 from imgpipe.engine.header import Header
 from imgpipe.engine.pillow_decode import pillow_pixels
 from imgpipe.engine.vips import (
@@ -63,6 +67,11 @@ def _decode_vips(
     data: bytes, header: Header, width: int, height: int, options: dict[str, Any]
 ) -> VipsImage:
     pyvips = vips()
+    by_hand = header.xmp_oriented and not options.get("no_rotate")
+    if by_hand:
+        # libvips turns upright by EXIF alone: decode as stored, then turn by XMP's.
+        options = {**options, "no_rotate": True}
+        width, height = geometry.oriented_size(width, height, header.orientation)
     stored = bool(options.get("no_rotate"))
     shrink = _jpeg_shrink(header, width, height, stored=stored)
     if shrink > 1:
@@ -78,6 +87,15 @@ def _decode_vips(
     loader = str(get(image, "vips-loader", ""))
     if not loader.startswith(tuple(LOADER_FOR.values())):
         raise UnsupportedFormatError(f"unsupported format: read by {loader or '?'}")
+    if header.uncovered is not None:
+        canvas = (header.width, header.height)
+        image = clear_outside(image, header.uncovered, canvas)
+    if by_hand:
+        image = image.copy()
+        image.set_type(pyvips.GValue.gint_type, "orientation", header.orientation)
+        image = image.autorot()
+    if any(header.limited):
+        return expand(normalise(image), header.limited).copy_memory()
     return normalise(image).copy_memory()
 
 

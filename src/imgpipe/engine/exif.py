@@ -8,6 +8,7 @@ an image: whatever can be read is kept, and what cannot is left out.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable
 from datetime import datetime
@@ -20,6 +21,9 @@ _T = TypeVar("_T")
 IFD_EXIF = 0x8769
 IFD_GPS = 0x8825
 TAG_ORIENTATION = 0x0112
+# XMP's orientation, as an attribute (tiff:Orientation="6") or an element (<tiff:Orientation>6<):
+# the same pattern Pillow's exif_transpose reads.
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)([1-8])')
 
 
 def load_exif(raw: bytes) -> Any:
@@ -49,6 +53,12 @@ def exif_orientation(raw: bytes | None) -> int:
             return valid_orientation(load_exif(raw).get(TAG_ORIENTATION, 1))
     except Exception:
         return 1
+
+
+def xmp_orientation(raw: bytes | None) -> int:
+    """The orientation an XMP packet says (tiff:Orientation), 1 if it says none."""
+    found = _XMP_ORIENTATION.search(bytes(raw)) if raw else None
+    return int(found.group(1)) if found else 1
 
 
 def exif_fields(raw: bytes | None, *, keep_gps: bool) -> dict[str, Any] | None:

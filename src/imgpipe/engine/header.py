@@ -2,7 +2,8 @@
 
 libvips has no pixel cap of its own: a 634-byte JPEG may claim 60000x60000. So the bytes are
 sniffed by their magic numbers (core/formats.py), then the header alone is read (a lazy
-libvips load, or pillow-heif for HEIC, which libvips' wheel cannot decode), and width x
+libvips load; pillow-heif for HEIC, which libvips' wheel cannot decode; Pillow for the files
+libvips decodes wrongly, pillow_decode.py), and width x
 height x frames is checked against the limits first.
 """
 
@@ -21,7 +22,14 @@ from imgpipe.core.errors import (
 from imgpipe.core.formats import InputFormat, sniff
 from imgpipe.core.rendering import RenderLimits
 from imgpipe.engine import geometry
-from imgpipe.engine.exif import TAG_ORIENTATION, exif_orientation, valid_orientation
+from imgpipe.engine.avif_range import Limited, limited_planes
+from imgpipe.engine.exif import (
+    TAG_ORIENTATION,
+    exif_orientation,
+    valid_orientation,
+    xmp_orientation,
+)
+from imgpipe.engine.gif import uncovered_box
 from imgpipe.engine.pillow_decode import has_alpha, is_grey, pillow_image
 from imgpipe.engine.vips import LOADER_FOR, failure, get, source, vips
 
@@ -40,6 +48,9 @@ class Header(NamedTuple):
     exif: bytes | None
     heif_image: Any = None  # pillow_heif.HeifImage, decoded on first access to .data
     pil_image: Any = None  # a PIL image, not decoded yet: Pillow decodes it (pillow_decode.py)
+    xmp_oriented: bool = False  # the orientation is XMP's: libvips' autorotate does not see it
+    uncovered: tuple[int, int, int, int] | None = None  # a GIF's first frame, short of its canvas
+    limited: Limited = Limited(grey=False, alpha=False)  # AVIF planes libheif leaves limited
     progressive: bool = False  # a progressive JPEG: libjpeg holds all its coefficients
 
 
@@ -113,23 +124,33 @@ def _read_vips_header(data: bytes, fmt: InputFormat) -> Header:
     if exif is None and fmt == "tiff":
         exif = data  # a TIFF's first IFD is where Make, Model and the EXIF pointer live
     width, height = int(image.width), int(image.height)
+    xmp_oriented = False
     if fmt == "avif":
         # libheif has applied the container's rotation already; EXIF orientation is advisory.
         orientation = exif_orientation(exif)
     else:
         orientation = valid_orientation(get(image, "orientation", 1))
+        if not image.get_typeof("orientation"):
+            # No EXIF orientation: XMP's, as Pillow and Adobe's applications read it. Not for
+            # AVIF and HEIF, whose rotation is the container's (MIAF), as browsers show them.
+            orientation = xmp_orientation(get(image, "xmp-data", None))
+            xmp_oriented = orientation != 1
         width, height = geometry.oriented_size(width, height, orientation)
+    uncovered = uncovered_box(data) if fmt == "gif" else None
     return Header(
         format=fmt,
         width=width,
         height=height,
         orientation=orientation,
         frames=max(1, int(get(image, "n-pages", 1))),
-        has_alpha=bool(image.hasalpha()),
+        has_alpha=bool(image.hasalpha()) or uncovered is not None,
         color_space=str(image.interpretation).lower(),
         has_icc=bool(image.get_typeof("icc-profile-data")),
         exif=bytes(exif) if exif else None,
         progressive=fmt == "jpeg" and bool(get(image, "interlaced", 0)),
+        xmp_oriented=xmp_oriented,
+        uncovered=uncovered,
+        limited=limited_planes(data) if fmt == "avif" else Limited(grey=False, alpha=False),
     )
 
 

@@ -19,6 +19,7 @@ decode runs where libvips' would (in a rendering process).
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 from imgpipe.core.errors import CorruptImageError, ImageError, UnsupportedVariantError, one_line
@@ -36,10 +37,11 @@ def pillow_image(data: bytes, fmt: str) -> Any | None:
     """Pillow's image, opened and not decoded, where Pillow should decode `data`; else None
     (libvips decodes it, and says what it makes of a file Pillow cannot open)."""
     try:
-        if fmt == "avif":
-            return _avif(data)
-        if fmt == "tiff":
-            return _tiff(data)
+        with warnings.catch_warnings(action="ignore"):  # a stray tag is no reason to fail
+            if fmt == "avif":
+                return _avif(data)
+            if fmt == "tiff":
+                return _tiff(data)
     except ImageError:
         raise
     except Exception:
@@ -95,10 +97,11 @@ def pillow_pixels(image: Any, fmt: str) -> VipsImage:
     grey = is_grey(image)
     mode = ("LA" if grey else "RGBA") if has_alpha(image) else ("L" if grey else "RGB")
     try:
-        image.seek(0)
-        image.load()
-        pixels = image if image.mode == mode else image.convert(mode)
-        raw = pixels.tobytes()
+        with warnings.catch_warnings(action="ignore"):
+            image.seek(0)
+            image.load()
+            pixels = image if image.mode == mode else image.convert(mode)
+            raw = pixels.tobytes()
     except Exception as exc:
         raise CorruptImageError(f"{fmt} image is corrupt or truncated: {one_line(exc)}") from exc
     width, height = pixels.size
