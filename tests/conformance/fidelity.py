@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from oracle import Pixels, imgpipe_pixels, pillow_pixels, psnr, tiff2rgba_pixels
+from oracle import Pixels, grey, imgpipe_pixels, pillow_pixels, psnr, tiff2rgba_pixels
 from PIL import Image
 from suites import reference_for
 
@@ -65,7 +65,10 @@ def _oracle(
     reader is weaker than libtiff's. None where no oracle reads the file."""
     reference = reference_for(path)
     if reference is not None:
-        return pillow_pixels(reference.read_bytes()), reference.name
+        picture = pillow_pixels(reference.read_bytes())
+        if "monochrome" in path.name:  # link-u's grey encodes of a colour reference
+            picture = grey(picture)
+        return picture, reference.name
     name = "pillow-heif" if fmt in ("heif", "heic") or suite == "pillow-heif" else "pillow"
     try:
         theirs: Pixels | None = pillow_pixels(data)

@@ -149,7 +149,8 @@ def suite_files(suite: Suite) -> dict[str, Path]:
 def reference_for(path: Path) -> Path | None:
     """A committed file's reference picture: the PNG beside it whose name, less ".png", is the
     longest start of the file's name before a "." or its end (link-u's plum-blossom-small.png for
-    its .avif variants, image-rs' x.gif.png for x.gif); None for a suite's own PNGs."""
+    its .avif variants, image-rs' x.gif.png for x.gif); None for a suite's own PNGs. A
+    monochrome variant is compared with its reference in grey (fidelity._oracle)."""
     if COMMITTED not in path.parents:
         return None
     best: Path | None = None
