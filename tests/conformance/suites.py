@@ -136,6 +136,20 @@ def _pngsuite_files(module: Path, into: Path) -> None:
             (into / f"{key.value}.png").write_bytes(data)
 
 
+_HAD: dict[str, dict[str, Path] | str] = {}  # per process: a suite's files, or why not
+
+
+def available(name: str) -> dict[str, Path] | str:
+    """suite_files(), or why the suite cannot be had here, tried once per process (the
+    conftest tries it before the first case runs, outside any case's hang guard)."""
+    if name not in _HAD:
+        try:
+            _HAD[name] = suite_files(SUITES[name])
+        except SuiteUnavailable as exc:
+            _HAD[name] = str(exc)
+    return _HAD[name]
+
+
 def suite_files(suite: Suite) -> dict[str, Path]:
     """Every file of the suite, by its path inside the suite's folder."""
     files = COMMITTED if suite.name == "committed" else suite_folder(suite) / "files"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fidelity import failures, load_manifest, run_case
-from suites import SUITES, SuiteUnavailable, suite_files
+from suites import SUITES, available
 
 pytestmark = pytest.mark.conformance
 
@@ -30,18 +30,8 @@ def _cases() -> list[Any]:
     return params
 
 
-_FILES: dict[str, dict[str, Path] | str] = {}  # a suite's files, or why it cannot be had
-
-
 def _files(suite: str) -> dict[str, Path]:
-    """The suite's files, fetched once per machine (then from the cache); a suite that
-    cannot be had is tried once per session, not once per case."""
-    if suite not in _FILES:
-        try:
-            _FILES[suite] = suite_files(SUITES[suite])
-        except SuiteUnavailable as exc:
-            _FILES[suite] = str(exc)
-    found = _FILES[suite]
+    found = available(suite)
     if isinstance(found, str):
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the conformance suite {suite}: {found}")
