@@ -91,7 +91,8 @@ def _worst(processed: list[tuple[str, dict[str, Any]]]) -> str:
 
 def table() -> str:
     sources = [
-        f"- `{s.name}`: the {s.package} {s.version} sdist from PyPI (`{s.folder}`)"
+        f"- `{s.name}`: `{s.folder or '.'}` of the {s.package} {s.version} "
+        + ("sdist from PyPI" if s.registry == "pypi" else "Debian source package")
         for s in SUITES.values()
         if s.package
     ]
@@ -111,7 +112,8 @@ def table() -> str:
         "rendition is at its planned size from the upright image, with no EXIF, ICC or XMP.",
         "For the pixels, imgpipe's own decode at full size (the decode the render runs, with no",
         "resize or lossy encode to blur a difference) is compared with an independent oracle:",
-        "the suite's reference PNG where it has one, Pillow otherwise (pillow-heif for HEIF),",
+        "the suite's reference picture where it has one (libtiff's .ppm/.pgm/.pbm, libwebp's",
+        "test_ref.ppm, link-u's and image-rs' PNGs), Pillow otherwise (pillow-heif for HEIF),",
         "libtiff's `tiff2rgba` for a TIFF where it agrees better than Pillow. PSNR is over",
         f"alpha-premultiplied RGBA; {FAITHFUL_DB:.0f} dB or more reads as the same picture.",
         "The largest WebP rendition (what a user gets: resized, lossy, alpha kept) is compared",

@@ -63,7 +63,7 @@ def _oracle(
     """The suite's reference picture where it has one, else Pillow's reading (pillow-heif's
     for HEIF), or libtiff's tiff2rgba where that agrees better for a TIFF: Pillow's TIFF
     reader is weaker than libtiff's. None where no oracle reads the file."""
-    reference = reference_for(path)
+    reference = reference_for(suite, path)
     if reference is not None:
         picture = pillow_pixels(reference.read_bytes())
         if "monochrome" in path.name:  # link-u's grey encodes of a colour reference

@@ -1,12 +1,17 @@
-"""Where the conformance suites come from: sdists on PyPI, downloaded with pip into a cache
-folder once per machine and unpacked there, so CI (no network but the registries) has them.
+"""Where the conformance suites come from: sdists on PyPI (pip) and Debian source packages
+(apt-get), downloaded into a cache folder once per machine and unpacked there, so CI (no
+network but the registries) has them.
 
     pillow       Pillow's Tests/images (every format Pillow reads, libtiff's and others')
     pillow-heif  pillow-heif's tests/images (HEIF/HEIC, with libheif's own corner cases)
     pngsuite     PngSuite's files that pypng carries as hex in code/pngsuite.py (MIT)
+    libtiff      libtiff's test/images, with .ppm/.pgm/.pbm references (Debian's tiff)
+    libwebp      libwebp's examples/test.webp and its reference test_ref.ppm (Debian's libwebp)
+    libheif      libheif's examples and fuzzing corpus (Debian's libheif)
 
-Each is a pinned sdist, fetched at test time. A suite that cannot be had skips its cases
-loudly; under CI=true that fails (CI reaches PyPI). The few files no registry ships are
+Each is pinned to an upstream version, fetched at test time. A suite that cannot be had skips
+its cases loudly; under CI=true that fails (CI reaches both registries). The few files no
+registry ships are
 committed under tests/conformance/files/<suite>/, their licence beside them: the suite
 `committed`, where a PNG named as the start of another file's name is that file's reference.
 """
@@ -23,6 +28,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from debian_source import SourceUnavailable, upstream_tarball
+
 DOWNLOAD_TIMEOUT_S = 900
 
 
@@ -33,10 +40,12 @@ class SuiteUnavailable(Exception):
 @dataclass(frozen=True)
 class Suite:
     name: str  # the manifest's name: tests/conformance/manifests/<name>.json
-    package: str  # the PyPI project whose sdist carries it
-    version: str
-    folder: str  # the folder inside the sdist (below its top folder) holding the files
-    licence: str  # the licence file inside the sdist
+    package: str  # the PyPI project or Debian source package that carries it
+    version: str  # its (upstream) version
+    folder: str  # the folder inside the archive (below its top folder) holding the files
+    licence: str  # the licence file inside the archive
+    registry: str = "pypi"  # or "debian"
+    suffixes: tuple[str, ...] = ()  # only the files with these endings (none: every file)
 
     @property
     def key(self) -> str:
@@ -44,12 +53,22 @@ class Suite:
 
 
 COMMITTED = Path(__file__).parent / "files"
+_TIFF_AND_REFERENCES = (".tif", ".tiff", ".g3", ".ppm", ".pgm", ".pbm")
 
 SUITES = {
     "committed": Suite("committed", "", "", "", ""),
     "pillow": Suite("pillow", "pillow", "13.0.0", "Tests/images", "LICENSE"),
     "pillow-heif": Suite("pillow-heif", "pillow-heif", "1.9.0", "tests/images", "LICENSE.txt"),
     "pngsuite": Suite("pngsuite", "pypng", "0.20220715.0", "code", "LICENCE"),
+    "libtiff": Suite(
+        "libtiff", "tiff", "4.5.0", "test/images", "LICENSE.md", "debian", _TIFF_AND_REFERENCES
+    ),
+    "libwebp": Suite(
+        "libwebp", "libwebp", "1.2.4", "examples", "COPYING", "debian", (".webp", ".ppm")
+    ),
+    "libheif": Suite(
+        "libheif", "libheif", "1.15.1", "", "COPYING", "debian", (".heic", ".heif", ".avif")
+    ),
 }
 
 
@@ -77,6 +96,11 @@ def suite_folder(suite: Suite) -> Path:
 
 
 def _download(suite: Suite, into: Path) -> Path:
+    if suite.registry == "debian":
+        try:
+            return upstream_tarball(suite.package, suite.version, cache_root() / "apt", into)
+        except SourceUnavailable as exc:
+            raise SuiteUnavailable(str(exc)) from exc
     command = [
         sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
         "--dest", str(into), f"{suite.package}=={suite.version}",
@@ -96,23 +120,28 @@ def _download(suite: Suite, into: Path) -> Path:
 
 
 def _unpack(suite: Suite, sdist: Path, into: Path) -> None:
-    """The suite's folder and licence only, as plain files (the data filter refuses links and
-    paths out of the folder)."""
+    """The suite's folder (its files with the suite's endings) and licence only, as plain
+    files (the data filter refuses links and paths out of the folder)."""
     with tarfile.open(sdist) as tar:
         top = tar.getnames()[0].split("/")[0]
-        prefix = f"{top}/{suite.folder}/"
-        wanted = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(prefix)] + [
-            tar.getmember(f"{top}/{suite.licence}")
-        ]
+        prefix = f"{top}/{suite.folder}/" if suite.folder else f"{top}/"
+        wanted = [
+            m
+            for m in tar.getmembers()
+            if m.isfile()
+            and m.name.startswith(prefix)
+            and (not suite.suffixes or m.name.lower().endswith(suite.suffixes))
+        ] + [tar.getmember(f"{top}/{suite.licence}")]
         tar.extractall(into / "raw", members=wanted, filter="data")
     (into / "files").mkdir(parents=True)
     shutil.copy(into / "raw" / top / suite.licence, into / f"LICENSE-{suite.name}.txt")
-    raw = into / "raw" / top / suite.folder
+    raw = into / "raw" / top / suite.folder if suite.folder else into / "raw" / top
     if suite.name == "pngsuite":
         _pngsuite_files(raw / "pngsuite.py", into / "files")
     else:
+        licence = into / "raw" / top / suite.licence
         for path in raw.rglob("*"):
-            if path.is_file():
+            if path.is_file() and path != licence:
                 target = into / "files" / path.relative_to(raw)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 path.rename(target)
@@ -160,11 +189,25 @@ def suite_files(suite: Suite) -> dict[str, Path]:
     }
 
 
-def reference_for(path: Path) -> Path | None:
+# The suites whose reference pictures sit beside the files they are the reference of.
+_REFERENCE_SUFFIXES = {"libtiff": (".ppm", ".pgm", ".pbm"), "libwebp": ("_ref.ppm",)}
+
+
+def reference_for(suite: str, path: Path) -> Path | None:
+    """The file's reference picture in its suite, if it has one: libtiff's x.ppm (.pgm, .pbm)
+    for x.tiff, libwebp's x_ref.ppm for x.webp, or a committed file's reference."""
+    for suffix in _REFERENCE_SUFFIXES.get(suite, ()):
+        candidate = path.with_name(path.stem + suffix)
+        if candidate != path and candidate.exists():
+            return candidate
+    return _committed_reference(path)
+
+
+def _committed_reference(path: Path) -> Path | None:
     """A committed file's reference picture: the PNG beside it whose name, less ".png", is the
     longest start of the file's name before a "." or its end (link-u's plum-blossom-small.png for
-    its .avif variants, image-rs' x.gif.png for x.gif); None for a suite's own PNGs. A
-    monochrome variant is compared with its reference in grey (fidelity._oracle)."""
+    its .avif variants, image-rs' x.gif.png for x.gif). A monochrome variant is compared
+    with its reference in grey (fidelity._oracle)."""
     if COMMITTED not in path.parents:
         return None
     best: Path | None = None

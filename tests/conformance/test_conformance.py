@@ -4,8 +4,8 @@ refused with its code), never a crash, a hang or a 500, every rendition upright 
 metadata. A case that is processed but wrong is a known defect of issue 25: xfail(strict), so
 its fix fails here until the manifest is regenerated (tools/conformance.py manifest).
 
-The suites come from PyPI sdists (suites.py): skipped loudly where they cannot be had, a
-failure under CI=true."""
+The suites come from PyPI sdists and Debian source packages (suites.py): skipped loudly where
+they cannot be had, a failure under CI=true."""
 
 from __future__ import annotations
 
