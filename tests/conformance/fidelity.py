@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ FAITHFUL_DB = 30.0  # below this, imgpipe and the oracle show a visibly differen
 OPTIONS = Settings().render_options()
 MANIFESTS = Path(__file__).parent / "manifests"
 _XMP_KEYS = ("xmp", "XML:com.adobe.xmp")
+MAX_MESSAGE = 300  # as tests/integration/test_hostile_corpus.py holds every refusal to
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Outcome:
     oracle: str | None = None
     problems: tuple[str, ...] = ()  # what a rendition got wrong
     rendition_psnr: float | None = None  # dB, the largest WebP rendition against the oracle
+    message: str = ""  # the refusal's message, as the record and the API give it
 
 
 def run_case(suite: str, path: Path) -> Outcome:
@@ -47,7 +49,7 @@ def run_case(suite: str, path: Path) -> Outcome:
     try:
         result = render(data, OPTIONS)
     except ImageError as exc:  # anything else is a crash, and fails its test as such
-        return Outcome("refused", sniffed(data), code=exc.code)
+        return Outcome("refused", sniffed(data), code=exc.code, message=str(exc))
     ours = imgpipe_pixels(data)
     problems = rendition_problems(result, (ours.shape[1], ours.shape[0]))
     theirs, oracle = _oracle(suite, result.metadata.format, path, data, ours)
@@ -162,6 +164,8 @@ def failures(entry: dict[str, Any], outcome: Outcome) -> list[str]:
     if outcome.verdict != entry["verdict"] or outcome.code != entry.get("code"):
         found.append(f"{outcome.verdict} {outcome.code or ''}, expected {entry['verdict']} "
                      f"{entry.get('code') or ''}")  # fmt: skip
+    if outcome.verdict == "refused" and not _readable(outcome.message):
+        found.append(f"refusal message not one short printable line: {outcome.message!r}")
     found.extend(outcome.problems)
     minimum = entry.get("min_psnr")
     if minimum is not None and (outcome.psnr is None or outcome.psnr < minimum):
@@ -170,6 +174,10 @@ def failures(entry: dict[str, Any], outcome: Outcome) -> list[str]:
     if shown is not None and (outcome.rendition_psnr is None or outcome.rendition_psnr < shown):
         found.append(f"rendition PSNR {outcome.rendition_psnr} dB, expected >= {shown}")
     return found
+
+
+def _readable(message: str) -> bool:
+    return 0 < len(message) < MAX_MESSAGE and message.isprintable()
 
 
 def load_manifest(suite: str) -> dict[str, Any]:
@@ -181,7 +189,3 @@ def save_manifest(suite: str, manifest: dict[str, Any]) -> None:
     MANIFESTS.mkdir(exist_ok=True)
     text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
     (MANIFESTS / f"{suite}.json").write_text(text)
-
-
-def outcome_dict(outcome: Outcome) -> dict[str, Any]:
-    return asdict(outcome)
