@@ -169,8 +169,7 @@ _HAD: dict[str, dict[str, Path] | str] = {}  # per process: a suite's files, or 
 
 
 def available(name: str) -> dict[str, Path] | str:
-    """suite_files(), or why the suite cannot be had here, tried once per process (the
-    conftest tries it before the first case runs, outside any case's hang guard)."""
+    """suite_files(), or why the suite cannot be had here, tried once per process."""
     if name not in _HAD:
         try:
             _HAD[name] = suite_files(SUITES[name])
