@@ -1469,7 +1469,9 @@ def test_cdn_logs_go_to_an_encrypted_expiring_bucket_of_their_own(
     template: dict[str, Any], stack: Stack
 ) -> None:
     logging = distribution(stack)["Logging"]
-    assert logging["Bucket"] == stack.get_att("CdnLogsBucket", "RegionalDomainName")
+    assert logging["Bucket"] == stack.get_att(
+        "CdnLogsBucket", "DomainName"
+    )  # {name}.s3.amazonaws.com
     assert logging["IncludeCookies"] is False
     bucket = stack.value(props(template, "CdnLogsBucket"))
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
@@ -1509,6 +1511,28 @@ def test_signed_privacy_trusts_a_key_group_on_every_behaviour(
     public = Stack(template)
     assert not built(public, "CdnKeyGroup") and not built(public, "CdnPublicKey")
     assert [p for p, b in behaviours(public).items() if "TrustedKeyGroups" in b] == []
+
+
+def test_cloudfront_names_fit_for_any_stack_name(template: dict[str, Any]) -> None:
+    # GIVEN two stacks with the longest name CloudFormation allows, in one account
+    named: list[set[tuple[str, str]]] = []
+    for uid in ("1c2fa620-982a-11e3-aff7-50e2416294e0", "9d3e0b17-0000-11e3-aff7-50e2416294e0"):
+        stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{'S' * 128}/{uid}"
+        stack = Stack(template, stack_id=stack_id)
+        found = set()
+        for name, resource in template["Resources"].items():
+            if resource["Type"].startswith("AWS::CloudFront::") and name != "CdnDistribution":
+                properties = props(template, name)
+                configs = [v for k, v in properties.items() if k.endswith("Config")]
+                (node,) = [c["Name"] for c in configs if "Name" in c] or [properties["Name"]]
+                found.add((resource["Type"], stack.value(node)))
+        named.append(found)
+    # THEN each CloudFront name is at most 64 of the characters CloudFront takes
+    assert len(named[0]) == 7
+    for kind, name in named[0] | named[1]:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name), (kind, name)
+    # AND no two stacks' resources of a kind share a name (each must be unique in the account)
+    assert not named[0] & named[1]
 
 
 def rule_violations(stack: Stack) -> list[str]:
