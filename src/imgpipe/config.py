@@ -88,6 +88,18 @@ class AwsBackend(BaseModel):
         description="name of the SSM SecureString parameter holding transform.key and"
         ' transform.salt as JSON ({"key": ..., "salt": ...}); read at cold start',
     )
+    # The CDN's settings, as the template passes them (docs/aws.md, CDN); empty: no CDN.
+    cdn_base_url: str = Field(
+        default="", description="the CDN's https://{domain}, empty when the stack has none"
+    )
+    cdn_privacy: str = Field(default="", description='"public" or "signed" (CloudFront URLs)')
+    cdn_key_pair_id: str = Field(
+        default="", description="with signed: the id of the CloudFront public key URLs name"
+    )
+    cdn_private_key_secret: str = Field(
+        default="",
+        description="with signed: name of the SSM SecureString holding the private key (PEM)",
+    )
 
 
 class Server(BaseModel):

@@ -372,6 +372,102 @@ def test_the_deploy_command_against_moto(
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
 
 
+# -- the CDN's parameters, from `imgpipe deploy`'s --cdn options -------------------------------
+
+# The real template's Cdn* parameters on the small plain stack (moto cannot expand SAM).
+CDN_TEMPLATE = TEMPLATE.replace(
+    "Resources:\n",
+    """\
+  CdnEnabled:
+    Type: String
+    Default: "true"
+  CdnPrivacy:
+    Type: String
+    Default: public
+  CdnPublicKeyPem:
+    Type: String
+    Default: ""
+  CdnPrivateKeySecretName:
+    Type: String
+    Default: ""
+  CdnDomainName:
+    Type: String
+    Default: ""
+  CdnCertificateArn:
+    Type: String
+    Default: ""
+  CdnPriceClass:
+    Type: String
+    Default: PriceClass_100
+Resources:
+""",
+    1,
+)
+PUBLIC_PEM = (
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n"
+    "-----END PUBLIC KEY-----\n"
+)
+
+
+def test_the_cdn_options_become_the_templates_parameters(
+    clients: dict[str, Any], endpoint: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    template = tmp_path / "cdn.yaml"
+    template.write_text(CDN_TEMPLATE.format(version="cdn", extra_outputs=""))
+    code = lambda_zip(tmp_path / "code.zip", "# cdn")
+    (tmp_path / "public.pem").write_text(PUBLIC_PEM)
+    (tmp_path / "private.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+    )
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
+    base = ["deploy", "--stack", "imgpipe-cdn", "--region", REGION, "--template", str(template)]
+
+    def imgpipe(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "imgpipe.entrypoints.cli", *base, "--zip", str(code)]
+        return subprocess.run(
+            [*command, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+
+    # GIVEN the options of a signed CDN on a custom domain WHEN deployed
+    certificate = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0f1e2d3c"
+    done = imgpipe(
+        "--cdn-privacy", "signed", "--cdn-public-key", str(tmp_path / "public.pem"),
+        "--cdn-private-key-secret", "/imgpipe/cdn-key", "--cdn-domain", "img.example.com",
+        "--cdn-certificate-arn", certificate, "--cdn-price-class", "PriceClass_All",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    # THEN the stack has them as its Cdn* parameters, the public key's PEM whole
+    cdn = {k: v for k, v in stack_parameters(clients, "imgpipe-cdn").items() if k.startswith("Cdn")}
+    assert cdn == {
+        "CdnEnabled": "true",
+        "CdnPrivacy": "signed",
+        "CdnPublicKeyPem": PUBLIC_PEM,
+        "CdnPrivateKeySecretName": "/imgpipe/cdn-key",
+        "CdnDomainName": "img.example.com",
+        "CdnCertificateArn": certificate,
+        "CdnPriceClass": "PriceClass_All",
+    }
+    # WHEN a later deploy turns the CDN off THEN the other Cdn* parameters are kept
+    assert imgpipe("--no-cdn").returncode == 0
+    kept = stack_parameters(clients, "imgpipe-cdn")
+    assert kept["CdnEnabled"] == "false" and kept["CdnPublicKeyPem"] == PUBLIC_PEM
+    # AND a private key, a domain without its certificate and an unknown privacy are refused
+    # before anything is uploaded (exit code 2), the private key never sent
+    for args, message in (
+        (["--cdn-public-key", str(tmp_path / "private.pem")], "is a private key"),
+        (["--cdn-domain", "img.example.com"], "go together"),
+        (["--cdn-privacy", "secret"], "public or signed"),
+    ):
+        refused = imgpipe(*args)
+        said = " ".join(refused.stderr.split())  # the console wraps lines
+        assert refused.returncode == 2 and message in said, refused.stderr
+    assert stack_parameters(clients, "imgpipe-cdn") == kept
+
+
 # -- indexes: one per table update --------------------------------------------------------------
 
 TABLE_TEMPLATE = """\

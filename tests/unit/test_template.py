@@ -59,6 +59,7 @@ STACK_ID = (
 # The longest region names there are (bucket names are limited to 63 characters).
 LONG_REGIONS = ("ap-southeast-5", "ap-northeast-3", "us-gov-west-1", "eusc-de-east-1")
 
+CLOUDFRONT_DOMAIN = "d111111abcdef8.cloudfront.net"  # a distribution's, for the sample stack
 LAMBDA_VCPU_MB = 1769  # Lambda allots one full vCPU at 1,769 MB
 
 # The interface the Lambda handlers are written against (and nothing else named IMGPIPE_*).
@@ -79,8 +80,13 @@ FUNCTION_ENV = {
 EVENTS_FUNCTION_ENV = FUNCTION_ENV - {"IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S"} | {
     "IMGPIPE_EVENTS__EVENT_BUS"
 }
+# The worker and the API write records' rendition URLs: they are told the CDN's (the key
+# pair's id and the private key's secret name only when CdnPrivacy=signed: test_cdn_template).
+CDN_ENV = {"IMGPIPE_AWS__CDN_BASE_URL", "IMGPIPE_AWS__CDN_PRIVACY"}
+CDN_SIGNED_ENV = CDN_ENV | {"IMGPIPE_AWS__CDN_KEY_PAIR_ID", "IMGPIPE_AWS__CDN_PRIVATE_KEY_SECRET"}
+WORKER_FUNCTION_ENV = FUNCTION_ENV | CDN_SIGNED_ENV
 # The API function alone serves GET /img: it alone is told where the signing keys are.
-API_FUNCTION_ENV = FUNCTION_ENV | {"IMGPIPE_AWS__TRANSFORM_SECRET"}
+API_FUNCTION_ENV = FUNCTION_ENV | CDN_SIGNED_ENV | {"IMGPIPE_AWS__TRANSFORM_SECRET"}
 FUNCTIONS = ("WorkerFunction", "ApiFunction", "EventsFunction")
 ROLES = ("WorkerRole", "ApiRole", "EventsRole")
 EMF_METRICS = (
@@ -208,7 +214,8 @@ NO_VALUE = object()
 
 
 class Stack:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split, Fn::If for a stack
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split, Fn::If (and the
+    conditions' Fn::Equals, Fn::Not, Fn::And, Fn::Or) for a stack
     named STACK_NAME; resources get stand-in physical names unless the template names them."""
 
     def __init__(
@@ -272,6 +279,15 @@ class Stack:
             return name
         if kind == "AWS::ApiGatewayV2::Api" and attribute == "ApiEndpoint":
             return f"https://{self.ref(name)}.execute-api.{self.region}.amazonaws.com"
+        if kind == "AWS::CloudFront::Distribution" and attribute == "DomainName":
+            return CLOUDFRONT_DOMAIN
+        if kind == "AWS::S3::Bucket" and attribute in ("DomainName", "RegionalDomainName"):
+            region = f".{self.region}" if attribute == "RegionalDomainName" else ""
+            return f"{self.ref(name)}.s3{region}.amazonaws.com"
+        if kind == "AWS::CloudFront::OriginAccessControl" and attribute == "Id":
+            return f"{name}-ID"
+        if kind == "AWS::CloudFront::Function" and attribute == "FunctionMetadata.FunctionARN":
+            return f"arn:aws:cloudfront::{ACCOUNT}:function/{self.ref(name)}"
         raise AssertionError(f"no stand-in for {name}.{attribute} ({kind})")
 
     def sub(self, text: str, variables: dict[str, Any]) -> str:
@@ -315,6 +331,10 @@ class Stack:
                 return self.value(arg[0]) == self.value(arg[1])
             if key == "Fn::Not":
                 return not self.value(arg[0])
+            if key == "Fn::And":
+                return all(self.value(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.value(a) for a in arg)
             if key == "Condition":
                 return self.condition(arg)
         return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
@@ -339,7 +359,10 @@ def test_bucket_is_versioned_private_and_encrypted(template: dict[str, Any]) -> 
         "RestrictPublicBuckets": True,
     }
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("aws:kms", "AES256")
+    # aws/s3 without the CDN; SSE-S3 with it, since OAC cannot use aws/s3 (test_cdn_template)
+    algorithm = rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+    on, off = (Stack(template, {"CdnEnabled": v}).value(algorithm) for v in ("true", "false"))
+    assert (on, off) == ("AES256", "aws:kms")
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     assert template["Resources"]["ImagesBucket"]["DeletionPolicy"] == "Retain"
 
@@ -625,8 +648,12 @@ def test_env_var_names_are_the_ones_settings_reads(
     transformed: dict[str, Any], function: str
 ) -> None:
     env = function_env(transformed, function)
-    expected = {"EventsFunction": EVENTS_FUNCTION_ENV, "ApiFunction": API_FUNCTION_ENV}
-    assert set(env) == expected.get(function, FUNCTION_ENV)
+    expected = {
+        "EventsFunction": EVENTS_FUNCTION_ENV,
+        "ApiFunction": API_FUNCTION_ENV,
+        "WorkerFunction": WORKER_FUNCTION_ENV,
+    }
+    assert set(env) == expected[function]
     for name in env:
         if name.startswith(ENV_PREFIX):
             assert settings_field_exists(settings_path(name)), f"Settings reads no {name}"
@@ -1010,9 +1037,14 @@ def test_transform_keys_are_a_secret_the_api_alone_reads(
     pattern = re.compile(parameter["AllowedPattern"])
     assert pattern.fullmatch("/imgpipe/transform") and pattern.fullmatch("")
     assert not pattern.fullmatch("943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881")
-    # no parameter of the template takes a key or a salt in plain text
+    # no parameter of the template takes a key or a salt in plain text: the Lambda zip's S3
+    # key, a PUBLIC key (CloudFront's key group) and the NAME of the private key's SecureString
     secretive = [p for p in template["Parameters"] if re.search("key|salt", p, re.IGNORECASE)]
-    assert secretive == ["CodeKey"]  # the Lambda zip's S3 key
+    assert secretive == ["CodeKey", "CdnPublicKeyPem", "CdnPrivateKeySecretName"]
+    private = re.compile(template["Parameters"]["CdnPrivateKeySecretName"]["AllowedPattern"])
+    assert not private.fullmatch("-----BEGIN PRIVATE KEY-----\nMIIEvQ==\n-----END PRIVATE KEY-----")
+    public = re.compile(template["Parameters"]["CdnPublicKeyPem"]["AllowedPattern"])
+    assert not public.fullmatch("-----BEGIN PRIVATE KEY-----\nMIIEvQ==\n-----END PRIVATE KEY-----")
     name = "/imgpipe/prod/transform"
     with_secret = Stack(template, {"TransformSecretName": name})
     arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
@@ -1211,6 +1243,327 @@ def test_example_rule_sends_image_failed_to_the_alarm_topic(
     alarms = by_principal["cloudwatch.amazonaws.com"]["Condition"]
     assert alarms["ArnLike"] == {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
     assert alarms["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+
+
+# --------------------------------------------------------------------------------------------
+# CDN: CloudFront in front of renditions/ and GET /img (docs/aws.md, CDN)
+#
+# moto has no CloudFront to speak of: it neither runs CloudFront Functions nor enforces Origin
+# Access Control, a cache policy or a key group. These rules are checked on the template's
+# values here, and the Function's JavaScript under node in tests/unit/test_cdn_accept.py.
+
+CDN_ON = {"CdnEnabled": "true"}
+CDN_SIGNED = {
+    "CdnPrivacy": "signed",
+    "CdnPublicKeyPem": "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n"
+    "-----END PUBLIC KEY-----\n",
+    "CdnPrivateKeySecretName": "/imgpipe/prod/cdn-key",
+}
+CDN_DOMAIN = {
+    "CdnDomainName": "img.example.com",
+    "CdnCertificateArn": f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0f1e2d3c-aaaa",
+}
+CDN_ENV_FUNCTIONS = ("WorkerFunction", "ApiFunction")
+YEAR_S = 365 * 24 * 3600
+
+
+def built(stack: Stack, name: str) -> bool:
+    """Whether the stack's parameters create resource `name` (its Condition holds)."""
+    condition = stack.tpl["Resources"][name].get("Condition")
+    return condition is None or stack.condition(condition)
+
+
+def distribution(stack: Stack) -> dict[str, Any]:
+    return dict(stack.value(props(stack.tpl, "CdnDistribution")["DistributionConfig"]))
+
+
+def behaviours(stack: Stack) -> dict[str, dict[str, Any]]:
+    """path pattern -> cache behaviour, "default" for the default one."""
+    config = distribution(stack)
+    found = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    found["default"] = config["DefaultCacheBehavior"]
+    return found
+
+
+def origin_of(stack: Stack, behaviour: dict[str, Any]) -> dict[str, Any]:
+    (origin,) = [
+        o for o in distribution(stack)["Origins"] if o["Id"] == behaviour["TargetOriginId"]
+    ]
+    return dict(origin)
+
+
+def cache_key(stack: Stack, policy_id: str) -> dict[str, Any]:
+    """A cache policy (by the Ref a behaviour names) as its config, resolved."""
+    [name] = [
+        n for n in resources(stack.tpl, "AWS::CloudFront::CachePolicy") if stack.ref(n) == policy_id
+    ]
+    return dict(stack.value(props(stack.tpl, name)["CachePolicyConfig"]))
+
+
+def test_cdn_off_builds_no_distribution_and_tells_the_functions_nothing(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    # GIVEN a stack that has a CDN of its own
+    off = Stack(template, {"CdnEnabled": "false", **CDN_SIGNED, **CDN_DOMAIN})
+    # THEN no CloudFront resource and no log bucket of the CDN is created
+    cdn = [n for n, r in template["Resources"].items() if r["Type"].startswith("AWS::CloudFront::")]
+    assert {"CdnDistribution", "CdnOriginAccessControl", "CdnAcceptFunction"} <= set(cdn)
+    assert [n for n in [*cdn, "CdnLogsBucket", "CdnLogsBucketPolicy"] if built(off, n)] == []
+    assert [n for n, o in template["Outputs"].items() if o.get("Condition") == "CdnOn"] == [
+        "CdnDomain",
+        "CdnDistributionId",
+    ]
+    assert not off.condition("CdnOn")
+    # AND the functions get empty CDN values (records keep presigned URLs), no key, no secret
+    for function in CDN_ENV_FUNCTIONS:
+        env = off.value(function_env(transformed, function))
+        assert (env["IMGPIPE_AWS__CDN_BASE_URL"], env["IMGPIPE_AWS__CDN_PRIVACY"]) == ("", "")
+        assert not set(env) & (CDN_SIGNED_ENV - CDN_ENV)
+    for role in ("WorkerRole", "ApiRole"):
+        assert "ssm:GetParameter" not in granted(off, role)
+    # AND the bucket policy allows nobody; the bucket keeps aws/s3
+    statements = off.value(props(template, "ImagesBucketPolicy")["PolicyDocument"])["Statement"]
+    assert [s for s in statements if s["Effect"] == "Allow"] == []
+
+
+def test_cdn_is_on_by_default_and_named_in_the_outputs(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    default = Stack(template)
+    assert default.condition("CdnOn") and built(default, "CdnDistribution")
+    assert (default.parameters["CdnPrivacy"], default.parameters["CdnPriceClass"]) == (
+        "public",
+        "PriceClass_100",
+    )
+    assert default.value(template["Outputs"]["CdnDomain"]["Value"]) == CLOUDFRONT_DOMAIN
+    custom = Stack(template, CDN_DOMAIN)
+    assert custom.value(template["Outputs"]["CdnDomain"]["Value"]) == "img.example.com"
+    # the worker and the API are told the CDN's base URL and that its URLs are public
+    for stack, base in ((default, CLOUDFRONT_DOMAIN), (custom, "img.example.com")):
+        for function in CDN_ENV_FUNCTIONS:
+            env = stack.value(function_env(transformed, function))
+            assert env["IMGPIPE_AWS__CDN_BASE_URL"] == f"https://{base}"
+            assert env["IMGPIPE_AWS__CDN_PRIVACY"] == "public"
+            assert not set(env) & (CDN_SIGNED_ENV - CDN_ENV)
+    assert not set(function_env(transformed, "EventsFunction")) & CDN_SIGNED_ENV
+
+
+def test_renditions_reach_the_private_bucket_through_origin_access_control(
+    template: dict[str, Any], stack: Stack
+) -> None:
+    # GIVEN the /renditions/* behaviour's origin
+    renditions = behaviours(stack)["/renditions/*"]
+    origin = origin_of(stack, renditions)
+    # THEN it is the images bucket, reached with OAC (SigV4-signed, always), no legacy OAI
+    assert origin["DomainName"] == f"{stack.ref('ImagesBucket')}.s3.{REGION}.amazonaws.com"
+    assert origin["OriginAccessControlId"] == stack.get_att("CdnOriginAccessControl", "Id")
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    oac = stack.value(props(template, "CdnOriginAccessControl")["OriginAccessControlConfig"])
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
+    assert oac["SigningProtocol"] == "sigv4"
+    # AND the bucket policy's one Allow is for CloudFront, for this distribution only, and
+    # reads renditions (any version) and nothing else
+    statements = stack.value(props(template, "ImagesBucketPolicy")["PolicyDocument"])["Statement"]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert set(as_list(allow["Action"])) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert allow["Resource"] == f"{stack.get_att('ImagesBucket', 'Arn')}/renditions/*"
+    distribution_arn = f"arn:aws:cloudfront::{ACCOUNT}:distribution/{stack.ref('CdnDistribution')}"
+    assert allow["Condition"] == {"StringEquals": {"AWS:SourceArn": distribution_arn}}
+    # AND Block Public Access stays on (test_bucket_is_versioned_private_and_encrypted), and
+    # the objects it reads are SSE-S3: OAC cannot decrypt with aws/s3, whose policy is fixed
+    (rule,) = stack.value(props(template, "ImagesBucket")["BucketEncryption"])[
+        "ServerSideEncryptionConfiguration"
+    ]
+    assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+
+
+def test_renditions_are_keyed_on_their_path_and_version_only(stack: Stack) -> None:
+    for pattern in ("/renditions/*", "default"):  # the default one reaches the bucket too
+        behaviour = behaviours(stack)[pattern]
+        key = cache_key(stack, behaviour["CachePolicyId"])[
+            "ParametersInCacheKeyAndForwardedToOrigin"
+        ]
+        assert key["QueryStringsConfig"] == {
+            "QueryStringBehavior": "whitelist",
+            "QueryStrings": ["versionId"],
+        }
+        assert key["HeadersConfig"] == {"HeaderBehavior": "none"}
+        assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+        # S3 is asked for exactly the pinned version, and nothing a viewer adds reaches it
+        [name] = [
+            n
+            for n in resources(stack.tpl, "AWS::CloudFront::OriginRequestPolicy")
+            if stack.ref(n) == behaviour["OriginRequestPolicyId"]
+        ]
+        forwarded = stack.value(props(stack.tpl, name)["OriginRequestPolicyConfig"])
+        assert forwarded["QueryStringsConfig"]["QueryStrings"] == ["versionId"]
+        assert forwarded["HeadersConfig"] == {"HeaderBehavior": "none"}
+        assert forwarded["CookiesConfig"] == {"CookieBehavior": "none"}
+
+
+def test_img_goes_to_the_http_api_keyed_on_path_and_normalised_accept(stack: Stack) -> None:
+    # GIVEN the /img/* behaviour
+    img = behaviours(stack)["/img/*"]
+    # THEN its origin is the HTTP API (its open GET/HEAD /img route), over TLS 1.2 only
+    origin = origin_of(stack, img)
+    assert origin["DomainName"] == f"{stack.ref('HttpApi')}.execute-api.{REGION}.amazonaws.com"
+    assert origin["CustomOriginConfig"] == {
+        "OriginProtocolPolicy": "https-only",
+        "OriginSSLProtocols": ["TLSv1.2"],
+    }
+    # AND Accept is rewritten by the CloudFront Function before the cache is looked up
+    (association,) = img["FunctionAssociations"]
+    assert association == {
+        "EventType": "viewer-request",
+        "FunctionARN": stack.get_att("CdnAcceptFunction", "FunctionMetadata.FunctionARN"),
+    }
+    function = props(stack.tpl, "CdnAcceptFunction")
+    assert function["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert function["AutoPublish"] is True
+    # AND the cache key is the path and that Accept: no query string, no cookie
+    key = cache_key(stack, img["CachePolicyId"])["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Accept"]}
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    # AND no other behaviour runs the Function (it is billed per request)
+    others = [b for p, b in behaviours(stack).items() if p != "/img/*"]
+    assert [b for b in others if "FunctionAssociations" in b] == []
+
+
+def test_cdn_caches_a_year_without_compressing_images(stack: Stack) -> None:
+    for pattern, behaviour in behaviours(stack).items():
+        # the URLs pin what they name (a version, a signed transform): a year, as the origin says
+        config = cache_key(stack, behaviour["CachePolicyId"])
+        assert (config["DefaultTTL"], config["MaxTTL"]) == (YEAR_S, YEAR_S), pattern
+        assert config["MinTTL"] == 0, pattern  # a no-store answer (an error) is not kept
+        # images are compressed already: neither recompressed nor keyed on Accept-Encoding
+        assert behaviour["Compress"] is False, pattern
+        key = config["ParametersInCacheKeyAndForwardedToOrigin"]
+        assert key["EnableAcceptEncodingGzip"] is False, pattern
+        assert key["EnableAcceptEncodingBrotli"] is False, pattern
+        # read-only, and HTTPS to viewers
+        assert behaviour["AllowedMethods"] == behaviour["CachedMethods"] == ["GET", "HEAD"]
+        assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https", pattern
+
+
+def test_cdn_speaks_http2_and_3_and_tls12_on_a_custom_domain(template: dict[str, Any]) -> None:
+    default = distribution(Stack(template))
+    assert (default["HttpVersion"], default["IPV6Enabled"]) == ("http2and3", True)
+    assert default["PriceClass"] == "PriceClass_100"
+    # on *.cloudfront.net CloudFront fixes the TLS policy itself: no alias, its certificate
+    assert default["ViewerCertificate"] == {"CloudFrontDefaultCertificate": True}
+    assert "Aliases" not in default
+    # GIVEN a custom domain and its certificate THEN TLS 1.2 or later, SNI, and the alias
+    custom = distribution(Stack(template, {**CDN_DOMAIN, "CdnPriceClass": "PriceClass_All"}))
+    assert custom["Aliases"] == ["img.example.com"]
+    assert custom["ViewerCertificate"] == {
+        "AcmCertificateArn": CDN_DOMAIN["CdnCertificateArn"],
+        "SslSupportMethod": "sni-only",
+        "MinimumProtocolVersion": "TLSv1.2_2021",
+    }
+    assert custom["PriceClass"] == "PriceClass_All"
+
+
+def test_cdn_logs_go_to_an_encrypted_expiring_bucket_of_their_own(
+    template: dict[str, Any], stack: Stack
+) -> None:
+    logging = distribution(stack)["Logging"]
+    assert logging["Bucket"] == stack.get_att(
+        "CdnLogsBucket", "DomainName"
+    )  # {name}.s3.amazonaws.com
+    assert logging["IncludeCookies"] is False
+    bucket = stack.value(props(template, "CdnLogsBucket"))
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    # CloudFront's log delivery writes SSE-S3 only, and with ACLs: the owner owns every object
+    assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerPreferred"}]}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    expiring = [r for r in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r]
+    assert [(r["Status"], r["ExpirationInDays"]) for r in expiring] == [("Enabled", 90)]
+    assert template["Resources"]["CdnLogsBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_signed_privacy_trusts_a_key_group_on_every_behaviour(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    # GIVEN CdnPrivacy=signed with a public key and the name of the private key's SecureString
+    signed = Stack(template, CDN_SIGNED)
+    assert built(signed, "CdnKeyGroup") and built(signed, "CdnPublicKey")
+    # THEN the key group holds that public key, and every behaviour trusts the key group only
+    key = signed.value(props(template, "CdnPublicKey")["PublicKeyConfig"])
+    assert key["EncodedKey"] == CDN_SIGNED["CdnPublicKeyPem"]
+    group = signed.value(props(template, "CdnKeyGroup")["KeyGroupConfig"])
+    assert group["Items"] == [signed.ref("CdnPublicKey")]
+    for pattern, behaviour in behaviours(signed).items():
+        assert behaviour["TrustedKeyGroups"] == [signed.ref("CdnKeyGroup")], pattern
+    # AND the worker and the API are told the key's id and the secret's name, and may read
+    # that one parameter; the private key itself is nowhere in the template
+    arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{CDN_SIGNED['CdnPrivateKeySecretName']}"
+    for function, role in (("WorkerFunction", "WorkerRole"), ("ApiFunction", "ApiRole")):
+        env = signed.value(function_env(transformed, function))
+        assert env["IMGPIPE_AWS__CDN_PRIVACY"] == "signed"
+        assert env["IMGPIPE_AWS__CDN_KEY_PAIR_ID"] == signed.ref("CdnPublicKey")
+        assert env["IMGPIPE_AWS__CDN_PRIVATE_KEY_SECRET"] == CDN_SIGNED["CdnPrivateKeySecretName"]
+        assert granted(signed, role)["ssm:GetParameter"] == {arn}
+    assert "ssm:GetParameter" not in granted(signed, "EventsRole")
+    # AND public (the default): no key group, no behaviour asks for a signature
+    public = Stack(template)
+    assert not built(public, "CdnKeyGroup") and not built(public, "CdnPublicKey")
+    assert [p for p, b in behaviours(public).items() if "TrustedKeyGroups" in b] == []
+
+
+def test_cloudfront_names_fit_for_any_stack_name(template: dict[str, Any]) -> None:
+    # GIVEN two stacks with the longest name CloudFormation allows, in one account
+    named: list[set[tuple[str, str]]] = []
+    for uid in ("1c2fa620-982a-11e3-aff7-50e2416294e0", "9d3e0b17-0000-11e3-aff7-50e2416294e0"):
+        stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{'S' * 128}/{uid}"
+        stack = Stack(template, stack_id=stack_id)
+        found = set()
+        for name, resource in template["Resources"].items():
+            if resource["Type"].startswith("AWS::CloudFront::") and name != "CdnDistribution":
+                properties = props(template, name)
+                configs = [v for k, v in properties.items() if k.endswith("Config")]
+                (node,) = [c["Name"] for c in configs if "Name" in c] or [properties["Name"]]
+                found.add((resource["Type"], stack.value(node)))
+        named.append(found)
+    # THEN each CloudFront name is at most 64 of the characters CloudFront takes
+    assert len(named[0]) == 7
+    for kind, name in named[0] | named[1]:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name), (kind, name)
+    # AND no two stacks' resources of a kind share a name (each must be unique in the account)
+    assert not named[0] & named[1]
+
+
+def rule_violations(stack: Stack) -> list[str]:
+    """The AssertDescription of each template rule the stack's parameters break."""
+    broken = []
+    for rule in stack.tpl["Rules"].values():
+        if "RuleCondition" in rule and not stack.value(rule["RuleCondition"]):
+            continue
+        broken += [
+            a["AssertDescription"] for a in rule["Assertions"] if not stack.value(a["Assert"])
+        ]
+    return broken
+
+
+def test_cdn_parameters_that_go_together_are_refused_apart(template: dict[str, Any]) -> None:
+    assert rule_violations(Stack(template)) == []
+    assert rule_violations(Stack(template, {**CDN_SIGNED, **CDN_DOMAIN})) == []
+    # signed needs the public key and where the private one is
+    for missing in ("CdnPublicKeyPem", "CdnPrivateKeySecretName"):
+        broken = rule_violations(Stack(template, {**CDN_SIGNED, missing: ""}))
+        assert len(broken) == 1 and missing in broken[0]
+    # ... unless the CDN is off, when nothing is signed
+    assert rule_violations(Stack(template, {"CdnEnabled": "false", "CdnPrivacy": "signed"})) == []
+    # a custom domain and its certificate: both or neither
+    for missing in ("CdnDomainName", "CdnCertificateArn"):
+        broken = rule_violations(Stack(template, {**CDN_DOMAIN, missing: ""}))
+        assert len(broken) == 1 and "both or neither" in broken[0]
+    # the certificate is one CloudFront can use: an ACM certificate in us-east-1
+    arn = re.compile(template["Parameters"]["CdnCertificateArn"]["AllowedPattern"])
+    assert arn.fullmatch(CDN_DOMAIN["CdnCertificateArn"])
+    assert not arn.fullmatch(CDN_DOMAIN["CdnCertificateArn"].replace("us-east-1", REGION))
 
 
 # --------------------------------------------------------------------------------------------

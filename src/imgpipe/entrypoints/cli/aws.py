@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -59,8 +59,18 @@ def deploy(
         Path | None,
         typer.Option("--config", help="TOML config file whose renditions the functions get"),
     ] = None,
+    cdn: Annotated[bool | None, typer.Option(help="CloudFront in front (CdnEnabled)")] = None,
+    cdn_privacy: Annotated[str | None, typer.Option(help="public or signed")] = None,
+    cdn_public_key: Annotated[Path | None, typer.Option(help="signed: public key PEM")] = None,
+    cdn_private_key_secret: Annotated[
+        str | None, typer.Option(help="signed: SSM SecureString name of the private key")
+    ] = None,
+    cdn_domain: Annotated[str | None, typer.Option(help="custom domain of the CDN")] = None,
+    cdn_certificate_arn: Annotated[str | None, typer.Option(help="its ACM cert")] = None,
+    cdn_price_class: Annotated[str | None, typer.Option(help="PriceClass_100|200|All")] = None,
 ) -> None:
-    """Package the Lambda code and deploy the template; print the stack's outputs."""
+    """Package the Lambda code and deploy the template; print the stack's outputs. The --cdn
+    options set the template's Cdn* parameters (docs/aws.md, CDN); unset, a stack keeps its."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -69,6 +79,16 @@ def deploy(
     from imgpipe.ops.packaging import PackagingError
 
     params = _parse_params(param or [])
+    params.update(
+        _cdn_params(
+            cdn,
+            cdn_privacy,
+            cdn_public_key,
+            cdn_private_key_secret,
+            (cdn_domain, cdn_certificate_arn),
+            cdn_price_class,
+        )
+    )
     if config is not None:
         _add_presets(params, config)
     if not template.is_file():
@@ -96,6 +116,57 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
             raise typer.Exit(2)
         params[name] = value
     return params
+
+
+def _cdn_params(
+    enabled: bool | None,
+    privacy: str | None,
+    public_key: Path | None,
+    private_key_secret: str | None,
+    domain_and_certificate: tuple[str | None, str | None],
+    price_class: str | None,
+) -> dict[str, str]:
+    """The Cdn* template parameters the --cdn options give (exit code 2 at a bad one). The
+    private key never travels: a key file that is not a public key is refused."""
+    params: dict[str, str] = {}
+    if enabled is not None:
+        params["CdnEnabled"] = "true" if enabled else "false"
+    if privacy is not None:
+        if privacy not in ("public", "signed"):
+            _usage(f"--cdn-privacy is public or signed, not {privacy!r}")
+        params["CdnPrivacy"] = privacy
+    if public_key is not None:
+        params["CdnPublicKeyPem"] = _public_key_pem(public_key)
+    if private_key_secret is not None:
+        params["CdnPrivateKeySecretName"] = private_key_secret
+    domain, certificate = domain_and_certificate
+    if (domain is None) != (certificate is None):
+        _usage("--cdn-domain and --cdn-certificate-arn go together")
+    if domain is not None and certificate is not None:
+        params["CdnDomainName"], params["CdnCertificateArn"] = domain, certificate
+    if price_class is not None:
+        params["CdnPriceClass"] = price_class
+    return params
+
+
+def _public_key_pem(path: Path) -> str:
+    try:
+        pem = path.read_text(encoding="ascii").strip() + "\n"
+    except (OSError, UnicodeDecodeError) as exc:
+        _usage(f"--cdn-public-key: cannot read {path}: {exc}")
+    if "PRIVATE KEY" in pem:
+        _usage(
+            f"{path} is a private key: put it in an SSM SecureString (--cdn-private-key-secret)"
+            " and pass its public half (openssl rsa -pubout)"
+        )
+    if not pem.startswith("-----BEGIN PUBLIC KEY-----"):
+        _usage(f"{path} is not a PEM public key (-----BEGIN PUBLIC KEY-----)")
+    return pem
+
+
+def _usage(message: str) -> NoReturn:
+    err.print(f"[red]{escape(message)}[/red]")
+    raise typer.Exit(2)
 
 
 def _add_presets(params: dict[str, str], config: Path) -> None:
