@@ -1,8 +1,13 @@
 """The page's on-request part: thumbor, ipx and imgpipe's `/img` route per request (cold renders
 per second on one core, cached hits per second with p50 and p99, bytes and SSIM, each against
-thumbor and ipx), then the issue's three goals, measured and met or not."""
+thumbor and ipx), then the issue's three goals, measured and met or not.
+
+The part sits between two markers on the page, so `bench/run.py --only on_request` can put a
+new measurement in its place (write_section) and leave the rest of the page as it was."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from sections.on_request import (
     COLD_ROUNDS,
@@ -20,6 +25,10 @@ GOAL_COLD_THUMBOR = 2.0
 GOAL_COLD_IPX = 1.1
 GOAL_HITS_THUMBOR = 2.0
 SSIM_TOLERANCE = 0.0005  # as the side-by-side goals: "no worse" within this
+
+START = "<!-- on request: bench/run.py writes this part; --only on_request rewrites it alone -->"
+END = "<!-- on request: end -->"
+BEFORE = "\n## Lambda"  # where page.write puts the part, on a page written without it
 
 COLUMNS = (
     "request | server | cold renders/s (one core) | server CPU per render | × thumbor | × ipx "
@@ -194,3 +203,32 @@ def peers_text(runs: OnRequestRuns) -> list[str]:
         "(untimed, processed before the passes), asked `/img/insecure/rs:fill:400:300:0/"
         "q:80/plain/{imageId}@webp` (imgproxy's grammar), its derived cache as it ships.",
     ]
+
+
+def marked(lines: list[str]) -> list[str]:
+    """The part between its markers, as page.write puts it; nothing for a skipped section."""
+    return ["", START, *lines, END] if lines else []
+
+
+def replaced(page: str, lines: list[str]) -> str:
+    """`page` with its on-request part (between the markers) now `lines`; on a page without
+    the markers, the part goes where page.write puts it (before the Lambda part, or at the
+    end). Everything outside the part is kept as it was."""
+    block = "\n".join(marked(lines)[1:])
+    if START in page and END in page:
+        head, rest = page.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        return head.rstrip("\n") + "\n\n" + block + tail
+    at = page.find(BEFORE)
+    if at < 0:
+        return page.rstrip("\n") + "\n\n" + block + "\n"
+    return page[:at].rstrip("\n") + "\n\n" + block + "\n" + page[at:]
+
+
+def write_section(out: Path, lines: list[str]) -> bool:
+    """Put `lines` in place of the on-request part of the page at `out`; False (nothing
+    written) where there is no page yet or the section was skipped."""
+    if not lines or not out.exists():
+        return False
+    out.write_text(replaced(out.read_text(encoding="utf-8"), lines), encoding="utf-8")
+    return True

@@ -218,3 +218,43 @@ def test_tree_cpu_counts_a_child_process() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+PAGE = "# imgpipe benchmarks\n\nintro\n\n## API under load (loopback)\n\nrows\n\n## Lambda\n\nlam\n"
+
+
+def test_the_part_goes_where_the_page_puts_it_and_the_rest_is_kept() -> None:
+    part = page.on_request(canned(thumbor=(8.0, 2.0, 18.3, 0.971)))
+    # GIVEN a page written before the markers: the part goes before Lambda's
+    first = page.replaced(PAGE, part)
+    assert first.startswith("# imgpipe benchmarks\n\nintro\n\n## API under load (loopback)\n\nrows")
+    assert first.endswith(f"{page.END}\n\n## Lambda\n\nlam\n")
+    assert (
+        first.index("## API under load") < first.index("## On request") < first.index("## Lambda")
+    )
+    # WHEN it is measured again THEN only the part between the markers changes
+    again = page.on_request(canned(thumbor=(9.0, 1.0, 17.0, 0.97)))
+    second = page.replaced(first, again)
+    assert second.split(page.START)[0] == first.split(page.START)[0]
+    assert second.split(page.END)[1] == first.split(page.END)[1]
+    assert "\n".join(again) in second and "\n".join(part) not in second
+    assert page.replaced(second, again) == second
+
+
+def test_the_full_page_marks_the_part_as_replaced_marks_it() -> None:
+    part = page.on_request(canned(thumbor=(8.0, 2.0, 18.3, 0.971)))
+    written = "\n".join(["# imgpipe benchmarks", "", "x", *page.marked(part), "", "## Lambda"])
+    assert page.replaced(written, part) == written
+    assert page.marked([]) == []
+
+
+def test_write_section_rewrites_the_page_file_in_place(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    part = page.on_request(canned(thumbor=(8.0, 2.0, 18.3, 0.971)))
+    assert not page.write_section(out, part)  # no page yet: nothing written
+    assert not out.exists()
+    out.write_text(PAGE, encoding="utf-8")
+    assert not page.write_section(out, [])  # the section skipped: the page as it was
+    assert out.read_text(encoding="utf-8") == PAGE
+    assert page.write_section(out, part)
+    assert out.read_text(encoding="utf-8") == page.replaced(PAGE, part)
