@@ -43,7 +43,7 @@ def on_request(runs: OnRequestRuns) -> list[str]:
     lines += [f"| {COLUMNS} |", "|---|---|" + "---:|" * (COLUMNS.count("|") - 1)]
     for request in REQUESTS:
         lines += [row(runs, request.name, peer) for peer in PEERS]
-    return [*lines, *orientation(runs), *goals(runs), "", *peers_text(runs)]
+    return [*lines, *orientation(runs), *goals(runs), *shrink(runs), "", *peers_text(runs)]
 
 
 def _vs(mine: float, theirs: Figures | None, figure: str) -> str:
@@ -159,6 +159,38 @@ def goals(runs: OnRequestRuns) -> list[str]:
         "|---|---|---|",
         *(f"| {text} | {measured} | {met} |" for text, measured, met in rows),
     ]
+
+
+def shrink(runs: OnRequestRuns) -> list[str]:
+    """imgpipe's JPEG decode scale against SSIM, bytes and CPU: what thumbor's SSIM costs."""
+    if not runs.shrink:
+        return []
+    ours = {r.request: r for r in runs.shrink if r.choice == runs.shrink[0].choice}
+    lines = [
+        "",
+        "**Shrink on load.** imgpipe decodes a JPEG at the largest DCT scale that still covers "
+        "the result; libvips' thumbnail (and Pillow's `reducing_gap=2`) leaves at least 2× for "
+        "the Lanczos3 resize, which is sharper. Both through imgpipe's engine in the bench's "
+        "process (`bench/shrink_on_load.py`), taking turns per file; thumbor's answers for "
+        "comparison:",
+        "",
+        "| request | JPEG decoded at | KB | SSIM | CPU per render | × imgpipe's CPU |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in runs.shrink:
+        cpu = row.cpu_ms / ours[row.request].cpu_ms
+        lines.append(
+            f"| {row.request} | {row.choice} | {row.kb:.1f} | {row.ssim:.4f} | "
+            f"{row.cpu_ms:.0f} ms | {cpu:.2f}× |"
+        )
+    for request in REQUESTS:
+        theirs = runs.figures("thumbor", request.name)
+        if theirs is not None:
+            lines.append(
+                f"| {request.name} | thumbor (its answers above) | {theirs.outputs.kb:.1f} | "
+                f"{theirs.outputs.ssim:.4f} | {theirs.cold_cpu_ms:.0f} ms (server) | – |"
+            )
+    return lines
 
 
 def setup_text(runs: OnRequestRuns) -> str:

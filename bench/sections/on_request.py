@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import quality
+import shrink_on_load
 from http_runs import Pass, PeerError, get_bodies, get_pass
 from imgpipe_peer import Imgpipe
 from peer_servers import Ipx, Peer, PeerUnavailable, Request, Thumbor, stage_links
@@ -75,6 +76,7 @@ class OnRequestRuns:
     missing: dict[str, str] = field(default_factory=dict)  # per server: why it was not
     runs: dict[str, list[PeerRun]] = field(default_factory=dict)
     outputs: dict[str, dict[str, Outputs]] = field(default_factory=dict)  # server, request
+    shrink: list[shrink_on_load.Row] = field(default_factory=list)  # imgpipe's decode choices
 
     def figures(self, peer: str, request: str) -> Figures | None:
         """The medians of the runs, or None when `peer` was not measured."""
@@ -151,6 +153,8 @@ def measure(bench: Bench, peers: list[Peer] | None = None) -> OnRequestRuns:
                 answers.setdefault(peer.label, bodies)  # the first run's
     print("on request: quality ...", flush=True)
     runs.outputs = score(files, answers)
+    print("on request: shrink on load ...", flush=True)
+    runs.shrink = shrink_on_load.measure(files, REQUESTS)
     return runs
 
 

@@ -258,3 +258,29 @@ def test_write_section_rewrites_the_page_file_in_place(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == PAGE
     assert page.write_section(out, part)
     assert out.read_text(encoding="utf-8") == page.replaced(PAGE, part)
+
+
+def test_shrink_on_load_is_measured_for_both_choices_on_a_real_jpeg(tmp_path: Path) -> None:
+    import shrink_on_load
+
+    photo = tmp_path / "camera-00.jpg"
+    Image.radial_gradient("L").resize((1600, 1200)).convert("RGB").save(photo, quality=92)
+    rows = shrink_on_load.measure([photo], (WEBP,), rounds=1)
+    assert [r.choice for r in rows] == [label for label, _ in shrink_on_load.CHOICES]
+    assert all(r.request == "WebP q80" and r.kb > 0 and 0.5 < r.ssim <= 1 for r in rows)
+
+
+def test_the_shrink_table_compares_each_choice_and_thumbor() -> None:
+    import shrink_on_load
+
+    runs = canned(thumbor=(8.0, 2.0, 17.9, 0.9731))
+    (ours, _), (wider, _) = shrink_on_load.CHOICES
+    runs.shrink = [
+        shrink_on_load.Row("WebP q80", ours, 17.5, 0.9690, 50.0),
+        shrink_on_load.Row("WebP q80", wider, 18.1, 0.9746, 60.0),
+    ]
+    text = "\n".join(page.shrink(runs))
+    assert f"| WebP q80 | {ours} | 17.5 | 0.9690 | 50 ms | 1.00× |" in text
+    assert f"| WebP q80 | {wider} | 18.1 | 0.9746 | 60 ms | 1.20× |" in text
+    assert "| WebP q80 | thumbor (its answers above) | 17.9 | 0.9731 |" in text
+    assert page.shrink(canned(thumbor=(8.0, 2.0, 17.9, 0.9731))) == []
