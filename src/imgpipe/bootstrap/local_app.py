@@ -77,6 +77,7 @@ class LocalApp:
 
     def stop(self) -> None:
         self.runtime.stop()
+        self.derived.flush()  # the reads noted since the last flush, onto their files
 
 
 def build_local(

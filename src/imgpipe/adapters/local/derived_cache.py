@@ -41,20 +41,30 @@ class LocalDerivedCache:
         self._total: int | None = None  # bytes under derived/; None until first scanned
         self._reads: dict[str, int] = {}  # key -> when last read (ns), not yet on its file
         self._reads_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._flush_at = time.monotonic() + FLUSH_EVERY_S
 
     def read(self, key: str) -> None:
         with self._reads_lock:
             self._reads[key] = time.time_ns()
             due = time.monotonic() >= self._flush_at
+            if due:
+                self._flush_at = time.monotonic() + FLUSH_EVERY_S
         if due:
-            self.flush()
+            # Off the caller's thread: a hit from memory reads on the event loop, and a flush
+            # is a file write per result read since the last one.
+            threading.Thread(target=self.flush, name="derived-recency", daemon=True).start()
 
     def flush(self) -> None:
-        """Write the reads noted since the last flush to their files' access times."""
-        with self._reads_lock:
-            reads, self._reads = self._reads, {}
-            self._flush_at = time.monotonic() + FLUSH_EVERY_S
+        """Write the reads noted since the last flush to their files' access times (after any
+        flush under way: a scan for eviction must see every read before it)."""
+        with self._flush_lock:
+            with self._reads_lock:
+                reads, self._reads = self._reads, {}
+                self._flush_at = time.monotonic() + FLUSH_EVERY_S
+            self._touch(reads)
+
+    def _touch(self, reads: dict[str, int]) -> None:
         for key, read_ns in reads.items():
             path = self.objects.path_for(key)
             try:
