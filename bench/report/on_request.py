@@ -32,7 +32,8 @@ BEFORE = "\n## Lambda"  # where page.write puts the part, on a page written with
 
 COLUMNS = (
     "request | server | cold renders/s (one core) | server CPU per render | × thumbor | × ipx "
-    "| cached hits/s | hit p50 | hit p99 | hits × thumbor | KB per answer | SSIM"
+    "| cached hits/s | hit p50 | hit p99 | server CPU per hit | hits × thumbor | KB per answer "
+    "| SSIM"
 )
 
 
@@ -57,7 +58,7 @@ def row(runs: OnRequestRuns, request: str, peer: str) -> str:
     name = runs.versions.get(peer, peer)
     if f is None:
         why = runs.missing.get(peer, "no run")
-        return f"| {request} | {name} | not measured: {why} |" + " |" * 9
+        return f"| {request} | {name} | not measured: {why} |" + " |" * 10
     thumbor, ipx = runs.figures("thumbor", request), runs.figures("ipx", request)
     out = f.outputs
     flags = "".join(
@@ -70,6 +71,7 @@ def row(runs: OnRequestRuns, request: str, peer: str) -> str:
         f"| {request} | {name} | {f.cold_per_s:.1f} | {f.cold_cpu_ms:.0f} ms | "
         f"{_vs(f.cold_per_s, thumbor, 'cold_per_s')} | {_vs(f.cold_per_s, ipx, 'cold_per_s')} | "
         f"{f.hits_per_s:.0f} | {f.hit_p50_ms:.1f} ms | {f.hit_p99_ms:.1f} ms | "
+        f"{f.hit_cpu_ms:.2f} ms | "
         f"{_vs(f.hits_per_s, thumbor, 'hits_per_s')} | {out.kb:.1f}{flags} | "
         f"{out.ssim:.4f} |"
     )
@@ -123,7 +125,8 @@ def goal(runs: OnRequestRuns, peer: str, lead: float, hits: bool = False) -> tup
             met = met and rate >= lead
             parts.append(
                 f"{request.name}: {rate:.2f}× ({mine.hits_per_s:.0f} vs "
-                f"{theirs.hits_per_s:.0f} hits/s, p99 {mine.hit_p99_ms:.1f} vs "
+                f"{theirs.hits_per_s:.0f} hits/s, server CPU {mine.hit_cpu_ms:.2f} vs "
+                f"{theirs.hit_cpu_ms:.2f} ms per hit, p99 {mine.hit_p99_ms:.1f} vs "
                 f"{theirs.hit_p99_ms:.1f} ms)"
             )
             continue

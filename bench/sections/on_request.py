@@ -59,6 +59,7 @@ class Figures:
     hits_per_s: float
     hit_p50_ms: float
     hit_p99_ms: float
+    hit_cpu_ms: float  # the server's CPU per cached hit
     outputs: Outputs
     # median cold latency of the files stored upright, and of those stored rotated (EXIF
     # orientation other than 1: the server must turn them); None when there are none
@@ -91,6 +92,7 @@ class OnRequestRuns:
             statistics.median(p.per_second for p in hits),
             statistics.median(p.latency(0.5) for p in hits),
             statistics.median(p.latency(0.99) for p in hits),
+            statistics.median(p.cpu_ms for p in hits),
             self.outputs[peer][request],
             *self._by_orientation(cold),
         )

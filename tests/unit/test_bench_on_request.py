@@ -59,6 +59,7 @@ def test_a_peers_figures_are_the_medians_of_its_runs() -> None:
     assert f.hit_p50_ms == pytest.approx(2.0)
     # nearest rank: the 99th of 100 latencies is the second slowest (10x), not the slowest
     assert f.hit_p99_ms == pytest.approx(20.0)
+    assert f.hit_cpu_ms == pytest.approx(1.0)  # 0.1 CPU-s over 100 hits
     assert runs.figures("ipx", "WebP q80") is None
 
 
@@ -85,9 +86,13 @@ def test_the_table_compares_with_thumbor_and_ipx_and_says_why_imgpipe_is_missing
     lines = page.on_request(runs)
     rows = {line.split(" | ")[1]: line for line in lines if line.startswith("| WebP q80 |")}
     # THEN each peer's row has its ratios to the others, and imgpipe's row says why not
-    assert "| 20.0 | 100 ms | 2.50× | 1.00× | 20 | 50.0 ms | 500.0 ms | 0.04× |" in rows["ipx 1.0"]
     assert (
-        "| 8.0 | 100 ms | 1.00× | 0.40× | 500 | 2.0 ms | 20.0 ms | 1.00× |" in rows["thumbor 1.0"]
+        "| 20.0 | 100 ms | 2.50× | 1.00× | 20 | 50.0 ms | 500.0 ms | 1.00 ms | 0.04× |"
+        in rows["ipx 1.0"]
+    )
+    assert (
+        "| 8.0 | 100 ms | 1.00× | 0.40× | 500 | 2.0 ms | 20.0 ms | 1.00 ms | 1.00× |"
+        in rows["thumbor 1.0"]
     )
     assert "not measured: the /img route is not built yet" in rows["imgpipe"]
     (header,) = (line for line in lines if line.startswith("| request |"))
