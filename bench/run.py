@@ -5,7 +5,8 @@ and Lambda; written to docs/benchmarks.md and docs/benchmarks.png.
     python bench/run.py [--repeats 3] [--wait-idle 300] [--out docs/benchmarks.md]
                         [--skip lambda,api,...]
     python bench/run.py --only on_request   # that section alone: its part of the page to
-                                            # stdout, docs/benchmarks.md left as it is
+                                            # stdout and in place in docs/benchmarks.md (or
+                                            # --out), the rest of the page unchanged
 
 Runs being compared are interleaved and repeated, and medians are reported, because these
 machines are noisy; every ratio comes from numbers measured in the same run. Each engine runs
@@ -67,7 +68,10 @@ def main() -> None:
     bench = start(args)
     if args.only == "on_request":
         bench.args.section_wait = 0  # start() waited already
-        print("\n".join(on_request_part.on_request(on_request.measure(bench))))
+        lines = on_request_part.on_request(on_request.measure(bench))
+        print("\n".join(lines))
+        if on_request_part.write_section(args.out, lines):
+            print(f"its part of {args.out} replaced")
         return
     side = engines.measure(bench)
     lever_rows = levers.measure(bench)

@@ -140,6 +140,10 @@ class InMemoryMetadataStore:
         with self._lock:
             return self._records.get(image_id)
 
+    def stamp(self, image_id: str) -> tuple[int, str] | None:
+        record = self.get(image_id)
+        return None if record is None else (record.revision, record.uploaded_at)
+
     def put(self, record: ImageRecord, expected_revision: int | None) -> ImageRecord | None:
         with self._lock:
             current = self._records.get(record.image_id)

@@ -1,8 +1,13 @@
 """The page's on-request part: thumbor, ipx and imgpipe's `/img` route per request (cold renders
 per second on one core, cached hits per second with p50 and p99, bytes and SSIM, each against
-thumbor and ipx), then the issue's three goals, measured and met or not."""
+thumbor and ipx), then the issue's three goals, measured and met or not.
+
+The part sits between two markers on the page, so `bench/run.py --only on_request` can put a
+new measurement in its place (write_section) and leave the rest of the page as it was."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from sections.on_request import (
     COLD_ROUNDS,
@@ -21,9 +26,14 @@ GOAL_COLD_IPX = 1.1
 GOAL_HITS_THUMBOR = 2.0
 SSIM_TOLERANCE = 0.0005  # as the side-by-side goals: "no worse" within this
 
+START = "<!-- on request: bench/run.py writes this part; --only on_request rewrites it alone -->"
+END = "<!-- on request: end -->"
+BEFORE = "\n## Lambda"  # where page.write puts the part, on a page written without it
+
 COLUMNS = (
     "request | server | cold renders/s (one core) | server CPU per render | × thumbor | × ipx "
-    "| cached hits/s | hit p50 | hit p99 | hits × thumbor | KB per answer | SSIM"
+    "| cached hits/s | hit p50 | hit p99 | server CPU per hit | hits × thumbor | KB per answer "
+    "| SSIM"
 )
 
 
@@ -34,7 +44,7 @@ def on_request(runs: OnRequestRuns) -> list[str]:
     lines += [f"| {COLUMNS} |", "|---|---|" + "---:|" * (COLUMNS.count("|") - 1)]
     for request in REQUESTS:
         lines += [row(runs, request.name, peer) for peer in PEERS]
-    return [*lines, *orientation(runs), *goals(runs), "", *peers_text(runs)]
+    return [*lines, *orientation(runs), *goals(runs), *shrink(runs), "", *peers_text(runs)]
 
 
 def _vs(mine: float, theirs: Figures | None, figure: str) -> str:
@@ -48,7 +58,7 @@ def row(runs: OnRequestRuns, request: str, peer: str) -> str:
     name = runs.versions.get(peer, peer)
     if f is None:
         why = runs.missing.get(peer, "no run")
-        return f"| {request} | {name} | not measured: {why} |" + " |" * 9
+        return f"| {request} | {name} | not measured: {why} |" + " |" * 10
     thumbor, ipx = runs.figures("thumbor", request), runs.figures("ipx", request)
     out = f.outputs
     flags = "".join(
@@ -61,6 +71,7 @@ def row(runs: OnRequestRuns, request: str, peer: str) -> str:
         f"| {request} | {name} | {f.cold_per_s:.1f} | {f.cold_cpu_ms:.0f} ms | "
         f"{_vs(f.cold_per_s, thumbor, 'cold_per_s')} | {_vs(f.cold_per_s, ipx, 'cold_per_s')} | "
         f"{f.hits_per_s:.0f} | {f.hit_p50_ms:.1f} ms | {f.hit_p99_ms:.1f} ms | "
+        f"{f.hit_cpu_ms:.2f} ms | "
         f"{_vs(f.hits_per_s, thumbor, 'hits_per_s')} | {out.kb:.1f}{flags} | "
         f"{out.ssim:.4f} |"
     )
@@ -114,7 +125,8 @@ def goal(runs: OnRequestRuns, peer: str, lead: float, hits: bool = False) -> tup
             met = met and rate >= lead
             parts.append(
                 f"{request.name}: {rate:.2f}× ({mine.hits_per_s:.0f} vs "
-                f"{theirs.hits_per_s:.0f} hits/s, p99 {mine.hit_p99_ms:.1f} vs "
+                f"{theirs.hits_per_s:.0f} hits/s, server CPU {mine.hit_cpu_ms:.2f} vs "
+                f"{theirs.hit_cpu_ms:.2f} ms per hit, p99 {mine.hit_p99_ms:.1f} vs "
                 f"{theirs.hit_p99_ms:.1f} ms)"
             )
             continue
@@ -150,6 +162,38 @@ def goals(runs: OnRequestRuns) -> list[str]:
         "|---|---|---|",
         *(f"| {text} | {measured} | {met} |" for text, measured, met in rows),
     ]
+
+
+def shrink(runs: OnRequestRuns) -> list[str]:
+    """imgpipe's JPEG decode scale against SSIM, bytes and CPU: what thumbor's SSIM costs."""
+    if not runs.shrink:
+        return []
+    ours = {r.request: r for r in runs.shrink if r.choice == runs.shrink[0].choice}
+    lines = [
+        "",
+        "**Shrink on load.** imgpipe decodes a JPEG at the largest DCT scale that still covers "
+        "the result; libvips' thumbnail (and Pillow's `reducing_gap=2`) leaves at least 2× for "
+        "the Lanczos3 resize, which is sharper. Both through imgpipe's engine in the bench's "
+        "process (`bench/shrink_on_load.py`), taking turns per file; thumbor's answers for "
+        "comparison:",
+        "",
+        "| request | JPEG decoded at | KB | SSIM | CPU per render | × imgpipe's CPU |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in runs.shrink:
+        cpu = row.cpu_ms / ours[row.request].cpu_ms
+        lines.append(
+            f"| {row.request} | {row.choice} | {row.kb:.1f} | {row.ssim:.4f} | "
+            f"{row.cpu_ms:.0f} ms | {cpu:.2f}× |"
+        )
+    for request in REQUESTS:
+        theirs = runs.figures("thumbor", request.name)
+        if theirs is not None:
+            lines.append(
+                f"| {request.name} | thumbor (its answers above) | {theirs.outputs.kb:.1f} | "
+                f"{theirs.outputs.ssim:.4f} | {theirs.cold_cpu_ms:.0f} ms (server) | – |"
+            )
+    return lines
 
 
 def setup_text(runs: OnRequestRuns) -> str:
@@ -194,3 +238,32 @@ def peers_text(runs: OnRequestRuns) -> list[str]:
         "(untimed, processed before the passes), asked `/img/insecure/rs:fill:400:300:0/"
         "q:80/plain/{imageId}@webp` (imgproxy's grammar), its derived cache as it ships.",
     ]
+
+
+def marked(lines: list[str]) -> list[str]:
+    """The part between its markers, as page.write puts it; nothing for a skipped section."""
+    return ["", START, *lines, END] if lines else []
+
+
+def replaced(page: str, lines: list[str]) -> str:
+    """`page` with its on-request part (between the markers) now `lines`; on a page without
+    the markers, the part goes where page.write puts it (before the Lambda part, or at the
+    end). Everything outside the part is kept as it was."""
+    block = "\n".join(marked(lines)[1:])
+    if START in page and END in page:
+        head, rest = page.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        return head.rstrip("\n") + "\n\n" + block + tail
+    at = page.find(BEFORE)
+    if at < 0:
+        return page.rstrip("\n") + "\n\n" + block + "\n"
+    return page[:at].rstrip("\n") + "\n\n" + block + "\n" + page[at:]
+
+
+def write_section(out: Path, lines: list[str]) -> bool:
+    """Put `lines` in place of the on-request part of the page at `out`; False (nothing
+    written) where there is no page yet or the section was skipped."""
+    if not lines or not out.exists():
+        return False
+    out.write_text(replaced(out.read_text(encoding="utf-8"), lines), encoding="utf-8")
+    return True

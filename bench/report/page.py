@@ -29,7 +29,7 @@ def write(results: Results) -> None:
         *tuning.webp(results.webp, results.bench),
         *pipeline.end_to_end(results.e2e, f),
         *pipeline.api(results.e2e, f.n),
-        *on_request.on_request(results.on_request),
+        *on_request.marked(on_request.on_request(results.on_request)),
         *aws_lambda.aws_lambda(results.aws, f),
         *pools.local(results.local, results.bench.corpus),
         "",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import quality
+import shrink_on_load
 from http_runs import Pass, PeerError, get_bodies, get_pass
 from imgpipe_peer import Imgpipe
 from peer_servers import Ipx, Peer, PeerUnavailable, Request, Thumbor, stage_links
@@ -58,6 +59,7 @@ class Figures:
     hits_per_s: float
     hit_p50_ms: float
     hit_p99_ms: float
+    hit_cpu_ms: float  # the server's CPU per cached hit
     outputs: Outputs
     # median cold latency of the files stored upright, and of those stored rotated (EXIF
     # orientation other than 1: the server must turn them); None when there are none
@@ -75,6 +77,7 @@ class OnRequestRuns:
     missing: dict[str, str] = field(default_factory=dict)  # per server: why it was not
     runs: dict[str, list[PeerRun]] = field(default_factory=dict)
     outputs: dict[str, dict[str, Outputs]] = field(default_factory=dict)  # server, request
+    shrink: list[shrink_on_load.Row] = field(default_factory=list)  # imgpipe's decode choices
 
     def figures(self, peer: str, request: str) -> Figures | None:
         """The medians of the runs, or None when `peer` was not measured."""
@@ -89,6 +92,7 @@ class OnRequestRuns:
             statistics.median(p.per_second for p in hits),
             statistics.median(p.latency(0.5) for p in hits),
             statistics.median(p.latency(0.99) for p in hits),
+            statistics.median(p.cpu_ms for p in hits),
             self.outputs[peer][request],
             *self._by_orientation(cold),
         )
@@ -151,6 +155,8 @@ def measure(bench: Bench, peers: list[Peer] | None = None) -> OnRequestRuns:
                 answers.setdefault(peer.label, bodies)  # the first run's
     print("on request: quality ...", flush=True)
     runs.outputs = score(files, answers)
+    print("on request: shrink on load ...", flush=True)
+    runs.shrink = shrink_on_load.measure(files, REQUESTS)
     return runs
 
 

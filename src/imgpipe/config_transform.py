@@ -81,6 +81,12 @@ class TransformOptions(BaseModel):
         description="local: the derived cache's size (derived/ in the data folder); past it the"
         " least recently used results are removed; 0: results are not kept",
     )
+    memory_cache_mb: int = Field(
+        default=64,
+        ge=0,
+        description="local: cached results kept in memory too, for hits that read no file (one"
+        " result at most 1/16 of it); 0: none",
+    )
     miss_rate_per_s: float = Field(
         default=10.0,
         ge=0,

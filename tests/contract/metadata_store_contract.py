@@ -108,6 +108,24 @@ class MetadataStoreContract:
         assert metadata_store.put(make_record("uploads/a.jpg", attempts=9), None) is None
         assert metadata_store.get(record.image_id) == written
 
+    def test_the_stamp_changes_with_every_write_and_a_record_made_again(
+        self, metadata_store: MetadataStore
+    ) -> None:
+        record = make_record("uploads/a.jpg")
+        assert metadata_store.stamp(record.image_id) is None
+        first = metadata_store.put(record, None)
+        assert first is not None
+        assert metadata_store.stamp(record.image_id) == (1, first.uploaded_at)
+        second = metadata_store.put(first.model_copy(update={"attempts": 1}), 1)
+        assert second is not None
+        assert metadata_store.stamp(record.image_id) == (2, first.uploaded_at)
+        # deleted and made again: the revision starts over, the uploadedAt does not repeat
+        metadata_store.delete(record.image_id)
+        assert metadata_store.stamp(record.image_id) is None
+        later = make_record("uploads/a.jpg", uploaded_at="2026-01-02T03:04:06.000Z")
+        assert metadata_store.put(later, None) is not None
+        assert metadata_store.stamp(record.image_id) == (1, later.uploaded_at)
+
     def test_update_with_the_current_revision_wins_and_bumps_it(
         self, metadata_store: MetadataStore
     ) -> None:

@@ -6,7 +6,9 @@ rate-limited per client. Renders are counted at the renderer, never timed."""
 from __future__ import annotations
 
 import io
+import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -265,3 +267,36 @@ def test_budget_through_the_route(client: TestClient, app: LocalApp) -> None:
         assert client.get(f"/img/_/w:{width}/plain/{image_id}@jpg").status_code == 200
     assert sum(p.stat().st_size for p in derived_files(app)) <= app.derived.budget_bytes
     assert len(derived_files(app)) >= 1
+
+
+def test_a_read_reaches_its_file_with_the_time_of_the_read(tmp_path: Path) -> None:
+    objects = FilesystemObjectStore(tmp_path / "data")
+    cache = LocalDerivedCache(objects, budget_bytes=10_000, metrics=NullMetrics())
+    keys = ["derived/img0/v/0.jpg", "derived/img1/v/1.jpg"]
+    for key in keys:
+        objects.put(key, b"x" * 100, "image/jpeg")
+        cache.stored(key, 100)
+        os.utime(
+            objects.path_for(key), ns=(1_000_000_000, objects.path_for(key).stat().st_mtime_ns)
+        )
+    before = time.time_ns()
+    cache.read(keys[0])
+    after = time.time_ns()
+    time.sleep(0.05)
+    # WHEN the reads noted are flushed (as before a scan, every 30 s, and at the server's stop)
+    cache.flush()
+    # THEN the read file has the time of its read (not of the flush); the other is as it was
+    read_at = objects.path_for(keys[0]).stat().st_atime_ns
+    assert before <= read_at <= after
+    assert objects.path_for(keys[1]).stat().st_atime_ns == 1_000_000_000
+
+
+def test_a_local_apps_stop_writes_the_reads_it_noted(client: TestClient, app: LocalApp) -> None:
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    path = f"/img/_/w:200/plain/{image_id}@jpg"
+    client.get(path)
+    (stored,) = derived_files(app)
+    os.utime(stored, ns=(1_000_000_000, stored.stat().st_mtime_ns))
+    client.get(path)  # a hit from memory: noted, not yet written
+    app.stop()
+    assert stored.stat().st_atime_ns > 1_000_000_000

@@ -59,6 +59,7 @@ def test_a_peers_figures_are_the_medians_of_its_runs() -> None:
     assert f.hit_p50_ms == pytest.approx(2.0)
     # nearest rank: the 99th of 100 latencies is the second slowest (10x), not the slowest
     assert f.hit_p99_ms == pytest.approx(20.0)
+    assert f.hit_cpu_ms == pytest.approx(1.0)  # 0.1 CPU-s over 100 hits
     assert runs.figures("ipx", "WebP q80") is None
 
 
@@ -85,9 +86,13 @@ def test_the_table_compares_with_thumbor_and_ipx_and_says_why_imgpipe_is_missing
     lines = page.on_request(runs)
     rows = {line.split(" | ")[1]: line for line in lines if line.startswith("| WebP q80 |")}
     # THEN each peer's row has its ratios to the others, and imgpipe's row says why not
-    assert "| 20.0 | 100 ms | 2.50× | 1.00× | 20 | 50.0 ms | 500.0 ms | 0.04× |" in rows["ipx 1.0"]
     assert (
-        "| 8.0 | 100 ms | 1.00× | 0.40× | 500 | 2.0 ms | 20.0 ms | 1.00× |" in rows["thumbor 1.0"]
+        "| 20.0 | 100 ms | 2.50× | 1.00× | 20 | 50.0 ms | 500.0 ms | 1.00 ms | 0.04× |"
+        in rows["ipx 1.0"]
+    )
+    assert (
+        "| 8.0 | 100 ms | 1.00× | 0.40× | 500 | 2.0 ms | 20.0 ms | 1.00 ms | 1.00× |"
+        in rows["thumbor 1.0"]
     )
     assert "not measured: the /img route is not built yet" in rows["imgpipe"]
     (header,) = (line for line in lines if line.startswith("| request |"))
@@ -218,3 +223,69 @@ def test_tree_cpu_counts_a_child_process() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+PAGE = "# imgpipe benchmarks\n\nintro\n\n## API under load (loopback)\n\nrows\n\n## Lambda\n\nlam\n"
+
+
+def test_the_part_goes_where_the_page_puts_it_and_the_rest_is_kept() -> None:
+    part = page.on_request(canned(thumbor=(8.0, 2.0, 18.3, 0.971)))
+    # GIVEN a page written before the markers: the part goes before Lambda's
+    first = page.replaced(PAGE, part)
+    assert first.startswith("# imgpipe benchmarks\n\nintro\n\n## API under load (loopback)\n\nrows")
+    assert first.endswith(f"{page.END}\n\n## Lambda\n\nlam\n")
+    assert (
+        first.index("## API under load") < first.index("## On request") < first.index("## Lambda")
+    )
+    # WHEN it is measured again THEN only the part between the markers changes
+    again = page.on_request(canned(thumbor=(9.0, 1.0, 17.0, 0.97)))
+    second = page.replaced(first, again)
+    assert second.split(page.START)[0] == first.split(page.START)[0]
+    assert second.split(page.END)[1] == first.split(page.END)[1]
+    assert "\n".join(again) in second and "\n".join(part) not in second
+    assert page.replaced(second, again) == second
+
+
+def test_the_full_page_marks_the_part_as_replaced_marks_it() -> None:
+    part = page.on_request(canned(thumbor=(8.0, 2.0, 18.3, 0.971)))
+    written = "\n".join(["# imgpipe benchmarks", "", "x", *page.marked(part), "", "## Lambda"])
+    assert page.replaced(written, part) == written
+    assert page.marked([]) == []
+
+
+def test_write_section_rewrites_the_page_file_in_place(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    part = page.on_request(canned(thumbor=(8.0, 2.0, 18.3, 0.971)))
+    assert not page.write_section(out, part)  # no page yet: nothing written
+    assert not out.exists()
+    out.write_text(PAGE, encoding="utf-8")
+    assert not page.write_section(out, [])  # the section skipped: the page as it was
+    assert out.read_text(encoding="utf-8") == PAGE
+    assert page.write_section(out, part)
+    assert out.read_text(encoding="utf-8") == page.replaced(PAGE, part)
+
+
+def test_shrink_on_load_is_measured_for_both_choices_on_a_real_jpeg(tmp_path: Path) -> None:
+    import shrink_on_load
+
+    photo = tmp_path / "camera-00.jpg"
+    Image.radial_gradient("L").resize((1600, 1200)).convert("RGB").save(photo, quality=92)
+    rows = shrink_on_load.measure([photo], (WEBP,), rounds=1)
+    assert [r.choice for r in rows] == [label for label, _ in shrink_on_load.CHOICES]
+    assert all(r.request == "WebP q80" and r.kb > 0 and 0.5 < r.ssim <= 1 for r in rows)
+
+
+def test_the_shrink_table_compares_each_choice_and_thumbor() -> None:
+    import shrink_on_load
+
+    runs = canned(thumbor=(8.0, 2.0, 17.9, 0.9731))
+    (ours, _), (wider, _) = shrink_on_load.CHOICES
+    runs.shrink = [
+        shrink_on_load.Row("WebP q80", ours, 17.5, 0.9690, 50.0),
+        shrink_on_load.Row("WebP q80", wider, 18.1, 0.9746, 60.0),
+    ]
+    text = "\n".join(page.shrink(runs))
+    assert f"| WebP q80 | {ours} | 17.5 | 0.9690 | 50 ms | 1.00× |" in text
+    assert f"| WebP q80 | {wider} | 18.1 | 0.9746 | 60 ms | 1.20× |" in text
+    assert "| WebP q80 | thumbor (its answers above) | 17.9 | 0.9731 |" in text
+    assert page.shrink(canned(thumbor=(8.0, 2.0, 17.9, 0.9731))) == []

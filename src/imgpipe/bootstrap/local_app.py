@@ -77,6 +77,7 @@ class LocalApp:
 
     def stop(self) -> None:
         self.runtime.stop()
+        self.derived.flush()  # the reads noted since the last flush, onto their files
 
 
 def build_local(
@@ -104,7 +105,9 @@ def build_local(
     event_log, webhooks = step.local_events(settings, state_dir, db, tee)
     if webhooks is not None:
         metrics.watch_webhook_outbox(webhooks.counts)
-    delivery = delivery_options(settings, unsafe_allowed=local_unsafe_allowed(settings))
+    delivery = delivery_options(
+        settings, unsafe_allowed=local_unsafe_allowed(settings), hits_in_memory=True
+    )
     options = service_options(settings, renders_at_once=settings.server.workers, delivery=delivery)
     derived = step.derived_cache(settings, objects, tee)
     service = step.local_service(stores, renderer, tee, options, (event_log, webhooks), derived)

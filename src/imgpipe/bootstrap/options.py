@@ -25,11 +25,17 @@ def is_loopback(host: str) -> bool:
 
 
 def delivery_options(
-    settings: Settings, *, unsafe_allowed: bool, inline_limit_bytes: int | None = None
+    settings: Settings,
+    *,
+    unsafe_allowed: bool,
+    inline_limit_bytes: int | None = None,
+    hits_in_memory: bool = False,
 ) -> DeliveryOptions:
     """The /img route's options. Unsigned URLs (imgproxy's unsafe mode) only where the
     deployment allows them (`unsafe_allowed`: locally, a server on loopback without an API
-    token) and no key is set; `inline_limit_bytes`: results over it are redirected to."""
+    token) and no key is set; `inline_limit_bytes`: results over it are redirected to;
+    `hits_in_memory`: small results kept in memory (transform.memory_cache_mb), for a
+    long-lived server (a Lambda's memory is sized for its renders)."""
     from imgpipe.service import DeliveryOptions
 
     transform = settings.transform
@@ -41,6 +47,10 @@ def delivery_options(
         signature_size=transform.signature_size,
         limits=transform.limits(),
         inline_limit_bytes=inline_limit_bytes,
+        # never more than the derived cache keeps (0 there: results are not kept at all)
+        memory_budget_bytes=min(transform.memory_cache_mb, transform.cache_budget_mb) * 1024 * 1024
+        if hits_in_memory
+        else 0,
     )
 
 

@@ -63,6 +63,11 @@ class MetadataStore(Protocol):
 
     def get(self, image_id: str) -> ImageRecord | None: ...
 
+    def stamp(self, image_id: str) -> tuple[int, str] | None:
+        """The record's (revision, uploadedAt), read without the rest: it changes at every
+        write, and a record deleted and made again has a new uploadedAt. None: no record."""
+        ...
+
     def put(self, record: ImageRecord, expected_revision: int | None) -> ImageRecord | None:
         """Write `record` if the stored revision still equals `expected_revision` (None: no
         record yet). The written record has revision expected+1 (or 1) and is returned; None

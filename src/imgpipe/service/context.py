@@ -49,6 +49,8 @@ class DeliveryOptions:
     # A result over it is answered by a redirect to the stored object (AWS: Lambda's 6 MB
     # response limit); None: always inline.
     inline_limit_bytes: int | None = None
+    # Small results kept in memory for cached hits (service.hits); 0: none.
+    memory_budget_bytes: int = 0
 
 
 @dataclass(frozen=True)

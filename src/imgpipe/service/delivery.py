@@ -1,6 +1,8 @@
 """The `/img` use case: an on-request result of an imgpipe image, read from the derived cache
 or rendered once from the original and kept there.
 
+    hit(path, accept)   a result answered before, from memory (service.hits), while its
+                        image's record is unchanged; None: find() and read() or render()
     find(path, accept)  the URL parsed and its signature checked (core.img_url), its source
                         resolved to a record (core.derived), the format negotiated from
                         Accept where the URL names none (core.negotiate), and the cache
@@ -35,6 +37,7 @@ from imgpipe.core.keys import derived_key, derived_prefix
 from imgpipe.core.model import ImageRecord, ObjectInfo
 from imgpipe.core.transform import TransformRequest
 from imgpipe.service.context import DeliveryOptions, ServiceContext
+from imgpipe.service.hits import HitMemory, Remembered
 from imgpipe.service.renditions import held
 from imgpipe.service.singleflight import SingleFlight
 
@@ -50,6 +53,7 @@ class Found(NamedTuple):
     key: str
     negotiated: bool  # the format came from Accept: the answer varies with it
     cached: ObjectInfo | None
+    asked: tuple[str, str] = ("", "")  # (the path as sent, the Accept variant): hits' key
 
 
 class Delivered(NamedTuple):
@@ -60,6 +64,13 @@ class Delivered(NamedTuple):
     length: int
     etag: str  # strong, quoted: the stored object's content hash
     body: bytes | None
+
+
+class Hit(NamedTuple):
+    """A result from memory, and whether its format came from Accept (Vary)."""
+
+    delivered: Delivered
+    negotiated: bool
 
 
 class Delivery:
@@ -73,12 +84,32 @@ class Delivery:
         # What shapes a result besides its URL: a change of these settings files results anew.
         made_with = (self._options and self._options.encoder, ctx.options.render.background)
         self._settings_tag = hashlib.sha256(repr(made_with).encode()).hexdigest()[:16]
+        budget = self._options.memory_budget_bytes if self._options is not None else 0
+        self._memory: HitMemory[Hit] = HitMemory(budget)
+
+    @property
+    def memory(self) -> HitMemory[Hit]:
+        return self._memory
 
     @property
     def options(self) -> DeliveryOptions:
         if self._options is None:
             raise NotFoundError("on-request transforms are not configured here")
         return self._options
+
+    def hit(self, path: str, accept: str | None) -> Hit | None:
+        """The answer to a request answered before, from memory, if the image's record has
+        not been written since (a stamp read, not the record); None: the long way."""
+        asked = (path, negotiate.variant(accept))
+        entry = self._memory.get(asked)
+        if entry is None:
+            return None
+        if self._ctx.records.stamp(entry.image_id) != entry.stamp:
+            self._memory.forget(asked)
+            return None
+        self._ctx.derived.read(entry.answer.delivered.key)  # its recency, for the budget
+        self._ctx.metrics.incr("transforms", result="hit")
+        return entry.answer
 
     def find(self, path: str, accept: str | None) -> Found:
         """The request for `path` (after /img, as sent) resolved and looked up in the cache:
@@ -108,7 +139,8 @@ class Delivery:
         options = f"{url.transform.canonical()}\x00{self._settings_tag}"
         key = derived_key(record.image_id, tag, options, ext)
         negotiated = url.format is None or url.format == "best"
-        return Found(record, url, formats, key, negotiated, self._ctx.objects.head(key))
+        cached = self._ctx.objects.head(key)
+        return Found(record, url, formats, key, negotiated, cached, (path, accept_variant))
 
     def signed_path(self, path: str) -> str:
         """`path` (`/{options}/{source}`) as a URL of this deployment takes it: signed with
@@ -135,6 +167,7 @@ class Delivery:
         done = self._cached(found)
         if done is not None:
             self._ctx.metrics.incr("transforms", result="hit")
+            self._remember(found, done)
         return done
 
     def _cached(self, found: Found) -> Delivered | None:
@@ -157,7 +190,18 @@ class Delivery:
         (delivered, rendered), ran = self._flight.run(found.key, lambda: self._render(found))
         result = ("miss" if rendered else "hit") if ran else "shared"
         self._ctx.metrics.incr("transforms", result=result)
+        self._remember(found, delivered)
         return delivered
+
+    def _remember(self, found: Found, done: Delivered) -> None:
+        """Keep a small answer for hit(), stamped with the record it was made from."""
+        if done.body is None or not found.asked[0] or not self._memory.fits(done.length):
+            return
+        record = found.record
+        stamp = (record.revision, record.uploaded_at)
+        hit = Hit(done, found.negotiated)
+        entry = Remembered(record.image_id, stamp, hit, done.length)
+        self._memory.put(found.asked, entry)
 
     def _render(self, found: Found) -> tuple[Delivered, bool]:
         """(the result, whether it was rendered: False where it was stored meanwhile)."""
@@ -235,6 +279,7 @@ __all__ = [
     "Delivery",
     "DeliveryOptions",
     "Found",
+    "Hit",
     "drop_derived",
     "drop_derived_quietly",
 ]

@@ -196,6 +196,10 @@ class DynamoMetadataStore:
         item = found.get("Item")
         return from_item(item) if item else None
 
+    def stamp(self, image_id: str) -> tuple[int, str] | None:
+        record = self.get(image_id)
+        return None if record is None else (record.revision, record.uploaded_at)
+
     def put(self, record: ImageRecord, expected_revision: int | None) -> ImageRecord | None:
         revision = (expected_revision or 0) + 1
         args: dict[str, Any] = {"TableName": self.table, "Item": to_item(record, revision)}

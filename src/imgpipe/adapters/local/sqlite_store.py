@@ -257,6 +257,14 @@ class SqliteMetadataStore(SqliteTables):
         )
         return None if row is None else _record(row[0])
 
+    def stamp(self, image_id: str) -> tuple[int, str] | None:
+        row = self._db.read(
+            lambda c: c.execute(
+                "SELECT revision, uploaded_at FROM image_records WHERE image_id = ?", (image_id,)
+            ).fetchone()
+        )
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def put(self, record: ImageRecord, expected_revision: int | None) -> ImageRecord | None:
         written = record.model_copy(update={"revision": (expected_revision or 0) + 1})
         values: dict[str, Any] = {

@@ -11,6 +11,7 @@ from imgpipe.entrypoints.api.auth import AuthFirstRoute
 from imgpipe.entrypoints.api.bodies import ERRORS
 from imgpipe.entrypoints.api.context import ApiContext
 from imgpipe.entrypoints.api.errors import install_error_handlers
+from imgpipe.entrypoints.api.img_hits import ImgHits
 from imgpipe.entrypoints.api.limits import BodyLimitMiddleware, body_limits
 
 
@@ -24,6 +25,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     # Routes the deployment adds itself (extra_routes) want the token before the body too.
     app.router.route_class = AuthFirstRoute
     install_error_handlers(app)
+    # Innermost of the middlewares: the server's rate limit and the body limits still apply.
+    app.add_middleware(ImgHits, delivery=ctx.service.delivery)
     app.add_middleware(BodyLimitMiddleware, max_body=body_limits(ctx.max_bytes, ctx.max_json_bytes))
     app.include_router(ops.health_router(ctx))
     app.include_router(uploads.router(ctx))

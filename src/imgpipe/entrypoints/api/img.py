@@ -16,6 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from imgpipe.entrypoints.api.context import ApiContext
 from imgpipe.entrypoints.api.errors import error_response
@@ -39,8 +40,9 @@ def router(ctx: ApiContext) -> APIRouter:
         responses={200: {"content": {"image/*": {}}}, 304: {}, 307: {}},
     )
     async def img(path: str, request: Request) -> Response:
-        found = await run_in_threadpool(delivery.find, sent_path(request), _accept(request))
-        headers = _cache_headers(found)
+        # A hit answered before from memory never gets here (img_hits.ImgHits answers it).
+        found = await run_in_threadpool(delivery.find, sent_path(request.scope), _accept(request))
+        headers = _cache_headers(found.negotiated)
         if found.cached is not None and _matches(request, _quoted(found)):
             await run_in_threadpool(delivery.revalidated, found)
             return Response(status_code=304, headers={**headers, "ETag": _quoted(found)})
@@ -59,16 +61,16 @@ def router(ctx: ApiContext) -> APIRouter:
     return router
 
 
-def sent_path(request: Request) -> str:
+def sent_path(scope: Scope) -> str:
     """The path after /img as the client sent it, still percent-encoded (the signature is
     over that): uvicorn's raw_path; through Mangum, API Gateway's rawPath (or path)."""
-    raw = request.scope.get("raw_path")
+    raw = scope.get("raw_path")
     if isinstance(raw, bytes) and raw:
         sent = raw.decode("latin-1")
     else:
-        event = request.scope.get("aws.event")
+        event = scope.get("aws.event")
         given = event.get("rawPath") or event.get("path") if isinstance(event, dict) else None
-        sent = str(given) if given else quote(request.url.path, safe="/:@!$&'()*+,;=-._~%")
+        sent = str(given) if given else quote(scope["path"], safe="/:@!$&'()*+,;=-._~%")
     start = sent.find(PREFIX + "/")
     return sent[start + len(PREFIX) :] if start >= 0 else sent
 
@@ -77,9 +79,9 @@ def _accept(request: Request) -> str | None:
     return request.headers.get("accept")
 
 
-def _cache_headers(found: Found) -> dict[str, str]:
+def _cache_headers(negotiated: bool) -> dict[str, str]:
     headers = {"Cache-Control": CACHE_CONTROL}
-    if found.negotiated:
+    if negotiated:
         headers["Vary"] = "Accept"
     return headers
 
@@ -90,8 +92,11 @@ def _quoted(found: Found) -> str:
 
 
 def _matches(request: Request, etag: str) -> bool:
+    return matches(request.headers.get("if-none-match"), etag)
+
+
+def matches(header: str | None, etag: str) -> bool:
     """If-None-Match names `etag` (compared weakly, as RFC 9110 says for this header)."""
-    header = request.headers.get("if-none-match")
     if not header:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
