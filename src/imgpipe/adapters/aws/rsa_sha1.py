@@ -58,6 +58,8 @@ def load_pem(text: str) -> RsaPrivateKey:
         if found.group(1) == "PRIVATE KEY":
             der = _pkcs8_inner(der)
         fields = _integers(_content(der, 0x30)[0])
+    except RsaKeyError:
+        raise
     except (ValueError, IndexError) as exc:
         raise RsaKeyError("the RSA private key PEM is malformed") from exc
     if len(fields) < 9 or fields[0] != 0:
