@@ -115,6 +115,12 @@ class AwsBackend(BaseModel):
         " the hour, so that repeated reads give the same, cacheable URL)",
     )
 
+    @field_validator("cdn_privacy", mode="before")
+    @classmethod
+    def _no_privacy_is_public(cls, value: object) -> object:
+        # The template passes "" when the distribution is off.
+        return "public" if value == "" else value
+
     @model_validator(mode="after")
     def _cdn_complete(self) -> AwsBackend:
         self.cdn_base_url = self.cdn_base_url.rstrip("/")
