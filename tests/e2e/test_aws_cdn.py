@@ -121,6 +121,32 @@ def test_records_get_cdn_urls_exactly_when_the_distribution_is_on(
     assert (out["statusCode"], out["headers"]["location"]) == (307, thumb_jpeg["url"])
 
 
+def test_transform_urls_are_on_the_distribution(
+    stack: Stack, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the /img signing keys in SSM, and an image
+    from test_aws_transforms import KEY, SALT
+    from test_aws_transforms import put_secret as put_transform_secret
+
+    put_transform_secret(
+        moto_endpoint, f"/{stack.bucket}/transform", json.dumps({"key": KEY, "salt": SALT})
+    )
+    monkeypatch.setenv("IMGPIPE_AWS__TRANSFORM_SECRET", f"/{stack.bucket}/transform")
+    cold_start()
+    stack.receive()
+    image_id = processed(stack)
+    body = {"width": 200, "format": "webp"}
+    # WHEN the distribution is off THEN the URL is the API's; on, the same path on the CDN
+    off = call_api("http", "POST", f"/images/{image_id}/transform-url", json_body=body)
+    assert off.status == 200, off.body
+    assert (
+        off.json["url"] == "https://abc123.execute-api.us-east-1.amazonaws.com" + off.json["path"]
+    )
+    with_cdn(monkeypatch)
+    on = call_api("http", "POST", f"/images/{image_id}/transform-url", json_body=body)
+    assert (on.json["path"], on.json["url"]) == (off.json["path"], CDN + off.json["path"])
+
+
 def lambda_api_get(path: str, accept: str) -> dict[str, Any]:
     from test_aws_flow import FakeLambdaContext, api_event
 
