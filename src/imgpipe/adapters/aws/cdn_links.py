@@ -14,6 +14,7 @@ the same URL, so a browser's cache keyed on it still hits.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from imgpipe.adapters.aws import rsa_sha1
 from imgpipe.core.keys import validate_key
 
 _EXPIRY_STEP_S = 3600
+_SIGNED_KEPT = 8192  # URLs: about a hundred bytes each
 
 
 class CdnUrls:
@@ -66,7 +68,14 @@ class CdnUrls:
         url = self.base_url + path
         if self.signer is None:
             return url
-        return self.signer.generate_presigned_url(url, date_less_than=self.expiry())
+        return self._signed(url, self.expiry())
+
+    @functools.lru_cache(maxsize=_SIGNED_KEPT)  # noqa: B019 (one CdnUrls per process)
+    def _signed(self, url: str, expiry: datetime) -> str:
+        """A URL signed until `expiry`; kept, since the expiry stays the same for an hour and
+        an RSA signature in plain Python takes milliseconds (docs/aws.md, "At the edge")."""
+        assert self.signer is not None
+        return self.signer.generate_presigned_url(url, date_less_than=expiry)
 
     def expiry(self) -> datetime:
         """At least signed_ttl_s from now, rounded up to the hour."""
