@@ -88,18 +88,51 @@ class AwsBackend(BaseModel):
         description="name of the SSM SecureString parameter holding transform.key and"
         ' transform.salt as JSON ({"key": ..., "salt": ...}); read at cold start',
     )
-    # The CDN's settings, as the template passes them (docs/aws.md, CDN); empty: no CDN.
+    # The stack's CloudFront distribution (docs/aws.md, "At the edge"); the template sets them.
     cdn_base_url: str = Field(
-        default="", description="the CDN's https://{domain}, empty when the stack has none"
+        default="",
+        description="https://{the distribution's domain}: records' rendition URLs and /img URLs"
+        " point there (versioned, cacheable); empty: presigned S3 GETs",
     )
-    cdn_privacy: str = Field(default="", description='"public" or "signed" (CloudFront URLs)')
+    cdn_privacy: Literal["public", "signed"] = Field(
+        default="public",
+        description="public: anyone with the (unguessable, versioned) URL; signed: CloudFront"
+        " signed URLs (canned policy) made with the key of cdn_private_key_secret",
+    )
     cdn_key_pair_id: str = Field(
-        default="", description="with signed: the id of the CloudFront public key URLs name"
+        default="", description="the CloudFront public key's id (signed: the Key-Pair-Id)"
     )
     cdn_private_key_secret: str = Field(
         default="",
-        description="with signed: name of the SSM SecureString holding the private key (PEM)",
+        description="name of the SSM SecureString parameter holding the signing key's PEM"
+        " (RSA); read at cold start",
     )
+    cdn_signed_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=366 * 24 * 3600,
+        description="a signed CDN URL is good at least this long (its expiry is rounded up to"
+        " the hour, so that repeated reads give the same, cacheable URL)",
+    )
+
+    @field_validator("cdn_privacy", mode="before")
+    @classmethod
+    def _no_privacy_is_public(cls, value: object) -> object:
+        # The template passes "" when the distribution is off.
+        return "public" if value == "" else value
+
+    @model_validator(mode="after")
+    def _cdn_complete(self) -> AwsBackend:
+        self.cdn_base_url = self.cdn_base_url.rstrip("/")
+        if (
+            self.cdn_base_url
+            and self.cdn_privacy == "signed"
+            and not (self.cdn_key_pair_id and self.cdn_private_key_secret)
+        ):
+            raise ValueError(
+                "aws.cdn_privacy = signed needs aws.cdn_key_pair_id and aws.cdn_private_key_secret"
+            )
+        return self
 
 
 class Server(BaseModel):

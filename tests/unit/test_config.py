@@ -77,3 +77,29 @@ def test_a_bad_transform_secret_is_refused_without_quoting_it(secret: str, says:
     assert says in str(refused.value)
     # the function's logs would show the message: never the key or the salt
     assert KEY not in str(refused.value) and SALT not in str(refused.value)
+
+
+# The CDN settings as the template passes them (IMGPIPE_AWS__CDN_*; docs/aws.md, "At the edge")
+
+
+def test_the_cdn_settings_as_the_template_passes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the distribution off: an empty base URL and an empty privacy
+    monkeypatch.setenv("IMGPIPE_AWS__CDN_BASE_URL", "")
+    monkeypatch.setenv("IMGPIPE_AWS__CDN_PRIVACY", "")
+    off = Settings().aws
+    assert (off.cdn_base_url, off.cdn_privacy) == ("", "public")
+    # GIVEN it on, public
+    monkeypatch.setenv("IMGPIPE_AWS__CDN_BASE_URL", "https://d111111abcdef8.cloudfront.net/")
+    monkeypatch.setenv("IMGPIPE_AWS__CDN_PRIVACY", "public")
+    assert Settings().aws.cdn_base_url == "https://d111111abcdef8.cloudfront.net"
+    # GIVEN signed without the key's id or secret THEN refused, naming what is missing
+    monkeypatch.setenv("IMGPIPE_AWS__CDN_PRIVACY", "signed")
+    with pytest.raises(ValueError, match=r"cdn_key_pair_id and aws\.cdn_private_key_secret"):
+        Settings()
+    monkeypatch.setenv("IMGPIPE_AWS__CDN_KEY_PAIR_ID", "K2JCJMDEHXQW5F")
+    monkeypatch.setenv("IMGPIPE_AWS__CDN_PRIVATE_KEY_SECRET", "/imgpipe/cdn-key")
+    assert Settings().aws.cdn_privacy == "signed"
+    # AND an unknown privacy is refused
+    monkeypatch.setenv("IMGPIPE_AWS__CDN_PRIVACY", "private")
+    with pytest.raises(ValueError, match="cdn_privacy"):
+        Settings()

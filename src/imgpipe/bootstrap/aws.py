@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
+    from imgpipe.adapters.aws.cdn_links import CdnUrls
     from imgpipe.adapters.aws.dynamodb_store import DynamoMetadataStore
     from imgpipe.adapters.aws.emf_metrics import EmfMetrics
     from imgpipe.adapters.aws.links import S3Links
@@ -150,7 +151,7 @@ def build_aws(
             ),
         ),
     )
-    links = S3Links(objects, aws.presign_ttl_s)
+    links = S3Links(objects, aws.presign_ttl_s, cdn_urls(settings, session))
     return AwsApp(settings, clients, objects, records, queue, metrics, service, links)
 
 
@@ -176,6 +177,30 @@ def with_transform_secret(
     name = settings.aws.transform_secret
     if not name:
         return settings
+    text = _secure_string(settings, name, session)
+    return settings.model_copy(update={"transform": settings.transform.with_secret(text)})
+
+
+def cdn_urls(settings: Settings, session: boto3.session.Session | None = None) -> CdnUrls | None:
+    """The distribution's URLs when aws.cdn_base_url names one; signed with the PEM of the SSM
+    SecureString aws.cdn_private_key_secret names when aws.cdn_privacy is `signed`. Like the
+    transform secret, the stack hands the function the parameter's name, never the key: it is
+    read here, once per cold start."""
+    from imgpipe.adapters.aws.cdn_links import CdnUrls
+
+    aws = settings.aws
+    if not aws.cdn_base_url:
+        return None
+    if aws.cdn_privacy == "public":
+        return CdnUrls(aws.cdn_base_url)
+    pem = _secure_string(settings, aws.cdn_private_key_secret, session)
+    return CdnUrls.signed(aws.cdn_base_url, aws.cdn_key_pair_id, pem, aws.cdn_signed_ttl_s)
+
+
+def _secure_string(
+    settings: Settings, name: str, session: boto3.session.Session | None = None
+) -> str:
+    """The decrypted value of the SSM parameter `name`."""
     import boto3
 
     session = session or boto3.session.Session()
@@ -183,10 +208,9 @@ def with_transform_secret(
         "ssm", endpoint_url=settings.aws.endpoint_url, config=client_config(settings)
     )
     try:
-        text = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
+        return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
     finally:
         ssm.close()
-    return settings.model_copy(update={"transform": settings.transform.with_secret(text)})
 
 
 @dataclass

@@ -3,7 +3,8 @@ request for a rendition is answered with.
 
 This is what differs between the deployments' APIs: locally the server signs its own URLs
 (HMAC over the data folder's key), takes the uploads and serves the renditions' bytes; on AWS
-S3 presigns both and the API redirects to it. The routes speak only these plain values, so
+S3 presigns both and the API redirects to it, or, with a CloudFront distribution in front,
+the renditions are versioned (cacheable) CDN URLs. The routes speak only these plain values, so
 neither choice (nor any HTTP framework) reaches the core.
 """
 
@@ -53,13 +54,22 @@ class Links(Protocol):
         `size` bytes when the client declared it."""
         ...
 
-    def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str: ...
+    def rendition_url(
+        self, image_id: str, key: str, filename: str, base_url: str, version_id: str | None = None
+    ) -> str:
+        """A record's link to its rendition at `key`, written as version `version_id` of the
+        object (None: a rendition recorded before versions were)."""
+        ...
 
     def verify_rendition(self, key: str, expires: int, signature: str) -> bool: ...
 
-    def rendition_answer(self, key: str) -> RenditionAnswer:
-        """What a request for the rendition at `key` gets; raises ObjectNotFoundError when the
-        bytes are read here and are gone."""
+    def rendition_answer(self, key: str, version_id: str | None = None) -> RenditionAnswer:
+        """What a request for the rendition at `key` (version `version_id`) gets; raises
+        ObjectNotFoundError when the bytes are read here and are gone."""
+        ...
+
+    def img_url(self, path: str, base_url: str) -> str:
+        """Where a client GETs the /img `path` (the API's base URL, or the CDN's in front)."""
         ...
 
     def object_url(self, key: str, content_type: str) -> str:

@@ -62,6 +62,11 @@ class Rendition(_Model):
     height: int
     bytes: int
     url: str | None = None
+    version_id: str | None = Field(
+        default=None,
+        alias="versionId",
+        description="the object version the worker wrote (S3's VersionId); a CDN URL pins it",
+    )
     spec_hash: str | None = Field(
         default=None, alias="specHash", description="hash of the preset settings that wrote it"
     )

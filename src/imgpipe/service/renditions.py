@@ -16,7 +16,7 @@ from imgpipe.core import lifecycle
 from imgpipe.core.errors import ImageError
 from imgpipe.core.files import OpenFile
 from imgpipe.core.formats import CONTENT_TYPES
-from imgpipe.core.model import ImageMetadata, ImageRecord, Rendition
+from imgpipe.core.model import ImageMetadata, ImageRecord, ObjectInfo, Rendition
 from imgpipe.core.ports import ObjectStore, Renderer
 from imgpipe.core.rendering import RenderOptions, RenderResult
 
@@ -76,12 +76,13 @@ def put_renditions(
     presets: Sequence[lifecycle.Preset],
 ) -> list[Rendition]:
     """Write each encoded rendition; what the record lists of them (with its preset's
-    specHash, so that a later change of that preset shows)."""
+    specHash, so that a later change of that preset shows, and the version the store wrote,
+    which a CDN URL pins)."""
     spec_hashes = {p.name: p.spec_hash for p in presets}
     renditions: list[Rendition] = []
     for r in result.renditions:
         key = key_for(r.name, r.ext)
-        sink.put(key, r.data, CONTENT_TYPES[r.format])
+        written = sink.put(key, r.data, CONTENT_TYPES[r.format])
         renditions.append(
             Rendition(
                 name=r.name,
@@ -90,6 +91,7 @@ def put_renditions(
                 width=r.width,
                 height=r.height,
                 bytes=len(r.data),
+                versionId=written.version_id if isinstance(written, ObjectInfo) else None,
                 specHash=spec_hashes.get(r.name),
             )
         )

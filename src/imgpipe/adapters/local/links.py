@@ -63,7 +63,9 @@ class LocalLinks:
             *_upload_signed(expires, key, content_type, max_bytes, size)[1:],
         )
 
-    def rendition_url(self, image_id: str, key: str, filename: str, base_url: str) -> str:
+    def rendition_url(
+        self, image_id: str, key: str, filename: str, base_url: str, version_id: str | None = None
+    ) -> str:
         url = f"{base_url}/images/{image_id}/renditions/{filename}"
         if not self.sign_renditions:
             return url
@@ -74,8 +76,13 @@ class LocalLinks:
     def verify_rendition(self, key: str, expires: int, signature: str) -> bool:
         return signature.isascii() and signing.verify(self.key, signature, expires, "GET", key)
 
-    def rendition_answer(self, key: str) -> RenditionAnswer:
+    def rendition_answer(self, key: str, version_id: str | None = None) -> RenditionAnswer:
+        """The current bytes: the record names the rendition written last (its version
+        serves no purpose here: the server answers no cache but its own)."""
         return RenditionBytes(self.objects.get(key), {"Cache-Control": "private, max-age=300"})
+
+    def img_url(self, path: str, base_url: str) -> str:
+        return base_url + path
 
     def object_url(self, key: str, content_type: str) -> str:
         """None: the local server answers every on-request result inline (its wiring sets no

@@ -107,7 +107,7 @@ class TransformUrlRequest(_Body):
 
 class TransformUrl(BaseModel):
     path: str = Field(description="/img/{signature}/{options}/plain/{imageId}")
-    url: str = Field(description="the path on this server's base URL")
+    url: str = Field(description="the path on this server's base URL, or the CDN's in front")
     signed: bool = Field(description="false in unsafe mode: `insecure` stands for a signature")
 
 

@@ -47,7 +47,7 @@ class ApiContext:
         for r in body["renditions"]:
             filename = r["key"].rsplit("/", 1)[-1]
             r["url"] = self.links.rendition_url(
-                record.image_id, r["key"], filename, base_url(request)
+                record.image_id, r["key"], filename, base_url(request), r.get("versionId")
             )
         return body
 

@@ -3,7 +3,8 @@ deployment signed for it, or the token. A filename without an extension (`thumb`
 preset's name: its format is negotiated from Accept (core.negotiate), with Vary: Accept.
 
 What the answer is, the deployment's Links decide (core.links.RenditionAnswer): the bytes
-(locally) or a redirect to a presigned S3 GET (on AWS). This router only turns that into HTTP.
+(locally) or a redirect to a presigned S3 GET (on AWS), or to the rendition's versioned CDN
+URL where a CloudFront distribution is in front. This router only turns that into HTTP.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def router(ctx: ApiContext) -> APIRouter:
         )
         if not signed:
             await require_token(request)
-        answer = ctx.links.rendition_answer(match.key)
+        answer = ctx.links.rendition_answer(match.key, match.version_id)
         if negotiated:
             answer = dataclasses.replace(answer, headers={**answer.headers, "Vary": "Accept"})
         return http_answer(answer, CONTENT_TYPES[match.format])

@@ -44,7 +44,7 @@ def router(ctx: ApiContext) -> APIRouter:
         return JSONResponse(
             {
                 "path": signed,
-                "url": base_url(request) + signed,
+                "url": ctx.links.img_url(signed, base_url(request)),
                 "signed": bool(delivery.options.keys),
             }
         )

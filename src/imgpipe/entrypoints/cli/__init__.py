@@ -7,13 +7,14 @@ and `main`, the console script.
     aws          package, deploy: the Lambda zip and the stack
     maintenance  backfill, redrive, replay-events, reprocess (stale: reprocess --stale)
     cost         cost: the monthly AWS bill of a workload
+    cdn          purge: an image's copies out of the stack's CloudFront caches
 """
 
 from __future__ import annotations
 
 import os
 
-from imgpipe.entrypoints.cli import aws, cost, local, maintenance, serve
+from imgpipe.entrypoints.cli import aws, cdn, cost, local, maintenance, serve
 from imgpipe.entrypoints.cli.app import app
 
 app.command()(serve.serve)
@@ -26,6 +27,7 @@ app.command()(maintenance.redrive)
 app.command("replay-events")(maintenance.replay_events)
 app.command()(maintenance.reprocess)
 app.command()(cost.cost)
+app.command()(cdn.purge)
 
 
 def main() -> None:
