@@ -1402,6 +1402,26 @@ def test_renditions_are_keyed_on_their_path_and_version_only(stack: Stack) -> No
         assert forwarded["CookiesConfig"] == {"CookieBehavior": "none"}
 
 
+def test_versioned_renditions_tell_browsers_they_never_change(stack: Stack) -> None:
+    # GIVEN the /renditions/* behaviour (its URLs pin one S3 version; the objects carry no
+    # Cache-Control of their own)
+    behaviour = behaviours(stack)["/renditions/*"]
+    [name] = [
+        n
+        for n in resources(stack.tpl, "AWS::CloudFront::ResponseHeadersPolicy")
+        if stack.ref(n) == behaviour["ResponseHeadersPolicyId"]
+    ]
+    config = stack.value(props(stack.tpl, name)["ResponseHeadersPolicyConfig"])
+    # THEN browsers are told to keep a rendition a year without revalidating, whatever S3 says
+    assert config["CustomHeadersConfig"]["Items"] == [
+        {
+            "Header": "Cache-Control",
+            "Value": "public, max-age=31536000, immutable",
+            "Override": True,
+        }
+    ]
+
+
 def test_img_goes_to_the_http_api_keyed_on_path_and_normalised_accept(stack: Stack) -> None:
     # GIVEN the /img/* behaviour
     img = behaviours(stack)["/img/*"]
@@ -1528,7 +1548,7 @@ def test_cloudfront_names_fit_for_any_stack_name(template: dict[str, Any]) -> No
                 found.add((resource["Type"], stack.value(node)))
         named.append(found)
     # THEN each CloudFront name is at most 64 of the characters CloudFront takes
-    assert len(named[0]) == 7
+    assert len(named[0]) == 8
     for kind, name in named[0] | named[1]:
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name), (kind, name)
     # AND no two stacks' resources of a kind share a name (each must be unique in the account)
