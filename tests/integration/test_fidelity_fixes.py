@@ -210,9 +210,9 @@ def magick() -> str:
 
 def partial_gif(folder: Path) -> Path:
     """Pillow's hopper.gif (128x128, no transparency) placed by ImageMagick at rows 32-159 of
-    a 128x192 canvas: its only frame leaves 32 rows uncovered above and below. No registry
-    ships such a GIF without a transparent colour (image-rs' border_touching_layers.gif is
-    one), and with one libvips already leaves the rest transparent."""
+    a 128x192 canvas: its only frame leaves 32 rows uncovered above and below. The suites'
+    GIFs that leave part of their canvas uncovered (Pillow's) have a transparent colour, and
+    with one libvips already leaves that part transparent: they pass without the fix."""
     gif = folder / "partial.gif"
     source = str(file("pillow/hopper.gif"))
     subprocess.run([magick(), source, "-repage", "128x192+0+32", str(gif)], check=True, timeout=60)
