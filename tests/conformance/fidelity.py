@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from oracle import Pixels, grey, imgpipe_pixels, pillow_pixels, psnr, tiff2rgba_pixels
+from oracle import Pixels, imgpipe_pixels, pillow_pixels, psnr, tiff2rgba_pixels
 from PIL import Image
 from suites import reference_for
 
@@ -68,8 +68,6 @@ def _oracle(
     reference = reference_for(suite, path)
     if reference is not None:
         picture = pillow_pixels(reference.read_bytes())
-        if "monochrome" in path.name:  # link-u's grey encodes of a colour reference
-            picture = grey(picture)
         return picture, reference.name
     name = "pillow-heif" if fmt in ("heif", "heic") or suite == "pillow-heif" else "pillow"
     try:

@@ -89,12 +89,6 @@ def _pillow_rgba(image: Image.Image) -> Pixels:
     return np.asarray(image.convert("RGBA"), dtype=np.uint8).copy()
 
 
-def grey(pixels: Pixels) -> Pixels:
-    """The picture in grey as Pillow makes it (ITU-R 601 luma), alpha kept."""
-    image = Image.fromarray(pixels, "RGBA").convert("LA").convert("RGBA")
-    return np.asarray(image, dtype=np.uint8).copy()
-
-
 def tiff2rgba_pixels(path: Path) -> Pixels | None:
     """libtiff's own reading of a TIFF (TIFFReadRGBAImage), or None where the tool is
     missing or refuses the file."""

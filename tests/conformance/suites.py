@@ -8,12 +8,12 @@ network but the registries) has them.
     libtiff      libtiff's test/images, with .ppm/.pgm/.pbm references (Debian's tiff)
     libwebp      libwebp's examples/test.webp and its reference test_ref.ppm (Debian's libwebp)
     libheif      libheif's examples and fuzzing corpus (Debian's libheif)
+    libjpeg-turbo  libjpeg-turbo's testimages JPEGs, 12-bit ones among them (Debian's)
 
 Each is pinned to an upstream version, fetched at test time. A suite that cannot be had skips
-its cases loudly; under CI=true that fails (CI reaches both registries). The few files no
-registry ships are
-committed under tests/conformance/files/<suite>/, their licence beside them: the suite
-`committed`, where a PNG named as the start of another file's name is that file's reference.
+its cases loudly; under CI=true that fails (CI reaches both registries). No suite file is
+committed: a file no registry ships is made at test time by a reference encoder (see
+tests/integration/test_fidelity_fixes.py).
 """
 
 from __future__ import annotations
@@ -52,11 +52,9 @@ class Suite:
         return f"{self.package}-{self.version}"
 
 
-COMMITTED = Path(__file__).parent / "files"
 _TIFF_AND_REFERENCES = (".tif", ".tiff", ".g3", ".ppm", ".pgm", ".pbm")
 
 SUITES = {
-    "committed": Suite("committed", "", "", "", ""),
     "pillow": Suite("pillow", "pillow", "13.0.0", "Tests/images", "LICENSE"),
     "pillow-heif": Suite("pillow-heif", "pillow-heif", "1.9.0", "tests/images", "LICENSE.txt"),
     "pngsuite": Suite("pngsuite", "pypng", "0.20220715.0", "code", "LICENCE"),
@@ -68,6 +66,9 @@ SUITES = {
     ),
     "libheif": Suite(
         "libheif", "libheif", "1.15.1", "", "COPYING", "debian", (".heic", ".heif", ".avif")
+    ),
+    "libjpeg-turbo": Suite(
+        "libjpeg-turbo", "libjpeg-turbo", "2.1.5", "testimages", "LICENSE.md", "debian", (".jpg",)
     ),
 }
 
@@ -180,7 +181,7 @@ def available(name: str) -> dict[str, Path] | str:
 
 def suite_files(suite: Suite) -> dict[str, Path]:
     """Every file of the suite, by its path inside the suite's folder."""
-    files = COMMITTED if suite.name == "committed" else suite_folder(suite) / "files"
+    files = suite_folder(suite) / "files"
     return {
         path.relative_to(files).as_posix(): path
         for path in sorted(files.rglob("*"))
@@ -194,28 +195,9 @@ _REFERENCE_SUFFIXES = {"libtiff": (".ppm", ".pgm", ".pbm"), "libwebp": ("_ref.pp
 
 def reference_for(suite: str, path: Path) -> Path | None:
     """The file's reference picture in its suite, if it has one: libtiff's x.ppm (.pgm, .pbm)
-    for x.tiff, libwebp's x_ref.ppm for x.webp, or a committed file's reference."""
+    for x.tiff, libwebp's x_ref.ppm for x.webp."""
     for suffix in _REFERENCE_SUFFIXES.get(suite, ()):
         candidate = path.with_name(path.stem + suffix)
         if candidate != path and candidate.exists():
             return candidate
-    return _committed_reference(path)
-
-
-def _committed_reference(path: Path) -> Path | None:
-    """A committed file's reference picture: the PNG beside it whose name, less ".png", is the
-    longest start of the file's name before a "." or its end (link-u's plum-blossom-small.png for
-    its .avif variants, image-rs' x.gif.png for x.gif). A monochrome variant is compared
-    with its reference in grey (fidelity._oracle)."""
-    if COMMITTED not in path.parents:
-        return None
-    best: Path | None = None
-    for candidate in path.parent.glob("*.png"):
-        stem = candidate.name.removesuffix(".png")
-        if candidate == path or not path.name.startswith(stem):
-            continue
-        if path.name[len(stem) : len(stem) + 1] in ("", ".") and (
-            best is None or len(candidate.name) > len(best.name)
-        ):
-            best = candidate
-    return best
+    return None
