@@ -20,17 +20,18 @@ import e2e as e2e_bench
 class Imgpipe:
     """`imgpipe serve` with the corpus uploaded through `POST /images` (the originals as a
     user's uploads), asked through `/img` with imgproxy's grammar, unsigned (`insecure`: a
-    local server with no key)."""
+    local server with no key). `fast`: with transform.fast_shrink_on_load, JPEGs decoded at the
+    scale ipx's sharp picks, for a comparison at identical settings."""
 
-    label = "imgpipe"
-
-    def __init__(self) -> None:
+    def __init__(self, *, fast: bool = False) -> None:
+        self.fast = fast
+        self.label = "imgpipe-fast" if fast else "imgpipe"
         self.ids: dict[str, str] = {}  # corpus file name -> imageId
 
     def install(self) -> str:
         from imgpipe import __version__
 
-        return f"imgpipe {__version__}"
+        return f"imgpipe {__version__}" + (" (fast_shrink_on_load)" if self.fast else "")
 
     @contextmanager
     def serve(self, originals: Path, files: list[Path], work: Path) -> Iterator[Server]:
@@ -38,6 +39,7 @@ class Imgpipe:
         argv = [sys.executable, "-m", "imgpipe.entrypoints.cli", "serve", "--port", str(port)]
         argv += ["--data-dir", str(work / "data")]
         env = {"IMGPIPE_SERVER__RATE_LIMIT_PER_S": "0", "IMGPIPE_LOG_LEVEL": "WARNING"}
+        env["IMGPIPE_TRANSFORM__FAST_SHRINK_ON_LOAD"] = "true" if self.fast else "false"
         with launch(argv, port, work / "serve.log", "/health", **env) as server:
             if not has_img_route(_get_json(server, "/openapi.json")):
                 raise PeerUnavailable("the /img route is not built yet")

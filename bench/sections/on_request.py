@@ -78,6 +78,7 @@ class OnRequestRuns:
     runs: dict[str, list[PeerRun]] = field(default_factory=dict)
     outputs: dict[str, dict[str, Outputs]] = field(default_factory=dict)  # server, request
     shrink: list[shrink_on_load.Row] = field(default_factory=list)  # imgpipe's decode choices
+    decode_floor_ms: float | None = None  # libjpeg-turbo's decode alone at ipx's scale
 
     def figures(self, peer: str, request: str) -> Figures | None:
         """The medians of the runs, or None when `peer` was not measured."""
@@ -129,7 +130,7 @@ def measure(bench: Bench, peers: list[Peer] | None = None) -> OnRequestRuns:
     bench.settle("on request")
     files = camera_files(bench.corpus.files)
     runs = OnRequestRuns(files=len(files), rotated=[_orientation(f) != 1 for f in files])
-    peers = peers if peers is not None else [Thumbor(), Ipx(), Imgpipe()]
+    peers = peers if peers is not None else [Thumbor(), Ipx(), Imgpipe(), Imgpipe(fast=True)]
     for peer in peers:
         try:
             runs.versions[peer.label] = peer.install()
@@ -157,6 +158,8 @@ def measure(bench: Bench, peers: list[Peer] | None = None) -> OnRequestRuns:
     runs.outputs = score(files, answers)
     print("on request: shrink on load ...", flush=True)
     runs.shrink = shrink_on_load.measure(files, REQUESTS)
+    fill = REQUESTS[0]  # every request is the same fill
+    runs.decode_floor_ms = shrink_on_load.decode_floor_ms(files, fill.width, fill.height)
     return runs
 
 

@@ -87,6 +87,12 @@ class TransformOptions(BaseModel):
         description="local: cached results kept in memory too, for hits that read no file (one"
         " result at most 1/16 of it); 0: none",
     )
+    fast_shrink_on_load: bool = Field(
+        default=False,
+        description="decode a JPEG at the largest DCT scale that covers the result (sharp's"
+        " fastShrinkOnLoad): less CPU per render, softer results; off: a scale that leaves"
+        " 1.5x for a sharpening resize (docs/benchmarks.md: Shrink on load)",
+    )
     miss_rate_per_s: float = Field(
         default=10.0,
         ge=0,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from PIL import Image
 
 import imagegen
@@ -178,7 +179,9 @@ def test_reprocess_removes_the_results(
     assert renderer.transforms == 2
 
 
-def test_a_change_of_the_encoder_settings_renders_anew(settings: Settings) -> None:
+def _before_and_after(settings: Settings, **change: object) -> tuple[Response, Response]:
+    """One URL's answer, then its answer from a server come back on the same data folder
+    with the transform settings `change`d; each server rendered it once."""
     path = "/img/_/w:300/plain/{}@jpg"
     first = CountingRenderer()
     local = _app(settings, first, miss_rate_per_s=0.0)
@@ -188,18 +191,32 @@ def test_a_change_of_the_encoder_settings_renders_anew(settings: Settings) -> No
         assert client.get(path.format(image_id)).content == before.content
     local.stop()
     assert first.transforms == 1
-    # WHEN the server comes back on the same data folder with a lower JPEG quality
     second = CountingRenderer()
-    quality = {**settings.transform.quality, "jpeg": 40}
-    local = _app(settings, second, miss_rate_per_s=0.0, quality=quality)
+    local = _app(settings, second, miss_rate_per_s=0.0, **change)
     try:
         with TestClient(create_local_app(local)) as client:
             after = client.get(path.format(image_id))
     finally:
         local.stop()
-    # THEN the same URL is rendered again, at the new quality
     assert second.transforms == 1
+    return before, after
+
+
+def test_a_change_of_the_encoder_settings_renders_anew(settings: Settings) -> None:
+    # WHEN the server comes back with a lower JPEG quality
+    quality = {**settings.transform.quality, "jpeg": 40}
+    before, after = _before_and_after(settings, quality=quality)
+    # THEN the same URL was rendered again, at the new quality
     assert len(after.content) < len(before.content)
+    assert after.headers["etag"] != before.headers["etag"]
+
+
+def test_a_change_of_the_decode_scale_renders_anew(settings: Settings) -> None:
+    # WHEN the server comes back decoding JPEGs at the scale that just covers the result
+    before, after = _before_and_after(settings, fast_shrink_on_load=True)
+    # THEN the same URL was rendered again, from a decode at half the size
+    assert size_of(after.content) == size_of(before.content) == (300, 225)
+    assert after.content != before.content
     assert after.headers["etag"] != before.headers["etag"]
 
 

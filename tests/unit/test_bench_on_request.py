@@ -103,26 +103,46 @@ def test_the_table_compares_with_thumbor_and_ipx_and_says_why_imgpipe_is_missing
     assert all("| not measured: imgpipe: the /img route is not built yet | – |" in g for g in goals)
 
 
+FAST_LIKE_IPX = (21.0, 0.9, 17.5, 0.9690)
+
+
 @pytest.mark.parametrize(
-    ("imgpipe", "met"),
+    ("imgpipe", "fast", "met"),
     [
-        ((16.8, 4.0, 18.3, 0.9706), ["yes", "no", "no"]),  # 2.1x thumbor, 0.84x ipx, hits 0.5x
-        ((24.0, 0.9, 17.0, 0.9710), ["yes", "yes", "yes"]),
-        ((24.0, 0.9, 18.4, 0.9710), ["no", "no", "yes"]),  # larger than ipx's and thumbor's
-        ((24.0, 0.9, 17.0, 0.9700), ["no", "yes", "yes"]),  # thumbor's SSIM - 0.001
+        # 2.1x thumbor, 0.84x ipx, hits 0.5x; fast 1.05x ipx
+        ((16.8, 4.0, 18.3, 0.9706), FAST_LIKE_IPX, ["yes", "no", "no", "no"]),
+        ((24.0, 0.9, 17.0, 0.9710), (22.0, 0.9, 17.5, 0.9690), ["yes", "yes", "yes", "yes"]),
+        # larger than ipx's and thumbor's
+        ((24.0, 0.9, 18.4, 0.9710), FAST_LIKE_IPX, ["no", "no", "no", "yes"]),
+        # thumbor's SSIM - 0.001; fast 1.2x ipx but 0.001 under its SSIM
+        ((24.0, 0.9, 17.0, 0.9700), (24.0, 0.9, 17.5, 0.9680), ["no", "yes", "no", "yes"]),
     ],
 )
 def test_goals_need_the_lead_at_no_more_bytes_and_no_lower_ssim(
-    imgpipe: tuple[float, float, float, float], met: list[str]
+    imgpipe: tuple[float, float, float, float],
+    fast: tuple[float, float, float, float],
+    met: list[str],
 ) -> None:
     runs = canned(
         thumbor=(8.0, 2.0, 18.3, 0.9710),
         ipx=(20.0, 50.0, 17.5, 0.9690),
         imgpipe=imgpipe,
+        **{"imgpipe-fast": fast},
     )
     goals = page.goals(runs)[3:]
     assert [g.rsplit(" | ", 1)[1].rstrip(" |") for g in goals] == met
     assert "WebP q80: " in goals[0] and "; JPEG q82: " in goals[0]
+
+
+def test_the_ceiling_over_ipx_is_its_cpu_over_the_decode_alone() -> None:
+    # GIVEN ipx at 100 ms of CPU per cold render and the decode alone at 80 ms
+    runs = canned(ipx=(8.0, 2.0, 17.5, 0.969), imgpipe=(8.0, 2.0, 17.5, 0.969))
+    assert page.ceiling(runs) == []  # no floor measured: no line
+    runs.decode_floor_ms = 80.0
+    # THEN no server could lead ipx by more than 1.25x at its decode scale
+    (text,) = (line for line in page.goals(runs) if "decode alone" in line)
+    assert "takes 80 ms of CPU per file" in text
+    assert "WebP q80: 1.25×, JPEG q82: 1.25×" in text
 
 
 def test_each_peer_is_asked_the_same_transform_in_its_own_grammar() -> None:
@@ -271,7 +291,7 @@ def test_shrink_on_load_is_measured_for_both_choices_on_a_real_jpeg(tmp_path: Pa
     photo = tmp_path / "camera-00.jpg"
     Image.radial_gradient("L").resize((1600, 1200)).convert("RGB").save(photo, quality=92)
     rows = shrink_on_load.measure([photo], (WEBP,), rounds=1)
-    assert [r.choice for r in rows] == [label for label, _ in shrink_on_load.CHOICES]
+    assert [r.choice for r in rows] == [label for label, *_ in shrink_on_load.CHOICES]
     assert all(r.request == "WebP q80" and r.kb > 0 and 0.5 < r.ssim <= 1 for r in rows)
 
 
@@ -279,7 +299,7 @@ def test_the_shrink_table_compares_each_choice_and_thumbor() -> None:
     import shrink_on_load
 
     runs = canned(thumbor=(8.0, 2.0, 17.9, 0.9731))
-    (ours, _), (wider, _) = shrink_on_load.CHOICES
+    (ours, *_), (wider, *_), _ = shrink_on_load.CHOICES
     runs.shrink = [
         shrink_on_load.Row("WebP q80", ours, 17.5, 0.9690, 50.0),
         shrink_on_load.Row("WebP q80", wider, 18.1, 0.9746, 60.0),
@@ -289,3 +309,24 @@ def test_the_shrink_table_compares_each_choice_and_thumbor() -> None:
     assert f"| WebP q80 | {wider} | 18.1 | 0.9746 | 60 ms | 1.20× |" in text
     assert "| WebP q80 | thumbor (its answers above) | 17.9 | 0.9731 |" in text
     assert page.shrink(canned(thumbor=(8.0, 2.0, 17.9, 0.9731))) == []
+
+
+def test_the_decode_floor_decodes_at_the_scale_that_covers_the_fill(tmp_path: Path) -> None:
+    import pyvips
+    import shrink_on_load
+
+    # GIVEN a 1600x1200 JPEG as stored, upright and turned by its EXIF (orientation 6)
+    upright, turned = tmp_path / "camera-00.jpg", tmp_path / "camera-01.jpg"
+    picture = Image.radial_gradient("L").resize((1600, 1200)).convert("RGB")
+    picture.save(upright, quality=92)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture.save(turned, quality=92, exif=exif)
+    # THEN a 400x300 fill needs 1/4 of the upright one, and 1/2 of the turned one (533 wide
+    # as stored once upright: 1/4 would give 400)
+    shrinks = [
+        shrink_on_load._cover_shrink(pyvips.Image.new_from_file(str(f)), 400, 300)
+        for f in (upright, turned)
+    ]
+    assert shrinks == [4, 2]
+    assert shrink_on_load.decode_floor_ms([upright, turned], 400, 300, rounds=1) > 0

@@ -210,6 +210,7 @@ class TransformRequest(NamedTuple):
     background: Rgb
     source_limits: RenderLimits
     limits: TransformLimits
+    fast_shrink_on_load: bool = False  # JPEGs decoded softer, for less CPU (engine.decode)
 
 
 class Variant(NamedTuple):

@@ -32,15 +32,28 @@ from imgpipe.engine.vips import (
 # JPEGs decode at the largest DCT scale (1/2, 1/4, 1/8) that still covers the largest
 # rendition, not at libvips' thumbnail choice, which keeps a factor of 2 for the resize.
 _FAST_SHRINK_ON_LOAD = True
+# A sharp decode (on-request results, decode(sharp=True)) leaves the resize at least this
+# factor after the DCT scale, and resizes with Magic Kernel Sharp 2021: libvips' kernel that
+# sharpens as it reduces. docs/benchmarks.md ("Shrink on load") shows the trade: more SSIM at
+# no more bytes than thumbor's, for more CPU than the fast decode.
+_SHARP_GAP = 1.5
+_SHARP_KERNEL = "mks2021"
 
 
 def decode(
-    data: bytes, header: Header, width: int, height: int, *, upright: bool = True
+    data: bytes,
+    header: Header,
+    width: int,
+    height: int,
+    *,
+    upright: bool = True,
+    sharp: bool = False,
 ) -> VipsImage:
     """Decode once to exactly `width` x `height` (displayed orientation): upright, 8-bit sRGB
     (or grey), with alpha if the source has it, in memory. Not `upright`: as stored, the EXIF
     orientation not applied (`width` x `height` then as stored too); HEIF's rotation, which
-    libheif applies, is applied whatever."""
+    libheif applies, is applied whatever. `sharp`: a JPEG keeps more of its resolution for a
+    sharper resize (_SHARP_GAP), at more CPU."""
     pyvips = vips()
     try:
         if header.heif_image is not None:
@@ -53,32 +66,37 @@ def decode(
             return _decode_pillow(header, width, height, upright=upright)
         options: dict[str, Any] = {**icc_options(header), "no_rotate": not upright}
         try:
-            return _decode_vips(data, header, width, height, options)
+            return _decode_vips(data, header, (width, height), options, sharp=sharp)
         except pyvips.Error:
             if not header.has_icc:
                 raise
             # A broken ICC profile should not lose the image: decode again, untransformed.
-            return _decode_vips(data, header, width, height, {"no_rotate": not upright})
+            plain = {"no_rotate": not upright}
+            return _decode_vips(data, header, (width, height), plain, sharp=sharp)
     except pyvips.Error as exc:
         raise failure(header.format, f"{header.format} image is corrupt or truncated", exc) from exc
 
 
 def _decode_vips(
-    data: bytes, header: Header, width: int, height: int, options: dict[str, Any]
+    data: bytes, header: Header, size: tuple[int, int], options: dict[str, Any], *, sharp: bool
 ) -> VipsImage:
     pyvips = vips()
+    width, height = size
     by_hand = header.xmp_oriented and not options.get("no_rotate")
     if by_hand:
         # libvips turns upright by EXIF alone: decode as stored, then turn by XMP's.
         options = {**options, "no_rotate": True}
         width, height = geometry.oriented_size(width, height, header.orientation)
     stored = bool(options.get("no_rotate"))
-    shrink = _jpeg_shrink(header, width, height, stored=stored)
+    gap = _SHARP_GAP if sharp else 1.0
+    shrink = _jpeg_shrink(header, width, height, stored=stored, gap=gap)
     if shrink > 1:
-        # libjpeg decodes at 1/shrink in the DCT domain, then Lanczos3 does the rest.
+        # libjpeg decodes at 1/shrink in the DCT domain, then a resize kernel does the rest.
         loaded = pyvips.Image.new_from_source(
             source(data), f"{LOAD_OPTIONS},shrink={shrink}", access="sequential"
         )
+        if sharp:
+            loaded = _sharp_resize(loaded, header, (width, height), stored=stored)
         image = loaded.thumbnail_image(width, height=height, size="force", **options)
     else:
         image = pyvips.Image.thumbnail_source(
@@ -111,9 +129,25 @@ def _decode_pillow(header: Header, width: int, height: int, *, upright: bool) ->
     return normalise(image).copy_memory()
 
 
-def _jpeg_shrink(header: Header, width: int, height: int, *, stored: bool = False) -> int:
+def _sharp_resize(
+    loaded: VipsImage, header: Header, size: tuple[int, int], *, stored: bool
+) -> VipsImage:
+    """`loaded` (as stored) resized with _SHARP_KERNEL to `size` (displayed orientation; as
+    stored where `stored`), in memory: thumbnail_image then finds it at its size and only turns
+    it and converts its colours. A CMYK JPEG keeps thumbnail_image's resize, after its
+    conversion to sRGB."""
+    if int(loaded.bands) not in (1, 3):
+        return loaded
+    width, height = size if stored else geometry.oriented_size(*size, header.orientation)
+    hscale, vscale = width / int(loaded.width), height / int(loaded.height)
+    return loaded.resize(hscale, vscale=vscale, kernel=_SHARP_KERNEL, gap=0.0).copy_memory()
+
+
+def _jpeg_shrink(
+    header: Header, width: int, height: int, *, stored: bool = False, gap: float = 1.0
+) -> int:
     """The largest JPEG shrink-on-load factor (8, 4, 2) whose decode still covers `width` x
-    `height` (displayed orientation; as stored where `stored`), or 1.
+    `height` (displayed orientation; as stored where `stored`) `gap` times over, or 1.
 
     libvips' thumbnail leaves a factor of at least 2 for its Lanczos3 step, so a 12 MP photo
     bound for 1600 px is decoded at full size; Pillow's draft mode decodes it at 1/2, as this
@@ -126,7 +160,7 @@ def _jpeg_shrink(header: Header, width: int, height: int, *, stored: bool = Fals
         (width, height) if stored else (geometry.oriented_size(width, height, header.orientation))
     )
     for shrink in (8, 4, 2):
-        if stored_w // shrink >= want_w and stored_h // shrink >= want_h:
+        if stored_w // shrink >= want_w * gap and stored_h // shrink >= want_h * gap:
             return shrink
     return 1
 

@@ -65,20 +65,25 @@ def _transform(data: bytes, request: TransformRequest) -> Variant:
     scaled_pixels = sizes.scaled[0] * sizes.scaled[1]
     if scaled_pixels > request.limits.max_pixels:
         check_size("the image resized before its crop", *sizes.scaled, request.limits)
-    image = _decoded(data, header, sizes, t, upright=upright)
+    sharp = not request.fast_shrink_on_load
+    image = _decoded(data, header, sizes, t, upright=upright, sharp=sharp)
     image = _shaped(image, sizes, t)
     return _encoded(image, request)
 
 
-def _decoded(data: bytes, header: Header, sizes: Plan, t: Transform, *, upright: bool) -> VipsImage:
-    """The source decoded once, at the scale the result needs (never above its own size),
-    upright (where `upright`), turned by `rotate`, cut to the crop option's area."""
+def _decoded(
+    data: bytes, header: Header, sizes: Plan, t: Transform, *, upright: bool, sharp: bool
+) -> VipsImage:
+    """The source decoded once, at the scale the result needs (never above its own size;
+    `sharp`: decode.py's sharp decode), upright (where `upright`), turned by `rotate`, cut to
+    the crop option's area."""
     scale = _decode_scale(sizes)
     width, height = (max(1, go_round(side * scale)) for side in sizes.source)
     turned = t.rotate % 180 != 0
     if header.progressive:
         hand_back_free_memory()
-    image = decode(data, header, *((height, width) if turned else (width, height)), upright=upright)
+    size = (height, width) if turned else (width, height)
+    image = decode(data, header, *size, upright=upright, sharp=sharp)
     image = steps.rotate(image, t.rotate)
     if sizes.crop == (0, 0):
         return image

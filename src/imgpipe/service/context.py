@@ -51,6 +51,8 @@ class DeliveryOptions:
     inline_limit_bytes: int | None = None
     # Small results kept in memory for cached hits (service.hits); 0: none.
     memory_budget_bytes: int = 0
+    # JPEGs decoded at the scale that just covers the result (engine.decode: sharp off).
+    fast_shrink_on_load: bool = False
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,9 @@ class Delivery:
         self._presets = rendition_presets(ctx.options.render.renditions)
         self._options = ctx.options.delivery
         # What shapes a result besides its URL: a change of these settings files results anew.
-        made_with = (self._options and self._options.encoder, ctx.options.render.background)
+        options = self._options
+        decoded_with = options and (options.encoder, options.fast_shrink_on_load)
+        made_with = (decoded_with, ctx.options.render.background)
         self._settings_tag = hashlib.sha256(repr(made_with).encode()).hexdigest()[:16]
         budget = self._options.memory_budget_bytes if self._options is not None else 0
         self._memory: HitMemory[Hit] = HitMemory(budget)
@@ -222,6 +224,7 @@ class Delivery:
             ctx.options.render.background,
             ctx.options.render.limits,
             self.options.limits,
+            self.options.fast_shrink_on_load,
         )
         original = ctx.objects.open(record.key, version_id=record.version_id)
         with held(original):

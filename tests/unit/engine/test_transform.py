@@ -194,6 +194,39 @@ def test_the_exif_orientation_is_applied(orientation: int) -> None:
     assert corner(image) == imagegen.RED_CORNER[orientation]
 
 
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_shrunk_on_load_is_upright_at_the_exact_size(orientation: int, fast: bool) -> None:
+    # a JPEG decoded at 1/4 (sharp: 200 px left for a 100 px result) or 1/8 (fast)
+    data = imagegen.corner_jpeg(800, 400, orientation)
+    variant = transform(data, request("w:100")._replace(fast_shrink_on_load=fast))
+    image = Image.open(io.BytesIO(variant.data))
+    assert image.size == ((100, 50) if orientation <= 4 else (100, 200))
+    assert corner(image) == imagegen.RED_CORNER[orientation]
+
+
+def test_the_default_decode_is_sharper_than_the_fast_one() -> None:
+    # GIVEN a detailed 1600x1200 photo, and its 200x150 fill made from its full decode
+    out = io.BytesIO()
+    imagegen.photo_pixels(1600, 1200).save(out, "JPEG", quality=95)
+    data = out.getvalue()
+    full = Image.open(io.BytesIO(data)).convert("L")
+    reference = np.asarray(full.resize((200, 150), Image.Resampling.LANCZOS), dtype=float)
+
+    def psnr(fast: bool) -> float:
+        variant = transform(
+            data, request("rs:fill:200:150", ("png",))._replace(fast_shrink_on_load=fast)
+        )
+        got = np.asarray(Image.open(io.BytesIO(variant.data)).convert("L"), dtype=float)
+        return float(10 * np.log10(255**2 / np.mean((got - reference) ** 2)))
+
+    # THEN the default (1/4, then Magic Kernel Sharp) is close to it, the fast one (1/8, the
+    # DCT's block averages, then Lanczos3) visibly softer
+    sharp, fast = psnr(False), psnr(True)
+    assert sharp >= 50.0
+    assert sharp - fast >= 3.0, (sharp, fast)
+
+
 def test_auto_rotate_off_keeps_the_pixels_as_stored() -> None:
     _, image = run(imagegen.corner_jpeg(80, 40, 6), "ar:0")
     assert image.size == (80, 40) and corner(image) == "tl"
