@@ -84,7 +84,8 @@ EVENTS_FUNCTION_ENV = FUNCTION_ENV - {"IMGPIPE_LIMITS__PROCESSING_TIMEOUT_S"} | 
 # pair's id and the private key's secret name only when CdnPrivacy=signed: test_cdn_template).
 CDN_ENV = {"IMGPIPE_AWS__CDN_BASE_URL", "IMGPIPE_AWS__CDN_PRIVACY"}
 CDN_SIGNED_ENV = CDN_ENV | {"IMGPIPE_AWS__CDN_KEY_PAIR_ID", "IMGPIPE_AWS__CDN_PRIVATE_KEY_SECRET"}
-WORKER_FUNCTION_ENV = FUNCTION_ENV | CDN_SIGNED_ENV
+# The worker hands out no links: it is told nothing of the CDN.
+WORKER_FUNCTION_ENV = FUNCTION_ENV
 # The API function alone serves GET /img: it alone is told where the signing keys are.
 API_FUNCTION_ENV = FUNCTION_ENV | CDN_SIGNED_ENV | {"IMGPIPE_AWS__TRANSFORM_SECRET"}
 FUNCTIONS = ("WorkerFunction", "ApiFunction", "EventsFunction")
@@ -1263,7 +1264,7 @@ CDN_DOMAIN = {
     "CdnDomainName": "img.example.com",
     "CdnCertificateArn": f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0f1e2d3c-aaaa",
 }
-CDN_ENV_FUNCTIONS = ("WorkerFunction", "ApiFunction")
+CDN_ENV_FUNCTIONS = ("ApiFunction",)  # the worker and the events function hand out no links
 YEAR_S = 365 * 24 * 3600
 
 
@@ -1338,14 +1339,15 @@ def test_cdn_is_on_by_default_and_named_in_the_outputs(
     assert default.value(template["Outputs"]["CdnDomain"]["Value"]) == CLOUDFRONT_DOMAIN
     custom = Stack(template, CDN_DOMAIN)
     assert custom.value(template["Outputs"]["CdnDomain"]["Value"]) == "img.example.com"
-    # the worker and the API are told the CDN's base URL and that its URLs are public
+    # the API is told the CDN's base URL and that its URLs are public
     for stack, base in ((default, CLOUDFRONT_DOMAIN), (custom, "img.example.com")):
         for function in CDN_ENV_FUNCTIONS:
             env = stack.value(function_env(transformed, function))
             assert env["IMGPIPE_AWS__CDN_BASE_URL"] == f"https://{base}"
             assert env["IMGPIPE_AWS__CDN_PRIVACY"] == "public"
             assert not set(env) & (CDN_SIGNED_ENV - CDN_ENV)
-    assert not set(function_env(transformed, "EventsFunction")) & CDN_SIGNED_ENV
+    for other in ("WorkerFunction", "EventsFunction"):
+        assert not set(function_env(transformed, other)) & CDN_SIGNED_ENV
 
 
 def test_renditions_reach_the_private_bucket_through_origin_access_control(
@@ -1517,16 +1519,17 @@ def test_signed_privacy_trusts_a_key_group_on_every_behaviour(
     assert group["Items"] == [signed.ref("CdnPublicKey")]
     for pattern, behaviour in behaviours(signed).items():
         assert behaviour["TrustedKeyGroups"] == [signed.ref("CdnKeyGroup")], pattern
-    # AND the worker and the API are told the key's id and the secret's name, and may read
-    # that one parameter; the private key itself is nowhere in the template
+    # AND the API is told the key's id and the secret's name, and may read that one
+    # parameter; the private key itself is nowhere in the template
     arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{CDN_SIGNED['CdnPrivateKeySecretName']}"
-    for function, role in (("WorkerFunction", "WorkerRole"), ("ApiFunction", "ApiRole")):
-        env = signed.value(function_env(transformed, function))
-        assert env["IMGPIPE_AWS__CDN_PRIVACY"] == "signed"
-        assert env["IMGPIPE_AWS__CDN_KEY_PAIR_ID"] == signed.ref("CdnPublicKey")
-        assert env["IMGPIPE_AWS__CDN_PRIVATE_KEY_SECRET"] == CDN_SIGNED["CdnPrivateKeySecretName"]
-        assert granted(signed, role)["ssm:GetParameter"] == {arn}
-    assert "ssm:GetParameter" not in granted(signed, "EventsRole")
+    env = signed.value(function_env(transformed, "ApiFunction"))
+    assert env["IMGPIPE_AWS__CDN_PRIVACY"] == "signed"
+    assert env["IMGPIPE_AWS__CDN_KEY_PAIR_ID"] == signed.ref("CdnPublicKey")
+    assert env["IMGPIPE_AWS__CDN_PRIVATE_KEY_SECRET"] == CDN_SIGNED["CdnPrivateKeySecretName"]
+    assert granted(signed, "ApiRole")["ssm:GetParameter"] == {arn}
+    # AND the worker, which makes no URLs, may read no parameter: not the key
+    for role in ("WorkerRole", "EventsRole"):
+        assert "ssm:GetParameter" not in granted(signed, role)
     # AND public (the default): no key group, no behaviour asks for a signature
     public = Stack(template)
     assert not built(public, "CdnKeyGroup") and not built(public, "CdnPublicKey")
