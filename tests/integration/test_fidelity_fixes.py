@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
+from avif_still import still_from_sequence
 from engine_support import options
 from imgpipe.bootstrap import LocalApp
 from imgpipe.config import RenditionSpec
@@ -201,6 +203,41 @@ def test_a_limited_range_monochrome_avif_is_full_range(tmp_path: Path) -> None:
     low, high = image.convert("L").getextrema()
     assert low <= 2 and high >= 253, (low, high)
     assert psnr(image, grey, "L") >= FAITHFUL_DB
+
+
+def vips_alpha(data: bytes) -> npt.NDArray[np.uint8]:
+    """The alpha plane of an AVIF as libvips (its libheif) decodes it, nothing done after."""
+    import pyvips
+
+    image = pyvips.Image.new_from_buffer(data, "")
+    pixels = np.ndarray(
+        buffer=image.write_to_memory(), dtype=np.uint8, shape=(image.height, image.width, 4)
+    )
+    return pixels[:, :, 3].copy()
+
+
+# Item 2: an alpha plane coded in limited range was left at 16-235.
+def test_a_limited_range_alpha_plane_is_full_range() -> None:
+    # GIVEN a still AVIF of the star sequence's first frame: its colour and alpha tracks'
+    # first samples and av1C boxes, muxed as a colour item and its alpha item (no registry
+    # ships a still AVIF whose alpha is coded in limited range; avifenc 0.11 writes none)
+    data = still_from_sequence(original(STAR))
+    with Image.open(file(STAR)) as sequence:
+        sequence.seek(0)
+        expected = sequence.convert("RGBA").getchannel("A")  # Pillow's libavif expands it
+    # AND libvips alone hands its alpha on as coded: its opaque part at 235, ~26 dB against
+    # Pillow's
+    coded = vips_alpha(data)
+    assert np.median(coded[coded > 128]) == 235
+    assert psnr(Image.fromarray(coded), expected, "L") < FAITHFUL_DB
+    # WHEN rendered
+    image = rendered_bytes(data)
+    # THEN its alpha is Pillow's, opaque at 255 (~75 dB; a right expansion differs from
+    # libavif's by rounding alone, 1 at most: 48 dB or more)
+    assert image.mode == "RGBA", image.mode
+    alpha = image.getchannel("A")
+    assert np.median(np.asarray(alpha)[np.asarray(alpha) > 128]) == 255
+    assert psnr(alpha, expected, "L") >= 45.0
 
 
 def magick() -> str:
