@@ -205,6 +205,24 @@ def test_a_limited_range_monochrome_avif_is_full_range(tmp_path: Path) -> None:
     assert psnr(image, grey, "L") >= FAITHFUL_DB
 
 
+def test_a_limited_range_monochrome_avif_with_alpha_is_full_range(tmp_path: Path) -> None:
+    # GIVEN Pillow's hopper in grey, 0-255, with an alpha gradient, encoded by avifenc as
+    # monochrome in limited range: its av1C box carries no sequence header, so the range is
+    # in its colr box alone (and Pillow does not take it: its libavif gives RGBA)
+    grey = Image.open(file("pillow/hopper.png")).convert("L")
+    alpha = Image.linear_gradient("L").resize(grey.size)
+    data = avifenc(Image.merge("LA", (grey, alpha)), tmp_path, "--yuv", "400", "--range", "limited")
+    # WHEN rendered
+    image = rendered_bytes(data).convert("RGBA")
+    # THEN its grey spans black to white and is the grey it was made from (it was 13-241,
+    # 27.5 dB), and its alpha is the gradient, which avifenc codes in full range
+    shown = image.convert("L")
+    low, high = shown.getextrema()
+    assert low <= 2 and high >= 253, (low, high)
+    assert psnr(shown, grey, "L") >= FAITHFUL_DB
+    assert psnr(image.getchannel("A"), alpha, "L") >= 45.0
+
+
 def vips_alpha(data: bytes) -> npt.NDArray[np.uint8]:
     """The alpha plane of an AVIF as libvips (its libheif) decodes it, nothing done after."""
     import pyvips
