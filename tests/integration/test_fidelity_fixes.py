@@ -47,7 +47,7 @@ from suites import available  # the tier's folder, on the path above
 # A hang guard on the test alone: a suite's first download runs in the fixture.
 pytestmark = pytest.mark.timeout(60, func_only=True)
 
-SUITES_USED = ("pillow", "libtiff", "libjpeg-turbo")
+SUITES_USED = ("pillow", "libtiff", "libjpeg-turbo", "pillow-heif")
 # Large enough for every file here: renders at the original's size (imgpipe never upscales).
 FULL = RenditionSpec(name="full", width=4096, height=4096, formats=["png"])
 FAITHFUL_DB = 30.0
@@ -390,12 +390,47 @@ def test_grey_and_alpha_in_separate_planes_is_refused_by_name() -> None:
     assert "separate planes" in str(error)
 
 
+def pillow_heif_grey(path: str) -> Image.Image:
+    """pillow-heif's own decode of a grey HEIF, to 8 bits: its 10- and 12-bit grey come as
+    I;16 filling 16 bits, scaled here as the conformance tier's oracle scales Pillow's I;16."""
+    import pillow_heif
+
+    heif = pillow_heif.open_heif(file(path))
+    image = heif[heif.primary_index]
+    width, height = image.size
+    if image.mode == "L":
+        return Image.frombytes("L", image.size, bytes(image.data), "raw", "L", image.stride)
+    assert image.mode == "I;16", image.mode
+    rows = np.frombuffer(bytes(image.data), dtype="<u2").reshape(height, image.stride // 2)
+    return Image.fromarray(np.rint(rows[:, :width] * (255 / 65535)).astype(np.uint8), "L")
+
+
+DEEP_GREY = [
+    f"pillow-heif/heif/L_{bits}__{size}.heif" for bits in (10, 12) for size in ("128x128", "29x100")
+]
+
+
+@pytest.mark.parametrize("path", DEEP_GREY)
+def test_a_10_or_12_bit_grey_heif_is_its_8_bit_grey(path: str) -> None:
+    # GIVEN a 10- or 12-bit grey HEIF of pillow-heif's (it was refused as unsupported_format:
+    # "unsupported HEIF pixel layout I;16"), and its 8-bit twin of the same picture
+    twin = path.replace("_10__", "_8__").replace("_12__", "_8__")
+    # WHEN rendered
+    image = rendered(path)
+    # THEN it is pillow-heif's decode brought to 8 bits (rounding apart: 1 level at most) and
+    # its 8-bit twin's (~51 dB; a sample scaled wrongly, 10 bits read as 8, scores far lower)
+    assert image.mode == "L" and image.getextrema() == (0, 255), (image.mode, image.getextrema())
+    assert psnr(image, pillow_heif_grey(path), "L") >= 45.0
+    assert psnr(image, pillow_heif_grey(twin), "L") >= 45.0
+
+
 # Every kind of file here, and the record it ends in through the service.
 OUTCOMES = [
     ("pillow/lab.tif", "unsupported_variant"),
     ("libjpeg-turbo/testorig12.jpg", "unsupported_variant"),
     ("libtiff/minisblack-2c-8b-alpha.tiff", "unsupported_variant"),
     (STAR, "processed"),
+    ("pillow-heif/heif/L_12__29x100.heif", "processed"),
     ("libtiff/ojpeg_zackthecat_subsamp22_single_strip.tiff", "processed"),
     ("made/ycbcr_lzw_bt709.tif", "processed"),
     ("pillow/xmp_tags_orientation.png", "processed"),
