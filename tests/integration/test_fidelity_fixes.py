@@ -221,6 +221,15 @@ def test_a_limited_range_monochrome_avif_with_alpha_is_full_range(tmp_path: Path
     assert low <= 2 and high >= 253, (low, high)
     assert psnr(shown, grey, "L") >= FAITHFUL_DB
     assert psnr(image.getchannel("A"), alpha, "L") >= 45.0
+    # AND the range is read from its colr box, and no cut of the file before its pixels
+    # makes the reader raise (a cut-off upload, a hostile file)
+    from imgpipe.engine.avif_range import Limited, limited_planes
+
+    assert limited_planes(data) == Limited(grey=True, alpha=False)
+    assert {limited_planes(data[:end]) for end in range(data.index(b"mdat"))} <= {
+        Limited(grey=False, alpha=False),
+        Limited(grey=True, alpha=False),
+    }
 
 
 def vips_alpha(data: bytes) -> npt.NDArray[np.uint8]:
