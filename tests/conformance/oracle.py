@@ -24,6 +24,7 @@ from imgpipe.engine.header import read_header
 Pixels = npt.NDArray[np.uint8]
 
 IDENTICAL_DB = 99.0  # what an exact match scores (its PSNR is infinite)
+IMAGEMAGICK_EXIF = "Raw profile type exif"  # a PNG text chunk's keyword
 TIFF2RGBA_TIMEOUT_S = 60
 _LIMITS = Settings().render_options().limits
 _SRGB = ImageCms.createProfile("sRGB")
@@ -58,11 +59,17 @@ def _rgba(array: Pixels) -> Pixels:
 
 
 def pillow_pixels(data: bytes) -> Pixels:
-    """Pillow's first frame, upright (EXIF or XMP orientation), its ICC profile applied."""
+    """Pillow's first frame, upright (EXIF or XMP orientation, a PNG's EXIF as browsers read
+    it), its ICC profile applied."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with Image.open(io.BytesIO(data)) as opened:
             opened.load()
+            if opened.format == "PNG" and "exif" not in opened.info:
+                # ImageMagick writes a PNG's EXIF as hex in this text chunk. Pillow turns the
+                # image by its orientation; Chromium reads EXIF from eXIf alone and shows it
+                # as stored, as imgpipe does (docs/decoding.md): the oracle does so too.
+                opened.info.pop(IMAGEMAGICK_EXIF, None)
             image = ImageOps.exif_transpose(opened)
         return _pillow_rgba(image)
 

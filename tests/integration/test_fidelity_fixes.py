@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
+from avif_still import still_from_sequence
 from engine_support import options
 from imgpipe.bootstrap import LocalApp
 from imgpipe.config import RenditionSpec
@@ -45,7 +47,7 @@ from suites import available  # the tier's folder, on the path above
 # A hang guard on the test alone: a suite's first download runs in the fixture.
 pytestmark = pytest.mark.timeout(60, func_only=True)
 
-SUITES_USED = ("pillow", "libtiff", "libjpeg-turbo")
+SUITES_USED = ("pillow", "libtiff", "libjpeg-turbo", "pillow-heif")
 # Large enough for every file here: renders at the original's size (imgpipe never upscales).
 FULL = RenditionSpec(name="full", width=4096, height=4096, formats=["png"])
 FAITHFUL_DB = 30.0
@@ -203,6 +205,68 @@ def test_a_limited_range_monochrome_avif_is_full_range(tmp_path: Path) -> None:
     assert psnr(image, grey, "L") >= FAITHFUL_DB
 
 
+def test_a_limited_range_monochrome_avif_with_alpha_is_full_range(tmp_path: Path) -> None:
+    # GIVEN Pillow's hopper in grey, 0-255, with an alpha gradient, encoded by avifenc as
+    # monochrome in limited range: its av1C box carries no sequence header, so the range is
+    # in its colr box alone (and Pillow does not take it: its libavif gives RGBA)
+    grey = Image.open(file("pillow/hopper.png")).convert("L")
+    alpha = Image.linear_gradient("L").resize(grey.size)
+    data = avifenc(Image.merge("LA", (grey, alpha)), tmp_path, "--yuv", "400", "--range", "limited")
+    # WHEN rendered
+    image = rendered_bytes(data).convert("RGBA")
+    # THEN its grey spans black to white and is the grey it was made from (it was 13-241,
+    # 27.5 dB), and its alpha is the gradient, which avifenc codes in full range
+    shown = image.convert("L")
+    low, high = shown.getextrema()
+    assert low <= 2 and high >= 253, (low, high)
+    assert psnr(shown, grey, "L") >= FAITHFUL_DB
+    assert psnr(image.getchannel("A"), alpha, "L") >= 45.0
+    # AND the range is read from its colr box, and no cut of the file before its pixels
+    # makes the reader raise (a cut-off upload, a hostile file)
+    from imgpipe.engine.avif_range import Limited, limited_planes
+
+    assert limited_planes(data) == Limited(grey=True, alpha=False)
+    assert {limited_planes(data[:end]) for end in range(data.index(b"mdat"))} <= {
+        Limited(grey=False, alpha=False),
+        Limited(grey=True, alpha=False),
+    }
+
+
+def vips_alpha(data: bytes) -> npt.NDArray[np.uint8]:
+    """The alpha plane of an AVIF as libvips (its libheif) decodes it, nothing done after."""
+    import pyvips
+
+    image = pyvips.Image.new_from_buffer(data, "")
+    pixels = np.ndarray(
+        buffer=image.write_to_memory(), dtype=np.uint8, shape=(image.height, image.width, 4)
+    )
+    return pixels[:, :, 3].copy()
+
+
+# Item 2: an alpha plane coded in limited range was left at 16-235.
+def test_a_limited_range_alpha_plane_is_full_range() -> None:
+    # GIVEN a still AVIF of the star sequence's first frame: its colour and alpha tracks'
+    # first samples and av1C boxes, muxed as a colour item and its alpha item (no registry
+    # ships a still AVIF whose alpha is coded in limited range; avifenc 0.11 writes none)
+    data = still_from_sequence(original(STAR))
+    with Image.open(file(STAR)) as sequence:
+        sequence.seek(0)
+        expected = sequence.convert("RGBA").getchannel("A")  # Pillow's libavif expands it
+    # AND libvips alone hands its alpha on as coded: its opaque part at 235, ~26 dB against
+    # Pillow's
+    coded = vips_alpha(data)
+    assert np.median(coded[coded > 128]) == 235
+    assert psnr(Image.fromarray(coded), expected, "L") < FAITHFUL_DB
+    # WHEN rendered
+    image = rendered_bytes(data)
+    # THEN its alpha is Pillow's, opaque at 255 (~75 dB; a right expansion differs from
+    # libavif's by rounding alone, 1 at most: 48 dB or more)
+    assert image.mode == "RGBA", image.mode
+    alpha = image.getchannel("A")
+    assert np.median(np.asarray(alpha)[np.asarray(alpha) > 128]) == 255
+    assert psnr(alpha, expected, "L") >= 45.0
+
+
 def magick() -> str:
     """ImageMagick's command (Debian's imagemagick; `convert` may be a stand-in on PATH)."""
     return tool("convert-im6.q16", "convert-im7.q16", "magick")
@@ -335,12 +399,47 @@ def test_grey_and_alpha_in_separate_planes_is_refused_by_name() -> None:
     assert "separate planes" in str(error)
 
 
+def pillow_heif_grey(path: str) -> Image.Image:
+    """pillow-heif's own decode of a grey HEIF, to 8 bits: its 10- and 12-bit grey come as
+    I;16 filling 16 bits, scaled here as the conformance tier's oracle scales Pillow's I;16."""
+    import pillow_heif
+
+    heif = pillow_heif.open_heif(file(path))
+    image = heif[heif.primary_index]
+    width, height = image.size
+    if image.mode == "L":
+        return Image.frombytes("L", image.size, bytes(image.data), "raw", "L", image.stride)
+    assert image.mode == "I;16", image.mode
+    rows = np.frombuffer(bytes(image.data), dtype="<u2").reshape(height, image.stride // 2)
+    return Image.fromarray(np.rint(rows[:, :width] * (255 / 65535)).astype(np.uint8), "L")
+
+
+DEEP_GREY = [
+    f"pillow-heif/heif/L_{bits}__{size}.heif" for bits in (10, 12) for size in ("128x128", "29x100")
+]
+
+
+@pytest.mark.parametrize("path", DEEP_GREY)
+def test_a_10_or_12_bit_grey_heif_is_its_8_bit_grey(path: str) -> None:
+    # GIVEN a 10- or 12-bit grey HEIF of pillow-heif's (it was refused as unsupported_format:
+    # "unsupported HEIF pixel layout I;16"), and its 8-bit twin of the same picture
+    twin = path.replace("_10__", "_8__").replace("_12__", "_8__")
+    # WHEN rendered
+    image = rendered(path)
+    # THEN it is pillow-heif's decode brought to 8 bits (rounding apart: 1 level at most) and
+    # its 8-bit twin's (~51 dB; a sample scaled wrongly, 10 bits read as 8, scores far lower)
+    assert image.mode == "L" and image.getextrema() == (0, 255), (image.mode, image.getextrema())
+    assert psnr(image, pillow_heif_grey(path), "L") >= 45.0
+    assert psnr(image, pillow_heif_grey(twin), "L") >= 45.0
+
+
 # Every kind of file here, and the record it ends in through the service.
 OUTCOMES = [
     ("pillow/lab.tif", "unsupported_variant"),
     ("libjpeg-turbo/testorig12.jpg", "unsupported_variant"),
     ("libtiff/minisblack-2c-8b-alpha.tiff", "unsupported_variant"),
     (STAR, "processed"),
+    ("pillow-heif/heif/L_12__29x100.heif", "processed"),
     ("libtiff/ojpeg_zackthecat_subsamp22_single_strip.tiff", "processed"),
     ("made/ycbcr_lzw_bt709.tif", "processed"),
     ("pillow/xmp_tags_orientation.png", "processed"),

@@ -1,11 +1,13 @@
 """AVIF planes libheif leaves in limited range: which they are, read from the AV1 sequence
-headers in the file's `av1C` boxes, and the expansion to full range.
+headers in the file's `av1C` boxes (or its `colr` boxes), and the expansion to full range.
 
 libheif (in libvips 8.18.7) converts a limited-range YCbCr image to full-range RGB, but hands
 on a monochrome image's grey and an alpha plane as they are coded: 16-235 where 0-255 is
 meant (link-u's `*.monochrome.avif` and `*alpha-limited*` samples). The range is the
-`color_range` bit of each AV1 item's sequence header; the alpha item is the one whose `auxC`
-names alpha. Anything this reader cannot follow leaves the image as libvips decoded it.
+`color_range` bit of each AV1 item's sequence header in its `av1C` box, or where that box has
+none, the full_range_flag of the item's `colr` box of type nclx; the alpha item is the one
+whose `auxC` names alpha. Anything this reader cannot follow leaves the image as libvips
+decoded it.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def _limited(data: bytes) -> Limited:
         av1c = kinds.get(b"av1C")
         if av1c is None:
             continue
-        mono, full_range = _colour_config(av1c)
+        mono, coded_range = _colour_config(av1c)
+        full_range = coded_range if coded_range is not None else _nclx_range(known)
         is_alpha = any(urn in kinds.get(b"auxC", b"") for urn in _ALPHA_URNS)
         if is_alpha:
             alpha = alpha or not full_range
@@ -138,9 +141,19 @@ def _associations(data: bytes, start: int, end: int) -> dict[int, list[int]]:
     return owners
 
 
-def _colour_config(av1c: bytes) -> tuple[bool, bool]:
+def _nclx_range(properties: list[tuple[bytes, bytes]]) -> bool:
+    """Full range by the item's `colr` box of type nclx (its full_range_flag), where av1C
+    carries no sequence header (libavif 0.11's avifenc writes none); without one the range is
+    unknown and taken as full (the image is left as decoded)."""
+    for kind, payload in properties:
+        if kind == b"colr" and payload[:4] == b"nclx":
+            return bool(payload[10] & 0x80)  # after the primaries, transfer and matrix
+    return True
+
+
+def _colour_config(av1c: bytes) -> tuple[bool, bool | None]:
     """(monochrome, full range) from an av1C payload: its sequence header OBU says the range;
-    without one the range is unknown and taken as full (the image is left as decoded)."""
+    without one the range is not known here (None)."""
     mono = bool(av1c[2] & 0x10)
     at = 4
     while at < len(av1c):
@@ -151,7 +164,7 @@ def _colour_config(av1c: bytes) -> tuple[bool, bool]:
         if kind == _SEQUENCE_HEADER_OBU:
             return mono, _full_range(_Bits(av1c[at : at + size]))
         at += size
-    return mono, True
+    return mono, None
 
 
 def _leb128(data: bytes, at: int) -> tuple[int, int]:

@@ -165,13 +165,17 @@ def _jpeg_shrink(
     return 1
 
 
+# pillow-heif's modes (convert_hdr_to_8bit turns deep colour to 8 bits, not deep grey):
+# bands, and bytes a sample.
+_HEIF_LAYOUTS = {"L": (1, 1), "LA": (2, 1), "RGB": (3, 1), "RGBA": (4, 1), "I;16": (1, 2)}
+
+
 def _heif_pixels(header: Header) -> VipsImage:
     pyvips = vips()
     heif = header.heif_image
-    bands_for = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
     try:
         mode = str(heif.mode)
-        bands = bands_for[mode]
+        bands, sample = _HEIF_LAYOUTS[mode]
         raw = heif.data  # the HEVC decode happens here
         stride = int(heif.stride)
         width, height = (int(side) for side in heif.size)
@@ -179,13 +183,25 @@ def _heif_pixels(header: Header) -> VipsImage:
         raise UnsupportedFormatError(f"unsupported HEIF pixel layout {exc}") from exc
     except Exception as exc:
         raise CorruptImageError(f"heif image is corrupt or truncated: {one_line(exc)}") from exc
-    pixels = unpadded(raw, stride, width * bands, height)
-    image = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar")
+    pixels = unpadded(raw, stride, width * bands * sample, height)
+    fmt = "ushort" if sample == 2 else "uchar"  # I;16 is little-endian, as every host here
+    image = pyvips.Image.new_from_memory(pixels, width, height, bands, fmt)
+    if sample == 2:
+        image = _deep_grey(image, heif.info.get("bit_depth"))
     image = image.copy(interpretation="b-w" if bands < 3 else "srgb")
     icc = header.heif_image.info.get("icc_profile")
     if icc:
         image.set_type(pyvips.GValue.blob_type, "icc-profile-data", bytes(icc))
     return image
+
+
+def _deep_grey(image: VipsImage, bit_depth: object) -> VipsImage:
+    """A 10- or 12-bit grey plane as 8-bit grey. pillow-heif hands it as I;16 with each
+    sample shifted to the top of 16 bits (10-bit 1023 as 65472): the n-bit sample is scaled
+    to 0-255 and rounded (1023 is 255), as an n-bit value x stands for x / (2^n - 1)."""
+    depth = bit_depth if isinstance(bit_depth, int) and 8 < bit_depth <= 16 else 16
+    samples = image >> (16 - depth) if depth < 16 else image
+    return (samples * (255 / ((1 << depth) - 1)) + 0.5).cast("uchar")
 
 
 def unpadded(raw: Any, stride: int, row: int, height: int) -> memoryview | bytes:
