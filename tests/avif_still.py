@@ -38,6 +38,13 @@ def still_from_sequence(sequence: bytes) -> bytes:
     (colour,) = [t for t in tracks if t.handler == b"pict"]
     alphas = [t for t in tracks if t.handler == b"auxv"]
     items = [colour, *alphas[:1]]
+    return still(items)
+
+
+def still(items: list[Track]) -> bytes:
+    """A still AVIF of `items`' samples: the first the primary item, the second (if any) its
+    auxiliary alpha image."""
+    colour = items[0]
     if any((t.width, t.height) != (colour.width, colour.height) for t in items):
         raise ValueError("the alpha track's size is not the colour track's")  # one ispe for both
     ftyp = _box(b"ftyp", b"avif" + bytes(4) + b"avifmif1miaf")
@@ -175,3 +182,60 @@ def _meta(items: list[Track], mdat_at: int) -> bytes:
         + references
         + iprp,
     )
+
+
+# --- taking the colr boxes out of a still AVIF -------------------------------------------
+
+
+def without_colr(avif: bytes) -> bytes:
+    """`avif` with every `colr` property taken out of its `ipco` and its links out of `ipma`:
+    an AVIF whose items say nothing of their colour but what their AV1 data says. The `meta`
+    box shrinks; a top-level `free` box after it takes up the bytes it lost, so the items'
+    offsets in `iloc` stay true."""
+    out = b""
+    for kind, a, b in _boxes(avif, 0, len(avif)):
+        if kind != b"meta":
+            out += avif[a - 8 : b]  # avifenc writes 32-bit box sizes
+            continue
+        children = b"".join(
+            _box(k, _iprp_without_colr(avif, x, y) if k == b"iprp" else avif[x:y])
+            for k, x, y in _boxes(avif, a + 4, b)  # meta is a FullBox
+        )
+        meta = _box(b"meta", avif[a : a + 4] + children)
+        lost = b - (a - 8) - len(meta)
+        out += meta + _box(b"free", bytes(lost - 8))
+    return out
+
+
+def _iprp_without_colr(data: bytes, start: int, end: int) -> bytes:
+    properties = list(_boxes(data, *_one(data, start, end, b"ipco")))
+    gone = [i for i, (kind, _, _) in enumerate(properties, 1) if kind == b"colr"]
+    kept = b"".join(_box(k, data[a:b]) for k, a, b in properties if k != b"colr")
+    out = b""
+    for kind, a, b in _boxes(data, start, end):
+        payload = kept if kind == b"ipco" else data[a:b]
+        out += _box(kind, _ipma_without(payload, gone) if kind == b"ipma" else payload)
+    return out
+
+
+def _ipma_without(payload: bytes, gone: list[int]) -> bytes:
+    """An ipma payload without links to the (1-based) properties in `gone`, the rest
+    renumbered as they stand once those are taken out of ipco."""
+    version, flags = payload[0], payload[3]
+    item_size, link_size = (2 if version == 0 else 4), (2 if flags & 1 else 1)
+    mask = 0x7FFF if flags & 1 else 0x7F
+    (count,) = struct.unpack_from(">I", payload, 4)
+    out, at = payload[:8], 8
+    for _ in range(count):
+        item, links = payload[at : at + item_size], payload[at + item_size]
+        at += item_size + 1
+        kept = []
+        for _ in range(links):
+            value = int.from_bytes(payload[at : at + link_size], "big")
+            at += link_size
+            index = value & mask
+            if index not in gone:
+                renumbered = (value & ~mask) | (index - sum(1 for g in gone if g < index))
+                kept.append(renumbered.to_bytes(link_size, "big"))
+        out += item + bytes([len(kept)]) + b"".join(kept)
+    return out

@@ -32,7 +32,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from avif_still import still_from_sequence
+from avif_still import still_from_sequence, without_colr
 from engine_support import options
 from imgpipe.bootstrap import LocalApp
 from imgpipe.config import RenditionSpec
@@ -205,31 +205,62 @@ def test_a_limited_range_monochrome_avif_is_full_range(tmp_path: Path) -> None:
     assert psnr(image, grey, "L") >= FAITHFUL_DB
 
 
-def test_a_limited_range_monochrome_avif_with_alpha_is_full_range(tmp_path: Path) -> None:
-    # GIVEN Pillow's hopper in grey, 0-255, with an alpha gradient, encoded by avifenc as
-    # monochrome in limited range: its av1C box carries no sequence header, so the range is
-    # in its colr box alone (and Pillow does not take it: its libavif gives RGBA)
+def grey_with_alpha(folder: Path) -> tuple[Image.Image, Image.Image, bytes]:
+    """Pillow's hopper in grey, 0-255, with an alpha gradient, and avifenc's encode of them as
+    monochrome in limited range: its av1C box carries no sequence header, so the range is in
+    its colr box and its AV1 data (and Pillow does not take it: its libavif gives RGBA)."""
     grey = Image.open(file("pillow/hopper.png")).convert("L")
     alpha = Image.linear_gradient("L").resize(grey.size)
-    data = avifenc(Image.merge("LA", (grey, alpha)), tmp_path, "--yuv", "400", "--range", "limited")
-    # WHEN rendered
+    data = avifenc(Image.merge("LA", (grey, alpha)), folder, "--yuv", "400", "--range", "limited")
+    return grey, alpha, data
+
+
+def assert_full_range_grey(data: bytes, grey: Image.Image, alpha: Image.Image) -> None:
+    """The render of `data` spans black to white and is `grey` (avifenc's encode left limited
+    was 13-241, 27.5 dB), and its alpha is `alpha`, which avifenc codes in full range."""
     image = rendered_bytes(data).convert("RGBA")
-    # THEN its grey spans black to white and is the grey it was made from (it was 13-241,
-    # 27.5 dB), and its alpha is the gradient, which avifenc codes in full range
     shown = image.convert("L")
     low, high = shown.getextrema()
     assert low <= 2 and high >= 253, (low, high)
     assert psnr(shown, grey, "L") >= FAITHFUL_DB
     assert psnr(image.getchannel("A"), alpha, "L") >= 45.0
-    # AND the range is read from its colr box, and no cut of the file before its pixels
-    # makes the reader raise (a cut-off upload, a hostile file)
+
+
+def assert_no_cut_raises(data: bytes, end: int, grey: bool) -> None:
+    """No cut of `data` before `end` makes the range reader raise (a cut-off upload, a
+    hostile file): each reads the range or takes it as full."""
     from imgpipe.engine.avif_range import Limited, limited_planes
 
-    assert limited_planes(data) == Limited(grey=True, alpha=False)
-    assert {limited_planes(data[:end]) for end in range(data.index(b"mdat"))} <= {
+    assert limited_planes(data) == Limited(grey=grey, alpha=False)
+    assert {limited_planes(data[:cut]) for cut in range(end)} <= {
         Limited(grey=False, alpha=False),
-        Limited(grey=True, alpha=False),
+        Limited(grey=grey, alpha=False),
     }
+
+
+def test_a_limited_range_monochrome_avif_with_alpha_is_full_range(tmp_path: Path) -> None:
+    # GIVEN avifenc's limited-range grey with alpha (its range in its colr box)
+    grey, alpha, data = grey_with_alpha(tmp_path)
+    # WHEN rendered THEN its grey is full range and its alpha the gradient
+    assert_full_range_grey(data, grey, alpha)
+    # AND the range is read from its colr box, and no cut before its pixels raises
+    assert_no_cut_raises(data, data.index(b"mdat"), grey=True)
+
+
+def test_a_limited_range_avif_with_no_colr_is_full_range(tmp_path: Path) -> None:
+    # GIVEN avifenc's limited-range grey with alpha with its colr boxes taken out: no
+    # sequence header in av1C, no colr, the range is in its AV1 data alone (avifdec still
+    # reads it: "Range: Limited"), where libvips hands the grey on at 13-241
+    grey, alpha, encoded = grey_with_alpha(tmp_path)
+    data = without_colr(encoded)
+    assert b"colr" not in data
+    at = data.index(b"av1C")  # one box, shared by both items: its 4 bytes, no configOBUs
+    assert int.from_bytes(data[at - 4 : at], "big") == 8 + 4
+    # WHEN rendered THEN its grey is full range and its alpha the gradient
+    assert_full_range_grey(data, grey, alpha)
+    # AND the range is read from its items' sequence headers, and no cut of the file, its
+    # pixels included, makes the reader raise
+    assert_no_cut_raises(data, len(data), grey=True)
 
 
 def vips_alpha(data: bytes) -> npt.NDArray[np.uint8]:

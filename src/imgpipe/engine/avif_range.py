@@ -1,13 +1,15 @@
 """AVIF planes libheif leaves in limited range: which they are, read from the AV1 sequence
-headers in the file's `av1C` boxes (or its `colr` boxes), and the expansion to full range.
+headers in the file's `av1C` boxes (or its `colr` boxes, or its items' AV1 data), and the
+expansion to full range.
 
 libheif (in libvips 8.18.7) converts a limited-range YCbCr image to full-range RGB, but hands
 on a monochrome image's grey and an alpha plane as they are coded: 16-235 where 0-255 is
 meant (link-u's `*.monochrome.avif` and `*alpha-limited*` samples). The range is the
-`color_range` bit of each AV1 item's sequence header in its `av1C` box, or where that box has
-none, the full_range_flag of the item's `colr` box of type nclx; the alpha item is the one
-whose `auxC` names alpha. Anything this reader cannot follow leaves the image as libvips
-decoded it.
+`color_range` bit of each AV1 item's sequence header: the one in its `av1C` box; where that
+box has none, the full_range_flag of the item's `colr` box of type nclx; where it has none
+either, the sequence header in the item's own AV1 data (found through `iloc`). The alpha item
+is the one whose `auxC` names alpha. Anything this reader cannot follow is taken as full range
+and leaves the image as libvips decoded it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from imgpipe.engine.vips import VipsImage
 
 _ALPHA_URNS = (b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha", b"urn:mpeg:hevc:2015:auxid:1")
 _SEQUENCE_HEADER_OBU = 1
+# OBUs that end the search: a sequence header comes before any frame it applies to.
+_FRAME_OBUS = frozenset({3, 4, 6, 7, 8})  # frame header, tile group, frame, redundant, list
+_MAX_OBUS = 16  # what may come first (temporal delimiter, metadata, padding) is a few OBUs
 
 
 class Limited(NamedTuple):
@@ -69,6 +74,7 @@ def _limited(data: bytes) -> Limited:
         return Limited(grey=False, alpha=False)
     properties = [(kind, data[a:b]) for kind, a, b in _boxes(data, *ipco)]
     owners = _associations(data, *iprp)
+    iloc = _child(data, start, end, b"iloc", full=False)
     grey = alpha = False
     for item, indexes in owners.items():
         known = [properties[i - 1] for i in indexes if 0 < i <= len(properties)]
@@ -77,7 +83,7 @@ def _limited(data: bytes) -> Limited:
         if av1c is None:
             continue
         mono, coded_range = _colour_config(av1c)
-        full_range = coded_range if coded_range is not None else _nclx_range(known)
+        full_range = _range_of(data, iloc, item, coded_range, known)
         is_alpha = any(urn in kinds.get(b"auxC", b"") for urn in _ALPHA_URNS)
         if is_alpha:
             alpha = alpha or not full_range
@@ -141,30 +147,116 @@ def _associations(data: bytes, start: int, end: int) -> dict[int, list[int]]:
     return owners
 
 
-def _nclx_range(properties: list[tuple[bytes, bytes]]) -> bool:
+def _range_of(
+    data: bytes,
+    iloc: tuple[int, int] | None,
+    item: int,
+    in_av1c: bool | None,
+    properties: list[tuple[bytes, bytes]],
+) -> bool:
+    """Full range by the first source that knows it: av1C's sequence header, the nclx colr,
+    the sequence header in the item's data (read only where the boxes say nothing). Known by
+    none, it is taken as full (the image is left as decoded)."""
+    for known in (in_av1c, _nclx_range(properties)):
+        if known is not None:
+            return known
+    in_data = _item_range(data, iloc, item)
+    return True if in_data is None else in_data
+
+
+def _nclx_range(properties: list[tuple[bytes, bytes]]) -> bool | None:
     """Full range by the item's `colr` box of type nclx (its full_range_flag), where av1C
-    carries no sequence header (libavif 0.11's avifenc writes none); without one the range is
-    unknown and taken as full (the image is left as decoded)."""
+    carries no sequence header (libavif 0.11's avifenc writes none); None without one."""
     for kind, payload in properties:
         if kind == b"colr" and payload[:4] == b"nclx":
             return bool(payload[10] & 0x80)  # after the primaries, transfer and matrix
-    return True
+    return None
+
+
+def _item_range(data: bytes, iloc: tuple[int, int] | None, item: int) -> bool | None:
+    """Full range by the sequence header in the item's own AV1 data; None where the data
+    cannot be had or read (an item stored elsewhere, a cut or garbled file)."""
+    if iloc is None:
+        return None
+    try:
+        stream = _item_data(data, *iloc, item)
+        return None if stream is None else _sequence_range(stream)
+    except (IndexError, ValueError):
+        return None
+
+
+def _item_data(data: bytes, start: int, end: int, item: int) -> bytes | None:
+    """The item's bytes by its `iloc` entry (ISO/IEC 14496-12, 8.11.3), in this file only
+    (construction method 0, data reference 0): None for any other or none."""
+    fields = _Fields(data, start, end)
+    version, _ = fields.uint(1), fields.uint(3)
+    if version > 2:
+        return None
+    sizes, more = fields.uint(1), fields.uint(1)
+    offset_size, length_size = sizes >> 4, sizes & 0xF
+    base_size, index_size = more >> 4, (more & 0xF if version else 0)
+    wide = 4 if version == 2 else 2
+    for _ in range(fields.uint(wide)):  # each entry reads bytes of iloc: bounded by its size
+        found = fields.uint(wide)
+        method = fields.uint(2) & 0xF if version else 0
+        reference, base = fields.uint(2), fields.uint(base_size)
+        extents = []
+        for _ in range(fields.uint(2)):
+            fields.uint(index_size)
+            extents.append((base + fields.uint(offset_size), fields.uint(length_size)))
+        if found == item:
+            return _extents(data, extents) if method == 0 and reference == 0 else None
+    return None
+
+
+def _extents(data: bytes, extents: list[tuple[int, int]]) -> bytes | None:
+    """The extents' bytes end to end; None where one lies past the end of the file (a cut
+    file) or has length 0 ("the rest of the file"), or where together they would be more
+    than the file (overlapping extents repeated: never a real item)."""
+    if any(length == 0 or offset + length > len(data) for offset, length in extents):
+        return None
+    if sum(length for _, length in extents) > len(data):
+        return None
+    return b"".join(data[offset : offset + length] for offset, length in extents)
+
+
+class _Fields:
+    """Big-endian unsigned fields of one box's payload, never read past its end."""
+
+    def __init__(self, data: bytes, start: int, end: int) -> None:
+        self.data, self.at, self.end = data, start, end
+
+    def uint(self, size: int) -> int:
+        if self.at + size > self.end:
+            raise ValueError("a field overruns its box")
+        value = int.from_bytes(self.data[self.at : self.at + size], "big")
+        self.at += size
+        return value
 
 
 def _colour_config(av1c: bytes) -> tuple[bool, bool | None]:
     """(monochrome, full range) from an av1C payload: its sequence header OBU says the range;
     without one the range is not known here (None)."""
-    mono = bool(av1c[2] & 0x10)
-    at = 4
-    while at < len(av1c):
-        header = av1c[at]
+    return bool(av1c[2] & 0x10), _sequence_range(av1c[4:])
+
+
+def _sequence_range(obus: bytes) -> bool | None:
+    """Full range by the first sequence header OBU among `obus` (AV1 spec 5.3: obu_header,
+    then obu_size where it has one, else the rest); None where none comes before a frame."""
+    at = 0
+    for _ in range(_MAX_OBUS):
+        if at >= len(obus):
+            break
+        header = obus[at]
         kind, extension, has_size = (header >> 3) & 0xF, header & 4, header & 2
+        if kind in _FRAME_OBUS:
+            break
         at += 2 if extension else 1
-        size, at = _leb128(av1c, at) if has_size else (len(av1c) - at, at)
+        size, at = _leb128(obus, at) if has_size else (len(obus) - at, at)
         if kind == _SEQUENCE_HEADER_OBU:
-            return mono, _full_range(_Bits(av1c[at : at + size]))
+            return _full_range(_Bits(obus[at : at + size]))
         at += size
-    return mono, None
+    return None
 
 
 def _leb128(data: bytes, at: int) -> tuple[int, int]:
