@@ -8,7 +8,8 @@ A regenerated manifest is reviewed before it is committed: an entry whose file i
 but wrong (PSNR under fidelity.FAITHFUL_DB for a defect of imgpipe's, not the oracle's) gets
 "known_defect" (its issue item), "min_psnr" what a right picture scores, and becomes an
 xfail(strict) case. Regenerating keeps a known defect while the file still falls short of it,
-and drops it once the file passes (the fix landed).
+and drops it once the file passes (the fix landed); it keeps a "note" only while the file's
+verdict and refusal code are unchanged, for a new result is reviewed afresh.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path[:0] = [str(ROOT / "tests" / "conformance"), str(ROOT / "tests")]
 from fidelity import (  # noqa: E402 - after the path
     FAITHFUL_DB,
     MANIFESTS,
+    Outcome,
     expected_entry,
     failures,
     run_case,
@@ -43,17 +45,25 @@ def manifest(suite: str) -> None:
         old = json.loads(old_path.read_text())["files"]
     files: dict[str, Any] = {}
     for name, path in suite_files(SUITES[suite]).items():
-        outcome = run_case(suite, path)
-        entry = expected_entry(outcome)
-        reviewed = old.get(name, {})
-        if reviewed.get("known_defect") and failures(reviewed, outcome):
-            entry = {**reviewed, "psnr": outcome.psnr, "rendition_psnr": outcome.rendition_psnr}
-        elif reviewed.get("note"):
-            entry["note"] = reviewed["note"]
+        entry = regenerated(old.get(name, {}), run_case(suite, path))
         files[name] = entry
         print(f"{suite}/{name}: {entry}", flush=True)
     package = SUITES[suite]
     save_manifest(suite, {"package": package.package, "version": package.version, "files": files})
+
+
+def regenerated(reviewed: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """The manifest entry for a file's new run, keeping what review added to its old one
+    (`reviewed`, {} for a new file): a known defect while the file still falls short of it;
+    a note while the file's verdict and refusal code are unchanged (a note says why a refusal
+    or a low PSNR is right, or doubts a refusal: nothing of another result)."""
+    entry = expected_entry(outcome)
+    if reviewed.get("known_defect") and failures(reviewed, outcome):
+        return {**reviewed, "psnr": outcome.psnr, "rendition_psnr": outcome.rendition_psnr}
+    unchanged = (reviewed.get("verdict"), reviewed.get("code")) == (outcome.verdict, outcome.code)
+    if reviewed.get("note") and unchanged:
+        entry["note"] = reviewed["note"]
+    return entry
 
 
 def _rows() -> list[str]:
