@@ -17,6 +17,8 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from imgpipe.engine.avif_range import boxes
+
 ALPHA_URN = b"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha\0"
 _VISUAL_SAMPLE_ENTRY = 78  # SampleEntry (8) + VisualSampleEntry's fields (70) before its boxes
 
@@ -55,31 +57,13 @@ def still(items: list[Track]) -> bytes:
 
 # --- reading the sequence ----------------------------------------------------------------
 
-
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, end) of each box between `start` and `end`."""
-    at = start
-    while at + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, at)
-        header = 8
-        if size == 1:
-            (size,) = struct.unpack_from(">Q", data, at + 8)
-            header = 16
-        elif size == 0:
-            size = end - at
-        if size < header or at + size > end:
-            raise ValueError(f"box {kind!r} at {at} overruns its parent")
-        yield kind, at + header, at + size
-        at += size
-
-
 _SKIP = {b"stsd": 8, b"av01": _VISUAL_SAMPLE_ENTRY}  # bytes before a container's boxes
 
 
 def _all(data: bytes, start: int, end: int, path: bytes) -> Iterator[tuple[int, int]]:
     """(payload start, end) of every box at `path` ("moov/trak") below `start`..`end`."""
     first, _, rest = path.partition(b"/")
-    for kind, a, b in _boxes(data, start, end):
+    for kind, a, b in boxes(data, start, end):
         if kind != first:
             continue
         if not rest:
@@ -193,13 +177,13 @@ def without_colr(avif: bytes) -> bytes:
     box shrinks; a top-level `free` box after it takes up the bytes it lost, so the items'
     offsets in `iloc` stay true."""
     out = b""
-    for kind, a, b in _boxes(avif, 0, len(avif)):
+    for kind, a, b in boxes(avif, 0, len(avif)):
         if kind != b"meta":
             out += avif[a - 8 : b]  # avifenc writes 32-bit box sizes
             continue
         children = b"".join(
             _box(k, _iprp_without_colr(avif, x, y) if k == b"iprp" else avif[x:y])
-            for k, x, y in _boxes(avif, a + 4, b)  # meta is a FullBox
+            for k, x, y in boxes(avif, a + 4, b)  # meta is a FullBox
         )
         meta = _box(b"meta", avif[a : a + 4] + children)
         lost = b - (a - 8) - len(meta)
@@ -208,11 +192,11 @@ def without_colr(avif: bytes) -> bytes:
 
 
 def _iprp_without_colr(data: bytes, start: int, end: int) -> bytes:
-    properties = list(_boxes(data, *_one(data, start, end, b"ipco")))
+    properties = list(boxes(data, *_one(data, start, end, b"ipco")))
     gone = [i for i, (kind, _, _) in enumerate(properties, 1) if kind == b"colr"]
     kept = b"".join(_box(k, data[a:b]) for k, a, b in properties if k != b"colr")
     out = b""
-    for kind, a, b in _boxes(data, start, end):
+    for kind, a, b in boxes(data, start, end):
         payload = kept if kind == b"ipco" else data[a:b]
         out += _box(kind, _ipma_without(payload, gone) if kind == b"ipma" else payload)
     return out

@@ -72,7 +72,7 @@ def _limited(data: bytes) -> Limited:
     ipco = _child(data, *iprp, b"ipco", full=False)
     if ipco is None:
         return Limited(grey=False, alpha=False)
-    properties = [(kind, data[a:b]) for kind, a, b in _boxes(data, *ipco)]
+    properties = [(kind, data[a:b]) for kind, a, b in boxes(data, *ipco)]
     owners = _associations(data, *iprp)
     iloc = _child(data, start, end, b"iloc", full=False)
     grey = alpha = False
@@ -92,8 +92,9 @@ def _limited(data: bytes) -> Limited:
     return Limited(grey=grey, alpha=alpha)
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    """(type, payload start, end) of each box between `start` and `end`."""
+def boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, end) of each ISO BMFF box between `start` and `end`; a ValueError
+    for a box that overruns them."""
     at = start
     while at + 8 <= end:
         size, kind = struct.unpack_from(">I4s", data, at)
@@ -110,7 +111,7 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
 
 
 def _child(data: bytes, start: int, end: int, kind: bytes, *, full: bool) -> tuple[int, int] | None:
-    for found, a, b in _boxes(data, start, end):
+    for found, a, b in boxes(data, start, end):
         if found == kind:
             return (a + 4 if full else a), b
     return None
@@ -128,7 +129,7 @@ def _primary(data: bytes, start: int, end: int) -> int:
 def _associations(data: bytes, start: int, end: int) -> dict[int, list[int]]:
     """Item id -> its property indexes (1-based), over every ipma box (some files have two)."""
     owners: dict[int, list[int]] = {}
-    for kind, a, _ in _boxes(data, start, end):
+    for kind, a, _ in boxes(data, start, end):
         if kind != b"ipma":
             continue
         version, flags = data[a], int.from_bytes(data[a + 1 : a + 4], "big")
