@@ -55,7 +55,13 @@ class InMemoryObjectStore:
         return memory_spool()
 
     def put(
-        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        content_type: str,
+        *,
+        if_absent: bool = False,
+        durable: bool = True,
     ) -> ObjectInfo:
         validate_key(key)
         data = bytes(body) if isinstance(body, bytes | bytearray | memoryview) else body.read()

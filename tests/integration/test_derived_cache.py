@@ -5,6 +5,7 @@ rate-limited per client. Renders are counted at the renderer, never timed."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
@@ -24,6 +25,7 @@ from imgpipe.adapters.local.derived_cache import LocalDerivedCache
 from imgpipe.adapters.local.fs_store import FilesystemObjectStore
 from imgpipe.bootstrap import LocalApp, build_local
 from imgpipe.config import Settings
+from imgpipe.core.complete import complete
 from imgpipe.core.files import OpenFile
 from imgpipe.core.ports import NullMetrics
 from imgpipe.core.transform import TransformRequest, Variant
@@ -317,3 +319,42 @@ def test_a_local_apps_stop_writes_the_reads_it_noted(client: TestClient, app: Lo
     client.get(path)  # a hit from memory: noted, not yet written
     app.stop()
     assert stored.stat().st_atime_ns > 1_000_000_000
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "webp", "avif"])
+@pytest.mark.parametrize("kept", [0.0, 0.5])
+def test_a_result_cut_short_on_disk_is_rendered_again_not_served(
+    client: TestClient, app: LocalApp, renderer: CountingRenderer, ext: str, kept: float
+) -> None:
+    """Results are written without fsync: a power failure may leave one empty or cut short
+    at the end (what ext4 and XFS give back). It is never served: it is rendered again, and
+    the new result takes its place."""
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    first = client.get(f"/img/_/w:200/plain/{image_id}@{ext}")
+    [file] = derived_files(app)
+    whole = file.read_bytes()
+    assert whole == first.content
+    file.write_bytes(whole[: int(len(whole) * kept)])
+    # The same entry under options written otherwise: not the answer remembered in memory.
+    again = client.get(f"/img/_/width:200/rt:fit/plain/{image_id}@{ext}")
+    assert again.status_code == 200
+    assert renderer.transforms == 2
+    assert complete(again.content) and size_of(again.content) == size_of(first.content)
+    assert file.read_bytes() == again.content
+    assert again.headers["etag"] == '"' + hashlib.sha256(again.content).hexdigest() + '"'
+
+
+def test_results_are_written_without_fsync_and_renditions_with(
+    client: TestClient, app: LocalApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The derived cache's writes skip fsync (the test above is why that is safe); an upload's
+    renditions, which nothing makes again by itself, do not."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    image_id, _ = upload(client, app, imagegen.photo_jpeg(640, 480))
+    assert synced  # the original and its renditions
+    synced.clear()
+    assert client.get(f"/img/_/w:200/plain/{image_id}@webp").status_code == 200
+    assert len(derived_files(app)) == 1
+    assert synced == []

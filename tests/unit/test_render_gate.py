@@ -64,12 +64,18 @@ class HeldWrites(InMemoryObjectStore):
         return data
 
     def put(
-        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        content_type: str,
+        *,
+        if_absent: bool = False,
+        durable: bool = True,
     ) -> ObjectInfo:
         if self.hold_prefix and key.startswith(self.hold_prefix):
             self.writing.set()
             assert self.let_write.wait(WAIT_S)
-        return super().put(key, body, content_type, if_absent=if_absent)
+        return super().put(key, body, content_type, if_absent=if_absent, durable=durable)
 
 
 def _service(

@@ -37,11 +37,20 @@ class ObjectStore(Protocol):
         ...
 
     def put(
-        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        content_type: str,
+        *,
+        if_absent: bool = False,
+        durable: bool = True,
     ) -> ObjectInfo:
         """Store `body` at `key`, replacing what is there; with `if_absent`, raise
         UploadExistsError instead when the key holds an object (checked as it is written, so
-        two writers cannot both succeed)."""
+        two writers cannot both succeed). Not `durable`: a power failure may lose the object
+        or cut it short (a reader never sees it half-written while the machine runs), for
+        objects that are made again when missing (the derived cache); a store that is always
+        durable ignores it."""
         ...
 
     def spool(self) -> BinaryIO:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -16,7 +17,8 @@ _PRUNE_EVERY = 1024
 
 
 class TokenBuckets:
-    """`rate` requests a second sustained, `burst` at once, per key. Pure apart from the clock."""
+    """`rate` requests a second sustained, `burst` at once, per key. Pure apart from the clock
+    (and a lock: the /img route takes from worker threads)."""
 
     def __init__(
         self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
@@ -26,9 +28,14 @@ class TokenBuckets:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._calls = 0
+        self._lock = threading.Lock()  # the /img route takes from its worker threads
 
     def take(self, key: str) -> float:
         """0 when the request may go ahead, else the seconds until it may."""
+        with self._lock:
+            return self._take(key)
+
+    def _take(self, key: str) -> float:
         now = self.clock()
         tokens, last = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)

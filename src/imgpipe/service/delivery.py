@@ -24,6 +24,7 @@ import logging
 from typing import NamedTuple
 
 from imgpipe.core import derived, negotiate
+from imgpipe.core.complete import complete
 from imgpipe.core.errors import (
     NotFoundError,
     ObjectNotFoundError,
@@ -183,6 +184,11 @@ class Delivery:
             data = self._ctx.objects.get(found.key)
         except ObjectNotFoundError:
             return None
+        if not complete(data):
+            # Written without fsync and cut short by a power failure: rendered again, and
+            # the new result takes its place.
+            log.warning("a cached result is cut short: rendered again", extra={"key": found.key})
+            return None
         self._ctx.derived.read(found.key)
         return Delivered(found.key, _content_type(found, data), len(data), _etag(info), data)
 
@@ -229,7 +235,9 @@ class Delivery:
         original = ctx.objects.open(record.key, version_id=record.version_id)
         with held(original):
             variant = ctx.renderer.transform(original, request)
-        stored = ctx.objects.put(found.key, variant.data, variant.content_type)
+        # Not durable: a result lost to a power failure is rendered again, and one cut short
+        # is found on read (_cached), so a write does not wait for the disk.
+        stored = ctx.objects.put(found.key, variant.data, variant.content_type, durable=False)
         ctx.derived.stored(found.key, stored.size)
         body = variant.data if self._inline(len(variant.data)) else None
         size = len(variant.data)

@@ -127,7 +127,13 @@ class S3ObjectStore:
         return self.get(key, version_id)  # no file on this machine to hand over
 
     def put(
-        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        content_type: str,
+        *,
+        if_absent: bool = False,
+        durable: bool = True,  # S3 is: every PUT is stored redundantly before it answers
     ) -> ObjectInfo:
         validate_key(key)
         payload, size = _sized(body)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import stat
 import tempfile
@@ -44,6 +43,7 @@ from imgpipe.adapters.local.fs_writes import (
     fsync_dir,
     no_room_is_transient,
     remove_stale_tmp,
+    write_temp,
 )
 from imgpipe.core.errors import (
     InvalidRequestError,
@@ -54,7 +54,6 @@ from imgpipe.core.errors import (
 from imgpipe.core.files import OpenFile, sha256_of
 from imgpipe.core.model import ObjectInfo, iso
 
-_COPY_CHUNK = 1024 * 1024
 _ETAG_CACHE_SIZE = 65_536
 # How many of its own writes the store remembers for the uploads watcher (`wrote`): far more
 # than can land in the watcher's debounce window.
@@ -157,28 +156,23 @@ class FilesystemObjectStore:
         return Spool(fd, Path(name), self)
 
     def put(
-        self, key: str, body: bytes | BinaryIO, content_type: str, *, if_absent: bool = False
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        content_type: str,
+        *,
+        if_absent: bool = False,
+        durable: bool = True,
     ) -> ObjectInfo:
+        """Not `durable`: no fsync of the file or its folder (a reader still sees it whole or
+        absent; after a power failure, the derived cache's reader tells: core.complete)."""
         path = self.path_for(key)
         if isinstance(body, Spool) and body.store is self:
             return self._put_spool(key, path, body, if_absent)
         with no_room_is_transient(repr(key)):
-            fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp_dir)
-            tmp = Path(tmp_name)
+            tmp, etag = write_temp(self.tmp_dir, body, durable=durable)
             try:
-                digest = hashlib.sha256()
-                with os.fdopen(fd, "wb") as out:
-                    if isinstance(body, bytes | bytearray | memoryview):
-                        digest.update(body)
-                        out.write(body)
-                    else:
-                        while chunk := body.read(_COPY_CHUNK):
-                            digest.update(chunk)
-                            out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-                etag = digest.hexdigest()
-                st = self._replace(key, path, tmp, if_absent)
+                st = self._replace(key, path, tmp, if_absent, durable)
             finally:
                 tmp.unlink(missing_ok=True)
         self._remember_etag(path, st, etag)
@@ -206,7 +200,7 @@ class FilesystemObjectStore:
             raise ValueError("a spool is put once, before it is closed")
         with no_room_is_transient(repr(key)):
             os.fsync(spool.fileno())
-            st = self._replace(key, path, spool.path, if_absent)
+            st = self._replace(key, path, spool.path, if_absent, durable=True)
         spool.moved = True
         etag = spool.sha256()
         self._remember_etag(path, st, etag)
@@ -281,7 +275,9 @@ class FilesystemObjectStore:
         finally:
             os.close(fd)
 
-    def _replace(self, key: str, path: Path, tmp: Path, if_absent: bool) -> os.stat_result:
+    def _replace(
+        self, key: str, path: Path, tmp: Path, if_absent: bool, durable: bool
+    ) -> os.stat_result:
         """Move `tmp` to `path` with an mtime newer than the old object's; the new stat.
         `if_absent`: raise UploadExistsError if there is an old object (under the key's lock,
         which every write of this store takes: one server owns the data folder)."""
@@ -312,7 +308,8 @@ class FilesystemObjectStore:
                     os.replace(tmp, path)
                 except FileNotFoundError:
                     continue  # a concurrent delete removed the (empty) parent folder
-            fsync_dir(path.parent)
+            if durable:
+                fsync_dir(path.parent)
             return st
         raise KeyConflictError(f"cannot store {key!r}: its folder keeps disappearing")
 

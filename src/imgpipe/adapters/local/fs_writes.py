@@ -1,7 +1,8 @@
 """The local store's file writes: the upload spool, fsync of a folder, a full disk, leftovers.
 
 Every write goes to a temporary file in the store's `.imgpipe/tmp` first and is renamed into
-place once whole and fsynced, so a reader never sees half an object; what a crash left in
+place once whole and fsynced (the derived cache's results are not fsynced: see
+core.complete), so a reader never sees half an object; what a crash left in
 `tmp` is removed, once a day old, when a store next opens the folder.
 """
 
@@ -12,10 +13,11 @@ import errno
 import hashlib
 import io
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from imgpipe.core.errors import StoreUnavailableError
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
 STALE_TMP_S = 24 * 3600
+_COPY_CHUNK = 1024 * 1024
 # No room for the object now (disk full, quota, file size limit): a retry may succeed.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
@@ -78,6 +81,29 @@ class Spool(io.FileIO):
         finally:
             if not self.moved:
                 self.path.unlink(missing_ok=True)
+
+
+def write_temp(tmp_dir: Path, body: bytes | BinaryIO, *, durable: bool) -> tuple[Path, str]:
+    """`body` in a new file in `tmp_dir`, fsynced where `durable`: its path and sha256 (hex).
+    The caller renames it into place, or removes it."""
+    fd, name = tempfile.mkstemp(prefix="put-", dir=tmp_dir)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(body, bytes | bytearray | memoryview):
+                digest.update(body)
+                out.write(body)
+            else:
+                while chunk := body.read(_COPY_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            out.flush()
+            if durable:
+                os.fsync(out.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), digest.hexdigest()
 
 
 def fsync_dir(folder: Path) -> None:

@@ -11,6 +11,7 @@ inline limit. No token: the signature is the permission.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -33,6 +34,22 @@ def router(ctx: ApiContext) -> APIRouter:
     misses = TokenBuckets(ctx.miss_rate_per_s, ctx.miss_burst) if ctx.miss_rate_per_s else None
     delivery = ctx.service.delivery
 
+    def resolve(path: str, request: Request) -> _Outcome:
+        """The lookup, the read and the render, in one worker thread: each hand-over between
+        the event loop and a thread costs more than a cached read."""
+        found = delivery.find(path, _accept(request))
+        if found.cached is not None and _matches(request, _quoted(found)):
+            delivery.revalidated(found)
+            return _Outcome(found, None, 0.0)
+        delivered = delivery.read(found)
+        if delivered is None:
+            client = request.client.host if request.client else "unknown"
+            wait = misses.take(client) if misses is not None else 0.0
+            if wait > 0:
+                return _Outcome(found, None, wait)
+            delivered = delivery.render(found)
+        return _Outcome(found, delivered, 0.0)
+
     @router.get(
         PREFIX + "/{path:path}",
         tags=["transforms"],
@@ -41,24 +58,26 @@ def router(ctx: ApiContext) -> APIRouter:
     )
     async def img(path: str, request: Request) -> Response:
         # A hit answered before from memory never gets here (img_hits.ImgHits answers it).
-        found = await run_in_threadpool(delivery.find, sent_path(request.scope), _accept(request))
+        found, delivered, wait = await run_in_threadpool(resolve, sent_path(request.scope), request)
+        if wait > 0:
+            return _rate_limited(wait, ctx.miss_rate_per_s)
         headers = _cache_headers(found.negotiated)
-        if found.cached is not None and _matches(request, _quoted(found)):
-            await run_in_threadpool(delivery.revalidated, found)
-            return Response(status_code=304, headers={**headers, "ETag": _quoted(found)})
-        delivered = await run_in_threadpool(delivery.read, found)
         if delivered is None:
-            client = request.client.host if request.client else "unknown"
-            wait = misses.take(client) if misses is not None else 0.0
-            if wait > 0:
-                return _rate_limited(wait, ctx.miss_rate_per_s)
-            delivered = await run_in_threadpool(delivery.render, found)
+            return Response(status_code=304, headers={**headers, "ETag": _quoted(found)})
         return _answer(ctx, request, delivered, headers)
 
     # HEAD as GET (uvicorn drops the body): CDNs and link checkers ask for the length and
     # type without the bytes. Left out of the schema, where it would repeat GET's operation.
     router.add_api_route(PREFIX + "/{path:path}", img, methods=["HEAD"], include_in_schema=False)
     return router
+
+
+class _Outcome(NamedTuple):
+    """What resolve() came to: `delivered` None is a 304 (or, with `wait`, a 429)."""
+
+    found: Found
+    delivered: Delivered | None
+    wait: float  # > 0: past the client's rate of renders, retry after this many seconds
 
 
 def sent_path(scope: Scope) -> str:
