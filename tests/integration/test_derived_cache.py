@@ -358,3 +358,28 @@ def test_results_are_written_without_fsync_and_renditions_with(
     assert client.get(f"/img/_/w:200/plain/{image_id}@webp").status_code == 200
     assert len(derived_files(app)) == 1
     assert synced == []
+
+
+def test_an_original_gone_or_over_a_lowered_limit_is_refused_not_rendered(
+    settings: Settings, renderer: CountingRenderer
+) -> None:
+    """The render opens the original without asking for its size first: an original removed
+    behind the server's back is a 404; one over a limit lowered since its upload (the server
+    restarted with it) a 422 too_large, as an image that cannot be rendered."""
+    local = _app(settings, renderer, miss_rate_per_s=0.0)
+    with TestClient(create_local_app(local)) as client:
+        gone_id, gone_key = upload(client, local, imagegen.photo_jpeg(640, 480))
+        big_id, _ = upload(client, local, imagegen.photo_jpeg(640, 480))
+        local.objects.path_for(gone_key).unlink()
+        answer = client.get(f"/img/_/w:100/plain/{gone_id}@jpg")
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+    local.stop()
+    lowered = settings.model_copy(
+        update={"limits": settings.limits.model_copy(update={"max_bytes": 100})}
+    )
+    local = _app(lowered, renderer, miss_rate_per_s=0.0)
+    with TestClient(create_local_app(local)) as client:
+        answer = client.get(f"/img/_/w:100/plain/{big_id}@jpg")
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "too_large"
+    local.stop()
+    assert renderer.transforms == 0

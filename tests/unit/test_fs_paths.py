@@ -406,3 +406,25 @@ def test_stale_temporary_files_are_swept_on_start(tmp_path: Path) -> None:
     FilesystemObjectStore(tmp_path)
 
     assert sorted(p.name for p in store.tmp_dir.iterdir()) == ["put-fresh"]
+
+
+@given(st.text(max_size=40))
+@example("a\\b")
+@example("tab\there")
+@example("c1\x85")
+@example("del\x7f")
+@example("fine é ✓")
+def test_a_segment_is_plain_exactly_when_no_character_needs_escaping(segment: str) -> None:
+    """_is_plain's one regex says what the per-character rule says (backslash, C0, DEL, C1)."""
+    from imgpipe.adapters.local.fs_paths import _is_control, _is_plain
+
+    needs_escaping = any(ch == "\\" or _is_control(ch) for ch in segment)
+    named_otherwise = segment in ("", ".", "..") or segment.startswith("%")
+    too_long = len(segment.encode("utf-8", "surrogatepass")) > NAME_MAX
+    if named_otherwise or too_long:
+        return
+    try:
+        segment.encode("utf-8")
+    except UnicodeEncodeError:
+        return  # a lone surrogate: no key holds one
+    assert _is_plain(segment, first=False) == (not needs_escaping)

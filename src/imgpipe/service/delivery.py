@@ -32,6 +32,7 @@ from imgpipe.core.errors import (
     TooLargeError,
     TransientError,
 )
+from imgpipe.core.files import OpenFile
 from imgpipe.core.formats import CONTENT_TYPES, EXTENSIONS, OutputFormat, sniff
 from imgpipe.core.img_url import ImgUrl, parse_img_path, rendition_presets, sign_img_path
 from imgpipe.core.keys import derived_key, derived_prefix
@@ -218,11 +219,6 @@ class Delivery:
         if done is not None:
             return done, False
         ctx, record = self._ctx, found.record
-        info = ctx.objects.head(record.key)
-        if info is None:
-            raise NotFoundError(f"the original of image {record.image_id} is gone")
-        if info.size > ctx.options.max_bytes:
-            raise TooLargeError(f"{info.size} bytes; the limit is {ctx.options.max_bytes}")
         request = TransformRequest(
             found.url.transform,
             found.formats,
@@ -232,8 +228,15 @@ class Delivery:
             self.options.limits,
             self.options.fast_shrink_on_load,
         )
-        original = ctx.objects.open(record.key, version_id=record.version_id)
+        # Opened without a head first: the record's version of the original, or 404.
+        try:
+            original = ctx.objects.open(record.key, version_id=record.version_id)
+        except ObjectNotFoundError:
+            raise NotFoundError(f"the original of image {record.image_id} is gone") from None
         with held(original):
+            size = original.size if isinstance(original, OpenFile) else len(original)
+            if size > ctx.options.max_bytes:  # the limit lowered since it was uploaded
+                raise TooLargeError(f"{size} bytes; the limit is {ctx.options.max_bytes}")
             variant = ctx.renderer.transform(original, request)
         # Not durable: a result lost to a power failure is rendered again, and one cut short
         # is found on read (_cached), so a write does not wait for the disk.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import mimetypes
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
@@ -53,6 +54,11 @@ _CONTENT_TYPES = {
 }
 
 
+# A backslash or a control character (C0, DEL, C1): what _is_control tells, for a whole
+# segment at once (every store call maps its key: a loop per character was most of that).
+_NOT_PLAIN = re.compile(r"[\\\x00-\x1f\x7f-\x9f]")
+
+
 def _is_control(ch: str) -> bool:
     code = ord(ch)
     return code < 0x20 or 0x7F <= code <= 0x9F
@@ -65,7 +71,7 @@ def _is_plain(segment: str, first: bool) -> bool:
         return False
     if first and segment.isascii() and segment.lower() == STATE_DIR:
         return False
-    return not any(ch == "\\" or _is_control(ch) for ch in segment)
+    return _NOT_PLAIN.search(segment) is None
 
 
 def _escape_tokens(segment: str) -> list[str]:
