@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -428,3 +429,46 @@ def test_a_segment_is_plain_exactly_when_no_character_needs_escaping(segment: st
     except UnicodeEncodeError:
         return  # a lone surrogate: no key holds one
     assert _is_plain(segment, first=False) == (not needs_escaping)
+
+
+def test_resolves_inside_answers_what_pathlib_answered(tmp_path: Path) -> None:
+    """The store's check on strings against pathlib's resolve and is_relative_to, over the
+    cases that matter: the folder itself, its state, a sibling whose name starts the same,
+    links in and out, a loop, a path not made yet."""
+    from imgpipe.adapters.local.fs_paths import resolves_inside
+
+    root, sibling = tmp_path / "data", tmp_path / "data2"
+    state = root / ".imgpipe"
+    for folder in (root / "uploads", state, sibling):
+        folder.mkdir(parents=True)
+    (root / "in").symlink_to(root / "uploads", target_is_directory=True)
+    (root / "out").symlink_to(sibling, target_is_directory=True)
+    (root / "st").symlink_to(state, target_is_directory=True)
+    (root / "loop").symlink_to(root / "loop")
+    cases = [
+        root, state, state / "tmp", sibling / "f", root / "uploads" / "not" / "made",
+        root / "in" / "f", root / "out" / "f", root / "st" / "f", root / "loop" / "f",
+        root / "uploads" / ".." / ".." / "data2" / "f",
+    ]  # fmt: skip
+
+    def by_pathlib(path: Path, folder: bool) -> bool:
+        try:
+            resolved = path.resolve()
+            resolved.stat()  # Python 3.13's resolve no longer tells a loop by itself
+        except RuntimeError:  # Python 3.11-3.12: a loop
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return False
+        return (
+            (folder or resolved != root)
+            and resolved.is_relative_to(root)
+            and not resolved.is_relative_to(state)
+        )
+
+    for path in cases:
+        for folder in (False, True):
+            expected = by_pathlib(path, folder)
+            assert resolves_inside(str(path), str(root), str(state), folder=folder) == expected
+    assert not resolves_inside(str(root / "loop" / "f"), str(root), str(state), folder=True)
+    assert not resolves_inside(str(sibling / "f"), str(root), str(state), folder=True)

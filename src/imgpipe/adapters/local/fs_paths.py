@@ -107,6 +107,26 @@ def segment_names(segment: str, first: bool) -> list[str]:
     return [CONTINUED + chunk for chunk in chunks[:-1]] + [ESCAPE + chunks[-1]]
 
 
+def resolves_inside(path: str, root: str, excluded: str, *, folder: bool) -> bool:
+    """Whether `path`, symbolic links followed, is under `root` (or `root` itself, where
+    `folder`) and neither is nor is under `excluded`; `root` and `excluded` resolved already.
+    A symbolic link loop is outside. What pathlib's resolve and is_relative_to answered, on
+    strings: every store call asks, and pathlib's wrapping was most of a cached read's work."""
+    resolved = os.path.realpath(path)
+    try:
+        os.stat(resolved)  # realpath leaves a loop unresolved: this tells it (as pathlib does)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return False
+    if resolved == root:
+        return folder
+    return _under(resolved, root) and resolved != excluded and not _under(resolved, excluded)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def relative_parts(key: str) -> list[str]:
     """The path components (relative to the data folder) of a valid key; pure."""
     validate_key(key)

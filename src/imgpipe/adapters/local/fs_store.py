@@ -35,6 +35,7 @@ from imgpipe.adapters.local.fs_paths import (
     guess_content_type,
     key_from_parts,
     relative_parts,
+    resolves_inside,
     segment_names,
     walk_files,
 )
@@ -79,6 +80,7 @@ class FilesystemObjectStore:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         self.state_dir = self.root / STATE_DIR
+        self._root, self._state = str(self.root), str(self.state_dir)  # for _inside
         self.tmp_dir = self.state_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
@@ -116,15 +118,7 @@ class FilesystemObjectStore:
     def _inside(self, path: Path, *, folder: bool = False) -> bool:
         """True when `path`, symbolic links followed, stays in the data folder, off state
         (`folder`: the data folder itself counts as inside)."""
-        try:
-            resolved = path.resolve()
-        except (OSError, RuntimeError):  # a symbolic link loop, a name too long
-            return False
-        return (
-            (folder or resolved != self.root)
-            and resolved.is_relative_to(self.root)
-            and not resolved.is_relative_to(self.state_dir)
-        )
+        return resolves_inside(os.fspath(path), self._root, self._state, folder=folder)
 
     # -- ObjectStore ----------------------------------------------------------------------
 
