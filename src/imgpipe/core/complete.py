@@ -27,7 +27,7 @@ def complete(data: bytes) -> bool:
     if data.startswith(b"\xff\xd8\xff"):
         return data.endswith(b"\xff\xd9") and _segments_reach_a_scan(data)
     if data.startswith(_PNG_SIGNATURE):
-        return len(data) >= len(_PNG_SIGNATURE) + len(_PNG_END) and data.endswith(_PNG_END)
+        return data.endswith(_PNG_END)  # the two cannot overlap: 20 bytes at least
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         size: int = struct.unpack("<I", data[4:8])[0]
         return size + 8 == len(data)

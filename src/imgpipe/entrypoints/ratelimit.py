@@ -28,7 +28,7 @@ class TokenBuckets:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._calls = 0
-        self._lock = threading.Lock()  # the /img route takes from its worker threads
+        self._lock = threading.Lock()
 
     def take(self, key: str) -> float:
         """0 when the request may go ahead, else the seconds until it may."""
