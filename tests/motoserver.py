@@ -4,11 +4,17 @@ declares them (made with boto3: versioned bucket, table with both sharded GSIs, 
 Nothing is patched: the adapters talk HTTP to moto through ordinary boto3 clients, with fake
 credentials from the environment. moto keeps its state per process, so each test makes
 resources of its own (uniquely named) rather than resetting the server.
+
+moto's DynamoDB takes no lock: a conditional write reads the item, checks the condition and
+stores, so two writes at once can both pass a condition that AWS lets exactly one pass. The
+server here applies one DynamoDB request at a time, as AWS applies each atomically; without
+that, the store's compare-and-set races fail now and then for moto's sake, not imgpipe's.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,13 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
 
 from imgpipe.adapters.aws import dynamodb_store
 from imgpipe.bootstrap import AwsClients, aws_clients
 from imgpipe.config import AwsBackend, Settings
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3.type_defs import NotificationConfigurationTypeDef
 
@@ -51,15 +63,30 @@ def running_moto(
             patch.setenv(name, value)
         for name in cleared:
             patch.delenv(name, raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
+        app = OneDynamoDbRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
         try:
-            yield f"http://{host}:{port}"
+            yield f"http://127.0.0.1:{server.server_port}"
         finally:
-            server.stop()
-            if server._server is not None:
-                server._server.server_close()
+            server.shutdown()
+            thread.join()
+            server.server_close()
+
+
+class OneDynamoDbRequestAtATime:
+    """moto's app, with DynamoDB (and DynamoDB Streams) requests applied one at a time."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            with self.lock:  # the backend's work is done inside the call, not in the body
+                return self.app(environ, start_response)
+        return self.app(environ, start_response)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,25 @@ def receive_one(queue: JobQueue, visibility_s: float, within_s: float = 5.0) -> 
     raise AssertionError(f"no message within {within_s} s")
 
 
+def drain_concurrently(queue: JobQueue, receivers: int) -> list[int]:
+    """Every message's "n" as `receivers` threads received it, each acking what it got and
+    stopping at its first empty receive."""
+    got: list[list[int]] = [[] for _ in range(receivers)]
+
+    def drain(i: int) -> None:
+        while messages := queue.receive(3, 30):
+            for m in messages:
+                got[i].append(m.body["n"])
+                queue.ack(m)
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(receivers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [n for part in got for n in part]
+
+
 class JobQueueContract:
     """send/receive/ack/release/stats/redrive, as the workers rely on them."""
 
@@ -209,19 +228,5 @@ class JobQueueContract:
     def test_concurrent_receivers_never_share_a_lease(self, job_queue: JobQueue) -> None:
         for n in range(40):
             job_queue.send({"n": n})
-        got: list[list[int]] = [[] for _ in range(4)]
 
-        def drain(i: int) -> None:
-            while messages := job_queue.receive(3, 30):
-                for m in messages:
-                    got[i].append(m.body["n"])
-                    job_queue.ack(m)
-
-        threads = [threading.Thread(target=drain, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-        everything = [n for part in got for n in part]
-        assert sorted(everything) == list(range(40))
+        assert sorted(drain_concurrently(job_queue, receivers=4)) == list(range(40))

@@ -22,7 +22,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from contract.job_queue_contract import MAX_RECEIVES, JobQueueContract, receive_one
+from contract.job_queue_contract import (
+    MAX_RECEIVES,
+    JobQueueContract,
+    drain_concurrently,
+    receive_one,
+)
 from contract.metadata_store_contract import (
     MetadataStoreContract,
     SimilarityIndexContract,
@@ -255,6 +260,19 @@ class TestSqsJobQueue(JobQueueContract):
         assert job_queue.receive(1, 30) == []
         stats = job_queue.stats()
         assert (stats.visible, stats.in_flight) == (0, 0)
+
+    def test_concurrent_receivers_never_share_a_lease(self, job_queue: JobQueue) -> None:
+        """Overrides the contract: moto's ReceiveMessage takes no lock, so two receivers at once
+        can both find a message visible and both take it (a CI run saw it once). AWS leases a
+        message atomically, but a standard queue is at-least-once: "on rare occasions" it
+        delivers a copy again. What holds on both: every message reaches a receiver, none is
+        lost. That a lease hides a message is held one receiver at a time by
+        test_a_lease_hides_the_message_until_it_expires, and that a second delivery does no
+        second work by the record's CAS (tests/e2e/test_aws_flow.py)."""
+        for n in range(40):
+            job_queue.send({"n": n})
+
+        assert set(drain_concurrently(job_queue, receivers=4)) == set(range(40))
 
     def test_stats_count_waiting_messages_and_their_age(self, job_queue: JobQueue) -> None:
         """Overrides the contract: SQS gives the oldest message's age only as the CloudWatch
