@@ -26,7 +26,7 @@ class Imgpipe:
     def __init__(self, *, fast: bool = False) -> None:
         self.fast = fast
         self.label = "imgpipe-fast" if fast else "imgpipe"
-        self.ids: dict[str, str] = {}  # corpus file name -> imageId
+        self.ids: dict[tuple[str, str], str] = {}  # (corpus file name, nonce) -> imageId
 
     def install(self) -> str:
         from imgpipe import __version__
@@ -43,11 +43,20 @@ class Imgpipe:
         with launch(argv, port, work / "serve.log", "/health", **env) as server:
             if not has_img_route(_get_json(server, "/openapi.json")):
                 raise PeerUnavailable("the /img route is not built yet")
-            self.ids = _upload(server, files)
+            self.ids = {}
+            self.stage(server, files, [""] * len(files))
             yield server
 
+    def stage(self, server: Server, files: list[Path], nonces: list[str]) -> None:
+        """Each file uploaded again under each nonce, as an image of its own: a cachebuster
+        is a new URL, but not a new image, and an image's twin (its 1/8 decode, kept by its
+        first render that makes it) serves every URL of it."""
+        ids = _upload(server, files)
+        names = [(f.name, n) for f, n in zip(files, nonces, strict=True)]
+        self.ids.update(zip(names, ids, strict=True))
+
     def path(self, file: Path, request: Request, nonce: str) -> str:
-        return imgpipe_path(self.ids[file.name], request, nonce)
+        return imgpipe_path(self.ids[(file.name, nonce)], request, nonce)
 
 
 def imgpipe_path(source: str, request: Request, nonce: str) -> str:
@@ -76,12 +85,12 @@ def _get_json(server: Server, path: str) -> dict[str, object]:
         conn.close()
 
 
-def _upload(server: Server, files: list[Path]) -> dict[str, str]:
+def _upload(server: Server, files: list[Path]) -> list[str]:
     """Each file through POST /images, then waited for until PROCESSED (untimed: the upload's
-    own renditions must not run during a pass)."""
+    own renditions must not run during a pass); their imageIds, in order."""
     host, port = server.url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
-    ids: dict[str, str] = {}
+    ids: list[str] = []
     for file in files:
         body = e2e_bench._multipart(file.name, file.read_bytes())
         conn.request("POST", "/images", body=body, headers=e2e_bench.MULTIPART_HEADERS)
@@ -89,10 +98,10 @@ def _upload(server: Server, files: list[Path]) -> dict[str, str]:
         answer = response.read()
         if response.status != 202:
             raise PeerUnavailable(f"POST /images answered {response.status}: {answer[:200]!r}")
-        ids[file.name] = str(json.loads(answer)["imageId"])
+        ids.append(str(json.loads(answer)["imageId"]))
     conn.close()
     deadline = time.monotonic() + 300
-    for image_id in ids.values():
+    for image_id in ids:
         while (status := _get_json(server, f"/images/{image_id}").get("status")) != "PROCESSED":
             if status == "FAILED" or time.monotonic() > deadline:
                 raise PeerUnavailable(f"upload {image_id} not processed: {status}")

@@ -72,6 +72,11 @@ class Peer(Protocol):
         """A server on loopback, pinned to core 0, serving `files` (copied into `originals`)."""
         ...
 
+    def stage(self, server: Server, files: list[Path], nonces: list[str]) -> None:
+        """Make each file new to every cache of `server` under its nonce, once stage_links
+        has linked it (untimed, before a pass)."""
+        ...
+
     def path(self, file: Path, request: Request, nonce: str) -> str:
         """The path to GET for `request` on `file`; a new `nonce` is new to every cache."""
         ...
@@ -193,6 +198,9 @@ class Thumbor:
         with launch(argv, port, work / "thumbor.log", "/healthcheck") as server:
             yield server
 
+    def stage(self, server: Server, files: list[Path], nonces: list[str]) -> None:
+        """Nothing: it reads the links stage_links made, a new file to it under each name."""
+
     def path(self, file: Path, request: Request, nonce: str) -> str:
         filters = f"format({request.format}):quality({request.quality}):no_upscale()"
         size = f"{request.width}x{request.height}"  # no fit-in: fill, cropped at the centre
@@ -222,6 +230,9 @@ class Ipx:
         probe = f"/s_16x16/{files[0].name}"
         with launch(argv, port, work / "ipx.log", probe) as server:
             yield server
+
+    def stage(self, server: Server, files: list[Path], nonces: list[str]) -> None:
+        """Nothing: it reads the links stage_links made, a new file to it under each name."""
 
     def path(self, file: Path, request: Request, nonce: str) -> str:
         # s_WxH is sharp's resize(W, H) at its default fit, cover: fill, centred; without

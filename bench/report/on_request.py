@@ -14,6 +14,7 @@ from sections.on_request import (
     COLD_ROUNDS,
     HIT_SECONDS,
     HITS,
+    NEXT_SIZES,
     REQUESTS,
     Figures,
     OnRequestRuns,
@@ -45,7 +46,15 @@ def on_request(runs: OnRequestRuns) -> list[str]:
     lines += [f"| {COLUMNS} |", "|---|---|" + "---:|" * (COLUMNS.count("|") - 1)]
     for request in REQUESTS:
         lines += [row(runs, request.name, peer) for peer in PEERS]
-    return [*lines, *orientation(runs), *goals(runs), *shrink(runs), "", *peers_text(runs)]
+    return [
+        *lines,
+        *orientation(runs),
+        *nexts(runs),
+        *goals(runs),
+        *shrink(runs),
+        "",
+        *peers_text(runs),
+    ]
 
 
 def _vs(mine: float, theirs: Figures | None, figure: str) -> str:
@@ -101,6 +110,47 @@ def orientation(runs: OnRequestRuns) -> list[str]:
         f"against the {rotated} stored rotated (EXIF orientation 3, 6 or 8, for the server "
         "to turn): " + "; ".join(parts) + ".",
     ]
+
+
+def nexts(runs: OnRequestRuns) -> list[str]:
+    """Renders at NEXT_SIZES of images each server rendered once: where imgpipe reads the
+    images' twins."""
+    rows = []
+    for request in REQUESTS:
+        thumbor, ipx = runs.figures("thumbor", request.name), runs.figures("ipx", request.name)
+        for peer in PEERS:
+            f = runs.figures(peer, request.name)
+            if f is None or f.next_per_s is None or f.next_cpu_ms is None:
+                continue
+            rows.append(
+                f"| {request.name} | {runs.versions.get(peer, peer)} | {f.next_per_s:.1f} | "
+                f"{f.next_cpu_ms:.0f} ms | {_next_vs(f, thumbor)} | {_next_vs(f, ipx)} |"
+            )
+    if not rows:
+        return []
+    sizes = ", ".join(f"{w}×{h}" for w, h in NEXT_SIZES)
+    return [
+        "",
+        f"**Next sizes.** After the hits, each server is asked for each file again as fill "
+        f"{sizes} (the same format and quality), as a page's `srcset` asks for one image at "
+        f"several sizes: {runs.files * len(NEXT_SIZES)} renders of images it has rendered "
+        "once, one after the other, size by size. thumbor and ipx decode the original again "
+        "for each. imgpipe reads the image's twin (its 1/8 decode, kept beside its results by "
+        "the first render that makes that decode; engine/twin.py) for each render that needs "
+        "that decode, to the same bytes: every one of these with `fast_shrink_on_load`; by "
+        "default, which leaves 1.5× for the resize, the first size makes it and the next two "
+        "read it.",
+        "",
+        "| request | server | renders/s (one core) | server CPU per render | × thumbor | × ipx |",
+        "|---|---|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
+def _next_vs(mine: Figures, theirs: Figures | None) -> str:
+    if theirs is None or not theirs.next_per_s or mine.next_per_s is None:
+        return "–"
+    return f"{mine.next_per_s / theirs.next_per_s:.2f}×"
 
 
 def _no_worse(mine: Figures, theirs: Figures) -> bool:
@@ -244,8 +294,9 @@ def setup_text(runs: OnRequestRuns) -> str:
         "each asked for as fill 400×300 (cropped at the centre; these photos are 4:3 once "
         "upright, so nothing is cut), never upscaled, EXIF orientation applied, no metadata "
         "kept. **Cold**: each request new to every cache: the file under a new name (a "
-        "hard link, for the servers that read a folder) or a new cachebuster (imgproxy's "
-        f"`cb:`, imgpipe); {files * COLD_ROUNDS} renders per pass after one untimed warm-up; "
+        "hard link, for the servers that read a folder), or uploaded again as an image of its "
+        "own (imgpipe: a new cachebuster is a new URL of the same image, whose twin may serve "
+        f"it); {files * COLD_ROUNDS} renders per pass after one untimed warm-up; "
         "renders/s is requests over wall time, the server's CPU per render from /proc. "
         f"**Cached**: the {files} URLs rendered once, then asked for again in turn, "
         f"{HITS} times or for {HIT_SECONDS:g} s; p50 and p99 of those. KB and SSIM: the "

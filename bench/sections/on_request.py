@@ -10,14 +10,14 @@ import io
 import shutil
 import statistics
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import quality
 import shrink_on_load
 from http_runs import Pass, PeerError, get_bodies, get_pass
 from imgpipe_peer import Imgpipe
-from peer_servers import Ipx, Peer, PeerUnavailable, Request, Thumbor, stage_links
+from peer_servers import Ipx, Peer, PeerUnavailable, Request, Server, Thumbor, stage_links
 from PIL import Image
 
 from sections.common import Bench
@@ -30,6 +30,9 @@ REQUESTS = (
     Request("WebP q80", 400, 300, "webp", 80),
     Request("JPEG q82", 400, 300, "jpeg", 82),
 )
+# Then each file at these fills too, as a page's srcset asks for one image at several sizes:
+# renders of an image rendered before, where imgpipe reads its twin (engine/twin.py).
+NEXT_SIZES = ((320, 240), (288, 216), (256, 192))
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class PeerRun:
 
     cold: dict[str, Pass]
     hits: dict[str, Pass]
+    nexts: dict[str, Pass] = field(default_factory=dict)  # NEXT_SIZES of the primed files
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class Figures:
     # orientation other than 1: the server must turn them); None when there are none
     cold_upright_ms: float | None = None
     cold_rotated_ms: float | None = None
+    next_per_s: float | None = None  # renders at NEXT_SIZES of images rendered before
+    next_cpu_ms: float | None = None
 
 
 @dataclass
@@ -87,6 +93,7 @@ class OnRequestRuns:
             return None
         cold = [run.cold[request] for run in runs]
         hits = [run.hits[request] for run in runs]
+        nexts = [run.nexts[request] for run in runs if request in run.nexts]
         return Figures(
             statistics.median(p.per_second for p in cold),
             statistics.median(p.cpu_ms for p in cold),
@@ -96,6 +103,8 @@ class OnRequestRuns:
             statistics.median(p.cpu_ms for p in hits),
             self.outputs[peer][request],
             *self._by_orientation(cold),
+            statistics.median(p.per_second for p in nexts) if nexts else None,
+            statistics.median(p.cpu_ms for p in nexts) if nexts else None,
         )
 
     def _by_orientation(self, cold: list[Pass]) -> tuple[float | None, float | None]:
@@ -167,25 +176,39 @@ def one_run(
     peer: Peer, originals: Path, files: list[Path], work: Path, tag: str
 ) -> tuple[PeerRun, dict[str, list[bytes]]]:
     """A fresh server: per request a warm-up render (untimed), the cold pass, the files'
-    own URLs rendered once (their answers are kept), then the hits pass on those URLs."""
+    own URLs rendered once (their answers are kept), the hits pass on those URLs, then the
+    files at NEXT_SIZES."""
     cold: dict[str, Pass] = {}
     hits: dict[str, Pass] = {}
+    nexts: dict[str, Pass] = {}
     bodies: dict[str, list[bytes]] = {}
     with peer.serve(originals, files, work) as server:
         for request in REQUESTS:
             warm = f"{tag}-{request.format}-warm"
-            stage_links(originals, files[:1], [warm])
+            _staged(peer, server, originals, files[:1], [warm])
             get_bodies(server, [peer.path(files[0], request, warm)])
             order = files * COLD_ROUNDS
             nonces = [f"{tag}-{request.format}-{n}" for n in range(len(order))]
-            stage_links(originals, order, nonces)
+            _staged(peer, server, originals, order, nonces)
             paths = [peer.path(f, request, n) for f, n in zip(order, nonces, strict=True)]
             cold[request.name] = get_pass(server, paths)
             primed = [peer.path(f, request, "") for f in files]
             bodies[request.name] = get_bodies(server, primed)
             cycle = (primed * (HITS // len(primed) + 1))[:HITS]
             hits[request.name] = get_pass(server, cycle, limit_s=HIT_SECONDS)
-    return PeerRun(cold, hits), bodies
+            sizes = [replace(request, width=w, height=h) for w, h in NEXT_SIZES]
+            nexts[request.name] = get_pass(
+                server, [peer.path(f, r, "") for r in sizes for f in files]
+            )
+    return PeerRun(cold, hits, nexts), bodies
+
+
+def _staged(
+    peer: Peer, server: Server, originals: Path, files: list[Path], nonces: list[str]
+) -> None:
+    """Each file new to every cache of `server` under its nonce (untimed)."""
+    stage_links(originals, files, nonces)
+    peer.stage(server, files, nonces)
 
 
 def score(

@@ -93,6 +93,12 @@ class TransformOptions(BaseModel):
         " fastShrinkOnLoad): less CPU per render, softer results; off: a scale that leaves"
         " 1.5x for a sharpening resize (docs/benchmarks.md: Shrink on load)",
     )
+    twins: bool = Field(
+        default=True,
+        description="keep a JPEG's 1/8 decode beside its results (derived/.../twin, 3 bytes"
+        " a pixel of 1/64 of its pixels) for the image's next renders that need it: the same"
+        " results for a fraction of the CPU; false: every render decodes its original",
+    )
     miss_rate_per_s: float = Field(
         default=10.0,
         ge=0,

@@ -51,6 +51,7 @@ from imgpipe.bootstrap.aws import (
 from imgpipe.config import Settings
 from imgpipe.core.img_url import sign_img_path
 from imgpipe.core.keys import derived_prefix, image_id_for
+from imgpipe.engine import twin as twins
 from imgpipe.entrypoints import lambda_api
 from motoserver import REGION, aws, moto_endpoint
 
@@ -193,6 +194,23 @@ def test_a_signed_url_renders_once_then_reads_derived_from_s3(
     with image_of(webp) as im:
         assert (im.format, im.size) == ("WEBP", (400, 300))
     assert len(list(signed.objects.list(derived_prefix(image_id)))) == 2
+
+
+def test_a_twin_is_kept_in_s3_and_read_by_the_next_render(signed: Stack) -> None:
+    """The API function keeps a JPEG's 1/8 decode beside its results (engine/twin.py), and
+    the next render that needs it reads it from S3: blackened there, the result is black."""
+    image_id = processed_photo(signed, 1600, 1200)
+    assert get(img_path("rs:fill:120:90", image_id))["statusCode"] == 200
+    [twin] = [o for o in signed.objects.list(derived_prefix(image_id)) if o.key.endswith("/twin")]
+    assert twin.size == twins.HEAD + 200 * 150 * 3
+    data = signed.objects.get(twin.key)
+    signed.objects.put(twin.key, data[: twins.HEAD] + bytes(len(data) - twins.HEAD), "x/y")
+
+    black = get(img_path("rs:fill:80:80/f:png", image_id))
+
+    assert black["statusCode"] == 200
+    with image_of(black) as im:
+        assert im.convert("L").getextrema() == (0, 0)
 
 
 def test_bad_signatures_unknown_images_and_unsigned_urls_are_refused(signed: Stack) -> None:

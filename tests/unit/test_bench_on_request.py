@@ -35,7 +35,9 @@ def passes(per_second: float, hit_ms: float, runs: int = 3) -> list[PeerRun]:
         cold = Pass(24 / (per_second * spread), [1000 / per_second] * 24, [18_000] * 24, 2.4)
         latencies = [hit_ms * spread] * 98 + [hit_ms * spread * 10, hit_ms * spread * 20]
         hits = Pass(hit_ms * spread / 10, latencies, [18_000] * 100, 0.1)
-        made.append(PeerRun({r.name: cold for r in REQUESTS}, {r.name: hits for r in REQUESTS}))
+        nexts = Pass(24 / (per_second * 3 * spread), [300 / per_second] * 24, [9_000] * 24, 0.8)
+        by_request = {r.name: cold for r in REQUESTS}, {r.name: hits for r in REQUESTS}
+        made.append(PeerRun(*by_request, {r.name: nexts for r in REQUESTS}))
     return made
 
 
@@ -84,7 +86,12 @@ def test_the_table_compares_with_thumbor_and_ipx_and_says_why_imgpipe_is_missing
     runs = canned(thumbor=(8.0, 2.0, 18.3, 0.971), ipx=(20.0, 50.0, 17.5, 0.969))
     runs.missing["imgpipe"] = "the /img route is not built yet"
     lines = page.on_request(runs)
-    rows = {line.split(" | ")[1]: line for line in lines if line.startswith("| WebP q80 |")}
+    (header,) = (line for line in lines if line.startswith("| request | server | cold"))
+    rows = {
+        line.split(" | ")[1]: line
+        for line in lines
+        if line.startswith("| WebP q80 |") and line.count("|") == header.count("|")
+    }
     # THEN each peer's row has its ratios to the others, and imgpipe's row says why not
     assert (
         "| 20.0 | 100 ms | 2.50× | 1.00× | 20 | 50.0 ms | 500.0 ms | 1.00 ms | 0.04× |"
@@ -95,12 +102,35 @@ def test_the_table_compares_with_thumbor_and_ipx_and_says_why_imgpipe_is_missing
         in rows["thumbor 1.0"]
     )
     assert "not measured: the /img route is not built yet" in rows["imgpipe"]
-    (header,) = (line for line in lines if line.startswith("| request |"))
-    assert all(line.count("|") == header.count("|") for line in rows.values())
     # AND the three goals are reported as not measured, neither met nor failed
     goals = [line for line in lines if line.startswith("| cold renders") or "cached hits ≥" in line]
     assert len(goals) == 3
     assert all("| not measured: imgpipe: the /img route is not built yet | – |" in g for g in goals)
+
+
+def test_next_sizes_compare_the_renders_of_images_rendered_before() -> None:
+    # GIVEN runs whose next-sizes passes go at 3x their cold renders (canned's passes)
+    runs = canned(thumbor=(8.0, 2.0, 18.3, 0.971), ipx=(20.0, 50.0, 17.5, 0.969))
+    runs.runs["imgpipe"] = passes(40.0, 1.0)
+    runs.versions["imgpipe"] = "imgpipe 1.0"
+    runs.outputs["imgpipe"] = runs.outputs["ipx"]
+    lines = page.on_request(runs)
+    # THEN a table of their own says each server's rate, CPU and ratios to thumbor and ipx
+    start = next(n for n, line in enumerate(lines) if line.startswith("**Next sizes.**"))
+    table = [line for line in lines[start:] if line.startswith("| JPEG q82 |")][:3]
+    assert table == [
+        "| JPEG q82 | thumbor 1.0 | 24.0 | 33 ms | 1.00× | 0.40× |",
+        "| JPEG q82 | ipx 1.0 | 60.0 | 33 ms | 2.50× | 1.00× |",
+        "| JPEG q82 | imgpipe 1.0 | 120.0 | 33 ms | 5.00× | 2.00× |",
+    ]
+    assert "24 renders of images it has rendered once" in lines[start]
+
+
+def test_no_next_sizes_table_without_their_passes() -> None:
+    runs = canned(thumbor=(8.0, 2.0, 18.3, 0.971))
+    for run in runs.runs["thumbor"]:
+        run.nexts.clear()
+    assert not any(line.startswith("**Next sizes.**") for line in page.on_request(runs))
 
 
 FAST_LIKE_IPX = (21.0, 0.9, 17.5, 0.9690)
@@ -160,11 +190,13 @@ def test_each_peer_is_asked_the_same_transform_in_its_own_grammar() -> None:
     )
     assert Ipx().path(photo, WEBP, "1-webp-3") == "/s_400x300,f_webp,q_80/c/1-webp-3/camera-00.jpg"
     imgpipe = Imgpipe()
-    imgpipe.ids = {"camera-00.jpg": "img-1"}
+    # an image of its own per nonce (Imgpipe.stage uploads it again): a twin serves every URL
+    # of one image, so a cachebuster alone would not be new to every cache
+    imgpipe.ids = {("camera-00.jpg", ""): "img-1", ("camera-00.jpg", "7"): "img-2"}
     jpeg = Request("JPEG q82", 400, 300, "jpeg", 82)
     assert (
         imgpipe.path(photo, jpeg, "7")
-        == "/img/insecure/rs:fill:400:300:0/q:82/cb:7/plain/img-1@jpg"
+        == "/img/insecure/rs:fill:400:300:0/q:82/cb:7/plain/img-2@jpg"
     )
     assert imgpipe.path(photo, WEBP, "") == "/img/insecure/rs:fill:400:300:0/q:80/plain/img-1@webp"
 

@@ -9,8 +9,9 @@ import pytest
 from imgpipe.bootstrap.options import delivery_options, local_unsafe_allowed
 from imgpipe.config import Settings
 from imgpipe.core import keys
-from imgpipe.core.derived import check_servable, image_id_of, version_tag
+from imgpipe.core.derived import check_servable, image_id_of, twin_may_serve, version_tag
 from imgpipe.core.errors import NotFoundError, NotProcessedError, UnrenderableError
+from imgpipe.core.img_url import parse_img_path
 from imgpipe.core.model import ErrorInfo, ImageRecord, Status
 
 KEY = "uploads/0123456789abcdef/photo.jpg"
@@ -115,3 +116,28 @@ def test_unsigned_urls_only_on_loopback_without_a_token_or_a_key() -> None:
     assert not unsafe(transform={"key": "aa", "salt": "bb"})
     # The AWS wiring never allows them.
     assert not delivery_options(Settings(), unsafe_allowed=False).unsafe
+
+
+@pytest.mark.parametrize(
+    ("fields", "options", "may"),
+    [
+        ({}, "rs:fill:500:375", True),  # 1/8 of 4000 px is 500
+        ({}, "rs:fill:501:375", False),
+        ({}, "w:250/dpr:2", True),
+        ({}, "w:250/dpr:2.1", False),
+        ({}, "h:200/z:3", False),
+        ({}, "mw:600", False),
+        ({}, "c:400:300", False),  # no size asked: the crop at full resolution
+        ({"format": "png"}, "rs:fill:100:100", False),
+        ({"width": None, "height": None}, "rs:fill:100:100", False),
+    ],
+)
+def test_a_twin_is_looked_up_only_for_a_jpeg_and_a_result_within_an_eighth(
+    fields: dict[str, object], options: str, may: bool
+) -> None:
+    image = record(Status.PROCESSED).model_copy(
+        update={"format": "jpeg", "width": 4000, "height": 3000, **fields}
+    )
+    url = parse_img_path(f"/_/{options}/plain/x", keys=[], unsafe=True, presets={})
+
+    assert twin_may_serve(image, url.transform) is may

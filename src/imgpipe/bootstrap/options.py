@@ -48,6 +48,7 @@ def delivery_options(
         limits=transform.limits(),
         inline_limit_bytes=inline_limit_bytes,
         fast_shrink_on_load=transform.fast_shrink_on_load,
+        twins=transform.twins,
         # never more than the derived cache keeps (0 there: results are not kept at all)
         memory_budget_bytes=min(transform.memory_cache_mb, transform.cache_budget_mb) * 1024 * 1024
         if hits_in_memory

@@ -14,8 +14,11 @@ import hashlib
 from imgpipe.core.errors import NotFoundError, NotProcessedError, UnrenderableError
 from imgpipe.core.keys import image_id_for, is_image_id, is_upload_key, validate_key
 from imgpipe.core.model import ImageRecord, Status
+from imgpipe.core.transform import Transform
 
 LOCAL_SCHEME = "local:///"
+# A twin holds a JPEG decoded at 1/TWIN_SHRINK of each side (engine/twin.py).
+TWIN_SHRINK = 8
 
 
 def image_id_of(source: str) -> str:
@@ -53,3 +56,15 @@ def version_tag(record: ImageRecord) -> str:
     reprocess makes the old ones unreachable before they are removed."""
     parts = (record.sequencer, record.version_id or "", record.processed_at or "")
     return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def twin_may_serve(record: ImageRecord, transform: Transform) -> bool:
+    """Whether a render of `transform` might read `record`'s twin: never for one that asks
+    for more than 1/TWIN_SHRINK of the image's longer side, or for no size at all. The
+    engine decides; this spares the lookup (an S3 GET on AWS) where it cannot serve."""
+    if record.format != "jpeg" or not record.width or not record.height:
+        return False
+    t = transform
+    side = max(t.width, t.height, t.min_width, t.min_height)
+    asked = side * t.dpr * max(t.zoom_x, t.zoom_y)
+    return 0 < asked <= max(record.width, record.height) / TWIN_SHRINK

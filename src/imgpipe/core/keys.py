@@ -109,6 +109,12 @@ def derived_key(image_id: str, version_tag: str, options: str, ext: str) -> str:
     return f"{derived_prefix(image_id, version_tag)}{digest}.{ext}"
 
 
+def derived_twin_key(image_id: str, version_tag: str) -> str:
+    """Where an image's twin is kept, beside its results (engine/twin.py):
+    `derived/{imageId}/{versionTag}/twin`, removed and evicted as they are."""
+    return f"{derived_prefix(image_id, version_tag)}twin"
+
+
 def compare_sequencers(a: str, b: str) -> int:
     """S3 sequencers (and ours) are hex strings of unequal length; compare them as numbers."""
     ia, ib = int(a or "0", 16), int(b or "0", 16)

@@ -202,7 +202,9 @@ class TransformRequest(NamedTuple):
     or, given several (imgproxy's "best"), as whichever of them is smallest. `encoder`
     carries the encoder settings and each format's default quality (a rendition preset's
     fields; its size is not used); `background` is what transparency becomes where the
-    format has none and the URL names no background."""
+    format has none and the URL names no background. `twin`: the original's twin, where
+    the cache holds one; `keep_twin`: hand back a twin where the render makes the decode a
+    twin holds (engine/twin.py)."""
 
     transform: Transform
     formats: tuple[OutputFormat, ...]
@@ -211,15 +213,19 @@ class TransformRequest(NamedTuple):
     source_limits: RenderLimits
     limits: TransformLimits
     fast_shrink_on_load: bool = False  # JPEGs decoded softer, for less CPU (engine.decode)
+    twin: bytes | None = None
+    keep_twin: bool = False
 
 
 class Variant(NamedTuple):
-    """A transform's result: the encoded bytes, their format and size."""
+    """A transform's result: the encoded bytes, their format and size; the twin it made,
+    where it was asked to keep one and made that decode (TransformRequest.keep_twin)."""
 
     data: bytes
     format: OutputFormat
     width: int
     height: int
+    twin: bytes | None = None
 
     @property
     def content_type(self) -> str:

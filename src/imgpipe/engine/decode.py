@@ -19,6 +19,7 @@ from imgpipe.engine.colour import icc_options, normalise
 from imgpipe.engine.gif import clear_outside
 from imgpipe.engine.header import Header
 from imgpipe.engine.pillow_decode import pillow_pixels
+from imgpipe.engine.twin import Twins
 from imgpipe.engine.vips import (
     LOAD_OPTIONS,
     LOADER_FOR,
@@ -48,12 +49,14 @@ def decode(
     *,
     upright: bool = True,
     sharp: bool = False,
+    twins: Twins | None = None,
 ) -> VipsImage:
     """Decode once to exactly `width` x `height` (displayed orientation): upright, 8-bit sRGB
     (or grey), with alpha if the source has it, in memory. Not `upright`: as stored, the EXIF
     orientation not applied (`width` x `height` then as stored too); HEIF's rotation, which
     libheif applies, is applied whatever. `sharp`: a JPEG keeps more of its resolution for a
-    sharper resize (_SHARP_GAP), at more CPU."""
+    sharper resize (_SHARP_GAP), at more CPU. `twins`: the render's twins (twin.py), one read
+    instead of the JPEG's decode, or kept of it."""
     pyvips = vips()
     try:
         if header.heif_image is not None:
@@ -66,19 +69,24 @@ def decode(
             return _decode_pillow(header, width, height, upright=upright)
         options: dict[str, Any] = {**icc_options(header), "no_rotate": not upright}
         try:
-            return _decode_vips(data, header, (width, height), options, sharp=sharp)
+            return _decode_vips(data, header, (width, height), options, sharp, twins)
         except pyvips.Error:
             if not header.has_icc:
                 raise
             # A broken ICC profile should not lose the image: decode again, untransformed.
             plain = {"no_rotate": not upright}
-            return _decode_vips(data, header, (width, height), plain, sharp=sharp)
+            return _decode_vips(data, header, (width, height), plain, sharp, twins)
     except pyvips.Error as exc:
         raise failure(header.format, f"{header.format} image is corrupt or truncated", exc) from exc
 
 
 def _decode_vips(
-    data: bytes, header: Header, size: tuple[int, int], options: dict[str, Any], *, sharp: bool
+    data: bytes,
+    header: Header,
+    size: tuple[int, int],
+    options: dict[str, Any],
+    sharp: bool,
+    twins: Twins | None,
 ) -> VipsImage:
     pyvips = vips()
     width, height = size
@@ -95,6 +103,8 @@ def _decode_vips(
         loaded = pyvips.Image.new_from_source(
             source(data), f"{LOAD_OPTIONS},shrink={shrink}", access="sequential"
         )
+        if twins is not None:
+            loaded = twins.decoded(loaded, shrink)
         if sharp:
             loaded = _sharp_resize(loaded, header, (width, height), stored=stored)
         image = loaded.thumbnail_image(width, height=height, size="force", **options)

@@ -7,6 +7,8 @@
                     over the limits is refused here, still before decoding  (transform_plan.py)
       decode        ONCE, shrunk on load to the size the result needs, upright (unless
                     auto_rotate is off), 8-bit sRGB; then rotate              (decode.py)
+                    a JPEG's 1/8 decode read from its twin where given one, or kept as
+                    one where asked                                             (twin.py)
       crop          the crop option, at its gravity                  (transform_steps.py)
       resize        to the planned size, exactly
       crop          to the result box (fill, fill-down) at the gravity: sm is libvips' attention
@@ -34,6 +36,7 @@ from imgpipe.engine.header import Header, read_header
 from imgpipe.engine.memory import hand_back_free_memory
 from imgpipe.engine.pipeline import guard
 from imgpipe.engine.transform_plan import Plan, go_round, plan
+from imgpipe.engine.twin import Twins
 from imgpipe.engine.vips import VipsImage, configure_vips
 from imgpipe.engine.writers import PillowPixels, pillow_encodes, write
 
@@ -66,24 +69,32 @@ def _transform(data: bytes, request: TransformRequest) -> Variant:
     if scaled_pixels > request.limits.max_pixels:
         check_size("the image resized before its crop", *sizes.scaled, request.limits)
     sharp = not request.fast_shrink_on_load
-    image = _decoded(data, header, sizes, t, upright=upright, sharp=sharp)
+    twins = Twins(request.twin, request.keep_twin)
+    image = _decoded(data, header, sizes, t, upright=upright, sharp=sharp, twins=twins)
     image = _shaped(image, sizes, t)
-    return _encoded(image, request)
+    return _encoded(image, request)._replace(twin=twins.made)
 
 
 def _decoded(
-    data: bytes, header: Header, sizes: Plan, t: Transform, *, upright: bool, sharp: bool
+    data: bytes,
+    header: Header,
+    sizes: Plan,
+    t: Transform,
+    *,
+    upright: bool,
+    sharp: bool,
+    twins: Twins,
 ) -> VipsImage:
     """The source decoded once, at the scale the result needs (never above its own size;
     `sharp`: decode.py's sharp decode), upright (where `upright`), turned by `rotate`, cut to
-    the crop option's area."""
+    the crop option's area; from `twins`' given twin where it serves (twin.py)."""
     scale = _decode_scale(sizes)
     width, height = (max(1, go_round(side * scale)) for side in sizes.source)
     turned = t.rotate % 180 != 0
     if header.progressive:
         hand_back_free_memory()
     size = (height, width) if turned else (width, height)
-    image = decode(data, header, *size, upright=upright, sharp=sharp)
+    image = decode(data, header, *size, upright=upright, sharp=sharp, twins=twins)
     image = steps.rotate(image, t.rotate)
     if sizes.crop == (0, 0):
         return image

@@ -53,6 +53,8 @@ class DeliveryOptions:
     memory_budget_bytes: int = 0
     # JPEGs decoded at the scale that just covers the result (engine.decode: sharp off).
     fast_shrink_on_load: bool = False
+    # A JPEG's 1/8 decode kept beside its results and read by its next renders (engine.twin).
+    twins: bool = False
 
 
 @dataclass(frozen=True)

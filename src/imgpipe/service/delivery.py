@@ -11,7 +11,9 @@ or rendered once from the original and kept there.
                         deployment's inline limit (the route redirects to them)
     render(found)       a miss: rendered from the original by the Renderer (locally in the
                         rendering processes, under their limits), stored, answered; identical
-                        requests in this process at once render once (single-flight)
+                        requests in this process at once render once (single-flight); a
+                        JPEG's 1/8 decode kept beside the results as its twin, and read by
+                        the renders that need it instead of decoding again (engine/twin.py)
     drop_derived(...)   a delete, a reprocess or a new version removes the image's results
 
 What it returns is plain values (Delivered); the route makes the HTTP answer of them.
@@ -35,7 +37,7 @@ from imgpipe.core.errors import (
 from imgpipe.core.files import OpenFile
 from imgpipe.core.formats import CONTENT_TYPES, EXTENSIONS, OutputFormat, sniff
 from imgpipe.core.img_url import ImgUrl, parse_img_path, rendition_presets, sign_img_path
-from imgpipe.core.keys import derived_key, derived_prefix
+from imgpipe.core.keys import derived_key, derived_prefix, derived_twin_key
 from imgpipe.core.model import ImageRecord, ObjectInfo
 from imgpipe.core.transform import TransformRequest
 from imgpipe.service.context import DeliveryOptions, ServiceContext
@@ -44,6 +46,7 @@ from imgpipe.service.renditions import held
 from imgpipe.service.singleflight import SingleFlight
 
 log = logging.getLogger("imgpipe.service")
+TWIN_TYPE = "application/octet-stream"
 
 
 class Found(NamedTuple):
@@ -219,6 +222,10 @@ class Delivery:
         if done is not None:
             return done, False
         ctx, record = self._ctx, found.record
+        twin_key = derived_twin_key(record.image_id, derived.version_tag(record))
+        twins = self.options.twins
+        may_serve = twins and derived.twin_may_serve(record, found.url.transform)
+        twin = self._twin(twin_key) if may_serve else None
         request = TransformRequest(
             found.url.transform,
             found.formats,
@@ -227,6 +234,8 @@ class Delivery:
             ctx.options.render.limits,
             self.options.limits,
             self.options.fast_shrink_on_load,
+            twin,
+            keep_twin=twins,
         )
         # Opened without a head first: the record's version of the original, or 404.
         try:
@@ -242,9 +251,21 @@ class Delivery:
         # is found on read (_cached), so a write does not wait for the disk.
         stored = ctx.objects.put(found.key, variant.data, variant.content_type, durable=False)
         ctx.derived.stored(found.key, stored.size)
+        if variant.twin is not None:  # not durable either: a cut short twin is not read
+            kept = ctx.objects.put(twin_key, variant.twin, TWIN_TYPE, durable=False)
+            ctx.derived.stored(twin_key, kept.size)
         body = variant.data if self._inline(len(variant.data)) else None
         size = len(variant.data)
         return Delivered(found.key, variant.content_type, size, _etag(stored), body), True
+
+    def _twin(self, key: str) -> bytes | None:
+        """The image's twin, where the cache holds one (its results' recency goes for it)."""
+        try:
+            twin = self._ctx.objects.get(key)
+        except ObjectNotFoundError:
+            return None
+        self._ctx.derived.read(key)
+        return twin
 
     def _inline(self, size: int) -> bool:
         limit = self.options.inline_limit_bytes
