@@ -14,11 +14,9 @@ import hashlib
 from imgpipe.core.errors import NotFoundError, NotProcessedError, UnrenderableError
 from imgpipe.core.keys import image_id_for, is_image_id, is_upload_key, validate_key
 from imgpipe.core.model import ImageRecord, Status
-from imgpipe.core.transform import Transform
+from imgpipe.core.transform import TWIN_SHRINK, Transform
 
 LOCAL_SCHEME = "local:///"
-# A twin holds a JPEG decoded at 1/TWIN_SHRINK of each side (engine/twin.py).
-TWIN_SHRINK = 8
 
 
 def image_id_of(source: str) -> str:

@@ -29,6 +29,10 @@ def number(value: float) -> str:
     return str(int(value)) if exact else repr(float(value))
 
 
+# A twin holds a JPEG decoded at 1/TWIN_SHRINK of each side (engine/twin.py).
+TWIN_SHRINK = 8
+
+
 class Gravity(NamedTuple):
     """Where a crop is taken, or an extended image placed: a compass point (or the centre)
     with offsets (>= 1 or <= -1: pixels, times dpr; between: a share of the side), the focus

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import struct
 
-from imgpipe.core.derived import TWIN_SHRINK
+from imgpipe.core.transform import TWIN_SHRINK
 from imgpipe.engine.vips import VipsImage, vips
 
 MAGIC = b"imgpipe twin\x00\x01"
