@@ -137,9 +137,10 @@ def nexts(runs: OnRequestRuns) -> list[str]:
         "once, one after the other, size by size. thumbor and ipx decode the original again "
         "for each. imgpipe reads the image's twin (its 1/8 decode, kept beside its results by "
         "the first render that makes that decode; engine/twin.py) for each render that needs "
-        "that decode, to the same bytes: every one of these with `fast_shrink_on_load`; by "
-        "default, which leaves 1.5× for the resize, the first size makes it and the next two "
-        "read it.",
+        "that decode, to the same bytes: every one of these with `fast_shrink_on_load`, whose "
+        "400×300 renders made the twins; by default, which leaves 1.5× for the resize and so "
+        "decodes those at 1/4, the first request's first size makes them, and every later "
+        "render reads them.",
         "",
         "| request | server | renders/s (one core) | server CPU per render | × thumbor | × ipx |",
         "|---|---|---:|---:|---:|---:|",

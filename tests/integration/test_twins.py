@@ -89,6 +89,8 @@ def test_no_twin_of_a_png_or_of_a_result_over_an_eighth(client: TestClient, app:
 
     client.get(f"/img/_/rs:fill:120:90/plain/{png_id}@png")
     client.get(f"/img/_/rs:fill:400:300/plain/{jpeg_id}@jpg")
+    # decoded at 1/8 (fit 133x100), but asked for 2000 px: none was looked for, none is kept
+    client.get(f"/img/_/rs:fit:2000:100/ex:1/plain/{jpeg_id}@jpg")
 
     assert twin_files(app) == []
 

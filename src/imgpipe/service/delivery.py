@@ -222,9 +222,9 @@ class Delivery:
         if done is not None:
             return done, False
         ctx, record = self._ctx, found.record
+        # A twin is looked for, and one is kept, only where one may serve this render.
         twin_key = derived_twin_key(record.image_id, derived.version_tag(record))
-        twins = self.options.twins
-        may_serve = twins and derived.twin_may_serve(record, found.url.transform)
+        may_serve = self.options.twins and derived.twin_may_serve(record, found.url.transform)
         twin = self._twin(twin_key) if may_serve else None
         request = TransformRequest(
             found.url.transform,
@@ -235,7 +235,7 @@ class Delivery:
             self.options.limits,
             self.options.fast_shrink_on_load,
             twin,
-            keep_twin=twins,
+            keep_twin=may_serve,
         )
         # Opened without a head first: the record's version of the original, or 404.
         try:
