@@ -8,11 +8,11 @@ keep order); see tests/integration/test_local_contracts.py.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
+from contract.concurrency import race
 from imgpipe.core.errors import InvalidRequestError
 from imgpipe.core.ports import JobQueue, Message
 
@@ -33,20 +33,16 @@ def receive_one(queue: JobQueue, visibility_s: float, within_s: float = 5.0) -> 
 def drain_concurrently(queue: JobQueue, receivers: int) -> list[int]:
     """Every message's "n" as `receivers` threads received it, each acking what it got and
     stopping at its first empty receive."""
-    got: list[list[int]] = [[] for _ in range(receivers)]
 
-    def drain(i: int) -> None:
+    def drain(_: int) -> list[int]:
+        got = []
         while messages := queue.receive(3, 30):
             for m in messages:
-                got[i].append(m.body["n"])
+                got.append(m.body["n"])
                 queue.ack(m)
+        return got
 
-    threads = [threading.Thread(target=drain, args=(i,)) for i in range(receivers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [n for part in got for n in part]
+    return [n for part in race(receivers, drain) for n in part]
 
 
 class JobQueueContract:

@@ -7,13 +7,13 @@ subclasses `MetadataStoreContract`; see tests/integration/test_local_contracts.p
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
 
+from contract.concurrency import race
 from imgpipe.core.errors import InvalidRequestError
 from imgpipe.core.keys import image_id_for
 from imgpipe.core.model import (
@@ -65,29 +65,6 @@ def all_pages(store: MetadataStore, status: Status | None, limit: int) -> list[l
 def newest_first(records: list[ImageRecord]) -> list[str]:
     ordered = sorted(records, key=lambda r: (r.uploaded_at, r.image_id), reverse=True)
     return [r.image_id for r in ordered]
-
-
-def race(n: int, attempt: Callable[[int], T]) -> list[T]:
-    """Run `attempt(i)` in n threads released at the same moment; their results."""
-    barrier = threading.Barrier(n)
-    results: list[T | None] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = attempt(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results  # type: ignore[return-value]
 
 
 class MetadataStoreContract:
