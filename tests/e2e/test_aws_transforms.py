@@ -53,6 +53,7 @@ from imgpipe.core.img_url import sign_img_path
 from imgpipe.core.keys import derived_prefix, image_id_for
 from imgpipe.engine import twin as twins
 from imgpipe.entrypoints import lambda_api
+from imgpipe.service.delivery import TWIN_TYPE
 from motoserver import REGION, aws, moto_endpoint
 
 __all__ = ["aws", "moto_endpoint", "stack"]  # fixtures
@@ -204,12 +205,13 @@ def test_a_twin_is_kept_in_s3_and_read_by_the_next_render(signed: Stack) -> None
     [twin] = [o for o in signed.objects.list(derived_prefix(image_id)) if o.key.endswith("/twin")]
     assert twin.size == twins.HEAD + 200 * 150 * 3
     data = signed.objects.get(twin.key)
-    signed.objects.put(twin.key, data[: twins.HEAD] + bytes(len(data) - twins.HEAD), "x/y")
+    black = data[: twins.HEAD] + bytes(len(data) - twins.HEAD)
+    signed.objects.put(twin.key, black, TWIN_TYPE)
 
-    black = get(img_path("rs:fill:80:80/f:png", image_id))
+    answer = get(img_path("rs:fill:80:80/f:png", image_id))
 
-    assert black["statusCode"] == 200
-    with image_of(black) as im:
+    assert answer["statusCode"] == 200
+    with image_of(answer) as im:
         assert im.convert("L").getextrema() == (0, 0)
 
 

@@ -25,7 +25,6 @@ from imgpipe.core.transform import TWIN_SHRINK
 from imgpipe.engine.vips import VipsImage, vips
 
 MAGIC = b"imgpipe twin\x00\x01"
-SHRINK = TWIN_SHRINK
 SIZES = struct.Struct("<4I")
 HEAD = len(MAGIC) + SIZES.size
 # The fields libvips keeps as the image's own properties, not as metadata to copy.
@@ -51,10 +50,10 @@ class Twins:
             image = stands_in(self.given, loaded, shrink)
             if image is not None:
                 return image
-        if not self.keep or shrink != SHRINK or not _plain(loaded):
+        if not self.keep or shrink != TWIN_SHRINK or not _plain(loaded):
             return loaded
         image = loaded.copy_memory()
-        sizes = SIZES.pack(int(image.width), int(image.height), int(image.bands), SHRINK)
+        sizes = SIZES.pack(int(image.width), int(image.height), int(image.bands), TWIN_SHRINK)
         self.made = MAGIC + sizes + image.write_to_memory()
         return image
 
